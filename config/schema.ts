@@ -1,0 +1,263 @@
+/**
+ * The stack configuration: one zod schema per section, strict (a typo is an error, not a silently
+ * ignored key). Parsed once, by `parseConfig`, from whatever holds the stack's settings (Pulumi
+ * config at `pulumi up`, the stack YAML file for the offline `plan`).
+ *
+ * Secrets are never values here: `secrets.*` holds references ("config:NAME", "ssm:/path",
+ * "file:/path") that the deployment resolves where the secret lives.
+ */
+import { z } from "zod";
+import { GPU_NAMES } from "../catalogs/gpus";
+import { INSTANCE_TYPE_NAMES } from "../catalogs/instances";
+import { MODEL_IDS } from "../catalogs/models";
+import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
+import { PORTS } from "../catalogs/ports";
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .int({ error: `must be a whole number between ${min} and ${max}` })
+    .min(min)
+    .max(max);
+
+const cidr = z
+  .string()
+  .regex(
+    /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/,
+    "must be an IPv4 CIDR such as 203.0.113.7/32",
+  );
+
+const hostname = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    "must be a DNS label: a-z, 0-9 and '-', ≤ 63 chars",
+  );
+
+export const SECRET_REF_FORMS =
+  '"config:<pulumi config key>", "ssm:/<parameter path>" or "file:/<absolute path on the node>"';
+
+const secretRef = z.string().check((ctx) => {
+  const v = ctx.value;
+  if (
+    /^(hf_[A-Za-z0-9]{10,}|sk-[A-Za-z0-9]{10,})$/.test(v) ||
+    (v.length >= 32 && !v.includes(":"))
+  ) {
+    ctx.issues.push({
+      code: "custom",
+      input: v,
+      message: `looks like a secret value itself; store it with \`pulumi config set --secret <key> …\` and reference it as ${SECRET_REF_FORMS}`,
+    });
+    return;
+  }
+  if (!/^(config:[A-Za-z][A-Za-z0-9_-]*|ssm:\/[A-Za-z0-9_./-]+|file:\/[^\s]+)$/.test(v)) {
+    ctx.issues.push({
+      code: "custom",
+      input: v,
+      message: `must be a reference: ${SECRET_REF_FORMS}`,
+    });
+  }
+});
+
+const quantizationSpec = z.strictObject({
+  method: z.enum(["awq", "gptq"]),
+  bits: z.union([z.literal(4), z.literal(8)]),
+  groupSize: int(1, 4096).default(128),
+});
+
+/** A model outside the catalog (a fine-tune, another VLM with Qwen2-VL's shape). */
+export const customModelSchema = z.strictObject({
+  name: z.string().min(1),
+  layers: int(1, 1000),
+  hiddenSize: int(1),
+  intermediateSize: int(1),
+  attentionHeads: int(1),
+  kvHeads: int(1),
+  headDim: int(1).optional(),
+  vocabSize: int(1),
+  tiedEmbeddings: z.boolean().default(false),
+  maxPositions: int(1),
+  torchDtype: z.enum(["bfloat16", "float16", "float32"]).default("bfloat16"),
+  quantization: quantizationSpec.optional(),
+  /** true: Qwen2-VL's vision tower; false: a text-only model. */
+  vision: z.boolean().default(true),
+  /** Total weight size when it cannot be derived from the dimensions (GiB). */
+  weightsGiB: z.number().positive().optional(),
+});
+
+export const modelSchema = z.strictObject({
+  id: z.enum(MODEL_IDS).optional(),
+  custom: customModelSchema.optional(),
+  /** A 40-hex commit of the repository; branch names move and are refused. */
+  revision: z.string().min(1),
+  /** Accept a branch or tag as revision, with a warning (reproducibility lost). */
+  allowFloatingRevision: z.boolean().default(false),
+  /** Name clients send as "model"; default: the repository id. */
+  servedModelName: z
+    .string()
+    .regex(/^[A-Za-z0-9._/-]+$/, "letters, digits and . _ / - only")
+    .optional(),
+});
+
+const awsTarget = z.strictObject({
+  kind: z.literal("aws"),
+  region: z
+    .string()
+    .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1"),
+  instanceType: z.enum(INSTANCE_TYPE_NAMES),
+  /** Nodes per replica: the pipeline stages. Default 1. */
+  nodes: int(1, 16).default(1),
+  /** Independent vLLM groups behind a load balancer. Default 1. */
+  replicas: int(1, 16).default(1),
+  spot: z
+    .strictObject({ enabled: z.boolean(), maxPriceUsdPerHour: z.number().positive().optional() })
+    .optional(),
+  ami: z
+    .enum(["dlami-ubuntu-22.04", "ubuntu-22.04", "ubuntu-24.04", "debian-12"])
+    .default("dlami-ubuntu-22.04"),
+  /** A pinned AMI id; overrides `ami`. */
+  amiId: z
+    .string()
+    .regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0123456789abcdef0")
+    .optional(),
+  availabilityZone: z
+    .string()
+    .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/)
+    .optional(),
+  vpc: z.enum(["default", "new"]).default("default"),
+  /** SSH public key for the nodes (public: not a secret). None: SSM Session Manager only. */
+  sshPublicKey: z
+    .string()
+    .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) /, "must be an OpenSSH public key")
+    .optional(),
+  efa: z.boolean().default(false),
+  rootVolumeGiB: int(30, 16384).optional(),
+  /** Override of the catalog's on-demand price (USD per instance-hour). */
+  pricePerHourUsd: z.number().positive().optional(),
+});
+
+const hostSchema = z.strictObject({
+  name: hostname,
+  /** Where SSH reaches the machine. */
+  address: z.string().min(1),
+  /** Address the other nodes use (Ray, NCCL); default: `address`. */
+  privateAddress: z.string().min(1).optional(),
+  port: int(1, 65535).default(22),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/, "must be a Unix user name")
+    .default("root"),
+  gpu: z.enum(GPU_NAMES),
+  gpuCount: int(1, 16),
+  /** Interface carrying cluster traffic (NCCL_SOCKET_IFNAME/GLOO_SOCKET_IFNAME); default: detected from the route to the head. */
+  networkInterface: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+    .optional(),
+});
+
+const hostsTarget = z.strictObject({
+  kind: z.literal("hosts"),
+  hosts: z.array(hostSchema).min(1),
+  replicas: int(1, 16).default(1),
+  /** Path of the private key on the machine running Pulumi (a path, not the key). */
+  sshPrivateKeyPath: z.string().min(1).optional(),
+  /** known_hosts file used to check host keys (never disabled). */
+  knownHostsPath: z.string().min(1).optional(),
+  /** What an hour of these machines costs you, per host (default 0: owned hardware). */
+  pricePerHourUsd: z.number().min(0).default(0),
+});
+
+export const targetSchema = z.discriminatedUnion("kind", [awsTarget, hostsTarget], {
+  error: 'target.kind must be "aws" or "hosts"',
+});
+
+export const vllmSchema = z.strictObject({
+  /** Exact PyPI version, e.g. "0.11.0". */
+  version: z.string().default(DEFAULT_VLLM_VERSION),
+  maxModelLen: int(64, 1_048_576).default(8192),
+  gpuMemoryUtilization: z
+    .number({ error: "must be a number > 0 and ≤ 1" })
+    .gt(0, "must be > 0 and ≤ 1")
+    .lte(1, "must be > 0 and ≤ 1")
+    .default(0.9),
+  /** Images per prompt (`--limit-mm-per-prompt`). */
+  imageLimit: int(0, 64).default(4),
+  dtype: z.enum(["auto", "half", "float16", "bfloat16", "float32"]).default("auto"),
+  kvCacheDtype: z.enum(["auto", "fp8"]).default("auto"),
+  enforceEager: z.boolean().default(false),
+  maxNumBatchedTokens: int(64, 1_048_576).optional(),
+  maxNumSeqs: int(1, 4096).optional(),
+  blockSize: z
+    .union([z.literal(8), z.literal(16), z.literal(32)], { error: "must be 8, 16 or 32" })
+    .default(16),
+  quantization: z.enum(["awq", "awq_marlin", "gptq", "gptq_marlin"]).optional(),
+  /** Server-wide image resize bounds (`--mm-processor-kwargs`); one visual token = 28×28 px. */
+  minPixels: int(784, 1 << 26).optional(),
+  maxPixels: int(784, 1 << 26).optional(),
+  tensorParallelSize: int(1, 64).optional(),
+  pipelineParallelSize: int(1, 64).optional(),
+  disableCustomAllReduce: z.boolean().default(false),
+  swapSpaceGiB: z.number().min(0).optional(),
+  port: int(1, 65535).default(PORTS.vllm),
+  extraArgs: z
+    .array(z.string().regex(/^--?[A-Za-z0-9]|^[^-]/, "must be a flag or a value"))
+    .default([]),
+});
+
+export const networkSchema = z.strictObject({
+  /** CIDRs that may reach the API port. Default: none (use an SSH tunnel or SSM port forwarding). */
+  apiCidrs: z.array(cidr).default([]),
+  /** CIDRs that may reach SSH. Default: none (SSM Session Manager). */
+  sshCidrs: z.array(cidr).default([]),
+  /** Must be true, with `secrets.apiKey` set, for 0.0.0.0/0 in `apiCidrs`. */
+  allowPublicApi: z.boolean().default(false),
+  /** ACM certificate for an HTTPS listener on the load balancer. */
+  certificateArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:acm:/, "must be an ACM certificate ARN")
+    .optional(),
+});
+
+export const monitoringSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  grafana: z.boolean().default(false),
+  dcgmExporter: z.boolean().default(true),
+  retentionDays: int(1, 3650).default(15),
+});
+
+export const secretsSchema = z.strictObject({
+  hfToken: secretRef.optional(),
+  apiKey: secretRef.optional(),
+});
+
+export const SECTIONS = {
+  model: modelSchema,
+  target: targetSchema,
+  vllm: vllmSchema,
+  network: networkSchema,
+  monitoring: monitoringSchema,
+  secrets: secretsSchema,
+} as const;
+
+export type SectionName = keyof typeof SECTIONS;
+export const REQUIRED_SECTIONS: readonly SectionName[] = ["model", "target"];
+
+export type ModelConfig = z.output<typeof modelSchema>;
+export type CustomModelConfig = z.output<typeof customModelSchema>;
+export type TargetConfig = z.output<typeof targetSchema>;
+export type AwsTarget = z.output<typeof awsTarget>;
+export type HostsTarget = z.output<typeof hostsTarget>;
+export type HostConfig = z.output<typeof hostSchema>;
+export type VllmConfig = z.output<typeof vllmSchema>;
+export type NetworkConfig = z.output<typeof networkSchema>;
+export type MonitoringConfig = z.output<typeof monitoringSchema>;
+export type SecretsConfig = z.output<typeof secretsSchema>;
+
+export interface StackConfig {
+  readonly model: ModelConfig;
+  readonly target: TargetConfig;
+  readonly vllm: VllmConfig;
+  readonly network: NetworkConfig;
+  readonly monitoring: MonitoringConfig;
+  readonly secrets: SecretsConfig;
+}

@@ -1,0 +1,881 @@
+/**
+ * The plan: typed config + catalogs → everything the deployment needs to know, with no I/O.
+ * A plan that cannot work fails here, before any resource exists: `planStack` throws a ConfigError
+ * listing every problem; a plan whose model does not fit comes back with `fits: false`, the numbers
+ * and the ways out, and the callers (Pulumi program, `plan`, `fit`) refuse to go on.
+ */
+import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
+import { INSTANCE_TYPES, PRICES_AS_OF } from "../catalogs/instances";
+import { awqVariantOf, type ModelSpec } from "../catalogs/models";
+import { CLUSTER_PORTS, PORTS, type PortName } from "../catalogs/ports";
+import {
+  MIN_VLLM_FOR_QWEN2_VL,
+  NEWEST_VERIFIED_VLLM,
+  compareVersions,
+  parseVersion,
+  vllmDefaults,
+  vllmFeatures,
+  type VllmFeatures,
+} from "../catalogs/vllm";
+import { ConfigError, type Issue } from "../config/errors";
+import { parseSections } from "../config/parse";
+import type { HostConfig, StackConfig, VllmConfig } from "../config/schema";
+import {
+  CUDA_CONTEXT_GiB,
+  DEFAULT_MAX_PIXELS,
+  DTYPE_BYTES,
+  GiB,
+  NON_TORCH_DISTRIBUTED_GiB,
+  NON_TORCH_GiB,
+  PIXELS_PER_VISUAL_TOKEN,
+  checkpointBytes,
+  cudaGraphBytes,
+  decoderActivationBytes,
+  encoderActivationBytes,
+  kvBytesPerToken,
+  layersPerStage,
+  weightShare,
+  type Dtype,
+} from "./memory";
+import { resolveModel, type ResolvedModel } from "./model";
+import { RENDERED_FLAGS, modelDir, renderVllmArgs } from "./vllm-args";
+
+// ---- types ---------------------------------------------------------------------------------
+
+export interface StageMemory {
+  readonly stage: number;
+  readonly layers: number;
+  readonly capacityGiB: number;
+  readonly budgetGiB: number;
+  readonly weightsGiB: number;
+  readonly activationGiB: number;
+  readonly nonTorchGiB: number;
+  readonly cudaGraphGiB: number;
+  /** Memory vLLM keeps back from the KV cache: activation peak + non-torch (+ CUDA graphs ≥ 0.21). */
+  readonly reservedGiB: number;
+  readonly kvCacheGiB: number;
+  readonly kvBytesPerToken: number;
+  readonly kvCacheTokens: number;
+}
+
+export interface MemoryPlan {
+  readonly stages: readonly StageMemory[];
+  readonly kvCacheTokens: number;
+  readonly maxConcurrency: number;
+  readonly fits: boolean;
+  readonly profile: {
+    readonly maxNumBatchedTokens: number;
+    readonly maxNumSeqs: number;
+    readonly tokensPerImage: number;
+    readonly imagesProfiled: number;
+  };
+  /** CUDA graphs captured outside the budget must fit in what utilization leaves free. */
+  readonly headroomGiB: number;
+}
+
+export interface PlanNode {
+  readonly name: string;
+  readonly role: "head" | "worker";
+  readonly replica: number;
+  /** Pipeline stage this node runs (its index within the replica). */
+  readonly stage: number;
+  readonly gpus: number;
+  readonly host?: HostConfig;
+}
+
+export interface PlannedPort {
+  readonly name: PortName;
+  readonly port: number;
+  /** api: reachable from apiCidrs; cluster: between members only; local: on the node only. */
+  readonly exposure: "api" | "cluster" | "local";
+}
+
+export interface Plan {
+  readonly stack?: string;
+  readonly model: {
+    readonly id: string;
+    readonly revision: string;
+    readonly servedModelName: string;
+    readonly quantization?: string;
+    readonly checkpointGiB: number;
+    readonly license: string;
+    readonly dir: string;
+  };
+  readonly target: "aws" | "hosts";
+  readonly instanceType?: string;
+  readonly region?: string;
+  readonly gpu: Gpu;
+  readonly gpusPerNode: number;
+  readonly nodesPerReplica: number;
+  readonly replicas: number;
+  readonly nodes: readonly PlanNode[];
+  readonly tensorParallelSize: number;
+  readonly pipelineParallelSize: number;
+  readonly dtype: Dtype;
+  readonly vllmVersion: string;
+  readonly engine: "v0" | "v1";
+  readonly features: VllmFeatures;
+  readonly maxModelLen: number;
+  readonly gpuMemoryUtilization: number;
+  readonly imageLimit: number;
+  readonly memory: MemoryPlan;
+  readonly fits: boolean;
+  readonly kvCacheTokens: number;
+  readonly maxConcurrency: number;
+  /** The binding (smallest-KV) stage's numbers. */
+  readonly perGpu: Pick<StageMemory, "weightsGiB" | "kvCacheGiB" | "reservedGiB" | "capacityGiB">;
+  readonly waysOut: readonly string[];
+  readonly warnings: readonly string[];
+  readonly vllmArgs: readonly string[];
+  readonly ports: readonly PlannedPort[];
+  readonly rootVolumeGiB: number;
+  readonly costPerHourUsd: number;
+  readonly costNote: string;
+  readonly driver: { readonly min: string; readonly cuda: string };
+  readonly config: StackConfig;
+}
+
+// ---- memory --------------------------------------------------------------------------------
+
+export interface Setup {
+  readonly model: ModelSpec;
+  /** Scales computed weights to a user-given checkpoint size (1 when derived). */
+  readonly weightsScale: number;
+  readonly gpu: Gpu;
+  readonly tp: number;
+  readonly pp: number;
+  readonly dtype: Dtype;
+  readonly kvBytes: number;
+  readonly features: VllmFeatures;
+  readonly maxModelLen: number;
+  readonly util: number;
+  readonly imageLimit: number;
+  readonly maxPixels: number;
+  readonly enforceEager: boolean;
+  readonly blockSize: number;
+  readonly maxNumBatchedTokens?: number;
+  readonly maxNumSeqs?: number;
+}
+
+export function planMemory(s: Setup): MemoryPlan {
+  const defaults = vllmDefaults(s.features, s.gpu.memoryGiB, s.maxModelLen);
+  const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
+  const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
+  const tokensPerImage = Math.max(1, Math.floor(s.maxPixels / PIXELS_PER_VISUAL_TOKEN));
+  const hasVision = Boolean(s.model.vision) && s.imageLimit > 0;
+  let images = 0;
+  if (hasVision) {
+    // V0 profiles one prompt carrying the image limit; V1 fills the encoder budget
+    // (max(max_num_batched_tokens, tokens per item)) with whole items (gpu_model_runner.profile_run).
+    images =
+      s.features.engine === "v0"
+        ? s.imageLimit
+        : Math.max(
+            1,
+            Math.min(
+              s.imageLimit * seqs,
+              Math.floor(Math.max(tokens, tokensPerImage) / tokensPerImage),
+            ),
+          );
+  }
+  const act = DTYPE_BYTES[s.dtype];
+  const kvPerLayerScale = s.kvBytes;
+  const w = weightShare(s.model, s.tp, s.dtype);
+  const layers = layersPerStage(s.model.layers, s.pp);
+  const capacity = s.gpu.memoryGiB;
+  const budget = capacity * s.util;
+  const distributed = s.tp * s.pp > 1;
+
+  const stages: StageMemory[] = layers.map((n, i) => {
+    const first = i === 0;
+    const last = i === layers.length - 1;
+    // Tied embeddings share the embedding matrix unless the LM head sits on another stage.
+    const lmHead = s.model.tiedEmbeddings ? (s.pp > 1 ? w.embedding : 0) : w.lmHead;
+    const weights =
+      s.weightsScale *
+      (n * w.perLayer + (first ? w.embedding + w.vision : 0) + (last ? lmHead : 0));
+    const decoder = decoderActivationBytes(s.model, tokens, s.tp, act);
+    const sampler = last ? seqs * s.model.vocabSize * 4 : 0;
+    const v = s.model.vision;
+    const patches = images * tokensPerImage * (v ? v.spatialMergeSize ** 2 : 0);
+    const encoder = first && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
+    const encoderOutputs =
+      first && hasVision ? images * tokensPerImage * s.model.hiddenSize * act : 0;
+    const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
+    const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
+    const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);
+    const reserved = activation + nonTorch + (s.features.cudaGraphsInBudget ? graphs : 0);
+    const kvBytes = Math.max(0, budget * GiB - weights - reserved);
+    const perToken = kvBytesPerToken(s.model, n, s.tp, kvPerLayerScale);
+    const blocks = Math.floor(kvBytes / (perToken * s.blockSize));
+    return {
+      stage: i,
+      layers: n,
+      capacityGiB: capacity,
+      budgetGiB: budget,
+      weightsGiB: weights / GiB,
+      activationGiB: activation / GiB,
+      nonTorchGiB: nonTorch / GiB,
+      cudaGraphGiB: graphs / GiB,
+      reservedGiB: reserved / GiB,
+      kvCacheGiB: kvBytes / GiB,
+      kvBytesPerToken: perToken,
+      kvCacheTokens: blocks * s.blockSize,
+    };
+  });
+  const kvCacheTokens = Math.min(...stages.map((st) => st.kvCacheTokens));
+  return {
+    stages,
+    kvCacheTokens,
+    maxConcurrency: kvCacheTokens / s.maxModelLen,
+    fits: kvCacheTokens > 0 && kvCacheTokens >= s.maxModelLen,
+    profile: {
+      maxNumBatchedTokens: tokens,
+      maxNumSeqs: seqs,
+      tokensPerImage,
+      imagesProfiled: images,
+    },
+    headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
+  };
+}
+
+// ---- parallelism ---------------------------------------------------------------------------
+
+/** Why `tp` cannot shard `model`, or undefined when it can (vLLM's checks at model load). */
+export function tensorParallelProblem(model: ModelSpec, tp: number): string | undefined {
+  if (model.attentionHeads % tp !== 0)
+    return `does not divide the model's ${model.attentionHeads} attention heads`;
+  if (model.kvHeads % tp !== 0 && tp % model.kvHeads !== 0)
+    return `neither divides nor is a multiple of the model's ${model.kvHeads} KV heads`;
+  if (model.vision && model.vision.numHeads % tp !== 0)
+    return `does not divide the vision tower's ${model.vision.numHeads} attention heads`;
+  const q = model.quantization;
+  if (q) {
+    const shard = model.intermediateSize / tp;
+    if (!Number.isInteger(shard) || shard % q.groupSize !== 0)
+      return `splits intermediate_size ${model.intermediateSize} into ${shard} per GPU, not a multiple of the quantization group size ${q.groupSize} ("input size is not aligned", QwenLM/Qwen3-VL #231)`;
+  }
+  return undefined;
+}
+
+export function allowedTensorParallelSizes(model: ModelSpec, max = 64): number[] {
+  const out: number[] = [];
+  for (let tp = 1; tp <= max; tp++) if (!tensorParallelProblem(model, tp)) out.push(tp);
+  return out;
+}
+
+// ---- dtype ---------------------------------------------------------------------------------
+
+export function resolveDtype(
+  requested: VllmConfig["dtype"],
+  model: ModelSpec,
+  gpu: Gpu,
+  notes: string[],
+): { dtype?: Dtype; problem?: string } {
+  if (requested === "bfloat16" && !supportsBf16(gpu)) {
+    return {
+      problem: `${gpu.name} (compute capability ${gpu.computeCapability}) has no bf16 (needs ≥ 8.0); use "half" or "auto"`,
+    };
+  }
+  if (requested === "half" || requested === "float16") return { dtype: "float16" };
+  if (requested === "bfloat16" || requested === "float32") return { dtype: requested };
+  if (model.torchDtype === "bfloat16" && !supportsBf16(gpu)) {
+    notes.push(
+      `dtype auto → half: ${gpu.name} (compute capability ${gpu.computeCapability}) has no bf16`,
+    );
+    return { dtype: "float16" };
+  }
+  return { dtype: model.torchDtype };
+}
+
+// ---- hardware ------------------------------------------------------------------------------
+
+interface Hardware {
+  gpu: Gpu;
+  gpusPerNode: number;
+  nodesPerReplica: number;
+  replicas: number;
+  pricePerNode: number;
+  priceNote: string;
+  hosts?: readonly HostConfig[];
+}
+
+function resolveHardware(c: StackConfig, issues: Issue[]): Hardware | undefined {
+  const t = c.target;
+  if (t.kind === "aws") {
+    const it = INSTANCE_TYPES.get(t.instanceType)!;
+    const gpu = GPUS.get(it.gpu)!;
+    const spot = t.spot?.enabled;
+    const price = t.spot?.maxPriceUsdPerHour ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
+    return {
+      gpu,
+      gpusPerNode: it.gpuCount,
+      nodesPerReplica: t.nodes,
+      replicas: t.replicas,
+      pricePerNode: price,
+      priceNote: spot
+        ? t.spot?.maxPriceUsdPerHour
+          ? "spot, at most the configured max price"
+          : `spot: the on-demand price (as of ${PRICES_AS_OF}) is the ceiling; spot is usually far lower`
+        : t.pricePerHourUsd
+          ? "on-demand, configured price"
+          : `on-demand, us-east-1 list price as of ${PRICES_AS_OF}`,
+    };
+  }
+  const first = t.hosts[0]!;
+  let ok = true;
+  t.hosts.forEach((h, i) => {
+    if (h.gpu !== first.gpu) {
+      issues.push({
+        path: `target.hosts[${i}].gpu`,
+        value: h.gpu,
+        message: `differs from hosts[0] (${first.gpu}); every node of a vLLM cluster needs the same GPU model`,
+      });
+      ok = false;
+    }
+    if (h.gpuCount !== first.gpuCount) {
+      issues.push({
+        path: `target.hosts[${i}].gpuCount`,
+        value: h.gpuCount,
+        message: `differs from hosts[0] (${first.gpuCount}); every node needs the same GPU count`,
+      });
+      ok = false;
+    }
+  });
+  const names = new Set<string>();
+  t.hosts.forEach((h, i) => {
+    if (names.has(h.name)) {
+      issues.push({
+        path: `target.hosts[${i}].name`,
+        value: h.name,
+        message: "is used twice; host names must be unique",
+      });
+      ok = false;
+    }
+    names.add(h.name);
+  });
+  if (t.hosts.length % t.replicas !== 0) {
+    issues.push({
+      path: "target.replicas",
+      value: t.replicas,
+      message: `must divide the ${t.hosts.length} hosts into equal groups`,
+    });
+    ok = false;
+  }
+  if (!ok) return undefined;
+  return {
+    gpu: GPUS.get(first.gpu)!,
+    gpusPerNode: first.gpuCount,
+    nodesPerReplica: t.hosts.length / t.replicas,
+    replicas: t.replicas,
+    pricePerNode: t.pricePerHourUsd,
+    priceNote:
+      t.pricePerHourUsd > 0
+        ? "configured price per host"
+        : "existing machines (no price configured)",
+    hosts: t.hosts,
+  };
+}
+
+// ---- the plan ------------------------------------------------------------------------------
+
+export interface PlanOptions {
+  readonly stack?: string;
+  /** Pulumi config keys that hold secrets; `config:` references are checked against it when given. */
+  readonly secretKeys?: ReadonlySet<string>;
+  /** Override the GPU (fit --gpu-memory-gib): a card outside the catalog. */
+  readonly gpu?: Gpu;
+  /** Checkpoint size given by the user when the dimensions cannot give it. */
+  readonly weightsGiB?: number;
+}
+
+/** Raw sections (as read from Pulumi config or a stack file) → a plan, or every problem at once. */
+export function planStack(raw: Readonly<Record<string, unknown>>, opts: PlanOptions = {}): Plan {
+  const parsed = parseSections(raw);
+  const issues = [...parsed.issues];
+  const s = parsed.sections;
+  if (issues.length === 0) return planConfig(s as StackConfig, opts);
+  // Run the plan's checks on what did parse, so one run reports everything it can.
+  if (s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets) {
+    try {
+      planConfig(s as StackConfig, opts);
+    } catch (e) {
+      if (e instanceof ConfigError) issues.push(...e.issues);
+      else throw e;
+    }
+  }
+  throw new ConfigError(issues);
+}
+
+export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
+  const issues: Issue[] = [];
+  const warnings: string[] = [];
+  const v = c.vllm;
+
+  const resolved = resolveModel(c.model, warnings);
+  issues.push(...resolved.issues);
+  const hw = resolveHardware(c, issues);
+  const gpu = opts.gpu ?? hw?.gpu;
+
+  const version = parseVersion(v.version);
+  if (!version) {
+    issues.push({
+      path: "vllm.version",
+      value: v.version,
+      message: 'must be an exact PyPI version such as "0.11.0" (no ranges: the plan depends on it)',
+    });
+  } else if (compareVersions(version, parseVersion(MIN_VLLM_FOR_QWEN2_VL)!) < 0) {
+    issues.push({
+      path: "vllm.version",
+      value: v.version,
+      message: `cannot serve Qwen2-VL; needs ≥ ${MIN_VLLM_FOR_QWEN2_VL} (vllm PR #7905). The seed's 0.4.2 predates Qwen2-VL`,
+    });
+  }
+  const features = version && gpu ? vllmFeatures(version, gpu.computeCapability) : undefined;
+  if (features && !features.verified) {
+    warnings.push(
+      `vLLM ${v.version} is newer than ${NEWEST_VERIFIED_VLLM}, the newest this project has checked flags against; flags are assumed unchanged`,
+    );
+  }
+
+  checkNetworkAndSecrets(c, opts, issues);
+  checkExtraArgs(v, issues);
+
+  const model = resolved.model;
+  let dtype: Dtype | undefined;
+  let tp = 0;
+  let pp = 0;
+  if (model && gpu && hw) {
+    const m = model.spec;
+    const d = resolveDtype(v.dtype, m, gpu, warnings);
+    if (d.problem) issues.push({ path: "vllm.dtype", value: v.dtype, message: d.problem });
+    dtype = d.dtype;
+    if (m.quantization && dtype === "bfloat16")
+      warnings.push(
+        `${m.quantization.method.toUpperCase()} kernels are written for float16: "half" is recommended for quantized models`,
+      );
+
+    tp = v.tensorParallelSize ?? hw.gpusPerNode;
+    pp = v.pipelineParallelSize ?? hw.nodesPerReplica;
+    const tpProblem = tensorParallelProblem(m, tp);
+    if (tpProblem) {
+      issues.push({
+        path:
+          v.tensorParallelSize !== undefined
+            ? "vllm.tensorParallelSize"
+            : "vllm.tensorParallelSize (default: GPUs per node)",
+        value: tp,
+        message: `${tpProblem} (allowed: ${allowedTensorParallelSizes(m, Math.max(8, hw.gpusPerNode)).join(", ")})`,
+      });
+    }
+    const total = hw.gpusPerNode * hw.nodesPerReplica;
+    if (tp * pp > total) {
+      issues.push({
+        path: "vllm.pipelineParallelSize",
+        value: pp,
+        message: `TP ${tp} × PP ${pp} = ${tp * pp} GPUs, but a replica has ${hw.nodesPerReplica} node(s) × ${hw.gpusPerNode} GPU(s) = ${total}`,
+      });
+    } else if (tp * pp < total) {
+      warnings.push(
+        `TP ${tp} × PP ${pp} uses ${tp * pp} of the replica's ${total} GPUs; the rest stay idle`,
+      );
+    }
+    if (tp > hw.gpusPerNode)
+      warnings.push(
+        `TP ${tp} spans nodes (a node has ${hw.gpusPerNode} GPUs): all-reduce over the network is slow; prefer PP across nodes`,
+      );
+    if (pp > m.layers)
+      issues.push({
+        path: "vllm.pipelineParallelSize",
+        value: pp,
+        message: `exceeds the model's ${m.layers} layers`,
+      });
+    if (hw.nodesPerReplica > 1 && pp < hw.nodesPerReplica && tp <= hw.gpusPerNode)
+      warnings.push(`${hw.nodesPerReplica} nodes but PP ${pp}: some nodes get no stage`);
+
+    if (v.maxModelLen > m.maxPositions)
+      issues.push({
+        path: "vllm.maxModelLen",
+        value: v.maxModelLen,
+        message: `exceeds the model's max_position_embeddings (${m.maxPositions}); vLLM refuses it`,
+      });
+    if (v.quantization) {
+      const base = v.quantization.replace("_marlin", "");
+      if (!m.quantization)
+        issues.push({
+          path: "vllm.quantization",
+          value: v.quantization,
+          message: `${m.id} is not quantized; remove it, or serve ${awqVariantOf(m.id)?.id ?? "an AWQ/GPTQ checkpoint"} instead`,
+        });
+      else if (m.quantization.method !== base)
+        issues.push({
+          path: "vllm.quantization",
+          value: v.quantization,
+          message: `${m.id} is ${m.quantization.method.toUpperCase()}-quantized; use "${m.quantization.method}" or leave it unset (read from config.json)`,
+        });
+    }
+    if (v.minPixels !== undefined && v.maxPixels !== undefined && v.minPixels > v.maxPixels)
+      issues.push({
+        path: "vllm.minPixels",
+        value: v.minPixels,
+        message: `must be ≤ vllm.maxPixels (${v.maxPixels})`,
+      });
+    if (features) {
+      if (v.swapSpaceGiB !== undefined && !features.swapSpace)
+        issues.push({
+          path: "vllm.swapSpaceGiB",
+          value: v.swapSpaceGiB,
+          message: `vLLM ${v.version} runs the V1 engine, which has no --swap-space; remove it`,
+        });
+      if ((v.minPixels !== undefined || v.maxPixels !== undefined) && !features.mmProcessorKwargs)
+        issues.push({
+          path: "vllm.maxPixels",
+          value: v.maxPixels,
+          message: `vLLM ${v.version} has no --mm-processor-kwargs (needs ≥ 0.6.2)`,
+        });
+      if (
+        features.engine === "v0" &&
+        v.maxNumBatchedTokens !== undefined &&
+        v.maxNumBatchedTokens < v.maxModelLen
+      )
+        issues.push({
+          path: "vllm.maxNumBatchedTokens",
+          value: v.maxNumBatchedTokens,
+          message: `must be ≥ vllm.maxModelLen (${v.maxModelLen}) on the V0 engine without chunked prefill; vLLM refuses to start`,
+        });
+      if (m.vision && v.imageLimit > 0) {
+        const perImage = Math.floor((v.maxPixels ?? DEFAULT_MAX_PIXELS) / PIXELS_PER_VISUAL_TOKEN);
+        const need = v.imageLimit * perImage + 2;
+        if (need > v.maxModelLen) {
+          const maxPixelsFit =
+            Math.floor((v.maxModelLen - 2) / v.imageLimit) * PIXELS_PER_VISUAL_TOKEN;
+          const text = `${v.imageLimit} images × ${perImage} visual tokens (max ${v.maxPixels ?? DEFAULT_MAX_PIXELS} px each) = ${need - 2} tokens > maxModelLen ${v.maxModelLen}`;
+          const ways = `set vllm.maxPixels ≤ ${maxPixelsFit}, lower vllm.imageLimit to ${Math.max(0, Math.floor((v.maxModelLen - 2) / perImage))}, or raise vllm.maxModelLen to ≥ ${need}`;
+          if (features.mmProfileMustFitContext)
+            issues.push({
+              path: "vllm.maxPixels",
+              value: v.maxPixels,
+              message: `vLLM ${v.version} refuses to start ("Qwen2-VL cannot process ${v.imageLimit} images in a prompt"): ${text}; ${ways}`,
+            });
+          else warnings.push(`a prompt with ${text} is rejected; ${ways}`);
+        }
+      }
+      if (!m.vision && v.imageLimit > 0)
+        warnings.push(`${m.id} has no vision tower: vllm.imageLimit ${v.imageLimit} is ignored`);
+      if (features.needsRopeScalingFix)
+        warnings.push(
+          `vLLM ${v.version} needs the rope_scaling fix in config.json (KeyError: 'factor'); provisioning applies it`,
+        );
+    }
+  }
+
+  let rootVolumeGiB = 0;
+  if (model) {
+    const ckptGiB =
+      opts.weightsGiB ?? model.weightsGiBOverride ?? checkpointBytes(model.spec) / GiB;
+    rootVolumeGiB = Math.ceil(ckptGiB + 64);
+    if (
+      c.target.kind === "aws" &&
+      c.target.rootVolumeGiB !== undefined &&
+      c.target.rootVolumeGiB < rootVolumeGiB
+    )
+      issues.push({
+        path: "target.rootVolumeGiB",
+        value: c.target.rootVolumeGiB,
+        message: `too small for ${ckptGiB.toFixed(1)} GiB of weights + 64 GiB for the system and Python environment; needs ≥ ${rootVolumeGiB}`,
+      });
+    if (c.target.kind === "aws" && c.target.rootVolumeGiB !== undefined)
+      rootVolumeGiB = c.target.rootVolumeGiB;
+  }
+
+  if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype) {
+    throw new ConfigError(
+      issues.length
+        ? issues
+        : [{ path: "", value: undefined, message: "incomplete configuration" }],
+    );
+  }
+
+  const m = model.spec;
+  const derivedGiB = checkpointBytes(m) / GiB;
+  const givenGiB = opts.weightsGiB ?? model.weightsGiBOverride;
+  const setup: Setup = {
+    model: m,
+    weightsScale: givenGiB ? (givenGiB * GiB) / checkpointBytes(m) : 1,
+    gpu,
+    tp,
+    pp,
+    dtype,
+    kvBytes: v.kvCacheDtype === "fp8" ? 1 : DTYPE_BYTES[dtype],
+    features,
+    maxModelLen: v.maxModelLen,
+    util: v.gpuMemoryUtilization,
+    imageLimit: m.vision ? v.imageLimit : 0,
+    maxPixels: v.maxPixels ?? DEFAULT_MAX_PIXELS,
+    enforceEager: v.enforceEager,
+    blockSize: v.blockSize,
+    ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),
+    ...(v.maxNumSeqs !== undefined ? { maxNumSeqs: v.maxNumSeqs } : {}),
+  };
+  const memory = planMemory(setup);
+  const binding = memory.stages.reduce((a, b) => (b.kvCacheTokens < a.kvCacheTokens ? b : a));
+
+  if (!features.cudaGraphsInBudget && !v.enforceEager) {
+    const graphs = Math.max(...memory.stages.map((st) => st.cudaGraphGiB));
+    if (graphs > memory.headroomGiB)
+      warnings.push(
+        `CUDA graphs (~${graphs.toFixed(2)} GiB) are captured outside the ${(v.gpuMemoryUtilization * 100).toFixed(0)} % budget, but only ${Math.max(0, memory.headroomGiB).toFixed(2)} GiB is left beside the CUDA context: lower vllm.gpuMemoryUtilization or set vllm.enforceEager`,
+      );
+  }
+
+  const multiNode = pp > 1 && hw.nodesPerReplica > 1;
+  const dir = modelDir(m.id, model.revision);
+  const vllmArgs = renderVllmArgs({
+    modelDir: dir,
+    servedModelName: model.servedModelName,
+    vllm: v,
+    features,
+    dtype,
+    tp,
+    pp,
+    multiNode,
+    hasVision: Boolean(m.vision),
+  });
+  const nodes = planNodes(hw);
+  const ports = planPorts(c, hw.nodesPerReplica > 1);
+  const instances = hw.nodesPerReplica * hw.replicas;
+
+  const plan: Plan = {
+    ...(opts.stack ? { stack: opts.stack } : {}),
+    model: {
+      id: m.id,
+      revision: model.revision,
+      servedModelName: model.servedModelName,
+      ...(m.quantization
+        ? { quantization: `${m.quantization.method}-int${m.quantization.bits}` }
+        : {}),
+      checkpointGiB: round(givenGiB ?? derivedGiB, 2),
+      license: m.license,
+      dir,
+    },
+    target: c.target.kind,
+    ...(c.target.kind === "aws"
+      ? { instanceType: c.target.instanceType, region: c.target.region }
+      : {}),
+    gpu,
+    gpusPerNode: hw.gpusPerNode,
+    nodesPerReplica: hw.nodesPerReplica,
+    replicas: hw.replicas,
+    nodes,
+    tensorParallelSize: tp,
+    pipelineParallelSize: pp,
+    dtype,
+    vllmVersion: v.version,
+    engine: features.engine,
+    features,
+    maxModelLen: v.maxModelLen,
+    gpuMemoryUtilization: v.gpuMemoryUtilization,
+    imageLimit: setup.imageLimit,
+    memory,
+    fits: memory.fits,
+    kvCacheTokens: memory.kvCacheTokens,
+    maxConcurrency: round(memory.maxConcurrency, 2),
+    perGpu: {
+      weightsGiB: round(binding.weightsGiB, 2),
+      kvCacheGiB: round(binding.kvCacheGiB, 2),
+      reservedGiB: round(binding.reservedGiB, 2),
+      capacityGiB: round(binding.capacityGiB, 2),
+    },
+    waysOut: memory.fits ? [] : waysOut(setup, c, hw),
+    warnings,
+    vllmArgs,
+    ports,
+    rootVolumeGiB,
+    costPerHourUsd: round(hw.pricePerNode * instances, 3),
+    costNote: `${instances} × ${c.target.kind === "aws" ? c.target.instanceType : "host"} at $${hw.pricePerNode}/h (${hw.priceNote})`,
+    driver: { min: features.minDriver, cuda: features.cudaVersion },
+    config: c,
+  };
+  return plan;
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+function planNodes(hw: Hardware): PlanNode[] {
+  const out: PlanNode[] = [];
+  for (let r = 0; r < hw.replicas; r++) {
+    for (let i = 0; i < hw.nodesPerReplica; i++) {
+      const host = hw.hosts?.[r * hw.nodesPerReplica + i];
+      out.push({
+        name: host?.name ?? (hw.replicas > 1 ? `r${r}-` : "") + (i === 0 ? "head" : `worker${i}`),
+        role: i === 0 ? "head" : "worker",
+        replica: r,
+        stage: i,
+        gpus: hw.gpusPerNode,
+        ...(host ? { host } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+function planPorts(c: StackConfig, multiNode: boolean): PlannedPort[] {
+  const ports: PlannedPort[] = [{ name: "vllm", port: c.vllm.port, exposure: "api" }];
+  if (c.monitoring.enabled) {
+    ports.push({ name: "prometheus", port: PORTS.prometheus, exposure: "local" });
+    ports.push({
+      name: "nodeExporter",
+      port: PORTS.nodeExporter,
+      exposure: multiNode ? "cluster" : "local",
+    });
+    if (c.monitoring.dcgmExporter)
+      ports.push({
+        name: "dcgmExporter",
+        port: PORTS.dcgmExporter,
+        exposure: multiNode ? "cluster" : "local",
+      });
+    if (c.monitoring.grafana)
+      ports.push({ name: "grafana", port: PORTS.grafana, exposure: "local" });
+  }
+  if (multiNode) {
+    for (const name of CLUSTER_PORTS)
+      if (!ports.some((p) => p.name === name))
+        ports.push({ name, port: PORTS[name], exposure: "cluster" });
+    ports.push({ name: "rayDashboard", port: PORTS.rayDashboard, exposure: "local" });
+  }
+  return ports;
+}
+
+function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue[]): void {
+  const world = c.network.apiCidrs.findIndex((x) => x === "0.0.0.0/0");
+  if (world >= 0 && !(c.network.allowPublicApi && c.secrets.apiKey)) {
+    issues.push({
+      path: `network.apiCidrs[${world}]`,
+      value: "0.0.0.0/0",
+      message:
+        "opens the API to the whole internet; that needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel",
+    });
+  }
+  const sshWorld = c.network.sshCidrs.findIndex((x) => x === "0.0.0.0/0");
+  if (sshWorld >= 0) {
+    issues.push({
+      path: `network.sshCidrs[${sshWorld}]`,
+      value: "0.0.0.0/0",
+      message:
+        "SSH open to the whole internet is refused; give your own CIDR, or none and use SSM Session Manager",
+    });
+  }
+  for (const key of ["hfToken", "apiKey"] as const) {
+    const ref = c.secrets[key];
+    if (!ref) continue;
+    if (ref.startsWith("config:") && opts.secretKeys && !opts.secretKeys.has(ref.slice(7))) {
+      issues.push({
+        path: `secrets.${key}`,
+        value: ref,
+        message: `names Pulumi config key "${ref.slice(7)}", which the stack does not hold as a secret; run: pulumi config set --secret ${ref.slice(7)} <value>`,
+      });
+    }
+    if (ref.startsWith("ssm:") && c.target.kind !== "aws") {
+      issues.push({
+        path: `secrets.${key}`,
+        value: ref,
+        message:
+          'SSM parameters are read with the AWS instance role; on target.kind "hosts" use "config:" or "file:"',
+      });
+    }
+  }
+}
+
+function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
+  v.extraArgs.forEach((arg, i) => {
+    const flag = arg.split("=")[0]!.replace(/_/g, "-");
+    const owner = RENDERED_FLAGS[flag];
+    if (owner)
+      issues.push({
+        path: `vllm.extraArgs[${i}]`,
+        value: arg,
+        message: `${flag} is rendered from ${owner}; set that instead`,
+      });
+  });
+}
+
+// ---- ways out ------------------------------------------------------------------------------
+
+function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
+  const out: string[] = [];
+  const st = planMemory(s);
+  const binding = st.stages.reduce((a, b) => (b.kvCacheTokens < a.kvCacheTokens ? b : a));
+  out.push(
+    `KV cache per GPU: ${binding.kvCacheGiB.toFixed(2)} GiB = ${binding.budgetGiB.toFixed(2)} GiB budget − ${binding.weightsGiB.toFixed(2)} GiB weights − ${binding.reservedGiB.toFixed(2)} GiB reserved → ${st.kvCacheTokens} tokens < maxModelLen ${s.maxModelLen}`,
+  );
+
+  // Largest max model length that fits (binary search: fewer tokens never need more memory).
+  let lo = 0;
+  let hi = s.maxModelLen - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (planMemory({ ...s, maxModelLen: mid }).fits) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo >= 256) out.push(`set vllm.maxModelLen ≤ ${lo}`);
+
+  for (let u = Math.round(s.util * 100) + 1; u <= 98; u++) {
+    if (planMemory({ ...s, util: u / 100 }).fits) {
+      out.push(`raise vllm.gpuMemoryUtilization to ${(u / 100).toFixed(2)}`);
+      break;
+    }
+  }
+  if (s.imageLimit > 0 && s.maxPixels > 1280 * PIXELS_PER_VISUAL_TOKEN) {
+    const mp = 1280 * PIXELS_PER_VISUAL_TOKEN;
+    if (planMemory({ ...s, maxPixels: mp }).fits)
+      out.push(
+        `set vllm.maxPixels to ${mp} (1280 visual tokens per image) to shrink what the vision profile reserves`,
+      );
+  }
+  if (
+    !s.enforceEager &&
+    s.features.cudaGraphsInBudget &&
+    planMemory({ ...s, enforceEager: true }).fits
+  )
+    out.push("set vllm.enforceEager: true (no CUDA graphs; slower decode)");
+
+  const awq = awqVariantOf(s.model.id);
+  if (awq && !tensorParallelProblem(awq, s.tp)) {
+    const a = planMemory({
+      ...s,
+      model: awq,
+      weightsScale: 1,
+      dtype: s.dtype === "bfloat16" ? "float16" : s.dtype,
+      kvBytes: s.kvBytes,
+    });
+    if (a.fits) out.push(`serve ${awq.id} (4-bit AWQ): ${a.kvCacheTokens} KV tokens`);
+  }
+  for (let nodes = hw.nodesPerReplica + 1; nodes <= 8 && nodes <= s.model.layers; nodes++) {
+    const p = planMemory({ ...s, pp: nodes });
+    if (p.fits) {
+      out.push(
+        `use ${nodes} nodes per replica (target.nodes: ${nodes}, PP ${nodes}): ${p.kvCacheTokens} KV tokens`,
+      );
+      break;
+    }
+  }
+  if (c.target.kind === "aws") {
+    const sameGpu = [...INSTANCE_TYPES.values()].filter(
+      (it) => it.gpu === hw.gpu.name && it.gpuCount > hw.gpusPerNode,
+    );
+    for (const it of sameGpu) {
+      if (tensorParallelProblem(s.model, it.gpuCount)) continue;
+      const p = planMemory({ ...s, tp: it.gpuCount });
+      if (p.fits) {
+        out.push(
+          `use ${it.name} (${it.gpuCount} × ${it.gpu}, TP ${it.gpuCount}): ${p.kvCacheTokens} KV tokens`,
+        );
+        break;
+      }
+    }
+  }
+  return out;
+}
