@@ -37,7 +37,7 @@ import {
   weightShare,
   type Dtype,
 } from "./memory";
-import { resolveModel, type ResolvedModel } from "./model";
+import { resolveModel } from "./model";
 import { RENDERED_FLAGS, modelDir, renderVllmArgs } from "./vllm-args";
 
 // ---- types ---------------------------------------------------------------------------------
@@ -804,6 +804,26 @@ function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
 
 // ---- ways out ------------------------------------------------------------------------------
 
+/** The fewest GPUs of this card (TP within a node, PP across nodes) on which the setup fits. */
+function smallestGrid(
+  s: Setup,
+  gpusPerNode: number,
+): { tp: number; pp: number; tokens: number } | undefined {
+  let best: { tp: number; pp: number; tokens: number } | undefined;
+  for (const tp of allowedTensorParallelSizes(s.model, Math.max(8, gpusPerNode))) {
+    for (let pp = 1; pp <= 16 && pp <= s.model.layers; pp++) {
+      if (tp * pp <= s.tp * s.pp) continue;
+      if (best && tp * pp >= best.tp * best.pp) break;
+      const p = planMemory({ ...s, tp, pp });
+      if (p.fits) {
+        best = { tp, pp, tokens: p.kvCacheTokens };
+        break;
+      }
+    }
+  }
+  return best;
+}
+
 function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
   const out: string[] = [];
   const st = planMemory(s);
@@ -843,24 +863,29 @@ function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
     out.push("set vllm.enforceEager: true (no CUDA graphs; slower decode)");
 
   const awq = awqVariantOf(s.model.id);
-  if (awq && !tensorParallelProblem(awq, s.tp)) {
-    const a = planMemory({
-      ...s,
-      model: awq,
-      weightsScale: 1,
-      dtype: s.dtype === "bfloat16" ? "float16" : s.dtype,
-      kvBytes: s.kvBytes,
-    });
-    if (a.fits) out.push(`serve ${awq.id} (4-bit AWQ): ${a.kvCacheTokens} KV tokens`);
+  const awqSetup = awq
+    ? {
+        ...s,
+        model: awq,
+        weightsScale: 1,
+        dtype: s.dtype === "bfloat16" ? ("float16" as const) : s.dtype,
+      }
+    : undefined;
+  if (awqSetup && !tensorParallelProblem(awqSetup.model, s.tp)) {
+    const a = planMemory(awqSetup);
+    if (a.fits) out.push(`serve ${awqSetup.model.id} (4-bit AWQ): ${a.kvCacheTokens} KV tokens`);
   }
-  for (let nodes = hw.nodesPerReplica + 1; nodes <= 8 && nodes <= s.model.layers; nodes++) {
-    const p = planMemory({ ...s, pp: nodes });
-    if (p.fits) {
+  const grid = smallestGrid(s, hw.gpusPerNode);
+  if (grid)
+    out.push(
+      `use more GPUs: ${grid.tp * grid.pp} × ${s.gpu.name} as TP ${grid.tp} × PP ${grid.pp} (${grid.pp} node(s) of ${grid.tp}): ${grid.tokens} KV tokens`,
+    );
+  else if (awqSetup) {
+    const g = smallestGrid(awqSetup, hw.gpusPerNode);
+    if (g)
       out.push(
-        `use ${nodes} nodes per replica (target.nodes: ${nodes}, PP ${nodes}): ${p.kvCacheTokens} KV tokens`,
+        `serve ${awqSetup.model.id} on ${g.tp * g.pp} × ${s.gpu.name} (TP ${g.tp} × PP ${g.pp}): ${g.tokens} KV tokens`,
       );
-      break;
-    }
   }
   if (c.target.kind === "aws") {
     const sameGpu = [...INSTANCE_TYPES.values()].filter(

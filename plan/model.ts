@@ -2,7 +2,7 @@
  * Which model is served: a catalog entry, custom dimensions from the stack, or a Hugging Face
  * `config.json` given to `fit --model-config`. All three end as one `ModelSpec`.
  */
-import { MODELS, QWEN2_VL_VISION, type ModelSpec, type VisionTower } from "../catalogs/models";
+import { MODELS, QWEN2_VL_VISION, type ModelSpec } from "../catalogs/models";
 import type { Issue } from "../config/errors";
 import type { CustomModelConfig, ModelConfig } from "../config/schema";
 
@@ -67,7 +67,7 @@ export function resolveModel(
   }
   if (!REVISION_RE.test(m.revision)) {
     const example = spec?.knownRevision ? ` e.g. "${spec.knownRevision}"` : "";
-    const how = `find the commit with \`hf api models/<repo>/revision/main\` or the repository's "History" page`;
+    const how = `find it with \`git ls-remote https://huggingface.co/${spec?.id ?? "<repo>"} refs/heads/main\``;
     if (m.allowFloatingRevision) {
       warnings.push(
         `model.revision "${m.revision}" is not a commit: every deployment may get different weights (allowFloatingRevision is set)`,
@@ -82,7 +82,8 @@ export function resolveModel(
       });
     }
   }
-  if (!spec || issues.length > 0) return { issues };
+  // The spec is returned even with issues, so that the plan's other checks still run and report.
+  if (!spec) return { issues };
   return {
     model: {
       spec,
@@ -159,5 +160,3 @@ export function customFromHfConfig(
     ...(weightsGiB !== undefined ? { weightsGiB } : {}),
   };
 }
-
-export type { VisionTower };

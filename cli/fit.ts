@@ -1,0 +1,158 @@
+/**
+ * `npm run fit -- …`: does a model fit on some GPUs, without a stack? Catalog models and GPUs by
+ * name, or anything else: `--model-config` reads a Hugging Face config.json, `--gpu-memory-gib`
+ * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { customGpu, GPU_NAMES, GPUS } from "../catalogs/gpus";
+import { INSTANCE_TYPES } from "../catalogs/instances";
+import { MODELS } from "../catalogs/models";
+import { planStack } from "../plan";
+import { customFromHfConfig } from "../plan/model";
+import { runCommand, UsageError } from "./main";
+import { planToJson, planToText } from "./render";
+
+export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <config.json> [--weights-gib W])
+                     (--gpu <name> | --gpu-memory-gib G [--compute-capability C] | --instance-type <type>)
+                     [--gpus-per-node N] [--nodes M] [--max-model-len L] [--gpu-memory-utilization U]
+                     [--dtype auto|half|bfloat16|float32] [--vllm-version V] [--image-limit K]
+                     [--max-pixels P] [--tp T] [--pp P] [--enforce-eager] [--json]
+  models: ${[...MODELS.keys()].join(", ")}
+  GPUs:   ${GPU_NAMES.join(", ")}`;
+
+function positiveNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`${flag}: "${text}" is not a positive number`);
+  return n;
+}
+
+export function fitCommand(argv: string[]): { code: number; output: string } {
+  const { values: o } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      model: { type: "string" },
+      "model-config": { type: "string" },
+      "weights-gib": { type: "string" },
+      gpu: { type: "string" },
+      "gpu-memory-gib": { type: "string" },
+      "compute-capability": { type: "string" },
+      "instance-type": { type: "string" },
+      "gpus-per-node": { type: "string" },
+      nodes: { type: "string" },
+      "max-model-len": { type: "string" },
+      "gpu-memory-utilization": { type: "string" },
+      dtype: { type: "string" },
+      "vllm-version": { type: "string" },
+      "image-limit": { type: "string" },
+      "max-pixels": { type: "string" },
+      tp: { type: "string" },
+      pp: { type: "string" },
+      "enforce-eager": { type: "boolean" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (o.help) return { code: 0, output: FIT_USAGE };
+
+  // Model.
+  if (Boolean(o.model) === Boolean(o["model-config"]))
+    throw new UsageError("give exactly one of --model or --model-config");
+  const weightsGiB = positiveNumber("--weights-gib", o["weights-gib"]);
+  let model: Record<string, unknown>;
+  if (o.model) {
+    const spec = MODELS.get(o.model);
+    model = { id: o.model, revision: spec?.knownRevision ?? "0".repeat(40) };
+  } else {
+    const path = o["model-config"]!;
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(path, "utf8"));
+    } catch (e) {
+      throw new UsageError(`--model-config ${path}: ${(e as Error).message}`);
+    }
+    let custom;
+    try {
+      custom = customFromHfConfig(json, path, weightsGiB);
+    } catch (e) {
+      throw new UsageError(`--model-config ${path}: ${(e as Error).message}`);
+    }
+    model = { custom, revision: "0".repeat(40) };
+  }
+
+  // Hardware.
+  const hwFlags = [o.gpu, o["gpu-memory-gib"], o["instance-type"]].filter(
+    (x) => x !== undefined,
+  ).length;
+  if (hwFlags !== 1)
+    throw new UsageError("give exactly one of --gpu, --gpu-memory-gib or --instance-type");
+  const nodes = positiveNumber("--nodes", o.nodes) ?? 1;
+  let target: Record<string, unknown>;
+  let gpuOverride;
+  if (o["instance-type"]) {
+    target = { kind: "aws", region: "us-east-1", instanceType: o["instance-type"], nodes };
+    if (
+      o["gpus-per-node"] &&
+      INSTANCE_TYPES.get(o["instance-type"])?.gpuCount !== Number(o["gpus-per-node"])
+    )
+      throw new UsageError(
+        `--gpus-per-node ${o["gpus-per-node"]} contradicts --instance-type ${o["instance-type"]}`,
+      );
+  } else {
+    const gpusPerNode = positiveNumber("--gpus-per-node", o["gpus-per-node"]) ?? 1;
+    let gpuName = o.gpu;
+    if (o["gpu-memory-gib"]) {
+      gpuOverride = customGpu(
+        positiveNumber("--gpu-memory-gib", o["gpu-memory-gib"])!,
+        positiveNumber("--compute-capability", o["compute-capability"]) ?? 8.0,
+      );
+      gpuName = GPU_NAMES[0];
+    } else if (!GPUS.has(gpuName!)) {
+      throw new UsageError(
+        `--gpu: "${gpuName}" is not in the catalog (${GPU_NAMES.join(", ")}); use --gpu-memory-gib for another card`,
+      );
+    }
+    target = {
+      kind: "hosts",
+      hosts: Array.from({ length: nodes }, (_, i) => ({
+        name: `node${i}`,
+        address: `node${i}`,
+        gpu: gpuName,
+        gpuCount: gpusPerNode,
+      })),
+    };
+  }
+
+  const vllm: Record<string, unknown> = {};
+  const num = (flag: string, key: string) => {
+    const text = o[flag as keyof typeof o] as string | undefined;
+    if (text !== undefined) vllm[key] = Number(text);
+  };
+  num("max-model-len", "maxModelLen");
+  num("gpu-memory-utilization", "gpuMemoryUtilization");
+  num("image-limit", "imageLimit");
+  num("max-pixels", "maxPixels");
+  num("tp", "tensorParallelSize");
+  num("pp", "pipelineParallelSize");
+  if (o.dtype) vllm["dtype"] = o.dtype;
+  if (o["vllm-version"]) vllm["version"] = o["vllm-version"];
+  if (o["enforce-eager"]) vllm["enforceEager"] = true;
+
+  const plan = planStack(
+    { model, target, vllm },
+    { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
+  );
+  const output = o.json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan);
+  return { code: plan.fits ? 0 : 1, output };
+}
+
+if (require.main === module) {
+  void runCommand(FIT_USAGE, () => {
+    const { code, output } = fitCommand(process.argv.slice(2));
+    process.stdout.write(`${output}\n`);
+    return code;
+  });
+}

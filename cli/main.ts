@@ -1,0 +1,31 @@
+/**
+ * What every command does around its work: user errors print as clear messages with exit code 2
+ * (no stack trace), anything else is a bug and keeps its trace.
+ */
+import { ConfigError } from "../config/errors";
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export async function runCommand(usage: string, fn: () => Promise<number> | number): Promise<void> {
+  try {
+    process.exitCode = await fn();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 2;
+    } else if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
+    ) {
+      process.stderr.write(`${e.message}\n\n${usage}\n`);
+      process.exitCode = 2;
+    } else {
+      throw e;
+    }
+  }
+}

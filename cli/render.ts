@@ -1,0 +1,160 @@
+/**
+ * How a plan reads: a text report for people and a JSON document for machines.
+ */
+import { PORTS } from "../catalogs/ports";
+import type { Plan, StageMemory } from "../plan";
+import { shellJoin } from "../plan/vllm-args";
+
+export function planToJson(p: Plan): Record<string, unknown> {
+  return {
+    stack: p.stack ?? null,
+    fits: p.fits,
+    kvCacheTokens: p.kvCacheTokens,
+    maxConcurrency: p.maxConcurrency,
+    maxModelLen: p.maxModelLen,
+    tensorParallelSize: p.tensorParallelSize,
+    pipelineParallelSize: p.pipelineParallelSize,
+    dtype: p.dtype,
+    perGpu: p.perGpu,
+    stages: p.memory.stages.map((s) => ({
+      stage: s.stage,
+      layers: s.layers,
+      capacityGiB: r2(s.capacityGiB),
+      budgetGiB: r2(s.budgetGiB),
+      weightsGiB: r2(s.weightsGiB),
+      activationGiB: r2(s.activationGiB),
+      nonTorchGiB: r2(s.nonTorchGiB),
+      cudaGraphGiB: r2(s.cudaGraphGiB),
+      reservedGiB: r2(s.reservedGiB),
+      kvCacheGiB: r2(s.kvCacheGiB),
+      kvBytesPerToken: s.kvBytesPerToken,
+      kvCacheTokens: s.kvCacheTokens,
+    })),
+    profile: p.memory.profile,
+    model: p.model,
+    gpu: {
+      name: p.gpu.name,
+      memoryGiB: p.gpu.memoryGiB,
+      computeCapability: p.gpu.computeCapability,
+    },
+    target: p.target,
+    instanceType: p.instanceType ?? null,
+    region: p.region ?? null,
+    gpusPerNode: p.gpusPerNode,
+    nodesPerReplica: p.nodesPerReplica,
+    replicas: p.replicas,
+    nodes: p.nodes.map((n) => ({
+      name: n.name,
+      role: n.role,
+      replica: n.replica,
+      stage: n.stage,
+      gpus: n.gpus,
+      ...(n.host ? { address: n.host.address } : {}),
+    })),
+    vllmVersion: p.vllmVersion,
+    engine: p.engine,
+    vllmArgs: p.vllmArgs,
+    ports: p.ports,
+    rootVolumeGiB: p.rootVolumeGiB,
+    costPerHourUsd: p.costPerHourUsd,
+    costNote: p.costNote,
+    driver: p.driver,
+    warnings: p.warnings,
+    waysOut: p.waysOut,
+  };
+}
+
+function r2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+const BAR = 48;
+
+/** One GPU's memory as a bar: weights █, reserved ▓, KV cache ▒, outside the budget ░. */
+export function memoryBar(s: StageMemory): string {
+  const cells = (gib: number) => Math.max(0, Math.round((gib / s.capacityGiB) * BAR));
+  const w = Math.min(BAR, cells(s.weightsGiB));
+  const r = Math.min(BAR - w, cells(s.reservedGiB));
+  const k = Math.min(BAR - w - r, cells(s.kvCacheGiB));
+  const over = s.weightsGiB + s.reservedGiB > s.budgetGiB;
+  const rest = BAR - w - r - k;
+  return `[${"█".repeat(w)}${"▓".repeat(r)}${"▒".repeat(k)}${(over ? "!" : "░").repeat(rest)}]`;
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
+export function planToText(p: Plan): string {
+  const out: string[] = [];
+  const line = (label: string, text: string) => out.push(`  ${label.padEnd(11)}${text}`);
+  out.push(p.stack ? `Plan for stack "${p.stack}"` : "Plan");
+  line(
+    "Model",
+    `${p.model.id}${p.model.quantization ? ` (${p.model.quantization})` : ""} @ ${p.model.revision.slice(0, 12)}, ${p.model.checkpointGiB} GiB of weights, license ${p.model.license}`,
+  );
+  const where =
+    p.target === "aws"
+      ? `AWS ${p.region}: ${p.nodesPerReplica * p.replicas} × ${p.instanceType}`
+      : `${p.nodes.length} existing host(s) over SSH`;
+  line(
+    "Target",
+    `${where}; ${p.gpusPerNode} × ${p.gpu.name} (${p.gpu.memoryGiB} GiB, cc ${p.gpu.computeCapability}) per node; ${p.replicas} replica(s)`,
+  );
+  line(
+    "Parallel",
+    `TP ${p.tensorParallelSize} × PP ${p.pipelineParallelSize}, dtype ${p.dtype}, vLLM ${p.vllmVersion} (${p.engine.toUpperCase()} engine)`,
+  );
+  out.push("  Nodes");
+  for (const n of p.nodes) {
+    const addr = n.host ? `  ${n.host.user}@${n.host.address}:${n.host.port}` : "";
+    out.push(
+      `    ${n.name.padEnd(12)} ${n.role.padEnd(7)} replica ${n.replica}  stage ${n.stage}  ${n.gpus} × ${p.gpu.name}${addr}`,
+    );
+  }
+  out.push(
+    `  Memory per GPU (█ weights ▓ reserved ▒ KV cache ░ outside ${Math.round(p.gpuMemoryUtilization * 100)} % budget)`,
+  );
+  for (const s of p.memory.stages) {
+    out.push(`    stage ${s.stage} ${memoryBar(s)} ${s.layers} layers`);
+    out.push(
+      `            weights ${s.weightsGiB.toFixed(2)} + reserved ${s.reservedGiB.toFixed(2)} (activations ${s.activationGiB.toFixed(2)}, non-torch ${s.nonTorchGiB.toFixed(2)}${p.features.cudaGraphsInBudget && s.cudaGraphGiB > 0 ? `, CUDA graphs ${s.cudaGraphGiB.toFixed(2)}` : ""}) + KV ${s.kvCacheGiB.toFixed(2)} of ${s.budgetGiB.toFixed(2)} GiB → ${fmt(s.kvCacheTokens)} tokens`,
+    );
+  }
+  line(
+    "KV cache",
+    `${fmt(p.kvCacheTokens)} tokens ("GPU KV cache size" at startup) → ${p.maxConcurrency}× requests of ${fmt(p.maxModelLen)} tokens at once`,
+  );
+  line(
+    "Verdict",
+    p.fits
+      ? "FITS"
+      : `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`,
+  );
+  for (const w of p.waysOut) out.push(`    - ${w}`);
+  line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);
+  const ports = p.ports.map((x) => `${x.port} ${x.name} (${x.exposure})`).join(", ");
+  line("Ports", ports);
+  const api = p.config.network.apiCidrs;
+  line(
+    "API access",
+    api.length
+      ? `port ${p.config.vllm.port} from ${api.join(", ")}`
+      : `closed to the outside; reach it with: ssh -L ${p.config.vllm.port}:localhost:${p.config.vllm.port} <head> (or SSM port forwarding)`,
+  );
+  if (p.config.monitoring.enabled)
+    line(
+      "Monitoring",
+      `Prometheus on the head (:${PORTS.prometheus}, through a tunnel)${p.config.monitoring.grafana ? `, Grafana :${PORTS.grafana}` : ""}`,
+    );
+  line(
+    "Driver",
+    `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
+  );
+  line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
+  if (p.warnings.length) {
+    out.push("  Warnings");
+    for (const w of p.warnings) out.push(`    - ${w}`);
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,195 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { fitCommand } from "../cli/fit";
+import { planCommand } from "../cli/plan";
+import { stackNames } from "../config/stack-file";
+
+const ROOT = join(__dirname, "..");
+
+/** Runs a command the way `npm run` does, as its own process: exit code, stdout, stderr. */
+function run(script: string, args: string[]) {
+  const r = spawnSync(process.execPath, ["--import", "tsx", script, ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const REQUIRED_JSON_KEYS = [
+  "fits",
+  "kvCacheTokens",
+  "maxConcurrency",
+  "tensorParallelSize",
+  "pipelineParallelSize",
+  "dtype",
+  "perGpu",
+  "vllmArgs",
+  "costPerHourUsd",
+];
+
+describe("plan", () => {
+  for (const stack of stackNames()) {
+    it(`--stack ${stack} --json carries the documented fields`, () => {
+      const { code, output } = planCommand(["--stack", stack, "--json"]);
+      expect(code).toBe(0);
+      const j = JSON.parse(output) as Record<string, unknown>;
+      for (const k of REQUIRED_JSON_KEYS) expect(j).toHaveProperty(k);
+      expect(Object.keys(j["perGpu"] as object).sort()).toEqual([
+        "capacityGiB",
+        "kvCacheGiB",
+        "reservedGiB",
+        "weightsGiB",
+      ]);
+      expect(Array.isArray(j["vllmArgs"])).toBe(true);
+      expect((j["vllmArgs"] as string[])[0]).toBe("serve");
+    });
+  }
+
+  it("prints a readable plan: nodes, a memory bar per GPU, the command line, ports, cost", () => {
+    const { output } = planCommand(["--stack", "multi-gpu"]);
+    expect(output).toMatch(/Nodes\n\s+head .*\n\s+worker1 /);
+    expect(output).toMatch(/stage 0 \[█+▓+▒+░+\]/);
+    expect(output).toMatch(/stage 1 \[/);
+    expect(output).toMatch(/vllm serve .*--tensor-parallel-size 4/);
+    expect(output).toMatch(/Ports +8000 vllm \(api\)/);
+    expect(output).toMatch(/Cost +\$7\.824\/hour/);
+    expect(output).toMatch(/Verdict +FITS/);
+  });
+
+  it("as a process: a bad stack name exits 2 with a clear message and no stack trace", () => {
+    const r = run("cli/plan.ts", ["--stack", "nope"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(
+      /no stacks\/Pulumi\.nope\.yaml; shipped stacks: hosts, large, multi-gpu, single-gpu/,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("as a process: a shipped stack exits 0 and prints JSON", () => {
+    const r = run("cli/plan.ts", ["--stack", "single-gpu", "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).fits).toBe(true);
+  });
+});
+
+describe("fit", () => {
+  const dir = mkdtempSync(join(tmpdir(), "fit-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("answers for catalog models and GPUs", () => {
+    const { code, output } = fitCommand([
+      "--model",
+      "Qwen/Qwen2-VL-72B-Instruct-AWQ",
+      "--gpu",
+      "A100-80GB",
+      "--gpus-per-node",
+      "4",
+      "--nodes",
+      "1",
+      "--max-model-len",
+      "16384",
+      "--max-pixels",
+      "1003520",
+      "--json",
+    ]);
+    const j = JSON.parse(output);
+    expect(code).toBe(0);
+    expect(j.fits).toBe(true);
+    expect(j.tensorParallelSize).toBe(4);
+    expect(j.dtype).toBe("float16");
+  });
+
+  it("exits 1 with ways out when the model does not fit", () => {
+    const { code, output } = fitCommand([
+      "--model",
+      "Qwen/Qwen2-VL-72B-Instruct",
+      "--gpu",
+      "A10G",
+      "--gpus-per-node",
+      "1",
+      "--json",
+    ]);
+    expect(code).toBe(1);
+    const j = JSON.parse(output);
+    expect(j.fits).toBe(false);
+    expect(j.waysOut.length).toBeGreaterThan(1);
+  });
+
+  it("plans a Hugging Face config.json outside the catalog, the same as the catalog entry it copies", () => {
+    const cfg = {
+      architectures: ["Qwen2VLForConditionalGeneration"],
+      hidden_size: 3584,
+      intermediate_size: 18944,
+      num_attention_heads: 28,
+      num_hidden_layers: 28,
+      num_key_value_heads: 4,
+      vocab_size: 152064,
+      max_position_embeddings: 32768,
+      torch_dtype: "bfloat16",
+      tie_word_embeddings: false,
+      rope_scaling: { type: "mrope", mrope_section: [16, 24, 24] },
+      vision_config: {
+        depth: 32,
+        embed_dim: 1280,
+        mlp_ratio: 4,
+        num_heads: 16,
+        in_chans: 3,
+        hidden_size: 3584,
+        patch_size: 14,
+        spatial_merge_size: 2,
+        spatial_patch_size: 14,
+        temporal_patch_size: 2,
+      },
+    };
+    const path = join(dir, "config.json");
+    writeFileSync(path, JSON.stringify(cfg));
+    const common = ["--gpu", "L40S", "--max-pixels", "1003520", "--json"];
+    const custom = JSON.parse(fitCommand(["--model-config", path, ...common]).output);
+    const catalog = JSON.parse(
+      fitCommand(["--model", "Qwen/Qwen2-VL-7B-Instruct", ...common]).output,
+    );
+    expect(custom.kvCacheTokens).toBe(catalog.kvCacheTokens);
+    expect(custom.perGpu).toEqual(catalog.perGpu);
+  });
+
+  it("takes a GPU outside the catalog by its memory, and a weight size that overrides the derived one", () => {
+    const base = [
+      "--model",
+      "Qwen/Qwen2-VL-7B-Instruct",
+      "--gpu-memory-gib",
+      "32",
+      "--max-pixels",
+      "1003520",
+      "--json",
+    ];
+    const a = JSON.parse(fitCommand(base).output);
+    expect(a.perGpu.capacityGiB).toBe(32);
+    expect(a.fits).toBe(true);
+    const heavier = JSON.parse(fitCommand([...base, "--weights-gib", "20"]).output);
+    expect(heavier.perGpu.weightsGiB).toBeCloseTo(20, 1);
+    expect(heavier.kvCacheTokens).toBeLessThan(a.kvCacheTokens);
+  });
+
+  it("as a process: bad input exits 2 with a clear message", () => {
+    const r = run("cli/fit.ts", ["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "GTX-1080"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--gpu: "GTX-1080" is not in the catalog/);
+    const r2 = run("cli/fit.ts", [
+      "--model",
+      "Qwen/Qwen2-VL-7B-Instruct",
+      "--gpu",
+      "T4",
+      "--gpus-per-node",
+      "3",
+    ]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(
+      /tensorParallelSize.*3 — does not divide the model's 28 attention heads/,
+    );
+    expect(r2.stderr).not.toMatch(/\n\s+at /);
+  });
+});

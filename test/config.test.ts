@@ -1,0 +1,238 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../config/errors";
+import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
+import { planStack, type Plan } from "../plan";
+
+const good = () => ({
+  model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc" },
+  target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+  vllm: { maxModelLen: 8192, maxPixels: 1003520 },
+});
+
+function errorsOf(raw: Record<string, unknown>): ConfigError {
+  try {
+    planStack(raw);
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("shipped stacks", () => {
+  const expected: Record<string, Omit<Partial<Plan>, "gpu"> & { gpu: string }> = {
+    "single-gpu": {
+      tensorParallelSize: 1,
+      pipelineParallelSize: 1,
+      dtype: "bfloat16",
+      instanceType: "g5.xlarge",
+      gpu: "A10G",
+    },
+    "multi-gpu": {
+      tensorParallelSize: 4,
+      pipelineParallelSize: 2,
+      dtype: "float16",
+      instanceType: "g4dn.12xlarge",
+      gpu: "T4",
+    },
+    large: {
+      tensorParallelSize: 8,
+      pipelineParallelSize: 1,
+      dtype: "bfloat16",
+      instanceType: "p5.48xlarge",
+      gpu: "H100",
+    },
+    hosts: { tensorParallelSize: 1, pipelineParallelSize: 1, dtype: "bfloat16", gpu: "RTX-3090" },
+  };
+
+  it("are exactly the four tiers", () => {
+    expect(stackNames()).toEqual(Object.keys(expected).sort());
+  });
+
+  for (const [name, want] of Object.entries(expected)) {
+    it(`${name} plans and fits`, () => {
+      const raw = readStackFile(name);
+      const p = planStack(raw.sections, { stack: name, secretKeys: raw.secretKeys });
+      expect(p.fits).toBe(true);
+      expect(p.gpu.name).toBe(want.gpu);
+      expect(p.tensorParallelSize).toBe(want.tensorParallelSize);
+      expect(p.pipelineParallelSize).toBe(want.pipelineParallelSize);
+      expect(p.dtype).toBe(want.dtype);
+      if (want.instanceType) expect(p.instanceType).toBe(want.instanceType);
+      expect(p.warnings).toEqual([]);
+      expect(p.config.network.apiCidrs).toEqual([]);
+    });
+  }
+
+  it("multi-gpu renders the seed's eight-card command in 0.11 syntax, with Ray across the two nodes", () => {
+    const p = planStack(readStackFile("multi-gpu").sections);
+    const a = p.vllmArgs.join(" ");
+    expect(a).toContain("--dtype half");
+    expect(a).toContain(
+      "--tensor-parallel-size 4 --pipeline-parallel-size 2 --distributed-executor-backend ray",
+    );
+    expect(a).toContain(`--limit-mm-per-prompt {"image":4}`);
+    expect(a).toContain("--gpu-memory-utilization 0.7");
+    expect(a).not.toContain("--worker-use-ray");
+    expect(a).not.toContain("--swap-space");
+    expect(p.nodes.map((n) => [n.name, n.role, n.stage])).toEqual([
+      ["head", "head", 0],
+      ["worker1", "worker", 1],
+    ]);
+    expect(p.costPerHourUsd).toBeCloseTo(2 * 3.912, 6);
+  });
+});
+
+describe("broken configs", () => {
+  it("list every problem at once, each with its path, the value and what is allowed", () => {
+    const raw = {
+      model: { id: "Qwen/Qwen2-VL-7B-Instrct", revision: "main" },
+      target: { kind: "aws", region: "moon-1", instanceType: "g5.xlarge", nodez: 2 },
+      vllm: { gpuMemoryUtilization: 1.5, blockSize: 12, maxModelLength: 4096 },
+      network: { apiCidrs: ["0.0.0.0/0"] },
+      secrets: { hfToken: "hf_abcdefghijklmnopqrstuvwxyz" },
+      extra: true,
+    };
+    const e = errorsOf(raw);
+    const paths = e.issues.map((i) => i.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        "extra",
+        "model.id",
+        "target.region",
+        "target.nodez",
+        "vllm.gpuMemoryUtilization",
+        "vllm.blockSize",
+        "vllm.maxModelLength",
+        "secrets.hfToken",
+      ]),
+    );
+    const byPath = Object.fromEntries(e.issues.map((i) => [i.path, i]));
+    expect(byPath["target.nodez"]!.message).toMatch(/did you mean "nodes"/);
+    expect(byPath["vllm.maxModelLength"]!.message).toMatch(/did you mean "maxModelLen"/);
+    expect(byPath["vllm.gpuMemoryUtilization"]!.value).toBe(1.5);
+    expect(byPath["vllm.gpuMemoryUtilization"]!.message).toMatch(/> 0 and ≤ 1/);
+    expect(byPath["model.id"]!.message).toMatch(/Qwen\/Qwen2-VL-7B-Instruct/);
+    expect(byPath["secrets.hfToken"]!.message).toMatch(/secret value itself/);
+    expect(e.message).toMatch(/problems\):/);
+    expect(e.message).not.toMatch(/at .*\.ts:\d+/); // no stack trace in the message
+  });
+
+  it("plan-level problems of a structurally valid config also come all at once", () => {
+    const e = errorsOf({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "main" },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.12xlarge" },
+      vllm: {
+        dtype: "bfloat16",
+        tensorParallelSize: 3,
+        version: "0.4.2",
+        swapSpaceGiB: 4,
+        extraArgs: ["--api-key=abc"],
+      },
+      network: { apiCidrs: ["0.0.0.0/0"], sshCidrs: ["0.0.0.0/0"] },
+    });
+    const msg = Object.fromEntries(e.issues.map((i) => [i.path, i.message]));
+    expect(msg["model.revision"]).toMatch(/branch or tag name.*40-hex commit.*a7a06a1c/);
+    expect(msg["vllm.dtype"]).toMatch(/T4 \(compute capability 7.5\) has no bf16/);
+    expect(msg["vllm.tensorParallelSize"]).toMatch(/28 attention heads \(allowed: 1, 2, 4\)/);
+    expect(msg["vllm.version"]).toMatch(/needs ≥ 0.6.1/);
+    expect(msg["network.apiCidrs[0]"]).toMatch(/allowPublicApi: true and secrets.apiKey/);
+    expect(msg["network.sshCidrs[0]"]).toMatch(/SSH open to the whole internet/);
+    expect(msg["vllm.extraArgs[0]"]).toMatch(/secrets.apiKey/);
+  });
+
+  it("a public API is accepted only with allowPublicApi and an API key reference", () => {
+    const raw = {
+      ...good(),
+      network: { apiCidrs: ["0.0.0.0/0"], allowPublicApi: true },
+      secrets: { apiKey: "config:apiKey" },
+    };
+    expect(planStack(raw, { secretKeys: new Set(["apiKey"]) }).fits).toBe(true);
+    expect(errorsOf({ ...raw, secrets: {} }).issues[0]!.path).toBe("network.apiCidrs[0]");
+    expect(() => planStack(raw, { secretKeys: new Set() })).toThrow(
+      /pulumi config set --secret apiKey/,
+    );
+  });
+
+  it("refuses what old vLLM cannot start: too many full-size images for the context on 0.6.x", () => {
+    const e = errorsOf({ ...good(), vllm: { version: "0.6.3", maxModelLen: 8192, imageLimit: 4 } });
+    expect(e.issues[0]!.path).toBe("vllm.maxPixels");
+    expect(e.issues[0]!.message).toMatch(
+      /Qwen2-VL cannot process 4 images in a prompt.*maxPixels ≤ 1604848/,
+    );
+  });
+
+  it("renders the old flag syntax for old versions", () => {
+    const p = planStack({
+      ...good(),
+      vllm: {
+        version: "0.6.3",
+        maxModelLen: 8192,
+        imageLimit: 4,
+        maxPixels: 1003520,
+        swapSpaceGiB: 8,
+      },
+    });
+    expect(p.vllmArgs.join(" ")).toContain("--limit-mm-per-prompt image=4");
+    expect(p.vllmArgs.join(" ")).toContain("--swap-space 8");
+    expect(p.engine).toBe("v0");
+  });
+
+  it("hosts of one cluster must have the same GPUs", () => {
+    const e = errorsOf({
+      ...good(),
+      target: {
+        kind: "hosts",
+        hosts: [
+          { name: "a", address: "192.0.2.1", gpu: "RTX-2080-Ti", gpuCount: 4 },
+          { name: "b", address: "192.0.2.2", gpu: "RTX-3090", gpuCount: 2 },
+        ],
+      },
+    });
+    expect(e.issues.map((i) => i.path)).toEqual([
+      "target.hosts[1].gpu",
+      "target.hosts[1].gpuCount",
+    ]);
+  });
+
+  it("a model that does not fit is a plan with the numbers and the ways out, not a crash", () => {
+    const p = planStack({
+      ...good(),
+      target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.xlarge" },
+      vllm: { maxPixels: 1003520 },
+    });
+    expect(p.fits).toBe(false);
+    expect(p.waysOut[0]).toMatch(/budget − .* weights − .* reserved/);
+    expect(p.waysOut.join("\n")).toMatch(/Qwen2-VL-7B-Instruct-AWQ/);
+    expect(p.waysOut.join("\n")).toMatch(/g4dn.12xlarge|2 nodes/);
+  });
+
+  it("the largest max model length offered as a way out does fit", () => {
+    const raw = {
+      ...good(),
+      vllm: { maxModelLen: 32768, gpuMemoryUtilization: 0.8, maxPixels: 1003520 },
+    };
+    const p = planStack(raw);
+    expect(p.fits).toBe(false);
+    const way = p.waysOut.find((w) => w.startsWith("set vllm.maxModelLen ≤"))!;
+    const len = Number(way.replace(/\D+/g, ""));
+    const at = planStack({ ...raw, vllm: { ...raw.vllm, maxModelLen: len } });
+    expect(at.fits).toBe(true);
+    expect(planStack({ ...raw, vllm: { ...raw.vllm, maxModelLen: len + 16 } }).fits).toBe(false);
+  });
+});
+
+describe("stack files", () => {
+  it("keep Pulumi-encrypted values out of the sections and only note their keys", () => {
+    const s = splitNamespace(
+      {
+        "qwen-vl-deploy:model": { id: "x" },
+        "qwen-vl-deploy:apiKey": { secure: "v1:abc" },
+        "aws:region": "us-east-1",
+      },
+      "qwen-vl-deploy",
+    );
+    expect(s.sections).toEqual({ model: { id: "x" } });
+    expect([...s.secretKeys]).toEqual(["apiKey"]);
+  });
+});

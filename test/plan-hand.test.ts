@@ -1,0 +1,172 @@
+/**
+ * The planner's numbers against hand calculations from the models' config.json dimensions
+ * (../shared/reference/vllm-qwen2vl-facts.md §4, §6). Every expected number below is worked out
+ * in the test from the raw dimensions, not taken from the planner.
+ */
+import { describe, expect, it } from "vitest";
+import { GPUS } from "../catalogs/gpus";
+import { MODELS } from "../catalogs/models";
+import { parseVersion, vllmFeatures } from "../catalogs/vllm";
+import { planMemory, tensorParallelProblem, allowedTensorParallelSizes } from "../plan";
+import {
+  GiB,
+  checkpointBytes,
+  kvBytesPerToken,
+  kvHeadsPerRank,
+  layersPerStage,
+  visionBytes,
+  weightShare,
+} from "../plan/memory";
+import { QWEN2_VL_VISION } from "../catalogs/models";
+
+const m7 = MODELS.get("Qwen/Qwen2-VL-7B-Instruct")!;
+const m2 = MODELS.get("Qwen/Qwen2-VL-2B-Instruct")!;
+const m72 = MODELS.get("Qwen/Qwen2-VL-72B-Instruct")!;
+
+describe("KV cache bytes per token (2 · layers · KV heads · head_dim · 2 bytes)", () => {
+  it("matches the reference table: 2B 28 KiB, 7B 56 KiB, 72B 320 KiB in bf16", () => {
+    expect(kvBytesPerToken(m2, 28, 1, 2)).toBe(2 * 28 * 2 * 128 * 2);
+    expect(kvBytesPerToken(m2, 28, 1, 2)).toBe(28 * 1024);
+    expect(kvBytesPerToken(m7, 28, 1, 2)).toBe(56 * 1024);
+    expect(kvBytesPerToken(m72, 80, 1, 2)).toBe(320 * 1024);
+  });
+  it("splits KV heads over tensor-parallel ranks and replicates them beyond the KV-head count", () => {
+    expect(kvHeadsPerRank(4, 2)).toBe(2);
+    expect(kvHeadsPerRank(4, 4)).toBe(1);
+    expect(kvHeadsPerRank(4, 8)).toBe(1); // 8 ranks, 4 heads: each rank keeps a copy of one
+    expect(kvBytesPerToken(m7, 14, 4, 2)).toBe(2 * 14 * 1 * 128 * 2);
+    expect(kvBytesPerToken(m2, 28, 4, 2)).toBe(2 * 28 * 1 * 128 * 2); // 2 KV heads, TP 4
+  });
+});
+
+describe("weights from dimensions", () => {
+  it("the vision tower is the paper's 675M-parameter ViT (+ merger into the LM width)", () => {
+    const E = 1280;
+    const M = 5120;
+    const block = E * 3 * E + 3 * E + E * E + E + E * M + M + M * E + E + 4 * E;
+    const params =
+      32 * block + 3 * 2 * 14 * 14 * E + (2 * E + 5120 * 5120 + 5120 + 5120 * 3584 + 3584);
+    expect(params).toBe(675_759_104);
+    expect(visionBytes(QWEN2_VL_VISION, 3584, 2)).toBe(params * 2);
+  });
+
+  it("7B: 8.29 B parameters, 16.58 GB in bf16 — the published checkpoint size", () => {
+    const H = 3584,
+      I = 18944,
+      V = 152064;
+    const layer = H * H + 2 * H * 512 + H * H + 3 * H * I + (H + 1024) + 2 * H;
+    const params = 28 * layer + 2 * V * H + 675_759_104;
+    expect(params / 1e9).toBeCloseTo(8.29, 2);
+    expect(checkpointBytes(m7)).toBe(params * 2);
+    expect(
+      Math.abs(checkpointBytes(m7) - m7.publishedWeightBytes!) / m7.publishedWeightBytes!,
+    ).toBeLessThan(0.005);
+  });
+
+  it("2B (tied embeddings): 2.21 B parameters ≈ 4.42 GB", () => {
+    expect(checkpointBytes(m2) / 2 / 1e9).toBeCloseTo(2.21, 2);
+    expect(
+      Math.abs(checkpointBytes(m2) - m2.publishedWeightBytes!) / m2.publishedWeightBytes!,
+    ).toBeLessThan(0.01);
+  });
+
+  it("72B: ≈ 73.4 B parameters ≈ 147 GB", () => {
+    expect(checkpointBytes(m72) / 2 / 1e9).toBeCloseTo(73.4, 1);
+    expect(
+      Math.abs(checkpointBytes(m72) - m72.publishedWeightBytes!) / m72.publishedWeightBytes!,
+    ).toBeLessThan(0.01);
+  });
+
+  it("AWQ int4 keeps the vision tower and embeddings in fp16 and packs decoder linears to ~4.1 bits", () => {
+    const awq = MODELS.get("Qwen/Qwen2-VL-7B-Instruct-AWQ")!;
+    const H = 3584,
+      I = 18944;
+    const linear = H * H + 2 * H * 512 + H * H + 3 * H * I;
+    const packed = linear / 2 + (linear / 128) * (2 + 0.5);
+    const other = (H + 1024) * 2 + 2 * H * 2;
+    const expected = 28 * (packed + other) + 2 * 152064 * H * 2 + 675_759_104 * 2;
+    expect(checkpointBytes(awq)).toBeCloseTo(expected, 0);
+    expect(checkpointBytes(awq) / GiB).toBeGreaterThan(5.5);
+    expect(checkpointBytes(awq) / GiB).toBeLessThan(6.5);
+  });
+
+  it("tensor parallelism divides every sharded part by TP", () => {
+    const w1 = weightShare(m72, 1, "bfloat16");
+    const w8 = weightShare(m72, 8, "bfloat16");
+    expect(w8.embedding).toBeCloseTo(w1.embedding / 8, 6);
+    expect(w8.vision).toBeCloseTo(w1.vision / 8, 6);
+    // Only the norms (2·H per layer) are replicated.
+    expect(w8.perLayer).toBeCloseTo((w1.perLayer - 2 * 8192 * 2) / 8 + 2 * 8192 * 2, 3);
+  });
+
+  it("pipeline stages split layers the way vLLM's get_pp_indices does", () => {
+    expect(layersPerStage(28, 2)).toEqual([14, 14]);
+    // Extra layers go to the stages before the last one (the last also holds the LM head).
+    expect(layersPerStage(80, 3)).toEqual([27, 27, 26]);
+    expect(layersPerStage(28, 3)).toEqual([9, 10, 9]);
+    expect(layersPerStage(28, 1)).toEqual([28]);
+  });
+});
+
+describe("tensor-parallel rules", () => {
+  it("TP must divide the attention heads and fit the KV and vision heads", () => {
+    expect(tensorParallelProblem(m7, 3)).toMatch(/28 attention heads/);
+    expect(allowedTensorParallelSizes(m7, 8)).toEqual([1, 2, 4]);
+    expect(allowedTensorParallelSizes(m72, 8)).toEqual([1, 2, 4, 8]);
+  });
+  it("the original 72B intermediate size 29568 does not align for quantized TP 2/4/8; the padded 29696 does", () => {
+    const awq = MODELS.get("Qwen/Qwen2-VL-72B-Instruct-AWQ")!;
+    expect(awq.intermediateSize).toBe(29696);
+    for (const tp of [2, 4, 8]) expect(tensorParallelProblem(awq, tp)).toBeUndefined();
+    const unpadded = { ...awq, intermediateSize: 29568 };
+    for (const tp of [2, 4, 8])
+      expect(tensorParallelProblem(unpadded, tp)).toMatch(
+        /not a multiple of the quantization group size 128/,
+      );
+    expect(tensorParallelProblem(unpadded, 1)).toBeUndefined();
+  });
+});
+
+describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings", () => {
+  it("budget − weights − activation − non-torch = KV cache, in whole 16-token blocks", () => {
+    const gpu = GPUS.get("A10G")!;
+    const features = vllmFeatures(parseVersion("0.11.0")!, gpu.computeCapability);
+    const p = planMemory({
+      model: m7,
+      weightsScale: 1,
+      gpu,
+      tp: 1,
+      pp: 1,
+      dtype: "bfloat16",
+      kvBytes: 2,
+      features,
+      maxModelLen: 8192,
+      util: 0.8,
+      imageLimit: 4,
+      maxPixels: 1003520,
+      enforceEager: true,
+      blockSize: 16,
+    });
+    const budget = 21.99 * 0.8 * GiB;
+    const weights = 16_582_744_064;
+    // V1 on a < 70 GiB card profiles 2048 tokens; one 1280-token image (5120 patches) fits the encoder budget.
+    const decoder = 2048 * (3 * 18944 + 3 * 3584) * 2;
+    const sampler = 256 * 152064 * 4;
+    const encoder = 5120 * (2 * 5120 + 3 * 1280 + 2 * 1280) * 2;
+    const encoderOutputs = 1280 * 3584 * 2;
+    const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
+    const kv = budget - weights - activation - 0.35 * GiB;
+    const tokens = Math.floor(kv / (57344 * 16)) * 16;
+    expect(p.profile).toEqual({
+      maxNumBatchedTokens: 2048,
+      maxNumSeqs: 256,
+      tokensPerImage: 1280,
+      imagesProfiled: 1,
+    });
+    expect(p.stages[0]!.weightsGiB * GiB).toBeCloseTo(weights, 0);
+    expect(p.stages[0]!.activationGiB * GiB).toBeCloseTo(activation, 0);
+    expect(p.kvCacheTokens).toBe(tokens);
+    expect(p.maxConcurrency).toBeCloseTo(tokens / 8192, 6);
+    expect(p.fits).toBe(true);
+  });
+});
