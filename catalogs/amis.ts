@@ -1,0 +1,46 @@
+/**
+ * Machine images by name: the SSM public parameter that points at the current image, and the login
+ * user. Sources: AWS DLAMI release notes (SSM parameter for "Deep Learning Base OSS Nvidia Driver GPU
+ * AMI (Ubuntu 22.04)"); Canonical "Find Ubuntu images on AWS" (SSM parameters); Debian cloud team
+ * (SSM parameters under /aws/service/debian); ../shared/reference/aws-nvidia-pulumi-facts.md §2.
+ * A "latest" pointer moves: nodes ignore AMI changes once created (see components/gpu-node.ts).
+ */
+export interface AmiSource {
+  readonly ssmParameter: string;
+  readonly user: string;
+  /** The image already carries the NVIDIA driver, CUDA, EFA and aws-ofi-nccl. */
+  readonly nvidiaPreinstalled: boolean;
+  readonly os: "ubuntu-22.04" | "ubuntu-24.04" | "debian-12";
+}
+
+export const AMIS: Readonly<
+  Record<"dlami-ubuntu-22.04" | "ubuntu-22.04" | "ubuntu-24.04" | "debian-12", AmiSource>
+> = {
+  "dlami-ubuntu-22.04": {
+    ssmParameter:
+      "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+    user: "ubuntu",
+    nvidiaPreinstalled: true,
+    os: "ubuntu-22.04",
+  },
+  "ubuntu-22.04": {
+    ssmParameter:
+      "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id",
+    user: "ubuntu",
+    nvidiaPreinstalled: false,
+    os: "ubuntu-22.04",
+  },
+  "ubuntu-24.04": {
+    ssmParameter:
+      "/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id",
+    user: "ubuntu",
+    nvidiaPreinstalled: false,
+    os: "ubuntu-24.04",
+  },
+  "debian-12": {
+    ssmParameter: "/aws/service/debian/release/12/latest/amd64",
+    user: "admin",
+    nvidiaPreinstalled: false,
+    os: "debian-12",
+  },
+};

@@ -1,0 +1,175 @@
+/**
+ * Everything a plan needs on AWS: a provider for the plan's region, the network, the node role, a key
+ * pair (when an SSH key is configured), one GPU node per planned node, and a load balancer when there
+ * are replicas. Reads the plan; recomputes nothing.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { AMIS } from "../catalogs/amis";
+import { INSTANCE_TYPES } from "../catalogs/instances";
+import { PORTS } from "../catalogs/ports";
+import type { AwsTarget } from "../config/schema";
+import type { Plan } from "../plan";
+import { GpuNode } from "./gpu-node";
+import { LoadBalancer } from "./load-balancer";
+import { Network } from "./network";
+import { NodeRole } from "./node-role";
+
+export interface AwsDeploymentArgs {
+  /** A plan whose target is AWS (and which fits: the caller refuses others). */
+  readonly plan: Plan;
+}
+
+export interface NodeOutput {
+  readonly name: string;
+  readonly role: string;
+  readonly replica: number;
+  readonly instanceId: pulumi.Output<string>;
+  readonly publicIp: pulumi.Output<string>;
+  readonly privateIp: pulumi.Output<string>;
+  /** How to open a shell on it. */
+  readonly connect: pulumi.Output<string>;
+}
+
+export const PROJECT_TAG = "qwen-vl-deploy";
+
+export class AwsDeployment extends pulumi.ComponentResource {
+  readonly nodes: NodeOutput[];
+  /** The API's base URL (for a closed API: the local end of the tunnel). */
+  readonly endpoint: pulumi.Output<string>;
+  /** Command that opens the tunnel to the API (and Prometheus) on the head, when the API is closed. */
+  readonly tunnelCommand: pulumi.Output<string>;
+  readonly prometheusUrl: string;
+
+  constructor(name: string, args: AwsDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qwen-vl-deploy:aws:Deployment", name, {}, opts);
+    const plan = args.plan;
+    const target = plan.config.target as AwsTarget;
+    if (target.kind !== "aws") throw new Error("AwsDeployment needs a plan with target.kind aws");
+    const provider = new aws.Provider(
+      `${name}-aws`,
+      { region: target.region as aws.Region },
+      { parent: this },
+    );
+    // Components take the provider map; resources and invokes made here take the provider itself.
+    const child = { parent: this, providers: { aws: provider } };
+    const own = { parent: this, provider };
+    const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
+    const net = plan.config.network;
+    const instanceType = INSTANCE_TYPES.get(target.instanceType)!;
+    const loadBalanced = plan.replicas > 1;
+
+    const network = new Network(
+      `${name}-net`,
+      {
+        vpc: target.vpc,
+        region: target.region,
+        ...(target.availabilityZone ? { availabilityZone: target.availabilityZone } : {}),
+        apiPort: plan.config.vllm.port,
+        apiCidrs: net.apiCidrs,
+        publicApiApproved: net.allowPublicApi && Boolean(plan.config.secrets.apiKey),
+        sshCidrs: net.sshCidrs,
+        multiNode: plan.nodesPerReplica > 1,
+        loadBalanced,
+        tags,
+      },
+      child,
+    );
+    const ssmParameters = Object.values(plan.config.secrets)
+      .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
+      .map((ref) => ref.slice(4));
+    const role = new NodeRole(
+      `${name}-node`,
+      { ssmParameters, region: target.region, tags },
+      child,
+    );
+    const keyPair = target.sshPublicKey
+      ? new aws.ec2.KeyPair(`${name}-key`, { publicKey: target.sshPublicKey, tags }, own)
+      : undefined;
+    const amiSource = AMIS[target.ami];
+    const ami = target.amiId
+      ? pulumi.output(target.amiId)
+      : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
+    const efa = target.efa && instanceType.efaInterfaces > 0;
+
+    this.nodes = plan.nodes.map((n) => {
+      const node = new GpuNode(
+        `${name}-${n.name}`,
+        {
+          ami,
+          instanceType: target.instanceType,
+          subnetId: network.subnetId,
+          securityGroupIds: [network.nodeSecurityGroupId],
+          instanceProfileName: role.instanceProfileName,
+          ...(keyPair ? { keyName: keyPair.keyName } : {}),
+          rootVolumeGiB: plan.rootVolumeGiB,
+          ...(network.placementGroupName ? { placementGroup: network.placementGroupName } : {}),
+          ...(target.spot?.enabled
+            ? {
+                spot: {
+                  ...(target.spot.maxPriceUsdPerHour
+                    ? { maxPriceUsdPerHour: target.spot.maxPriceUsdPerHour }
+                    : {}),
+                },
+              }
+            : {}),
+          efa,
+          tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
+        },
+        child,
+      );
+      const connect =
+        keyPair && net.sshCidrs.length > 0
+          ? pulumi.interpolate`ssh ${amiSource.user}@${node.publicIp}`
+          : pulumi.interpolate`aws ssm start-session --region ${target.region} --target ${node.instanceId}`;
+      return {
+        name: n.name,
+        role: n.role,
+        replica: n.replica,
+        instanceId: node.instanceId,
+        publicIp: node.publicIp,
+        privateIp: node.privateIp,
+        connect,
+      };
+    });
+
+    const head = this.nodes[0]!;
+    const port = plan.config.vllm.port;
+    const forward = (p: number) =>
+      keyPair && net.sshCidrs.length > 0
+        ? `-L ${p}:localhost:${p}`
+        : `--parameters '{"portNumber":["${p}"],"localPortNumber":["${p}"]}'`;
+    this.tunnelCommand =
+      keyPair && net.sshCidrs.length > 0
+        ? pulumi.interpolate`ssh -N ${forward(port)} -L ${PORTS.prometheus}:localhost:${PORTS.prometheus} ${amiSource.user}@${head.publicIp}`
+        : pulumi.interpolate`aws ssm start-session --region ${target.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession ${forward(port)}`;
+    this.prometheusUrl = `http://localhost:${PORTS.prometheus} (through the tunnel to the head)`;
+
+    if (loadBalanced) {
+      const lb = new LoadBalancer(
+        `${name}-lb`,
+        {
+          vpcId: network.vpcId,
+          subnetIds: network.lbSubnetIds,
+          securityGroupId: network.lbSecurityGroupId!,
+          apiPort: port,
+          targets: this.nodes.filter((n) => n.role === "head").map((n) => n.instanceId),
+          ...(net.certificateArn ? { certificateArn: net.certificateArn } : {}),
+          tags,
+        },
+        child,
+      );
+      this.endpoint = lb.url;
+    } else if (net.apiCidrs.length > 0) {
+      this.endpoint = pulumi.interpolate`http://${head.publicIp}:${port}`;
+    } else {
+      this.endpoint = pulumi.output(`http://localhost:${port}`);
+    }
+
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      tunnelCommand: this.tunnelCommand,
+      nodes: this.nodes,
+    });
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Replicas behind an Application Load Balancer: a target group on the vLLM port whose health check
+ * is vLLM's /health, each replica's head registered, and a listener reachable only from the CIDRs
+ * the network component allowed (HTTPS when a certificate is configured).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface LoadBalancerArgs {
+  readonly vpcId: pulumi.Input<string>;
+  readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  readonly securityGroupId: pulumi.Input<string>;
+  readonly apiPort: number;
+  /** Instance ids of each replica's head node. */
+  readonly targets: readonly pulumi.Input<string>[];
+  /** ACM certificate ARN: HTTPS on 443 (and HTTP on 80 redirects). Default: HTTP on 80. */
+  readonly certificateArn?: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export class LoadBalancer extends pulumi.ComponentResource {
+  readonly dnsName: pulumi.Output<string>;
+  readonly url: pulumi.Output<string>;
+
+  constructor(name: string, args: LoadBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qwen-vl-deploy:aws:LoadBalancer", name, {}, opts);
+    const parent = { parent: this };
+    const lb = new aws.lb.LoadBalancer(
+      `${name}-alb`,
+      {
+        loadBalancerType: "application",
+        internal: false,
+        securityGroups: [args.securityGroupId],
+        subnets: args.subnetIds,
+        idleTimeout: 600,
+        tags: args.tags,
+      },
+      parent,
+    );
+    const tg = new aws.lb.TargetGroup(
+      `${name}-targets`,
+      {
+        vpcId: args.vpcId,
+        port: args.apiPort,
+        protocol: "HTTP",
+        targetType: "instance",
+        healthCheck: {
+          path: "/health",
+          port: String(args.apiPort),
+          protocol: "HTTP",
+          matcher: "200",
+          interval: 15,
+          timeout: 5,
+          healthyThreshold: 2,
+          unhealthyThreshold: 3,
+        },
+        tags: args.tags,
+      },
+      parent,
+    );
+    args.targets.forEach(
+      (target, i) =>
+        new aws.lb.TargetGroupAttachment(
+          `${name}-target-${i}`,
+          { targetGroupArn: tg.arn, targetId: target, port: args.apiPort },
+          parent,
+        ),
+    );
+    if (args.certificateArn) {
+      new aws.lb.Listener(
+        `${name}-https`,
+        {
+          loadBalancerArn: lb.arn,
+          port: 443,
+          protocol: "HTTPS",
+          certificateArn: args.certificateArn,
+          sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+          defaultActions: [{ type: "forward", targetGroupArn: tg.arn }],
+          tags: args.tags,
+        },
+        parent,
+      );
+      new aws.lb.Listener(
+        `${name}-http`,
+        {
+          loadBalancerArn: lb.arn,
+          port: 80,
+          protocol: "HTTP",
+          defaultActions: [
+            {
+              type: "redirect",
+              redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" },
+            },
+          ],
+          tags: args.tags,
+        },
+        parent,
+      );
+    } else {
+      new aws.lb.Listener(
+        `${name}-http`,
+        {
+          loadBalancerArn: lb.arn,
+          port: 80,
+          protocol: "HTTP",
+          defaultActions: [{ type: "forward", targetGroupArn: tg.arn }],
+          tags: args.tags,
+        },
+        parent,
+      );
+    }
+    this.dnsName = lb.dnsName;
+    this.url = pulumi.interpolate`${args.certificateArn ? "https" : "http"}://${lb.dnsName}`;
+    this.registerOutputs({ dnsName: this.dnsName, url: this.url });
+  }
+}

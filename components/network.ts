@@ -1,0 +1,246 @@
+/**
+ * Where the nodes live and who may reach them. Closed by default: nothing inbound but what the
+ * config names (API and SSH CIDRs), traffic between cluster members through a self-referencing rule
+ * (Ray and NCCL use ports no list can name; vLLM/Ray traffic is unencrypted and can run code, so it
+ * stays inside the group), and a cluster placement group for multi-node stacks.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface NetworkArgs {
+  /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
+  readonly vpc: "default" | "new";
+  readonly region: string;
+  /** Availability zone for the nodes (placement groups live in one zone). Default: `${region}a`. */
+  readonly availabilityZone?: string;
+  /** Port the vLLM API listens on. */
+  readonly apiPort: number;
+  /** CIDRs allowed to the API (on the nodes, or on the load balancer when there is one). Default: none. */
+  readonly apiCidrs: readonly string[];
+  /** The config allows 0.0.0.0/0 on the API (and an API key is set): tag the rule as approved. */
+  readonly publicApiApproved: boolean;
+  /** CIDRs allowed to SSH. Default: none (SSM Session Manager). */
+  readonly sshCidrs: readonly string[];
+  /** Nodes of one replica talk to each other (multi-node): self-referencing rule + placement group. */
+  readonly multiNode: boolean;
+  /** Replicas sit behind a load balancer: a second subnet (ALBs need two zones) and an LB group. */
+  readonly loadBalanced: boolean;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export class Network extends pulumi.ComponentResource {
+  readonly vpcId: pulumi.Output<string>;
+  /** Subnet of the nodes. */
+  readonly subnetId: pulumi.Output<string>;
+  /** Subnets for the load balancer (two zones). */
+  readonly lbSubnetIds: pulumi.Output<string[]>;
+  readonly nodeSecurityGroupId: pulumi.Output<string>;
+  readonly lbSecurityGroupId?: pulumi.Output<string>;
+  readonly placementGroupName?: pulumi.Output<string>;
+
+  constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qwen-vl-deploy:aws:Network", name, {}, opts);
+    const parent = { parent: this };
+    const zone = args.availabilityZone ?? `${args.region}a`;
+    const secondZone = zone.endsWith("a") ? `${zone.slice(0, -1)}b` : `${zone.slice(0, -1)}a`;
+
+    if (args.vpc === "new") {
+      const vpc = new aws.ec2.Vpc(
+        `${name}-vpc`,
+        {
+          cidrBlock: "10.42.0.0/16",
+          enableDnsHostnames: true,
+          enableDnsSupport: true,
+          tags: { ...args.tags, Name: `${name}-vpc` },
+        },
+        parent,
+      );
+      const igw = new aws.ec2.InternetGateway(
+        `${name}-igw`,
+        { vpcId: vpc.id, tags: args.tags },
+        parent,
+      );
+      const routes = new aws.ec2.RouteTable(
+        `${name}-routes`,
+        { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: args.tags },
+        parent,
+      );
+      const subnet = (suffix: string, cidr: string, az: string) => {
+        const s = new aws.ec2.Subnet(
+          `${name}-${suffix}`,
+          {
+            vpcId: vpc.id,
+            cidrBlock: cidr,
+            availabilityZone: az,
+            mapPublicIpOnLaunch: true,
+            tags: { ...args.tags, Name: `${name}-${suffix}` },
+          },
+          parent,
+        );
+        new aws.ec2.RouteTableAssociation(
+          `${name}-${suffix}-routes`,
+          { subnetId: s.id, routeTableId: routes.id },
+          parent,
+        );
+        return s;
+      };
+      const a = subnet("subnet-a", "10.42.0.0/20", zone);
+      const b = args.loadBalanced ? subnet("subnet-b", "10.42.16.0/20", secondZone) : undefined;
+      this.vpcId = vpc.id;
+      this.subnetId = a.id;
+      this.lbSubnetIds = b ? pulumi.all([a.id, b.id]) : pulumi.output([a.id]).apply((x) => [...x]);
+    } else {
+      const vpc = aws.ec2.getVpcOutput({ default: true }, parent);
+      this.vpcId = vpc.id;
+      const inZone = aws.ec2.getSubnetsOutput(
+        {
+          filters: [
+            { name: "vpc-id", values: [vpc.id] },
+            { name: "default-for-az", values: ["true"] },
+            { name: "availability-zone", values: [zone] },
+          ],
+        },
+        parent,
+      );
+      this.subnetId = inZone.ids.apply((ids) => {
+        if (ids.length === 0)
+          throw new Error(
+            `the default VPC has no default subnet in ${zone}; set target.availabilityZone or target.vpc: new`,
+          );
+        return ids[0]!;
+      });
+      const all = aws.ec2.getSubnetsOutput(
+        {
+          filters: [
+            { name: "vpc-id", values: [vpc.id] },
+            { name: "default-for-az", values: ["true"] },
+          ],
+        },
+        parent,
+      );
+      this.lbSubnetIds = all.ids.apply((ids) => [...ids].sort());
+    }
+
+    const nodes = new aws.ec2.SecurityGroup(
+      `${name}-nodes`,
+      {
+        vpcId: this.vpcId,
+        description: "qwen-vl-deploy GPU nodes: closed but for the configured CIDRs",
+        tags: { ...args.tags, Name: `${name}-nodes` },
+      },
+      parent,
+    );
+    this.nodeSecurityGroupId = nodes.id;
+    new aws.vpc.SecurityGroupEgressRule(
+      `${name}-nodes-egress`,
+      {
+        securityGroupId: nodes.id,
+        ipProtocol: "-1",
+        cidrIpv4: "0.0.0.0/0",
+        description: "packages, weights, AWS APIs",
+        tags: args.tags,
+      },
+      parent,
+    );
+
+    const ingress = (
+      ruleName: string,
+      sg: pulumi.Input<string>,
+      port: number,
+      cidr: string,
+      description: string,
+      extraTags: Record<string, string> = {},
+    ) =>
+      new aws.vpc.SecurityGroupIngressRule(
+        ruleName,
+        {
+          securityGroupId: sg,
+          ipProtocol: "tcp",
+          fromPort: port,
+          toPort: port,
+          cidrIpv4: cidr,
+          description,
+          tags: { ...args.tags, ...extraTags },
+        },
+        parent,
+      );
+    const approval = (cidr: string): Record<string, string> =>
+      cidr === "0.0.0.0/0" && args.publicApiApproved ? { PublicApi: "approved" } : {};
+
+    if (args.loadBalanced) {
+      const lb = new aws.ec2.SecurityGroup(
+        `${name}-lb`,
+        {
+          vpcId: this.vpcId,
+          description: "qwen-vl-deploy load balancer: the API for the configured CIDRs",
+          tags: { ...args.tags, Name: `${name}-lb` },
+        },
+        parent,
+      );
+      this.lbSecurityGroupId = lb.id;
+      new aws.vpc.SecurityGroupEgressRule(
+        `${name}-lb-egress`,
+        {
+          securityGroupId: lb.id,
+          ipProtocol: "tcp",
+          fromPort: args.apiPort,
+          toPort: args.apiPort,
+          referencedSecurityGroupId: nodes.id,
+          description: "to vLLM on the nodes",
+          tags: args.tags,
+        },
+        parent,
+      );
+      args.apiCidrs.forEach((cidr, i) => {
+        ingress(`${name}-lb-http-${i}`, lb.id, 80, cidr, "API over HTTP", approval(cidr));
+        ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval(cidr));
+      });
+      new aws.vpc.SecurityGroupIngressRule(
+        `${name}-nodes-from-lb`,
+        {
+          securityGroupId: nodes.id,
+          ipProtocol: "tcp",
+          fromPort: args.apiPort,
+          toPort: args.apiPort,
+          referencedSecurityGroupId: lb.id,
+          description: "vLLM from the load balancer",
+          tags: args.tags,
+        },
+        parent,
+      );
+    } else {
+      args.apiCidrs.forEach((cidr, i) =>
+        ingress(`${name}-nodes-api-${i}`, nodes.id, args.apiPort, cidr, "vLLM API", approval(cidr)),
+      );
+    }
+    args.sshCidrs.forEach((cidr, i) =>
+      ingress(`${name}-nodes-ssh-${i}`, nodes.id, 22, cidr, "SSH"),
+    );
+
+    if (args.multiNode) {
+      new aws.vpc.SecurityGroupIngressRule(
+        `${name}-nodes-from-cluster`,
+        {
+          securityGroupId: nodes.id,
+          ipProtocol: "-1",
+          referencedSecurityGroupId: nodes.id,
+          description: "Ray, NCCL and exporters between cluster members",
+          tags: args.tags,
+        },
+        parent,
+      );
+      const pg = new aws.ec2.PlacementGroup(
+        `${name}-placement`,
+        { strategy: "cluster", tags: args.tags },
+        parent,
+      );
+      this.placementGroupName = pg.name;
+    }
+
+    this.registerOutputs({
+      vpcId: this.vpcId,
+      subnetId: this.subnetId,
+      nodeSecurityGroupId: this.nodeSecurityGroupId,
+    });
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The nodes' instance role: only what a node needs. SSM core (Session Manager, port forwarding, no
+ * open SSH needed); read access to the SSM parameters its secrets live in, when any do.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface NodeRoleArgs {
+  /** SSM parameter paths (with leading "/") the node reads at provisioning, e.g. the HF token. Default: none. */
+  readonly ssmParameters: readonly string[];
+  readonly region: string;
+  readonly tags: Readonly<Record<string, string>>;
+}
+
+export class NodeRole extends pulumi.ComponentResource {
+  readonly instanceProfileName: pulumi.Output<string>;
+  readonly roleArn: pulumi.Output<string>;
+
+  constructor(name: string, args: NodeRoleArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("qwen-vl-deploy:aws:NodeRole", name, {}, opts);
+    const parent = { parent: this };
+    const role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        description: "qwen-vl-deploy GPU node",
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Principal: { Service: "ec2.amazonaws.com" },
+              Action: "sts:AssumeRole",
+            },
+          ],
+        }),
+        tags: args.tags,
+      },
+      parent,
+    );
+    new aws.iam.RolePolicyAttachment(
+      `${name}-ssm-core`,
+      { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" },
+      parent,
+    );
+    if (args.ssmParameters.length > 0) {
+      const identity = aws.getCallerIdentityOutput({}, parent);
+      const partition = aws.getPartitionOutput({}, parent);
+      new aws.iam.RolePolicy(
+        `${name}-secrets`,
+        {
+          role: role.id,
+          policy: pulumi.all([identity.accountId, partition.partition]).apply(([account, p]) =>
+            JSON.stringify({
+              Version: "2012-10-17",
+              Statement: [
+                {
+                  Effect: "Allow",
+                  Action: ["ssm:GetParameter"],
+                  Resource: args.ssmParameters.map(
+                    (path) => `arn:${p}:ssm:${args.region}:${account}:parameter${path}`,
+                  ),
+                },
+              ],
+            }),
+          ),
+        },
+        parent,
+      );
+    }
+    const profile = new aws.iam.InstanceProfile(
+      `${name}-profile`,
+      { role: role.name, tags: args.tags },
+      parent,
+    );
+    this.instanceProfileName = profile.name;
+    this.roleArn = role.arn;
+    this.registerOutputs({ instanceProfileName: this.instanceProfileName, roleArn: this.roleArn });
+  }
+}

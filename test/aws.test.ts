@@ -1,0 +1,292 @@
+/**
+ * The AWS components under Pulumi's mocks: for every shipped AWS stack, exactly which resources
+ * are registered and with which inputs that matter; then the options a stack can turn on.
+ */
+import { describe, expect, it } from "vitest";
+import { AMIS } from "../catalogs/amis";
+import { AwsDeployment } from "../components/aws-deployment";
+import { readStackFile } from "../config/stack-file";
+import { planStack } from "../plan";
+import {
+  FAKE_AMI,
+  installMocks,
+  settle,
+  value,
+  type Recorder,
+  type Registration,
+} from "./support/pulumi-mocks";
+
+async function deploy(
+  stack: string,
+  sections: Record<string, unknown>,
+): Promise<{ rec: Recorder; d: AwsDeployment; plan: ReturnType<typeof planStack> }> {
+  const rec = installMocks(stack);
+  const plan = planStack(sections, { stack, secretKeys: new Set(["apiKey"]) });
+  const d = new AwsDeployment(stack, { plan });
+  await value(d.endpoint);
+  await Promise.all(d.nodes.map((n) => value(n.connect)));
+  await settle(rec);
+  return { rec, d, plan };
+}
+
+const byType = (rec: Recorder, type: string) => rec.registrations.filter((r) => r.type === type);
+const one = (rec: Recorder, name: string): Registration => {
+  const found = rec.registrations.filter((r) => r.name === name);
+  expect(found, name).toHaveLength(1);
+  return found[0]!;
+};
+const inventory = (rec: Recorder) => rec.registrations.map((r) => `${r.type} ${r.name}`).sort();
+
+const BASE_SINGLE = (s: string) => [
+  `pulumi:providers:aws ${s}-aws`,
+  `qwen-vl-deploy:aws:Deployment ${s}`,
+  `qwen-vl-deploy:aws:Network ${s}-net`,
+  `aws:ec2/securityGroup:SecurityGroup ${s}-net-nodes`,
+  `aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule ${s}-net-nodes-egress`,
+  `qwen-vl-deploy:aws:NodeRole ${s}-node`,
+  `aws:iam/role:Role ${s}-node-role`,
+  `aws:iam/rolePolicyAttachment:RolePolicyAttachment ${s}-node-ssm-core`,
+  `aws:iam/instanceProfile:InstanceProfile ${s}-node-profile`,
+];
+const NODE = (s: string, n: string) => [
+  `qwen-vl-deploy:aws:GpuNode ${s}-${n}`,
+  `aws:ec2/instance:Instance ${s}-${n}-instance`,
+];
+
+describe("shipped AWS stacks: exact resources", () => {
+  it("single-gpu: one g5.xlarge, closed network, nothing else", async () => {
+    const { rec, d, plan } = await deploy("single-gpu", readStackFile("single-gpu").sections);
+    expect(inventory(rec)).toEqual(
+      [...BASE_SINGLE("single-gpu"), ...NODE("single-gpu", "head")].sort(),
+    );
+    const i = one(rec, "single-gpu-head-instance").inputs;
+    expect(i["instanceType"]).toBe("g5.xlarge");
+    expect(i["ami"]).toBe(FAKE_AMI);
+    expect(
+      rec.invokes.find((x) => x.token === "aws:ssm/getParameter:getParameter")!.inputs["name"],
+    ).toBe(AMIS["dlami-ubuntu-22.04"].ssmParameter);
+    expect(i["metadataOptions"]).toEqual({
+      httpTokens: "required",
+      httpEndpoint: "enabled",
+      httpPutResponseHopLimit: 2,
+    });
+    expect(i["rootBlockDevice"]).toMatchObject({
+      volumeSize: plan.rootVolumeGiB,
+      volumeType: "gp3",
+      encrypted: true,
+      deleteOnTermination: true,
+    });
+    expect(plan.rootVolumeGiB).toBe(Math.ceil(plan.model.checkpointGiB + 64));
+    expect(i["iamInstanceProfile"]).toBe("single-gpu-node-profile-profile");
+    expect(i["keyName"]).toBeUndefined();
+    expect(i["placementGroup"]).toBeUndefined();
+    expect(i["instanceMarketOptions"]).toBeUndefined();
+    expect(i["userData"]).toBeUndefined();
+    expect(i["tags"]).toMatchObject({
+      Project: "qwen-vl-deploy",
+      Stack: "single-gpu",
+      Role: "head",
+      Model: "Qwen/Qwen2-VL-7B-Instruct",
+    });
+    expect(one(rec, "single-gpu-aws").inputs["region"]).toBe("us-east-1");
+    // Every lookup goes through the stack's provider (its region), never the ambient default.
+    expect(rec.invokes.length).toBeGreaterThan(0);
+    for (const inv of rec.invokes)
+      expect(inv.provider, inv.token).toMatch(/pulumi:providers:aws::single-gpu-aws::/);
+    for (const r of rec.registrations.filter((x) => x.type.startsWith("aws:")))
+      expect(r.provider, r.name).toMatch(/pulumi:providers:aws::single-gpu-aws::/);
+    // Closed by default: no ingress rule at all; egress to the world for packages and weights.
+    expect(byType(rec, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")).toEqual([]);
+    expect(one(rec, "single-gpu-net-nodes-egress").inputs).toMatchObject({
+      ipProtocol: "-1",
+      cidrIpv4: "0.0.0.0/0",
+    });
+    expect(one(rec, "single-gpu-node-ssm-core").inputs["policyArn"]).toBe(
+      "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    );
+    expect(await value(d.endpoint)).toBe("http://localhost:8000");
+    expect(await value(d.tunnelCommand)).toMatch(
+      /aws ssm start-session --region us-east-1 --target single-gpu-head-instance-id --document-name AWS-StartPortForwardingSession --parameters '\{"portNumber":\["8000"\],"localPortNumber":\["8000"\]\}'/,
+    );
+  });
+
+  it("multi-gpu: two g4dn.12xlarge in a cluster placement group, members reach each other", async () => {
+    const { rec, d } = await deploy("multi-gpu", readStackFile("multi-gpu").sections);
+    expect(inventory(rec)).toEqual(
+      [
+        ...BASE_SINGLE("multi-gpu"),
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule multi-gpu-net-nodes-from-cluster",
+        "aws:ec2/placementGroup:PlacementGroup multi-gpu-net-placement",
+        ...NODE("multi-gpu", "head"),
+        ...NODE("multi-gpu", "worker1"),
+      ].sort(),
+    );
+    expect(one(rec, "multi-gpu-net-placement").inputs["strategy"]).toBe("cluster");
+    const self = one(rec, "multi-gpu-net-nodes-from-cluster").inputs;
+    expect(self).toMatchObject({
+      ipProtocol: "-1",
+      securityGroupId: "multi-gpu-net-nodes-id",
+      referencedSecurityGroupId: "multi-gpu-net-nodes-id",
+    });
+    expect(self["cidrIpv4"]).toBeUndefined();
+    for (const n of ["head", "worker1"]) {
+      const i = one(rec, `multi-gpu-${n}-instance`).inputs;
+      expect(i["instanceType"]).toBe("g4dn.12xlarge");
+      expect(i["placementGroup"]).toBe("multi-gpu-net-placement-pg");
+      expect(i["vpcSecurityGroupIds"]).toEqual(["multi-gpu-net-nodes-id"]);
+      expect(i["subnetId"]).toBe("subnet-us-east-1a");
+    }
+    expect(d.nodes.map((n) => [n.name, n.role])).toEqual([
+      ["head", "head"],
+      ["worker1", "worker"],
+    ]);
+  });
+
+  it("large: one p5.48xlarge with a root volume sized for 72B", async () => {
+    const { rec, plan } = await deploy("large", readStackFile("large").sections);
+    expect(inventory(rec)).toEqual([...BASE_SINGLE("large"), ...NODE("large", "head")].sort());
+    const i = one(rec, "large-head-instance").inputs;
+    expect(i["instanceType"]).toBe("p5.48xlarge");
+    expect(i["rootBlockDevice"]["volumeSize"]).toBe(plan.rootVolumeGiB);
+    expect(plan.rootVolumeGiB).toBeGreaterThan(200);
+  });
+});
+
+describe("options", () => {
+  const base = () =>
+    readStackFile("single-gpu").sections as Record<string, Record<string, unknown>>;
+
+  it("replicas: an ALB with a /health target group, one target per replica head, HTTPS with a certificate, open only to the given CIDRs", async () => {
+    const s = base();
+    const { rec, d } = await deploy("rep", {
+      ...s,
+      target: { ...s["target"], replicas: 2 },
+      network: {
+        apiCidrs: ["198.51.100.0/24"],
+        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+      },
+    });
+    expect(
+      byType(rec, "aws:ec2/instance:Instance")
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(["rep-r0-head-instance", "rep-r1-head-instance"]);
+    const tg = one(rec, "rep-lb-targets").inputs;
+    expect(tg).toMatchObject({
+      port: 8000,
+      protocol: "HTTP",
+      healthCheck: { path: "/health", matcher: "200" },
+    });
+    expect(
+      byType(rec, "aws:lb/targetGroupAttachment:TargetGroupAttachment")
+        .map((r) => r.inputs["targetId"])
+        .sort(),
+    ).toEqual(["rep-r0-head-instance-id", "rep-r1-head-instance-id"]);
+    expect(one(rec, "rep-lb-https").inputs).toMatchObject({
+      port: 443,
+      protocol: "HTTPS",
+      certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+    });
+    expect(one(rec, "rep-lb-http").inputs["defaultActions"][0]["type"]).toBe("redirect");
+    expect(one(rec, "rep-lb-alb").inputs["subnets"]).toEqual([
+      "subnet-us-east-1a",
+      "subnet-us-east-1b",
+      "subnet-us-east-1c",
+    ]);
+    const ingress = byType(rec, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").map(
+      (r) => [
+        r.name,
+        r.inputs["fromPort"],
+        r.inputs["cidrIpv4"] ?? r.inputs["referencedSecurityGroupId"],
+      ],
+    );
+    expect(ingress.sort()).toEqual([
+      ["rep-net-lb-http-0", 80, "198.51.100.0/24"],
+      ["rep-net-lb-https-0", 443, "198.51.100.0/24"],
+      ["rep-net-nodes-from-lb", 8000, "rep-net-lb-id"],
+    ]);
+    expect(await value(d.endpoint)).toBe("https://rep-lb-alb.elb.example");
+  });
+
+  it("SSH key and CIDRs, spot with a max price, a pinned AMI, SSM-held secrets", async () => {
+    const s = base();
+    const { rec, d } = await deploy("opt", {
+      ...s,
+      target: {
+        ...s["target"],
+        sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test",
+        spot: { enabled: true, maxPriceUsdPerHour: 0.6 },
+        amiId: "ami-0fedcba9876543210",
+      },
+      network: { sshCidrs: ["198.51.100.7/32"] },
+      secrets: { hfToken: "ssm:/qwen/hf-token" },
+    });
+    const i = one(rec, "opt-head-instance").inputs;
+    expect(i["ami"]).toBe("ami-0fedcba9876543210");
+    expect(rec.invokes.some((x) => x.token === "aws:ssm/getParameter:getParameter")).toBe(false);
+    expect(i["keyName"]).toBe("opt-key-kp");
+    expect(i["instanceMarketOptions"]).toEqual({
+      marketType: "spot",
+      spotOptions: {
+        spotInstanceType: "one-time",
+        instanceInterruptionBehavior: "terminate",
+        maxPrice: "0.6",
+      },
+    });
+    expect(one(rec, "opt-net-nodes-ssh-0").inputs).toMatchObject({
+      fromPort: 22,
+      toPort: 22,
+      cidrIpv4: "198.51.100.7/32",
+    });
+    const policy = JSON.parse(one(rec, "opt-node-secrets").inputs["policy"]);
+    expect(policy.Statement).toEqual([
+      {
+        Effect: "Allow",
+        Action: ["ssm:GetParameter"],
+        Resource: ["arn:aws:ssm:us-east-1:123456789012:parameter/qwen/hf-token"],
+      },
+    ]);
+    expect(await value(d.nodes[0]!.connect)).toBe("ssh ubuntu@203.0.113.11");
+    expect(await value(d.tunnelCommand)).toBe(
+      "ssh -N -L 8000:localhost:8000 -L 9090:localhost:9090 ubuntu@203.0.113.11",
+    );
+  });
+
+  it("a new VPC and an EFA interface where the instance type has one", async () => {
+    const { rec } = await deploy("efa", {
+      model: {
+        id: "Qwen/Qwen2-VL-72B-Instruct",
+        revision: "f400120e59a6196b024298b7d09fb517f742db7d",
+      },
+      target: {
+        kind: "aws",
+        region: "eu-west-1",
+        instanceType: "p5.48xlarge",
+        nodes: 2,
+        efa: true,
+        vpc: "new",
+      },
+      vllm: {
+        maxModelLen: 32768,
+        maxPixels: 2007040,
+        tensorParallelSize: 8,
+        pipelineParallelSize: 2,
+      },
+    });
+    expect(one(rec, "efa-net-vpc").inputs["cidrBlock"]).toBe("10.42.0.0/16");
+    expect(one(rec, "efa-net-subnet-a").inputs).toMatchObject({
+      availabilityZone: "eu-west-1a",
+      mapPublicIpOnLaunch: true,
+    });
+    expect(byType(rec, "aws:ec2/internetGateway:InternetGateway")).toHaveLength(1);
+    expect(
+      byType(rec, "aws:ec2/networkInterface:NetworkInterface").map(
+        (r) => r.inputs["interfaceType"],
+      ),
+    ).toEqual(["efa", "efa"]);
+    const i = one(rec, "efa-head-instance").inputs;
+    expect(i["primaryNetworkInterface"]).toEqual({ networkInterfaceId: "efa-head-efa-id" });
+    expect(i["subnetId"]).toBeUndefined();
+    expect(rec.invokes.map((x) => x.token)).not.toContain("aws:ec2/getVpc:getVpc");
+  });
+});

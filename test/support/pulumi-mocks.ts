@@ -1,0 +1,107 @@
+/**
+ * Pulumi's official unit-test mocks, recording every registration and invoke. Invokes not stubbed
+ * here throw: a component that starts looking something up must say so in a test first.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Registration {
+  readonly type: string;
+  readonly name: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly inputs: Record<string, any>;
+  readonly provider?: string;
+}
+
+export interface Recorder {
+  readonly registrations: Registration[];
+  readonly invokes: { token: string; inputs: Record<string, unknown>; provider?: string }[];
+}
+
+export const FAKE_AMI = "ami-0123456789abcdef0";
+
+export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorder {
+  const rec: Recorder = { registrations: [], invokes: [] };
+  let ip = 10;
+  pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        rec.registrations.push({
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          ...(args.provider ? { provider: args.provider } : {}),
+        });
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "aws:ec2/instance:Instance") {
+          ip += 1;
+          state["publicIp"] = `203.0.113.${ip}`;
+          state["privateIp"] = `10.42.0.${ip}`;
+        }
+        if (args.type === "aws:lb/loadBalancer:LoadBalancer")
+          state["dnsName"] = `${args.name}.elb.example`;
+        if (args.type === "aws:ec2/placementGroup:PlacementGroup")
+          state["name"] = `${args.name}-pg`;
+        if (args.type === "aws:iam/instanceProfile:InstanceProfile")
+          state["name"] = `${args.name}-profile`;
+        if (args.type === "aws:ec2/keyPair:KeyPair") state["keyName"] = `${args.name}-kp`;
+        if (args.type === "aws:lb/targetGroup:TargetGroup")
+          state["arn"] = `arn:aws:elasticloadbalancing:::targetgroup/${args.name}`;
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => {
+        rec.invokes.push({
+          token: args.token,
+          inputs: args.inputs,
+          ...(args.provider ? { provider: args.provider } : {}),
+        });
+        switch (args.token) {
+          case "aws:ssm/getParameter:getParameter":
+            return { name: args.inputs["name"], value: FAKE_AMI, type: "String" };
+          case "aws:ec2/getVpc:getVpc":
+            return { id: "vpc-default", cidrBlock: "172.31.0.0/16" };
+          case "aws:ec2/getSubnets:getSubnets": {
+            const filters = (args.inputs["filters"] ?? []) as { name: string; values: string[] }[];
+            const az = filters.find((f) => f.name === "availability-zone")?.values[0];
+            return {
+              ids: az
+                ? [`subnet-${az}`]
+                : ["subnet-us-east-1a", "subnet-us-east-1b", "subnet-us-east-1c"],
+            };
+          }
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+              accountId: "123456789012",
+              arn: "arn:aws:iam::123456789012:user/test",
+              userId: "test",
+            };
+          case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com" };
+          default:
+            throw new Error(`invoke ${args.token} is not stubbed in test/support/pulumi-mocks.ts`);
+        }
+      },
+    },
+    project,
+    stack,
+    false,
+  );
+  return rec;
+}
+
+export function value<T>(o: pulumi.Input<T> | undefined): Promise<T | undefined> {
+  return new Promise((resolve) => pulumi.output(o).apply((v) => resolve(v as T)));
+}
+
+/** Waits until no new registration arrives for a few turns of the event loop (bounded). */
+export async function settle(rec: Recorder): Promise<void> {
+  let stable = 0;
+  let last = -1;
+  for (let i = 0; i < 500 && stable < 20; i++) {
+    await new Promise((r) => setImmediate(r));
+    if (rec.registrations.length === last) stable++;
+    else {
+      stable = 0;
+      last = rec.registrations.length;
+    }
+  }
+}
