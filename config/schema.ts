@@ -225,6 +225,28 @@ export const monitoringSchema = z.strictObject({
   retentionDays: int(1, 3650).default(15),
 });
 
+const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL");
+
+export const provisioningSchema = z.strictObject({
+  /** Where weights come from: Hugging Face (hf CLI) or a mirror serving the files and manifest.json. */
+  weightsSource: z.enum(["hf", "mirror"]).default("hf"),
+  /** Base URL of the mirror (required with weightsSource: mirror). */
+  mirrorUrl: httpUrl.optional(),
+  /** Hugging Face endpoint (a proxy or a stand-in); default: huggingface.co. */
+  hfEndpoint: httpUrl.optional(),
+  /** Python package index; default: PyPI. */
+  pythonIndexUrl: httpUrl.optional(),
+  /** A flat directory of wheels (air-gapped sites): used instead of an index. */
+  pythonFindLinks: httpUrl.optional(),
+  /** Install the NVIDIA driver when missing or too old (false: refuse instead). */
+  installDriver: z.boolean().default(true),
+  installCudaToolkit: z.boolean().default(false),
+  /** Ray object store size per node (MiB); default: Ray's (30 % of memory). */
+  rayObjectStoreMiB: int(64, 1 << 22).optional(),
+  /** Bound on the readiness gate (seconds). */
+  readinessTimeoutSec: int(10, 7200).default(900),
+});
+
 export const secretsSchema = z.strictObject({
   hfToken: secretRef.optional(),
   apiKey: secretRef.optional(),
@@ -237,6 +259,7 @@ export const SECTIONS = {
   network: networkSchema,
   monitoring: monitoringSchema,
   secrets: secretsSchema,
+  provisioning: provisioningSchema,
 } as const;
 
 export type SectionName = keyof typeof SECTIONS;
@@ -252,6 +275,7 @@ export type VllmConfig = z.output<typeof vllmSchema>;
 export type NetworkConfig = z.output<typeof networkSchema>;
 export type MonitoringConfig = z.output<typeof monitoringSchema>;
 export type SecretsConfig = z.output<typeof secretsSchema>;
+export type ProvisioningConfig = z.output<typeof provisioningSchema>;
 
 export interface StackConfig {
   readonly model: ModelConfig;
@@ -260,4 +284,5 @@ export interface StackConfig {
   readonly network: NetworkConfig;
   readonly monitoring: MonitoringConfig;
   readonly secrets: SecretsConfig;
+  readonly provisioning: ProvisioningConfig;
 }

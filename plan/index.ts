@@ -396,7 +396,7 @@ export function planStack(raw: Readonly<Record<string, unknown>>, opts: PlanOpti
   const s = parsed.sections;
   if (issues.length === 0) return planConfig(s as StackConfig, opts);
   // Run the plan's checks on what did parse, so one run reports everything it can.
-  if (s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets) {
+  if (s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets && s.provisioning) {
     try {
       planConfig(s as StackConfig, opts);
     } catch (e) {
@@ -439,6 +439,18 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   }
 
   checkNetworkAndSecrets(c, opts, issues);
+  if (c.provisioning.weightsSource === "mirror" && !c.provisioning.mirrorUrl)
+    issues.push({
+      path: "provisioning.mirrorUrl",
+      value: undefined,
+      message: 'required when provisioning.weightsSource is "mirror"',
+    });
+  if (c.provisioning.pythonIndexUrl && c.provisioning.pythonFindLinks)
+    issues.push({
+      path: "provisioning.pythonFindLinks",
+      value: c.provisioning.pythonFindLinks,
+      message: "give pythonIndexUrl or pythonFindLinks, not both",
+    });
   checkExtraArgs(v, issues);
 
   const model = resolved.model;

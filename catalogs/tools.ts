@@ -1,0 +1,23 @@
+/**
+ * Versions of the tools provisioning installs on a node, pinned so that every node (and every
+ * re-run) gets the same: uv and huggingface_hub (the `hf` CLI, since 0.34) from PyPI; Ray at a
+ * version the pinned vLLM accepts (vLLM 0.11 requires ray ≥ 2.48, its requirements/cuda.txt ⚠).
+ * Every node of a Ray cluster must run the same Ray and Python versions (Ray docs).
+ */
+export const TOOL_VERSIONS = {
+  uv: "0.13.9",
+  ray: "2.49.2",
+  huggingfaceHub: "0.35.3",
+} as const;
+
+/** vLLM's Grafana dashboard at the pinned version (examples/online_serving/prometheus_grafana ⚠ path moved in later versions). */
+export function vllmDashboardUrl(vllmVersion: string): string {
+  return `https://raw.githubusercontent.com/vllm-project/vllm/v${vllmVersion}/examples/online_serving/prometheus_grafana/grafana.json`;
+}
+
+/** Minimum NCCL all-reduce bus bandwidth (GB/s, 1 GiB messages) per GPU interconnect, below which the gate fails. */
+export const NCCL_MIN_BUSBW_GBPS: Readonly<Record<string, number>> = {
+  pcie: 5,
+  nvlink: 50,
+  nvswitch: 100,
+};

@@ -1,0 +1,362 @@
+/**
+ * Plan → what each node runs: its files (the static scripts, its node.env, systemd units, Prometheus
+ * and Grafana configuration, vLLM's argument file) and the ordered steps. Pure: the scripts' text is
+ * passed in (`loadScripts()` reads them), the nodes' cluster addresses too (known only once the
+ * machines exist). The Pulumi program and the lab both run exactly this.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { INSTANCE_TYPES } from "../catalogs/instances";
+import { PORTS } from "../catalogs/ports";
+import { NCCL_MIN_BUSBW_GBPS, TOOL_VERSIONS, vllmDashboardUrl } from "../catalogs/tools";
+import { MIN_CUDA, MIN_DRIVER, compareVersions, parseVersion } from "../catalogs/vllm";
+import type { Plan, PlanNode } from "../plan";
+import { MODEL_ROOT } from "../plan/vllm-args";
+
+export const NODE_HOME = "/opt/qwen-vl";
+export const NODE_ETC = "/etc/qwen-vl";
+export const NODE_STATE = "/var/lib/qwen-vl";
+export const SCRIPTS_DIR = join(__dirname, "scripts");
+
+export interface RenderedFile {
+  /** Absolute path on the node. */
+  readonly path: string;
+  readonly content: string;
+  readonly mode: number;
+}
+
+export type StepId =
+  | "preflight"
+  | "driver"
+  | "cuda"
+  | "python-env"
+  | "weights"
+  | "monitoring"
+  | "ray"
+  | "connectivity"
+  | "vllm"
+  | "readiness";
+
+export interface Step {
+  readonly id: StepId;
+  readonly title: string;
+  readonly command: string;
+  /** The step may leave NODE_STATE/reboot-required: reboot, then run it again. */
+  readonly mayRequestReboot: boolean;
+}
+
+export interface NodeBundle {
+  readonly node: PlanNode;
+  readonly address: string;
+  readonly files: readonly RenderedFile[];
+  readonly steps: readonly Step[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** The ordered steps; every node runs each in this order (a step that does not apply says so). */
+export const STEPS: readonly Omit<Step, "command">[] = [
+  { id: "preflight", title: "system, GPUs and disk match the plan", mayRequestReboot: false },
+  { id: "driver", title: "NVIDIA driver", mayRequestReboot: true },
+  { id: "cuda", title: "CUDA supported by the driver", mayRequestReboot: false },
+  { id: "python-env", title: "uv, vLLM, transformers, hf CLI, Ray", mayRequestReboot: false },
+  { id: "weights", title: "weights at the pinned revision, verified", mayRequestReboot: false },
+  { id: "monitoring", title: "node_exporter, DCGM exporter, Prometheus", mayRequestReboot: false },
+  { id: "ray", title: "Ray head/worker", mayRequestReboot: false },
+  {
+    id: "connectivity",
+    title: "every member reaches every other on the cluster ports",
+    mayRequestReboot: false,
+  },
+  { id: "vllm", title: "vLLM under systemd", mayRequestReboot: false },
+  { id: "readiness", title: "a real image+text request answers", mayRequestReboot: false },
+];
+
+export function loadScripts(dir = SCRIPTS_DIR): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir).sort()) out[f] = readFileSync(join(dir, f), "utf8");
+  return out;
+}
+
+function shellQuote(v: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+function envFile(env: Record<string, string>): string {
+  return (
+    "# Rendered from the plan by qwen-vl-deploy; read by the scripts in /opt/qwen-vl/bin.\n" +
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${shellQuote(v)}`)
+      .join("\n") +
+    "\n"
+  );
+}
+
+function maxVersion(a: string, b: string): string {
+  const pa = parseVersion(`${a}`.split(".").length === 3 ? a : `${a}.0`);
+  const pb = parseVersion(`${b}`.split(".").length === 3 ? b : `${b}.0`);
+  if (!pa || !pb) return a;
+  return compareVersions(pa, pb) >= 0 ? a : b;
+}
+
+export interface RenderOptions {
+  /** Cluster (private) address of every node, by plan node name. */
+  readonly addresses: Readonly<Record<string, string>>;
+  /** Script texts by file name (default: the files in provisioning/scripts). */
+  readonly scripts?: Readonly<Record<string, string>>;
+  /** EFA interfaces are in use (AWS, target.efa). */
+  readonly efa?: boolean;
+}
+
+export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[] {
+  const scripts = opts.scripts ?? loadScripts();
+  const c = plan.config;
+  const multiNode = plan.nodesPerReplica > 1 && plan.pipelineParallelSize > 1;
+  const nvswitch = plan.instanceType
+    ? INSTANCE_TYPES.get(plan.instanceType)!.nvswitch
+    : plan.gpu.interconnect === "nvswitch";
+  const monitoring = c.monitoring.enabled;
+  const address = (name: string): string => {
+    const a = opts.addresses[name];
+    if (!a) throw new Error(`no address for node ${name}`);
+    return a;
+  };
+
+  return plan.nodes.map((node) => {
+    const replicaNodes = plan.nodes.filter((n) => n.replica === node.replica);
+    const head = replicaNodes.find((n) => n.role === "head")!;
+    const peers = replicaNodes.filter((n) => n.name !== node.name);
+    const checkTargets = peers.flatMap((p) => {
+      const ports = [
+        PORTS.rayNodeManager,
+        PORTS.rayObjectManager,
+        ...(monitoring ? [PORTS.nodeExporter] : []),
+        ...(p.role === "head" ? [PORTS.rayGcs] : []),
+      ];
+      return ports.map((port) => `${p.name}:${address(p.name)}:${port}`);
+    });
+    const env: Record<string, string> = {
+      ROLE: node.role,
+      NODE_NAME: node.name,
+      NODE_IP: address(node.name),
+      HEAD_IP: address(head.name),
+      REPLICA: String(node.replica),
+      GPU_MODEL: plan.gpu.name,
+      GPU_SMI_NAME: plan.gpu.smiName,
+      GPU_COUNT: String(node.gpus),
+      // Accept a card reporting up to 3 % less than the catalog (driver and ECC reservations vary).
+      GPU_MEMORY_MIB_MIN: String(Math.floor(plan.gpu.memoryGiB * 1024 * 0.97)),
+      GPU_ARCHITECTURE: plan.gpu.architecture,
+      DRIVER_FLAVOR: plan.gpu.architecture === "volta" ? "proprietary" : "open",
+      NVSWITCH: nvswitch ? "1" : "0",
+      EFA: opts.efa ? "1" : "0",
+      MIN_DRIVER: maxVersion(plan.driver.min, MIN_DRIVER),
+      MIN_CUDA,
+      VLLM_CUDA: plan.driver.cuda,
+      VLLM_VERSION: plan.vllmVersion,
+      TRANSFORMERS_MIN: plan.features.minTransformers,
+      HF_HUB_VERSION: TOOL_VERSIONS.huggingfaceHub,
+      RAY_VERSION: TOOL_VERSIONS.ray,
+      UV_VERSION: TOOL_VERSIONS.uv,
+      MODEL_ID: plan.model.id,
+      REVISION: plan.model.revision,
+      MODEL_DIR: plan.model.dir,
+      MODEL_PARENT: MODEL_ROOT,
+      WEIGHTS_KIB: String(Math.ceil(plan.model.checkpointGiB * 1024 * 1024)),
+      WEIGHTS_SOURCE: c.provisioning.weightsSource,
+      MIRROR_URL: c.provisioning.mirrorUrl ?? "",
+      PYTHON_INDEX_URL: c.provisioning.pythonIndexUrl ?? "",
+      PYTHON_FIND_LINKS: c.provisioning.pythonFindLinks ?? "",
+      INSTALL_DRIVER: c.provisioning.installDriver ? "1" : "0",
+      INSTALL_CUDA_TOOLKIT: c.provisioning.installCudaToolkit ? "1" : "0",
+      ROPE_FIX: plan.features.needsRopeScalingFix ? "1" : "0",
+      MONITORING: monitoring ? "1" : "0",
+      DCGM_EXPORTER: c.monitoring.dcgmExporter ? "1" : "0",
+      GRAFANA: c.monitoring.grafana ? "1" : "0",
+      VLLM_DASHBOARD_URL: vllmDashboardUrl(plan.vllmVersion),
+      MULTI_NODE: multiNode ? "1" : "0",
+      NODES_PER_REPLICA: String(plan.nodesPerReplica),
+      TOTAL_GPUS: String(plan.tensorParallelSize * plan.pipelineParallelSize),
+      RAY_ADDRESS: multiNode ? `${address(head.name)}:${PORTS.rayGcs}` : "",
+      NETWORK_INTERFACE: node.host?.networkInterface ?? "",
+      CHECK_TARGETS: checkTargets.join(" "),
+      NCCL_MIN_BUSBW_GBPS: String(NCCL_MIN_BUSBW_GBPS[plan.gpu.interconnect] ?? 5),
+      API_PORT: String(c.vllm.port),
+      SERVED_MODEL_NAME: plan.model.servedModelName,
+      READINESS_TIMEOUT: String(c.provisioning.readinessTimeoutSec),
+    };
+    if (c.provisioning.hfEndpoint) env["HF_ENDPOINT"] = c.provisioning.hfEndpoint;
+
+    const files: RenderedFile[] = [];
+    for (const [name, text] of Object.entries(scripts))
+      files.push({ path: `${NODE_HOME}/bin/${name}`, content: text, mode: 0o755 });
+    files.push({ path: `${NODE_ETC}/node.env`, content: envFile(env), mode: 0o644 });
+    const r = (name: string, content: string) =>
+      files.push({ path: `${NODE_HOME}/rendered/${name}`, content, mode: 0o644 });
+    if (node.role === "head") {
+      r("vllm.args", plan.vllmArgs.join("\n") + "\n");
+      r("qwen-vl-vllm.service", vllmUnit(plan, multiNode));
+      if (monitoring) {
+        r(
+          "prometheus.yml",
+          prometheusConfig(
+            plan,
+            replicaNodes.map((n) => ({ name: n.name, address: address(n.name) })),
+            multiNode,
+          ),
+        );
+        r(
+          "prometheus.default",
+          `# Rendered by qwen-vl-deploy\nARGS="--storage.tsdb.retention.time=${c.monitoring.retentionDays}d --web.listen-address=127.0.0.1:${PORTS.prometheus}"\n`,
+        );
+        if (c.monitoring.grafana) {
+          r(
+            "grafana-datasource.yaml",
+            `apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n    access: proxy\n    url: http://127.0.0.1:${PORTS.prometheus}\n    isDefault: true\n`,
+          );
+          r(
+            "grafana-dashboards.yaml",
+            `apiVersion: 1\nproviders:\n  - name: qwen-vl\n    type: file\n    options:\n      path: /var/lib/grafana/dashboards\n`,
+          );
+        }
+      }
+    }
+    if (multiNode) r("qwen-vl-ray.service", rayUnit(plan, node, c.provisioning.rayObjectStoreMiB));
+    if (monitoring && c.monitoring.dcgmExporter) r("qwen-vl-dcgm-exporter.service", dcgmUnit());
+
+    const steps: Step[] = STEPS.map((s) => ({ ...s, command: `bash ${NODE_HOME}/bin/${s.id}.sh` }));
+    return { node, address: address(node.name), files, steps, env };
+  });
+}
+
+function vllmUnit(plan: Plan, multiNode: boolean): string {
+  const verify = `/usr/bin/python3 ${NODE_HOME}/bin/verify-weights.py --quick --manifest ${plan.model.dir}/.qwen-vl/manifest.json --dir ${plan.model.dir} --report ${NODE_STATE}/weights-report.json --stamp ${plan.model.dir}/.qwen-vl/verified.json`;
+  return `# Rendered by qwen-vl-deploy from the plan
+[Unit]
+Description=vLLM serving ${plan.model.servedModelName} (qwen-vl-deploy)
+Wants=network-online.target
+After=network-online.target${multiNode ? " qwen-vl-ray.service\nRequires=qwen-vl-ray.service" : ""}
+StartLimitIntervalSec=600
+StartLimitBurst=30
+
+[Service]
+Type=simple
+EnvironmentFile=${NODE_ETC}/cluster.env
+EnvironmentFile=-${NODE_ETC}/secrets.env
+# Weights must match their manifest before every start (vllm PR #53537: silent corruption).
+ExecStartPre=${verify}
+${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh
+Restart=on-failure
+RestartSec=2
+# Backoff (systemd ≥ 254; older versions ignore these two and keep RestartSec).
+RestartSteps=5
+RestartMaxDelaySec=60
+TimeoutStartSec=1800
+TimeoutStopSec=60
+LimitNOFILE=1048576
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=qwen-vl-vllm
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+function rayUnit(plan: Plan, node: PlanNode, objectStoreMiB: number | undefined): string {
+  const common = [
+    `--node-ip-address=\${VLLM_HOST_IP}`,
+    `--node-manager-port=${PORTS.rayNodeManager}`,
+    `--object-manager-port=${PORTS.rayObjectManager}`,
+    `--metrics-export-port=${PORTS.rayMetrics}`,
+    `--dashboard-agent-grpc-port=${PORTS.rayDashboardAgentGrpc}`,
+    `--runtime-env-agent-port=${PORTS.rayRuntimeEnvAgent}`,
+    `--min-worker-port=${PORTS.rayWorkerMin}`,
+    `--max-worker-port=${PORTS.rayWorkerMax}`,
+    `--num-gpus=${node.gpus}`,
+    ...(objectStoreMiB ? [`--object-store-memory=${objectStoreMiB * 1024 * 1024}`] : []),
+    "--disable-usage-stats",
+    "--block",
+  ];
+  const start =
+    node.role === "head"
+      ? [
+          "--head",
+          `--port=${PORTS.rayGcs}`,
+          `--ray-client-server-port=${PORTS.rayClient}`,
+          "--dashboard-host=127.0.0.1",
+          `--dashboard-port=${PORTS.rayDashboard}`,
+          ...common,
+        ]
+      : [`--address=\${RAY_ADDRESS}`, ...common];
+  return `# Rendered by qwen-vl-deploy from the plan
+[Unit]
+Description=Ray ${node.role} for ${plan.model.servedModelName} (qwen-vl-deploy)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+EnvironmentFile=${NODE_ETC}/cluster.env
+ExecStart=${NODE_HOME}/venv/bin/ray start ${start.join(" ")}
+ExecStop=${NODE_HOME}/venv/bin/ray stop
+# A worker started before its head keeps retrying until the head answers.
+Restart=always
+RestartSec=5
+KillMode=mixed
+TimeoutStopSec=30
+LimitNOFILE=1048576
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=qwen-vl-ray
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+function dcgmUnit(): string {
+  return `# Rendered by qwen-vl-deploy
+[Unit]
+Description=NVIDIA DCGM exporter (qwen-vl-deploy)
+After=network-online.target
+
+[Service]
+ExecStart=/usr/local/bin/dcgm-exporter --address :${PORTS.dcgmExporter}
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function prometheusConfig(
+  plan: Plan,
+  nodes: readonly { name: string; address: string }[],
+  multiNode: boolean,
+): string {
+  const c = plan.config;
+  const job = (name: string, targets: { target: string; node: string }[]) =>
+    `  - job_name: ${name}\n    static_configs:\n` +
+    targets
+      .map((t) => `      - targets: ["${t.target}"]\n        labels: { node: "${t.node}" }\n`)
+      .join("");
+  const head = nodes[0]!;
+  let out = `# Rendered by qwen-vl-deploy from the plan\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n`;
+  out += job("vllm", [{ target: `127.0.0.1:${c.vllm.port}`, node: head.name }]);
+  out += job(
+    "node",
+    nodes.map((n) => ({ target: `${n.address}:${PORTS.nodeExporter}`, node: n.name })),
+  );
+  if (c.monitoring.dcgmExporter)
+    out += job(
+      "dcgm",
+      nodes.map((n) => ({ target: `${n.address}:${PORTS.dcgmExporter}`, node: n.name })),
+    );
+  if (multiNode)
+    out += job(
+      "ray",
+      nodes.map((n) => ({ target: `${n.address}:${PORTS.rayMetrics}`, node: n.name })),
+    );
+  return out;
+}

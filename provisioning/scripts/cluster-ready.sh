@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Waits (bounded) until the Ray cluster shows every node and every GPU of the plan; vLLM starts on the
+# head only then (its unit runs this before starting).
+set -euo pipefail
+QWEN_VL_STEP=cluster-ready
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+load_node_env
+[[ ${MULTI_NODE:-0} == 1 ]] || exit 0
+deadline=$((SECONDS + ${RAY_WAIT_SECONDS:-300}))
+while :; do
+  state=$("$QWEN_VL_HOME/venv/bin/python" - "$RAY_ADDRESS" <<'PY' 2>/dev/null || true
+import sys, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+nodes = [n for n in ray.nodes() if n["Alive"]]
+print(len(nodes), int(sum(n["Resources"].get("GPU", 0) for n in nodes)))
+PY
+)
+  read -r nodes gpus <<<"${state:-0 0}"
+  if [[ ${nodes:-0} -ge $NODES_PER_REPLICA && ${gpus:-0} -ge $TOTAL_GPUS ]]; then
+    log "Ray cluster ready: $nodes nodes, $gpus GPUs"
+    exit 0
+  fi
+  [[ $SECONDS -lt $deadline ]] || die "Ray shows ${nodes:-0}/$NODES_PER_REPLICA nodes and ${gpus:-0}/$TOTAL_GPUS GPUs after ${RAY_WAIT_SECONDS:-300} s: check 'systemctl status qwen-vl-ray' and the connectivity report on each worker"
+  sleep 3
+done

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Shared helpers for the node scripts: one clear line per decision, a clear failure naming what to do,
+# a dry-run mode (QWEN_VL_DRY_RUN=1) that prints the commands that would change the machine, and a
+# RESULT line the orchestrator reads to know whether anything changed.
+set -euo pipefail
+
+QWEN_VL_ETC=${QWEN_VL_ETC:-/etc/qwen-vl}
+QWEN_VL_STATE=${QWEN_VL_STATE:-/var/lib/qwen-vl}
+QWEN_VL_HOME=${QWEN_VL_HOME:-/opt/qwen-vl}
+QWEN_VL_CHANGED=0
+
+log() { printf '[qwen-vl %s] %s\n' "${QWEN_VL_STEP:-step}" "$*"; }
+die() {
+  printf '[qwen-vl %s] FAILED: %s\n' "${QWEN_VL_STEP:-step}" "$*" >&2
+  exit 1
+}
+changed() {
+  QWEN_VL_CHANGED=1
+  log "changed: $*"
+}
+# Runs a command that changes the machine (or prints it under QWEN_VL_DRY_RUN=1).
+run() {
+  if [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]]; then
+    printf '[qwen-vl %s] would run: %s\n' "${QWEN_VL_STEP:-step}" "$*"
+  else
+    "$@"
+  fi
+}
+# Prints the final line the orchestrator parses.
+finish() {
+  if [[ $QWEN_VL_CHANGED == 1 ]]; then
+    log "RESULT changed"
+  else
+    log "RESULT unchanged"
+  fi
+}
+# version_ge A B: A >= B in dotted-version order.
+version_ge() {
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
+}
+# Sets OS_ID and OS_VERSION from os-release (QWEN_VL_OS_RELEASE overrides the file, for tests).
+detect_os() {
+  local file=${QWEN_VL_OS_RELEASE:-/etc/os-release}
+  [[ -r $file ]] || die "cannot read $file: unsupported system (Ubuntu 22.04, Ubuntu 24.04, Debian 12)"
+  export OS_ID OS_VERSION
+  # shellcheck source=/dev/null
+  OS_ID=$(. "$file" && echo "${ID:-}")
+  # shellcheck source=/dev/null
+  OS_VERSION=$(. "$file" && echo "${VERSION_ID:-}")
+}
+load_node_env() {
+  local env_file=${QWEN_VL_ETC}/node.env
+  [[ -r $env_file ]] || die "$env_file is missing: upload the rendered provisioning bundle first"
+  # shellcheck source=/dev/null
+  source "$env_file"
+}
+# install_file SRC DST MODE: copies only when the content differs; says which.
+install_file() {
+  local src=$1 dst=$2 mode=$3
+  if [[ -f $dst ]] && cmp -s "$src" "$dst"; then
+    log "unchanged: $dst"
+    return 1
+  fi
+  run install -D -m "$mode" "$src" "$dst"
+  changed "$dst"
+  return 0
+}
+# Writes /etc/qwen-vl/cluster.env: the address and interface this node uses for cluster traffic
+# (vLLM/Ray/NCCL/Gloo pick the wrong one on multi-homed hosts otherwise, vllm #6803, #7815).
+write_cluster_env() {
+  local iface=${NETWORK_INTERFACE:-}
+  if [[ -z $iface ]]; then
+    iface=$(ip -o -4 addr show | awk -v ip="$NODE_IP" '{ split($4, a, "/"); if (a[1] == ip) print $2 }' | head -n1)
+  fi
+  [[ -n $iface ]] || die "no interface holds this node's cluster address $NODE_IP: set target.hosts[].networkInterface or fix the address"
+  local tmp
+  tmp=$(mktemp)
+  {
+    echo "VLLM_HOST_IP=$NODE_IP"
+    echo "NCCL_SOCKET_IFNAME=$iface"
+    echo "GLOO_SOCKET_IFNAME=$iface"
+    echo "RAY_ADDRESS=${RAY_ADDRESS:-}"
+    echo "QWEN_VL_NODE=$NODE_NAME"
+    if [[ ${EFA:-0} == 1 ]]; then
+      echo "FI_PROVIDER=efa"
+      echo "FI_EFA_USE_DEVICE_RDMA=1"
+      echo "FI_EFA_FORK_SAFE=1"
+    fi
+  } >"$tmp"
+  local status=1
+  install_file "$tmp" "$QWEN_VL_ETC/cluster.env" 0644 && status=0
+  rm -f "$tmp"
+  return $status
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Ray for multi-node: the head unit on the head, a worker unit elsewhere that joins the head (and keeps
+# retrying until the head is up: Restart=always). Both carry the cluster environment (VLLM_HOST_IP,
+# NCCL_SOCKET_IFNAME, GLOO_SOCKET_IFNAME), which the vLLM workers Ray starts inherit.
+set -euo pipefail
+QWEN_VL_STEP=ray
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+load_node_env
+rendered=$QWEN_VL_HOME/rendered
+
+[[ ${MULTI_NODE:-0} == 1 ]] || {
+  log "single node: no Ray cluster"
+  finish
+  exit 0
+}
+restart=0
+write_cluster_env && restart=1
+install_file "$rendered/qwen-vl-ray.service" /etc/systemd/system/qwen-vl-ray.service 0644 && restart=1
+[[ $restart == 1 ]] && run systemctl daemon-reload
+systemctl is-enabled --quiet qwen-vl-ray 2>/dev/null || {
+  run systemctl enable qwen-vl-ray >/dev/null 2>&1
+  changed "enabled qwen-vl-ray"
+}
+if [[ $restart == 1 ]]; then
+  run systemctl restart qwen-vl-ray
+  changed "started Ray $ROLE ($NODE_IP)"
+elif ! systemctl is-active --quiet qwen-vl-ray; then
+  run systemctl start qwen-vl-ray
+  changed "started Ray $ROLE ($NODE_IP)"
+else
+  log "Ray $ROLE active"
+fi
+finish

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Readiness gate: wait (bounded) for vLLM's /health, then send a real chat request with a small
+generated image and a question; only a well-formed answer counts as ready (/health can be green
+before the model serves, production-stack #619). Stdlib only."""
+import argparse
+import base64
+import json
+import os
+import struct
+import sys
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+
+def png(width, height, rgb):
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def request(url, body=None, key=None, timeout=60):
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}")
+    ap.add_argument("--model", default=os.environ.get("SERVED_MODEL_NAME", ""))
+    ap.add_argument("--timeout", type=float, default=float(os.environ.get("READINESS_TIMEOUT", "600")))
+    a = ap.parse_args()
+    key = os.environ.get("VLLM_API_KEY")
+    deadline = time.monotonic() + a.timeout
+    last = "no answer"
+    while True:
+        try:
+            status, _ = request(f"{a.url}/health", timeout=5)
+            if status == 200:
+                break
+            last = f"HTTP {status}"
+        except (urllib.error.URLError, OSError) as e:
+            last = str(getattr(e, "reason", e))
+        if time.monotonic() > deadline:
+            print(f"[qwen-vl readiness] FAILED: {a.url}/health not healthy after {a.timeout:.0f} s ({last}): see journalctl -u qwen-vl-vllm", file=sys.stderr)
+            return 1
+        time.sleep(2)
+    print(f"[qwen-vl readiness] /health is 200 after {a.timeout - (deadline - time.monotonic()):.1f} s")
+
+    image = "data:image/png;base64," + base64.b64encode(png(64, 48, (220, 30, 30))).decode()
+    body = {
+        "model": a.model,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": image}},
+                    {"type": "text", "text": "What is the main colour of this image? Answer in one word."},
+                ],
+            }
+        ],
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    started = time.monotonic()
+    try:
+        status, raw = request(f"{a.url}/v1/chat/completions", body, key, timeout=max(5.0, deadline - time.monotonic()))
+    except urllib.error.HTTPError as e:
+        print(f"[qwen-vl readiness] FAILED: the image request got HTTP {e.code}: {e.read()[:300].decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"[qwen-vl readiness] FAILED: the image request did not complete: {e}", file=sys.stderr)
+        return 1
+    try:
+        reply = json.loads(raw)
+        content = reply["choices"][0]["message"]["content"]
+        assert isinstance(content, str) and content.strip(), "empty answer"
+        assert reply["usage"]["prompt_tokens"] > 0 and reply["usage"]["completion_tokens"] > 0, "no token usage"
+        assert reply.get("model") == a.model, f"answered as model {reply.get('model')!r}, expected {a.model!r}"
+    except (ValueError, KeyError, IndexError, TypeError, AssertionError) as e:
+        print(f"[qwen-vl readiness] FAILED: the answer is not a chat completion ({e}): {raw[:300]!r}", file=sys.stderr)
+        return 1
+    print(f"[qwen-vl readiness] ready: image+text answered in {time.monotonic() - started:.2f} s: {content.strip()[:60]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Weights at the pinned revision, verified before vLLM may use them.
+#   weights.sh                 fetch what is missing (resuming interrupted downloads), verify all
+#   weights.sh --refetch-bad   delete and fetch again only the files that fail verification
+# Sources: a mirror (HTTP/S3 URL serving the files and manifest.json) with aria2c, parallel and
+# resumable, checking each file's sha256 as it lands; or Hugging Face with the hf CLI (token from the
+# root-only secrets file), the manifest taken from the hub's API at the pinned revision.
+set -euo pipefail
+QWEN_VL_STEP=weights
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+load_node_env
+bin=$(dirname "$0")
+meta=$MODEL_DIR/.qwen-vl
+manifest=$meta/manifest.json
+report=$QWEN_VL_STATE/weights-report.json
+stamp=$meta/verified.json
+refetch_bad=0
+[[ ${1:-} == --refetch-bad ]] && refetch_bad=1
+
+if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
+  # shellcheck source=/dev/null
+  set -a && source "$QWEN_VL_ETC/secrets.env" && set +a
+fi
+mkdir -p "$meta" "$QWEN_VL_STATE"
+
+if [[ ! -s $manifest ]]; then
+  if [[ $WEIGHTS_SOURCE == mirror ]]; then
+    curl -fsS --retry 3 -o "$manifest.tmp" "$MIRROR_URL/manifest.json" || die "cannot fetch $MIRROR_URL/manifest.json: check provisioning.mirrorUrl and that the mirror is reachable from this node"
+  else
+    "$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" >"$manifest.tmp" || die "cannot read the file list of $MODEL_ID@$REVISION from the hub: check the revision and the token (secrets.hfToken)"
+  fi
+  python3 - "$manifest.tmp" "$REVISION" <<'PY' || die "the manifest is not for revision $REVISION"
+import json, sys
+m = json.load(open(sys.argv[1]))
+sys.exit(0 if m.get("revision") == sys.argv[2] and m.get("files") else 1)
+PY
+  mv "$manifest.tmp" "$manifest"
+  changed "manifest of $MODEL_ID@$REVISION ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["files"]))' "$manifest") files)"
+fi
+
+verify() { python3 "$bin/verify-weights.py" --manifest "$manifest" --dir "$MODEL_DIR" --report "$report" --stamp "$stamp" "$@"; }
+
+fix_config() {
+  [[ ${ROPE_FIX:-0} == 1 ]] || return 0
+  local out
+  out=$(python3 "$bin/fix-config.py" "$MODEL_DIR" "$manifest") || die "cannot apply the rope_scaling fix to config.json"
+  log "${out#\[qwen-vl config\] }"
+  if [[ $out == *changed:* ]]; then
+    verify >/dev/null || die "config.json does not verify after the rope_scaling fix"
+    changed "config.json rope_scaling fixed for vLLM $VLLM_VERSION"
+  fi
+}
+
+if verify --quick >/dev/null 2>&1; then
+  log "weights of $MODEL_ID@$REVISION present and verified: nothing to fetch"
+  fix_config
+  finish
+  exit 0
+fi
+
+mapfile -t bad < <(verify --list-bad 2>/dev/null || true)
+log "${#bad[@]} file(s) missing or not matching the manifest"
+for path in "${bad[@]}"; do
+  file=$MODEL_DIR/$path
+  # A complete file with the wrong content is fetched again; a partial one (with aria2's control
+  # file or hf's .incomplete) is resumed.
+  if [[ -f $file && ! -f $file.aria2 ]] && python3 - "$manifest" "$path" "$file" <<'PY'; then
+import json, os, sys
+m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
+sys.exit(0 if os.path.getsize(sys.argv[3]) >= m[sys.argv[2]]["size"] else 1)
+PY
+    if [[ $refetch_bad == 1 || $WEIGHTS_SOURCE == mirror ]]; then
+      log "removing bad file $path"
+      rm -f "$file"
+    else
+      die "$path does not match the manifest; run: weights.sh --refetch-bad"
+    fi
+  fi
+done
+
+if [[ $WEIGHTS_SOURCE == mirror ]]; then
+  list=$meta/aria2.input
+  python3 - "$manifest" "$MIRROR_URL" "${bad[@]}" >"$list" <<'PY'
+import json, sys
+m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
+base = sys.argv[2].rstrip("/")
+for path in sys.argv[3:]:
+    f = m[path]
+    print(f"{base}/{path}")
+    print(f"  out={path}")
+    if "sha256" in f:
+        print(f"  checksum=sha-256={f['sha256']}")
+PY
+  log "fetching ${#bad[@]} file(s) from the mirror with aria2c (resuming partial files)"
+  aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
+    --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
+    --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
+    --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
+    die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
+else
+  include=()
+  for path in "${bad[@]}"; do include+=(--include "$path"); done
+  log "fetching ${#bad[@]} file(s) with the hf CLI at revision $REVISION"
+  "$QWEN_VL_HOME/venv/bin/hf" download "$MODEL_ID" --revision "$REVISION" --local-dir "$MODEL_DIR" "${include[@]}" >/dev/null ||
+    die "hf download failed (it resumes on the next run); check the network, the revision and secrets.hfToken"
+fi
+
+verify || die "the fetched weights do not match the manifest (see $report)"
+changed "weights of $MODEL_ID@$REVISION fetched and verified"
+fix_config
+finish
