@@ -73,7 +73,10 @@ export const STEPS: readonly Omit<Step, "command">[] = [
 
 export function loadScripts(dir = SCRIPTS_DIR): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const f of readdirSync(dir).sort()) out[f] = readFileSync(join(dir, f), "utf8");
+  for (const f of readdirSync(dir, { withFileTypes: true })) {
+    if (f.isFile() && /\.(sh|py)$/.test(f.name))
+      out[f.name] = readFileSync(join(dir, f.name), "utf8");
+  }
   return out;
 }
 
@@ -81,7 +84,7 @@ function shellQuote(v: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
-function envFile(env: Record<string, string>): string {
+export function envFile(env: Readonly<Record<string, string>>): string {
   return (
     "# Rendered from the plan by qwen-vl-deploy; read by the scripts in /opt/qwen-vl/bin.\n" +
     Object.entries(env)
@@ -91,10 +94,12 @@ function envFile(env: Record<string, string>): string {
   );
 }
 
-function maxVersion(a: string, b: string): string {
-  const pa = parseVersion(`${a}`.split(".").length === 3 ? a : `${a}.0`);
-  const pb = parseVersion(`${b}`.split(".").length === 3 ? b : `${b}.0`);
-  if (!pa || !pb) return a;
+/** The higher of two NVIDIA driver versions ("525.60.13"; two-part versions are padded). */
+function maxDriver(a: string, b: string): string {
+  const pad = (v: string) => parseVersion(v.split(".").length === 2 ? `${v}.0` : v);
+  const pa = pad(a);
+  const pb = pad(b);
+  if (!pa || !pb) throw new Error(`not a driver version: ${!pa ? a : b}`);
   return compareVersions(pa, pb) >= 0 ? a : b;
 }
 
@@ -149,7 +154,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       DRIVER_FLAVOR: plan.gpu.architecture === "volta" ? "proprietary" : "open",
       NVSWITCH: nvswitch ? "1" : "0",
       EFA: opts.efa ? "1" : "0",
-      MIN_DRIVER: maxVersion(plan.driver.min, MIN_DRIVER),
+      MIN_DRIVER: maxDriver(plan.driver.min, MIN_DRIVER),
       MIN_CUDA,
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,

@@ -8,7 +8,8 @@ QWEN_VL_STEP=cuda
 source "$(dirname "$0")/lib.sh"
 load_node_env
 
-supported=$(nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' | head -n1)
+banner=$(nvidia-smi 2>/dev/null) || die "nvidia-smi fails: the driver is not working (run the driver step)"
+supported=$(sed -n 's/.*CUDA Version: *\([0-9][0-9.]*\).*/\1/p' <<<"$banner" | sed -n 1p)
 [[ -n $supported ]] || die "nvidia-smi does not report a CUDA version: the driver is not working"
 version_ge "$supported" "$MIN_CUDA" || die "the driver supports CUDA $supported < $MIN_CUDA: upgrade the driver (≥ $MIN_DRIVER)"
 vllm_major=${VLLM_CUDA%%.*}

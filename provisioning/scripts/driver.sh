@@ -13,13 +13,16 @@ load_node_env
 marker=$QWEN_VL_STATE/reboot-required
 current=""
 if command -v nvidia-smi >/dev/null 2>&1; then
-  current=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1 | tr -d ' ') || current=""
+  # Whole output first: `| head` would SIGPIPE nvidia-smi on multi-GPU boards and fail the pipeline.
+  current=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null) || current=""
+  current=${current%%$'\n'*}
+  current=${current// /}
 fi
 
 if [[ -n $current ]] && version_ge "$current" "$MIN_DRIVER"; then
   log "driver $current ≥ required $MIN_DRIVER: nothing to install"
   if [[ -f $marker ]]; then
-    run rm -f "$marker"
+    rm -f "$marker"
     changed "driver is loaded after the reboot"
   fi
   if [[ ${NVSWITCH:-0} == 1 ]]; then

@@ -70,11 +70,12 @@ import json, os, sys
 m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
 sys.exit(0 if os.path.getsize(sys.argv[3]) >= m[sys.argv[2]]["size"] else 1)
 PY
-    if [[ $refetch_bad == 1 || $WEIGHTS_SOURCE == mirror ]]; then
-      log "removing bad file $path"
+    if [[ $refetch_bad == 1 ]]; then
+      log "removing bad file $path to fetch it again"
       rm -f "$file"
     else
-      die "$path does not match the manifest; run: weights.sh --refetch-bad"
+      python3 "$bin/verify-weights.py" --manifest "$manifest" --dir "$MODEL_DIR" --report "$report" >/dev/null 2>&1 || true
+      die "$path is complete but does not match the manifest (disk or transfer corruption; report: $report): fetch it again with: $0 --refetch-bad"
     fi
   fi
 done

@@ -250,5 +250,7 @@ def serve(args, version):
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     httpd.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown, daemon=True).start())
-    print(f"FAKE vllm {version}: serving {Handler.state.model} on http://{args.host}:{args.port} (image limit {Handler.state.limit})", flush=True)
+    port = httpd.server_address[1]
+    print(f"FAKE vllm {version}: serving {Handler.state.model} on http://{args.host}:{port} (image limit {Handler.state.limit})", flush=True)
+    print(f"LISTENING {port}", flush=True)
     httpd.serve_forever()

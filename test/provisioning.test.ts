@@ -1,0 +1,492 @@
+/**
+ * Every decision path of the node steps that need neither systemd nor a network beyond loopback,
+ * exercised by running the rendered scripts (fake nvidia-smi on PATH where a GPU would be). The
+ * steps that need systemd, Ray or several machines run on the lab's nodes (test/lab.e2e.test.ts).
+ */
+import {
+  appendFileSync,
+  existsSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  closeSync,
+  cpSync,
+} from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readStackFile } from "../config/stack-file";
+import { planStack, type Plan } from "../plan";
+import { Sandbox, FAKES } from "./support/sandbox";
+import { startListening, type Started } from "./support/processes";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+
+const ROOT = join(__dirname, "..");
+const single = planStack(readStackFile("single-gpu").sections, { stack: "single-gpu" });
+const ADDR = { head: "127.0.0.1" };
+const sandboxes: Sandbox[] = [];
+function sandbox(
+  plan: Plan = single,
+  node = "head",
+  addresses: Record<string, string> = ADDR,
+  overrides: Record<string, string> = {},
+): Sandbox {
+  const s = new Sandbox(plan, node, addresses, overrides);
+  s.osRelease("ubuntu", "22.04");
+  s.fakeSmi({
+    DRIVER: "550.54.15",
+    CUDA: "12.4",
+    GPU_NAME: "NVIDIA A10G",
+    GPU_MIB: 23028,
+    GPU_COUNT: 1,
+  });
+  sandboxes.push(s);
+  return s;
+}
+afterAll(() => sandboxes.forEach((s) => s.cleanup()));
+
+const result = (out: string) => /RESULT (changed|unchanged)/.exec(out)?.[1];
+
+describe("preflight", () => {
+  it("passes on the planned machine and changes nothing", () => {
+    const s = sandbox();
+    const r = s.run("preflight.sh");
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/system: ubuntu 22.04 \(supported\)/);
+    expect(r.out).toMatch(/GPUs: 1 × NVIDIA A10G, memory as planned/);
+    expect(result(r.out)).toBe("unchanged");
+  });
+  it("refuses another GPU model, too few GPUs, too little memory, an unsupported system, too little disk", () => {
+    const s = sandbox();
+    s.fakeSmi({ GPU_NAME: "Tesla T4", GPU_MIB: 15360 });
+    expect(s.run("preflight.sh").err).toMatch(
+      /GPU "Tesla T4" differs from the plan's "NVIDIA A10G" \(A10G\)/,
+    );
+    s.fakeSmi({ GPU_COUNT: 0 });
+    expect(s.run("preflight.sh").err).toMatch(/found 0 GPU\(s\), the plan needs 1 × A10G/);
+    s.fakeSmi({ GPU_MIB: 12000 });
+    expect(s.run("preflight.sh").err).toMatch(/has 12000 MiB, the plan assumes ≥ 218\d\d MiB/);
+    s.fakeSmi({});
+    s.osRelease("centos", "7");
+    expect(s.run("preflight.sh").err).toMatch(
+      /system centos 7 is not supported: use Ubuntu 22.04, Ubuntu 24.04 or Debian 12/,
+    );
+    s.osRelease("debian", "12");
+    s.writeEnv({ WEIGHTS_KIB: String(2 ** 40) });
+    const r = s.run("preflight.sh");
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/the weights need \d+ MiB more: grow the volume/);
+  });
+  it("without a driver, leaves the GPU check to after the driver step", () => {
+    const s = sandbox();
+    s.gpuDriver = false;
+    expect(s.run("preflight.sh").out).toMatch(
+      /nvidia-smi not found; the driver step will install the driver/,
+    );
+  });
+});
+
+describe("driver", () => {
+  it("new enough: nothing to install", () => {
+    const s = sandbox();
+    const r = s.run("driver.sh");
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/driver 550.54.15 ≥ required 525.60.13: nothing to install/);
+    expect(result(r.out)).toBe("unchanged");
+  });
+  it("absent: installs the open modules from NVIDIA's repository for the system, then asks for a reboot", () => {
+    const s = sandbox();
+    s.gpuDriver = false;
+    const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/no working NVIDIA driver .*: installing/);
+    expect(r.out).toMatch(
+      /would run: curl -fsSL -o \/tmp\/cuda-keyring.deb https:\/\/developer.download.nvidia.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/cuda-keyring_1.1-1_all.deb/,
+    );
+    expect(r.out).toMatch(/kernel modules: open \(ampere is Turing or newer\)/);
+    expect(r.out).toMatch(/would run: apt-get install -y nvidia-open/);
+    expect(r.out).toMatch(/would run: systemctl enable nvidia-persistenced/);
+    expect(r.out).toMatch(/would run: touch .*reboot-required/);
+    expect(r.out).not.toMatch(/fabricmanager/);
+    expect(result(r.out)).toBe("changed");
+  });
+  it("too old: upgrades; on Debian 12 with contrib and the debian12 repository", () => {
+    const s = sandbox();
+    s.osRelease("debian", "12");
+    s.fakeSmi({ DRIVER: "510.47.03" });
+    const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(r.out).toMatch(/driver 510.47.03 < required 525.60.13: upgrading/);
+    expect(r.out).toMatch(/contrib/);
+    expect(r.out).toMatch(/repos\/debian12\/x86_64/);
+  });
+  it("Volta takes the proprietary modules; NVSwitch boards get Fabric Manager", () => {
+    const v100 = planStack({
+      ...readStackFile("single-gpu").sections,
+      target: { kind: "aws", region: "us-east-1", instanceType: "p3.2xlarge" },
+      vllm: { dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
+    });
+    const s = sandbox(v100);
+    s.gpuDriver = false;
+    const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(r.out).toMatch(/kernel modules: proprietary \(volta predates Turing\)/);
+    expect(r.out).toMatch(/would run: apt-get install -y cuda-drivers$/m);
+    const large = planStack(readStackFile("large").sections);
+    const l = sandbox(large);
+    l.gpuDriver = false;
+    expect(l.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" }).out).toMatch(
+      /would run: apt-get install -y cuda-drivers-fabricmanager/,
+    );
+    l.gpuDriver = true;
+    l.fakeSmi({ GPU_NAME: "NVIDIA H100 80GB HBM3", GPU_MIB: 81559, GPU_COUNT: 8 });
+    expect(l.run("driver.sh").err).toMatch(/NVSwitch but Fabric Manager is not installed/);
+  });
+  it("after the reboot: clears the marker; still not loaded after a reboot: says what to check", () => {
+    const s = sandbox();
+    writeFileSync(join(s.state, "reboot-required"), "");
+    const ok = s.run("driver.sh");
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/changed: driver is loaded after the reboot/);
+    expect(existsSync(join(s.state, "reboot-required"))).toBe(false);
+    writeFileSync(join(s.state, "reboot-required"), "");
+    s.fakeSmi({ BROKEN: 1 });
+    const bad = s.run("driver.sh");
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(
+      /still not loaded after a reboot: check 'dmesg \| grep -i nvidia' and Secure Boot/,
+    );
+  });
+  it("refuses instead of installing when provisioning.installDriver is false", () => {
+    const s = sandbox();
+    s.fakeSmi({ DRIVER: "470.82.01" });
+    s.writeEnv({ INSTALL_DRIVER: "0" });
+    expect(s.run("driver.sh").err).toMatch(
+      /driver 470.82.01 < required 525.60.13 and provisioning.installDriver is false/,
+    );
+  });
+});
+
+describe("cuda", () => {
+  it("accepts what the driver supports for the vLLM build, refuses older", () => {
+    const s = sandbox();
+    expect(s.run("cuda.sh").out).toMatch(
+      /driver supports CUDA 12.4: ≥ 11.7 and runs vLLM's CUDA 12.8 wheels/,
+    );
+    s.fakeSmi({ CUDA: "11.4" });
+    expect(s.run("cuda.sh").err).toMatch(/the driver supports CUDA 11.4 < 11.7/);
+    s.fakeSmi({ CUDA: "11.8" });
+    expect(s.run("cuda.sh").err).toMatch(
+      /supports CUDA 11.8, but vLLM 0.11.0 wheels are built for CUDA 12.8/,
+    );
+  });
+});
+
+describe("weights from a mirror (aria2c), verified by sha256", () => {
+  let mirror: Started;
+  let mirrorDir: string;
+  let log: string;
+  const repo = single.model.id;
+  const rev = single.model.revision;
+  beforeAll(async () => {
+    mirrorDir = mkdtempSync(join(tmpdir(), "qwen-vl-mirror-"));
+    log = join(mirrorDir, "requests.log");
+    const gen = spawnSync(
+      "python3",
+      [
+        join(ROOT, "lab/make_model.py"),
+        "--out",
+        join(mirrorDir, "m"),
+        "--repo",
+        repo,
+        "--revision",
+        rev,
+        "--shards",
+        "3",
+        "--shard-mib",
+        "8",
+      ],
+      { encoding: "utf8" },
+    );
+    expect(gen.status, gen.stderr).toBe(0);
+    mirror = await startListening("python3", [
+      join(ROOT, "lab/mirror_server.py"),
+      "--root",
+      mirrorDir,
+      "--rate",
+      String(8 << 20),
+      "--log",
+      log,
+    ]);
+  });
+  afterAll(async () => {
+    await mirror.stop();
+    rmSync(mirrorDir, { recursive: true, force: true });
+  });
+  const mirrored = () =>
+    sandbox(single, "head", ADDR, {
+      WEIGHTS_SOURCE: "mirror",
+      MIRROR_URL: `http://127.0.0.1:${mirror.port}/m`,
+    });
+  const requests = () =>
+    readFileSync(log, "utf8")
+      .trim()
+      .split("\n")
+      .map(
+        (l) => JSON.parse(l) as { path: string; start?: number; bytes?: number; status: number },
+      );
+
+  it("missing → fetched and verified; complete → nothing to do", () => {
+    const s = mirrored();
+    const first = s.run("weights.sh");
+    expect(first.code, first.all).toBe(0);
+    expect(first.out).toMatch(/6 file\(s\) missing or not matching the manifest/);
+    expect(first.out).toMatch(
+      /changed: weights of Qwen\/Qwen2-VL-7B-Instruct@a7a06a1c\w+ fetched and verified/,
+    );
+    expect(JSON.parse(readFileSync(join(s.state, "weights-report.json"), "utf8")).ok).toBe(true);
+    const second = s.run("weights.sh");
+    expect(second.out).toMatch(/present and verified: nothing to fetch/);
+    expect(result(second.out)).toBe("unchanged");
+  });
+
+  it("one file corrupted → named in the report, the unit's start check refuses; --refetch-bad fetches only that file", () => {
+    const s = mirrored();
+    expect(s.run("weights.sh").code).toBe(0);
+    const victim = join(s.modelDir, "model-00002-of-00003.safetensors");
+    const fd = openSync(victim, "r+");
+    writeSync(fd, Buffer.from("corrupt!"), 0, 8, 4096);
+    closeSync(fd);
+    // What qwen-vl-vllm.service runs before every start:
+    const quick = spawnSync(
+      "python3",
+      [
+        join(s.home, "bin/verify-weights.py"),
+        "--quick",
+        "--manifest",
+        join(s.modelDir, ".qwen-vl/manifest.json"),
+        "--dir",
+        s.modelDir,
+        "--report",
+        join(s.state, "weights-report.json"),
+        "--stamp",
+        join(s.modelDir, ".qwen-vl/verified.json"),
+      ],
+      { encoding: "utf8" },
+    );
+    expect(quick.status).toBe(1);
+    expect(quick.stderr).toMatch(/BAD model-00002-of-00003.safetensors: sha256 mismatch/);
+    const report = JSON.parse(readFileSync(join(s.state, "weights-report.json"), "utf8"));
+    expect(report.bad.map((b: { path: string }) => b.path)).toEqual([
+      "model-00002-of-00003.safetensors",
+    ]);
+    const refused = s.run("weights.sh");
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(
+      /model-00002-of-00003.safetensors is complete but does not match the manifest .* --refetch-bad/,
+    );
+    const before = requests().length;
+    const repaired = s.run("weights.sh", ["--refetch-bad"]);
+    expect(repaired.code, repaired.all).toBe(0);
+    expect(repaired.out).toMatch(/removing bad file model-00002-of-00003.safetensors/);
+    const fetched = requests()
+      .slice(before)
+      .filter((r) => r.path.endsWith(".safetensors") && r.status < 300);
+    expect(new Set(fetched.map((r) => r.path))).toEqual(
+      new Set(["m/model-00002-of-00003.safetensors"]),
+    );
+  });
+
+  it("an interrupted download resumes where it stopped instead of starting over", async () => {
+    const s = mirrored();
+    // 8 MiB/s per connection: stop aria2c after ~1 s, in the middle of the shards.
+    const cut = await s.interrupt("weights.sh", 1_500, { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
+    expect(cut.code).not.toBe(0);
+    const partial = [
+      "model-00001-of-00003.safetensors",
+      "model-00002-of-00003.safetensors",
+      "model-00003-of-00003.safetensors",
+    ].find((f) => existsSync(join(s.modelDir, `${f}.aria2`)));
+    expect(partial, "a partial file with aria2's control file").toBeDefined();
+    const kept = statSync(join(s.modelDir, partial!)).size;
+    const before = requests().length;
+    const resumed = s.run("weights.sh", [], { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
+    expect(resumed.code, resumed.all).toBe(0);
+    // The server logs a request once it has sent it: wait (bounded) for the resumed range request.
+    let again: ReturnType<typeof requests> = [];
+    for (let i = 0; i < 40 && again.length === 0; i++) {
+      again = requests()
+        .slice(before)
+        .filter((r) => r.path === `m/${partial}` && r.status === 206);
+      if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(again.length, "a Range request for the partial file").toBeGreaterThan(0);
+    expect(Math.min(...again.map((r) => r.start ?? 0))).toBeGreaterThan(0);
+    const total = statSync(join(mirrorDir, "m", partial!)).size;
+    const resent = again.reduce((a, r) => a + (r.bytes ?? 0), 0);
+    expect(resent).toBeLessThan(total);
+    expect(kept).toBeGreaterThan(0);
+  });
+
+  it("a missing mirror is a clear error", () => {
+    const s = sandbox(single, "head", ADDR, {
+      WEIGHTS_SOURCE: "mirror",
+      MIRROR_URL: `http://127.0.0.1:${mirror.port}/nope`,
+    });
+    expect(s.run("weights.sh").err).toMatch(
+      /cannot fetch http:\/\/127.0.0.1:\d+\/nope\/manifest.json: check provisioning.mirrorUrl/,
+    );
+  });
+
+  it("the rope_scaling fix is applied for vLLM < 0.6.3 and keeps the weights verifiable", () => {
+    const s = sandbox(single, "head", ADDR, {
+      WEIGHTS_SOURCE: "mirror",
+      MIRROR_URL: `http://127.0.0.1:${mirror.port}/m`,
+      ROPE_FIX: "1",
+      VLLM_VERSION: "0.6.2",
+    });
+    const r = s.run("weights.sh");
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/changed: config.json rope_scaling fixed for vLLM 0.6.2/);
+    const cfg = JSON.parse(readFileSync(join(s.modelDir, "config.json"), "utf8"));
+    expect(cfg.rope_scaling).toMatchObject({
+      type: "mrope",
+      rope_type: "mrope",
+      mrope_section: [16, 24, 24],
+    });
+    const again = s.run("weights.sh");
+    expect(result(again.out)).toBe("unchanged");
+  });
+});
+
+describe("verify-weights", () => {
+  it("names missing files and size mismatches, and checks small files by git blob sha1", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qwen-vl-verify-"));
+    try {
+      spawnSync("python3", [
+        join(ROOT, "lab/make_model.py"),
+        "--out",
+        dir,
+        "--repo",
+        "r",
+        "--revision",
+        "0".repeat(40),
+        "--shards",
+        "2",
+        "--shard-mib",
+        "1",
+      ]);
+      const verify = () =>
+        spawnSync(
+          "python3",
+          [
+            join(ROOT, "provisioning/scripts/verify-weights.py"),
+            "--manifest",
+            join(dir, "manifest.json"),
+            "--dir",
+            dir,
+            "--report",
+            join(dir, "r.json"),
+          ],
+          { encoding: "utf8" },
+        );
+      expect(verify().status).toBe(0);
+      appendFileSync(join(dir, "tokenizer_config.json"), " ");
+      truncateSync(join(dir, "model-00001-of-00002.safetensors"), 100);
+      rmSync(join(dir, "model-00002-of-00002.safetensors"));
+      writeFileSync(
+        join(dir, "config.json"),
+        readFileSync(join(dir, "config.json"), "utf8").replace("qwen2_vl", "qwen2_vX"),
+      );
+      const r = verify();
+      expect(r.status).toBe(1);
+      const bad = Object.fromEntries(
+        JSON.parse(readFileSync(join(dir, "r.json"), "utf8")).bad.map(
+          (b: { path: string; status: string }) => [b.path, b.status],
+        ),
+      );
+      expect(bad).toEqual({
+        "config.json": "git-sha1 mismatch",
+        "tokenizer_config.json": "size",
+        "model-00001-of-00002.safetensors": "size",
+        "model-00002-of-00002.safetensors": "missing",
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("connectivity gate", () => {
+  let listening: Server;
+  let openPort = 0;
+  beforeAll(async () => {
+    listening = createServer((c) => c.end());
+    await new Promise<void>((r) => listening.listen(0, "127.0.0.1", () => r()));
+    openPort = (listening.address() as { port: number }).port;
+  });
+  afterAll(() => listening.close());
+
+  it("reports the failing pair and port", () => {
+    const multi = planStack(readStackFile("multi-gpu").sections);
+    const s = sandbox(multi, "worker1", { head: "127.0.0.1", worker1: "127.0.0.2" });
+    const closed = openPort === 65535 ? 65534 : openPort + 1;
+    s.writeEnv({ CHECK_TARGETS: `head:127.0.0.1:${openPort} head:127.0.0.1:${closed}` });
+    const r = s.run("connectivity.sh");
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(`ok worker1 (127.0.0.2) -> head (127.0.0.1):${openPort}`);
+    expect(r.out).toContain(`FAIL worker1 (127.0.0.2) -> head (127.0.0.1):${closed}`);
+    expect(r.err).toContain(`cannot reach worker1->head:${closed}`);
+    s.writeEnv({ CHECK_TARGETS: `head:127.0.0.1:${openPort}` });
+    expect(s.run("connectivity.sh").code).toBe(0);
+  });
+});
+
+describe("readiness gate against the fake engine", () => {
+  it("passes on a real image answer; fails on a wrong model name and on a server that never comes up", async () => {
+    const s = sandbox();
+    mkdir(s.modelDir);
+    const engine = await startListening(
+      "python3",
+      [
+        "-m",
+        "fake_vllm",
+        "serve",
+        s.modelDir,
+        "--served-model-name",
+        single.model.servedModelName,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--limit-mm-per-prompt",
+        '{"image":4}',
+      ],
+      { ...process.env, PYTHONPATH: FAKES, FAKE_VLLM_STARTUP_SECONDS: "0" },
+    );
+    try {
+      s.writeEnv({ API_PORT: String(engine.port), READINESS_TIMEOUT: "20" });
+      const ok = s.run("readiness.sh");
+      expect(ok.code, ok.all).toBe(0);
+      expect(ok.out).toMatch(/ready: image\+text answered in [\d.]+ s: 'red/);
+      s.writeEnv({ SERVED_MODEL_NAME: "someone-else" });
+      const wrong = s.run("readiness.sh");
+      expect(wrong.code).toBe(1);
+      expect(wrong.err).toMatch(/the image request got HTTP 404/);
+    } finally {
+      await engine.stop();
+    }
+    s.writeEnv({ READINESS_TIMEOUT: "3", SERVED_MODEL_NAME: single.model.servedModelName });
+    const down = s.run("readiness.sh");
+    expect(down.code).toBe(1);
+    expect(down.err).toMatch(/\/health not healthy after 3 s/);
+  });
+});
+
+function mkdir(dir: string) {
+  cpSync(join(ROOT, "Pulumi.yaml"), join(dir, "config.json"));
+}

@@ -1,0 +1,141 @@
+/** What the renderer gives each node, per shipped stack (the scripts themselves run in provisioning.test.ts and the lab). */
+import { spawnSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { readStackFile } from "../config/stack-file";
+import { planStack } from "../plan";
+import {
+  NODE_ETC,
+  NODE_HOME,
+  STEPS,
+  renderProvisioning,
+  type NodeBundle,
+} from "../provisioning/render";
+
+const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
+const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
+/** node.env as bash reads it (quoting included). */
+function sourced(b: NodeBundle): Record<string, string> {
+  const r = spawnSync("bash", ["-c", `set -a; eval "$(cat)"; env -0`], {
+    input: file(b, `${NODE_ETC}/node.env`),
+    encoding: "utf8",
+  });
+  return Object.fromEntries(
+    r.stdout
+      .split("\0")
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+}
+
+describe("renderProvisioning", () => {
+  it("every node gets every script and the steps in order", () => {
+    for (const stack of ["single-gpu", "multi-gpu", "large", "hosts"]) {
+      const p = plan(stack);
+      const addresses = Object.fromEntries(p.nodes.map((n, i) => [n.name, `10.0.0.${i + 10}`]));
+      for (const b of renderProvisioning(p, { addresses })) {
+        expect(b.steps.map((s) => s.id)).toEqual(STEPS.map((s) => s.id));
+        for (const s of b.steps)
+          expect(
+            b.files.some((f) => f.path === `${NODE_HOME}/bin/${s.id}.sh`),
+            s.id,
+          ).toBe(true);
+        expect(b.steps.find((s) => s.id === "driver")!.mayRequestReboot).toBe(true);
+      }
+    }
+  });
+
+  it("multi-gpu: Ray on both nodes, vLLM and Prometheus on the head, every pair and port checked", () => {
+    const p = plan("multi-gpu");
+    const [head, worker] = renderProvisioning(p, {
+      addresses: { head: "10.0.0.10", worker1: "10.0.0.11" },
+    });
+    const he = sourced(head!);
+    const we = sourced(worker!);
+    expect([he["ROLE"], we["ROLE"]]).toEqual(["head", "worker"]);
+    expect(he["MULTI_NODE"]).toBe("1");
+    expect(we["RAY_ADDRESS"]).toBe("10.0.0.10:6379");
+    expect(we["CHECK_TARGETS"]!.split(" ")).toEqual([
+      "head:10.0.0.10:6380",
+      "head:10.0.0.10:6381",
+      "head:10.0.0.10:9100",
+      "head:10.0.0.10:6379",
+    ]);
+    expect(he["CHECK_TARGETS"]!.split(" ")).toEqual([
+      "worker1:10.0.0.11:6380",
+      "worker1:10.0.0.11:6381",
+      "worker1:10.0.0.11:9100",
+    ]);
+    expect(he["TOTAL_GPUS"]).toBe("8");
+    expect(he["GPU_SMI_NAME"]).toBe("Tesla T4");
+    expect(he["DRIVER_FLAVOR"]).toBe("open");
+    expect(he["MODEL_ID"]).toBe("Qwen/Qwen2-VL-7B-Instruct");
+    expect(file(head!, `${NODE_HOME}/rendered/vllm.args`)!.trimEnd().split("\n")).toEqual(
+      p.vllmArgs,
+    );
+    expect(file(worker!, `${NODE_HOME}/rendered/vllm.args`)).toBeUndefined();
+    expect(file(head!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).toMatch(
+      /ray start --head --port=6379/,
+    );
+    expect(file(worker!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).toMatch(
+      /ray start --address=\$\{RAY_ADDRESS\}/,
+    );
+    const unit = file(head!, `${NODE_HOME}/rendered/qwen-vl-vllm.service`)!;
+    expect(unit).toMatch(/^Requires=qwen-vl-ray.service$/m);
+    expect(unit).toMatch(/^ExecStartPre=.*verify-weights.py --quick/m);
+    expect(unit).toMatch(/^ExecStartPre=.*cluster-ready.sh$/m);
+    expect(unit).toMatch(/^Restart=on-failure$/m);
+    expect(unit).toMatch(/^EnvironmentFile=-\/etc\/qwen-vl\/secrets.env$/m);
+    const prom = parseYaml(file(head!, `${NODE_HOME}/rendered/prometheus.yml`)!) as {
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    const jobs = Object.fromEntries(
+      prom.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((s) => s.targets)]),
+    );
+    expect(jobs).toEqual({
+      vllm: ["127.0.0.1:8000"],
+      node: ["10.0.0.10:9100", "10.0.0.11:9100"],
+      dcgm: ["10.0.0.10:9400", "10.0.0.11:9400"],
+      ray: ["10.0.0.10:8080", "10.0.0.11:8080"],
+    });
+  });
+
+  it("single node: no Ray, no peers; large: NVSwitch and 8 GPUs; hosts: the host's own interface", () => {
+    const [single] = renderProvisioning(plan("single-gpu"), { addresses: { head: "10.0.0.10" } });
+    expect(sourced(single!)["MULTI_NODE"]).toBe("0");
+    expect(sourced(single!)["CHECK_TARGETS"]).toBe("");
+    expect(file(single!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).toBeUndefined();
+    const [large] = renderProvisioning(plan("large"), { addresses: { head: "10.0.0.10" } });
+    expect(sourced(large!)).toMatchObject({
+      NVSWITCH: "1",
+      GPU_COUNT: "8",
+      GRAFANA: "1",
+      MIN_DRIVER: "525.60.13",
+    });
+    const p = planStack({
+      ...readStackFile("hosts").sections,
+      target: {
+        kind: "hosts",
+        hosts: [
+          { name: "a", address: "192.0.2.1", gpu: "V100", gpuCount: 1, networkInterface: "enp1s0" },
+        ],
+      },
+      vllm: { dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
+    });
+    const [h] = renderProvisioning(p, { addresses: { a: "192.0.2.1" } });
+    expect(sourced(h!)).toMatchObject({
+      NETWORK_INTERFACE: "enp1s0",
+      DRIVER_FLAVOR: "proprietary",
+      NODE_NAME: "a",
+    });
+  });
+
+  it("values with spaces and quotes survive the env file", () => {
+    const p = plan("single-gpu");
+    const [b] = renderProvisioning(p, { addresses: { head: "10.0.0.10" } });
+    expect(sourced(b!)["GPU_SMI_NAME"]).toBe("NVIDIA A10G");
+    expect(sourced(b!)["VLLM_DASHBOARD_URL"]).toMatch(
+      /^https:\/\/raw.githubusercontent.com\/vllm-project\/vllm\/v0.11.0\//,
+    );
+  });
+});
