@@ -11,10 +11,17 @@ venv=$QWEN_VL_HOME/venv
 tools=$QWEN_VL_HOME/tools
 
 index_args=()
+pip_trust=()
 if [[ -n ${PYTHON_FIND_LINKS:-} ]]; then
   index_args=(--no-index --find-links "$PYTHON_FIND_LINKS")
 elif [[ -n ${PYTHON_INDEX_URL:-} ]]; then
   index_args=(--index-url "$PYTHON_INDEX_URL")
+fi
+# pip ignores a plain-http mirror unless told to trust its host (a site mirror on a private network).
+mirror_url=${PYTHON_FIND_LINKS:-${PYTHON_INDEX_URL:-}}
+if [[ $mirror_url == http://* ]]; then
+  host=${mirror_url#http://}
+  pip_trust=(--trusted-host "${host%%[:/]*}")
 fi
 
 uv=$tools/bin/uv
@@ -25,7 +32,7 @@ else
   if [[ ! -x $tools/bin/pip ]]; then
     python3 -m venv "$tools" || die "python3 -m venv failed: install the python3-venv package"
   fi
-  "$tools/bin/pip" install --quiet --disable-pip-version-check "${index_args[@]}" "uv==$UV_VERSION" || die "cannot install uv $UV_VERSION from the package index"
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "${index_args[@]}" "${pip_trust[@]}" "uv==$UV_VERSION" || die "cannot install uv $UV_VERSION from the package index"
   changed "uv $UV_VERSION installed"
 fi
 

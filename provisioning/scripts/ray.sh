@@ -31,4 +31,18 @@ elif ! systemctl is-active --quiet qwen-vl-ray; then
 else
   log "Ray $ROLE active"
 fi
+
+# Ray is up on this node once its raylet listens (and, on the head, the GCS): wait, bounded, so that
+# the connectivity gate that follows tests a running cluster. A worker started before its head keeps
+# retrying (its unit restarts) and passes here once the head answers.
+ports=("$RAY_NODE_MANAGER_PORT" "$RAY_OBJECT_MANAGER_PORT")
+[[ $ROLE == head ]] && ports+=("$RAY_GCS_PORT")
+deadline=$((SECONDS + ${RAY_WAIT_SECONDS:-180}))
+for port in "${ports[@]}"; do
+  until timeout 2 bash -c "exec 3<>/dev/tcp/$NODE_IP/$port" 2>/dev/null; do
+    [[ $SECONDS -lt $deadline ]] || die "Ray did not open port $port on $NODE_IP within ${RAY_WAIT_SECONDS:-180} s: see journalctl -u qwen-vl-ray (a worker needs its head at $RAY_ADDRESS)"
+    sleep 1
+  done
+done
+log "Ray $ROLE listening on $NODE_IP (ports ${ports[*]})"
 finish

@@ -1,0 +1,402 @@
+/**
+ * The lab: real Debian nodes on this machine — systemd as PID 1, sshd, each in its own network
+ * namespace on a private bridge — booted with systemd-nspawn from a cached debootstrap image
+ * (../shared/reference/lab-on-this-machine.md). Nodes have no route out; the host serves them a
+ * package and weights mirror on the bridge. Everything the lab starts is recorded in .lab/state.json
+ * and removed by `down`, by PID and by name, even after a failed run.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { createConnection } from "node:net";
+import { join } from "node:path";
+import { PROJECT_ROOT } from "../config/stack-file";
+
+export const LAB_DIR = process.env["QWEN_VL_LAB_DIR"] ?? join(PROJECT_ROOT, ".lab");
+export const BRIDGE = "qvlbr0";
+export const SUBNET_PREFIX = "10.77.0";
+export const HOST_ADDRESS = `${SUBNET_PREFIX}.1`;
+export const MIRROR_PORT = 8080;
+export const NODE_ADDRESS = (i: number) => `${SUBNET_PREFIX}.${10 + i}`;
+export const NODE_NAME = (i: number) => `lab-n${i}`;
+
+/** Debian packages of the host that the lab needs (CI installs them). */
+export const HOST_PACKAGES: Readonly<Record<string, string>> = {
+  debootstrap: "debootstrap",
+  "systemd-nspawn": "systemd-container",
+  ip: "iproute2",
+  "ssh-keygen": "openssh-client",
+  python3: "python3",
+  mount: "mount",
+};
+
+/** What every node image carries: systemd and sshd, the tools provisioning expects on a Debian 12 node. */
+const BASE_PACKAGES = [
+  "systemd",
+  "systemd-sysv",
+  "dbus",
+  "openssh-server",
+  "iproute2",
+  "python3",
+  "python3-venv",
+  "curl",
+  "ca-certificates",
+  "procps",
+  "netcat-openbsd",
+  "aria2",
+  "prometheus",
+  "prometheus-node-exporter",
+  "less",
+];
+const DEBIAN_MIRROR = process.env["QWEN_VL_DEBIAN_MIRROR"] ?? "http://deb.debian.org/debian";
+
+export interface LabNode {
+  readonly name: string;
+  readonly address: string;
+  readonly netns: string;
+  readonly hostVeth: string;
+  readonly dir: string;
+  /** PID of the supervisor that runs (and, on a reboot, re-runs) systemd-nspawn. */
+  pid: number;
+  readonly hostKey: string;
+}
+
+export interface LabState {
+  readonly nodes: LabNode[];
+  readonly bridge: string;
+  mirrorPid?: number;
+  readonly keyPath: string;
+  readonly knownHostsPath: string;
+}
+
+export class LabError extends Error {}
+
+const statePath = () => join(LAB_DIR, "state.json");
+
+export function readState(): LabState | undefined {
+  return existsSync(statePath())
+    ? (JSON.parse(readFileSync(statePath(), "utf8")) as LabState)
+    : undefined;
+}
+
+export function writeState(s: LabState): void {
+  mkdirSync(LAB_DIR, { recursive: true });
+  writeFileSync(statePath() + ".tmp", JSON.stringify(s, null, 2));
+  renameSync(statePath() + ".tmp", statePath());
+}
+
+function sh(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; allowFail?: boolean; cwd?: string } = {},
+): string {
+  const r = spawnSync(cmd, args, {
+    encoding: "utf8",
+    input: opts.input,
+    cwd: opts.cwd,
+    maxBuffer: 64 << 20,
+  });
+  if (r.status !== 0 && !opts.allowFail) {
+    throw new LabError(
+      `${cmd} ${args.join(" ")} failed (${r.status}): ${(r.stderr || r.stdout || String(r.error ?? "")).trim().slice(-2000)}`,
+    );
+  }
+  return r.stdout;
+}
+
+export function checkHost(): void {
+  if (process.getuid?.() !== 0)
+    throw new LabError(
+      "the lab needs root (network namespaces, overlay mounts, systemd-nspawn): run it as root, e.g. sudo npm run lab:up",
+    );
+  const missing = Object.entries(HOST_PACKAGES).filter(
+    ([bin]) => spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0,
+  );
+  if (missing.length) {
+    const pkgs = [...new Set(missing.map(([, p]) => p))].join(" ");
+    throw new LabError(
+      `missing on this machine: ${missing.map(([b]) => b).join(", ")}; install them with: apt-get install -y ${pkgs}`,
+    );
+  }
+}
+
+/** Builds (once) and caches the Debian 12 base image the nodes boot from. */
+export function ensureBaseImage(log: (s: string) => void = () => {}): string {
+  const fakeSmi = readFileSync(join(PROJECT_ROOT, "test/fakes/nvidia-smi"));
+  const key = createHash("sha256")
+    .update(JSON.stringify(BASE_PACKAGES))
+    .update(fakeSmi)
+    .digest("hex")
+    .slice(0, 12);
+  const base = join(LAB_DIR, `base-${key}`);
+  if (existsSync(join(base, ".qwen-vl-base-complete"))) return base;
+  const tmp = `${base}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  log(`building the Debian 12 node image (debootstrap, once): ${base}`);
+  sh("debootstrap", [
+    "--variant=minbase",
+    "--include=systemd,systemd-sysv,dbus,openssh-server,iproute2,python3",
+    "bookworm",
+    tmp,
+    DEBIAN_MIRROR,
+  ]);
+  copyFileSync("/etc/resolv.conf", join(tmp, "etc/resolv.conf"));
+  const chroot = (cmd: string) => sh("chroot", [tmp, "/bin/sh", "-c", cmd]);
+  chroot(
+    `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BASE_PACKAGES.join(" ")} && apt-get clean`,
+  );
+  // Nodes start lean: provisioning is what enables the exporters and Prometheus. No timers that
+  // would run apt in the background, no host keys shared between nodes.
+  chroot(
+    "systemctl disable prometheus prometheus-node-exporter >/dev/null 2>&1 || true; systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true; rm -f /etc/ssh/ssh_host_*",
+  );
+  writeFileSync(
+    join(tmp, "etc/resolv.conf"),
+    "# lab nodes have no DNS: everything they need is on the bridge\n",
+  );
+  // The GPU double (test/fakes): nodes have no GPU.
+  writeFileSync(join(tmp, "usr/local/bin/nvidia-smi"), fakeSmi);
+  chmodSync(join(tmp, "usr/local/bin/nvidia-smi"), 0o755);
+  writeFileSync(join(tmp, ".qwen-vl-base-complete"), new Date().toISOString());
+  renameSync(tmp, base);
+  return base;
+}
+
+function ensureKey(): { keyPath: string; publicKey: string } {
+  const keyPath = join(LAB_DIR, "id_ed25519");
+  if (!existsSync(keyPath)) {
+    mkdirSync(LAB_DIR, { recursive: true });
+    sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "qwen-vl-lab", "-f", keyPath]);
+  }
+  return { keyPath, publicKey: readFileSync(`${keyPath}.pub`, "utf8").trim() };
+}
+
+function waitPort(host: string, port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const sock = createConnection({ host, port });
+      sock.setTimeout(1000);
+      sock.once("connect", () => {
+        sock.destroy();
+        resolve();
+      });
+      const retry = () => {
+        sock.destroy();
+        if (Date.now() > deadline)
+          reject(new LabError(`${host}:${port} did not answer within ${timeoutMs / 1000} s`));
+        else setTimeout(attempt, 300);
+      };
+      sock.once("error", retry);
+      sock.once("timeout", retry);
+    };
+    attempt();
+  });
+}
+
+export function alive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Supervisor: runs systemd-nspawn and starts it again when the container reboots (exit 133). */
+const SUPERVISOR = `
+set -u
+child=0
+trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+while :; do
+  systemd-nspawn -q -D "$1" --boot --register=no --keep-unit --link-journal=no --resolv-conf=off --timezone=off --network-namespace-path="/run/netns/$2" &
+  child=$!
+  wait "$child"
+  rc=$?
+  [ "$rc" -eq 133 ] || exit "$rc"
+done
+`;
+
+function bootNode(node: Pick<LabNode, "dir" | "netns">): number {
+  const log = openSync(join(node.dir, "console.log"), "a");
+  const p = spawn("bash", ["-c", SUPERVISOR, "lab-node", join(node.dir, "root"), node.netns], {
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  p.unref();
+  return p.pid!;
+}
+
+export interface UpOptions {
+  readonly nodes: number;
+  readonly log?: (s: string) => void;
+}
+
+export async function up(opts: UpOptions): Promise<LabState> {
+  checkHost();
+  const log = opts.log ?? (() => {});
+  if (readState())
+    throw new LabError("a lab is already up (.lab/state.json): run npm run lab:down first");
+  const base = ensureBaseImage(log);
+  const { keyPath, publicKey } = ensureKey();
+  const knownHostsPath = join(LAB_DIR, "known_hosts");
+  const state: LabState = { nodes: [], bridge: BRIDGE, keyPath, knownHostsPath };
+  writeState(state);
+  try {
+    sh("ip", ["link", "add", BRIDGE, "type", "bridge"]);
+    sh("ip", ["addr", "add", `${HOST_ADDRESS}/24`, "dev", BRIDGE]);
+    sh("ip", ["link", "set", BRIDGE, "up"]);
+    const known: string[] = [];
+    for (let i = 1; i <= opts.nodes; i++) {
+      const name = NODE_NAME(i);
+      const dir = join(LAB_DIR, "nodes", name);
+      rmSync(dir, { recursive: true, force: true });
+      for (const d of ["upper", "work", "root"]) mkdirSync(join(dir, d), { recursive: true });
+      sh("mount", [
+        "-t",
+        "overlay",
+        "overlay",
+        "-o",
+        `lowerdir=${base},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`,
+        join(dir, "root"),
+      ]);
+      const root = join(dir, "root");
+      writeFileSync(join(root, "etc/hostname"), `${name}\n`);
+      const hosts = Array.from(
+        { length: opts.nodes },
+        (_, k) => `${NODE_ADDRESS(k + 1)} ${NODE_NAME(k + 1)}`,
+      ).join("\n");
+      writeFileSync(
+        join(root, "etc/hosts"),
+        `127.0.0.1 localhost\n${hosts}\n${HOST_ADDRESS} lab-host\n`,
+      );
+      sh("ssh-keygen", [
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        `root@${name}`,
+        "-f",
+        join(root, "etc/ssh/ssh_host_ed25519_key"),
+      ]);
+      mkdirSync(join(root, "root/.ssh"), { recursive: true, mode: 0o700 });
+      writeFileSync(join(root, "root/.ssh/authorized_keys"), `${publicKey}\n`, { mode: 0o600 });
+      const hostKey = readFileSync(join(root, "etc/ssh/ssh_host_ed25519_key.pub"), "utf8")
+        .trim()
+        .split(" ")
+        .slice(0, 2)
+        .join(" ");
+      const netns = `qvl-n${i}`;
+      const hostVeth = `qvl-n${i}`;
+      const node: LabNode = {
+        name,
+        address: NODE_ADDRESS(i),
+        netns,
+        hostVeth,
+        dir,
+        pid: 0,
+        hostKey,
+      };
+      state.nodes.push(node);
+      writeState(state);
+      sh("ip", ["netns", "add", netns]);
+      sh("ip", ["link", "add", hostVeth, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+      sh("ip", ["link", "set", hostVeth, "master", BRIDGE, "up"]);
+      sh("ip", ["-n", netns, "addr", "add", `${node.address}/24`, "dev", "eth0"]);
+      sh("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+      sh("ip", ["-n", netns, "link", "set", "lo", "up"]);
+      node.pid = bootNode(node);
+      writeState(state);
+      known.push(`${node.address} ${hostKey}`, `${name} ${hostKey}`);
+      log(`booting ${name} (${node.address})`);
+    }
+    writeFileSync(knownHostsPath, known.join("\n") + "\n");
+    await Promise.all(state.nodes.map((n) => waitPort(n.address, 22, 60_000)));
+    log(`${state.nodes.length} node(s) up`);
+    return state;
+  } catch (e) {
+    await down({ log });
+    throw e;
+  }
+}
+
+export async function rebootSupervised(node: LabNode): Promise<void> {
+  await waitPort(node.address, 22, 90_000);
+}
+
+export interface DownOptions {
+  readonly log?: (s: string) => void;
+}
+
+async function waitExit(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  return !alive(pid);
+}
+
+/** Removes everything the lab made: containers (by recorded PID), mounts, namespaces, the bridge, the mirror. */
+export async function down(opts: DownOptions = {}): Promise<void> {
+  const log = opts.log ?? (() => {});
+  const state = readState();
+  if (state?.mirrorPid && alive(state.mirrorPid)) {
+    process.kill(state.mirrorPid, "SIGTERM");
+    await waitExit(state.mirrorPid, 5000);
+  }
+  for (const n of state?.nodes ?? []) {
+    if (alive(n.pid)) {
+      process.kill(n.pid, "SIGTERM");
+      if (!(await waitExit(n.pid, 20_000))) process.kill(n.pid, "SIGKILL");
+      await waitExit(n.pid, 5000);
+    }
+  }
+  // Also what a crashed run may have left without a state file: our names, our mounts only.
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .filter((m) => m.startsWith(join(LAB_DIR, "nodes") + "/"))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    if (spawnSync("umount", [m]).status !== 0) spawnSync("umount", ["-l", m]);
+  }
+  const namespaces = sh("ip", ["netns", "list"], { allowFail: true })
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => /^qvl-n\d+$/.test(n));
+  for (const ns of namespaces) spawnSync("ip", ["netns", "del", ns]);
+  if (spawnSync("ip", ["link", "show", BRIDGE]).status === 0)
+    spawnSync("ip", ["link", "del", BRIDGE]);
+  rmSync(join(LAB_DIR, "nodes"), { recursive: true, force: true });
+  rmSync(statePath(), { force: true });
+  log("lab down: no container, mount, namespace, bridge or mirror left");
+}
+
+/** What of the lab exists on this machine right now (for the "nothing remains" check). */
+export function leftovers(): string[] {
+  const out: string[] = [];
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(join(LAB_DIR, "nodes")));
+  if (mounts.length) out.push(`${mounts.length} overlay mount(s)`);
+  const ns = sh("ip", ["netns", "list"], { allowFail: true })
+    .split("\n")
+    .filter((l) => /^qvl-n\d+/.test(l));
+  if (ns.length) out.push(`namespaces: ${ns.join(", ")}`);
+  if (spawnSync("ip", ["link", "show", BRIDGE]).status === 0) out.push(`bridge ${BRIDGE}`);
+  if (existsSync(statePath())) out.push(".lab/state.json");
+  return out;
+}
+
+export { execFileSync, waitPort };

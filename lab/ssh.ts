@@ -1,0 +1,94 @@
+/**
+ * SSH to a node with node-ssh: key authentication, the host key checked against the one the
+ * deployment knows (never disabled), bounded connection attempts.
+ */
+import { readFileSync } from "node:fs";
+import { NodeSSH } from "node-ssh";
+
+export interface SshTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly privateKeyPath: string;
+  /** The node's host public key, "ssh-ed25519 AAAA…" (from known_hosts). */
+  readonly hostKey: string;
+}
+
+export interface ExecResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export class HostKeyMismatch extends Error {}
+
+export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
+  const expected = Buffer.from(t.hostKey.split(" ")[1] ?? "", "base64");
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    const ssh = new NodeSSH();
+    let mismatch = false;
+    try {
+      await ssh.connect({
+        host: t.host,
+        port: t.port,
+        username: t.user,
+        privateKey: readFileSync(t.privateKeyPath, "utf8"),
+        readyTimeout: 10_000,
+        hostVerifier: (key: Buffer) => {
+          mismatch = !key.equals(expected);
+          return !mismatch;
+        },
+      } as Parameters<NodeSSH["connect"]>[0]);
+      return ssh;
+    } catch (e) {
+      if (mismatch)
+        throw new HostKeyMismatch(
+          `${t.host}: the host key does not match the known one; refusing to connect`,
+        );
+      last = e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  throw new Error(
+    `cannot reach ${t.user}@${t.host}:${t.port} over SSH after ${attempts} attempts: ${String(last)}`,
+  );
+}
+
+export async function exec(
+  ssh: NodeSSH,
+  command: string,
+  opts: { stdin?: string; onLine?: (line: string) => void } = {},
+): Promise<ExecResult> {
+  const r = await ssh.execCommand(command, {
+    ...(opts.stdin !== undefined ? { stdin: opts.stdin } : {}),
+    ...(opts.onLine
+      ? {
+          onStdout: (b: Buffer) => b.toString().split("\n").filter(Boolean).forEach(opts.onLine!),
+          onStderr: (b: Buffer) => b.toString().split("\n").filter(Boolean).forEach(opts.onLine!),
+        }
+      : {}),
+  });
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Writes files on the node (parents created, modes set) in one round trip. */
+export async function putFiles(
+  ssh: NodeSSH,
+  files: readonly { path: string; content: string; mode: number }[],
+): Promise<void> {
+  const payload = JSON.stringify(
+    files.map((f) => ({ p: f.path, c: Buffer.from(f.content).toString("base64"), m: f.mode })),
+  );
+  const script = `import base64, json, os, sys
+for f in json.load(sys.stdin):
+    os.makedirs(os.path.dirname(f["p"]), exist_ok=True)
+    tmp = f["p"] + ".qwen-vl-tmp"
+    with open(tmp, "wb") as out:
+        out.write(base64.b64decode(f["c"]))
+    os.chmod(tmp, f["m"])
+    os.replace(tmp, f["p"])
+`;
+  const r = await exec(ssh, `python3 -c '${script.replace(/'/g, `'\\''`)}'`, { stdin: payload });
+  if (r.code !== 0) throw new Error(`writing files failed: ${r.stderr}`);
+}
