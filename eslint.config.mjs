@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "bin/**", "coverage/**"] },
+  { ignores: ["node_modules/**", "bin/**", "coverage/**", ".lab/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
