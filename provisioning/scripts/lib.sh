@@ -53,6 +53,11 @@ load_node_env() {
   [[ -r $env_file ]] || die "$env_file is missing: upload the rendered provisioning bundle first"
   # shellcheck source=/dev/null
   source "$env_file"
+  # Local overrides an operator keeps on the node (e.g. another mirror for one run); not rendered.
+  if [[ -r ${QWEN_VL_ETC}/node.env.local ]]; then
+    # shellcheck source=/dev/null
+    source "${QWEN_VL_ETC}/node.env.local"
+  fi
 }
 # install_file SRC DST MODE: copies only when the content differs; says which.
 install_file() {
