@@ -44,10 +44,15 @@ async function main(): Promise<number> {
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(40)} ${v}\n`);
     // Where the time goes: each step's slowest node. The 3-node stack also installs and starts Ray.
-    process.stdout.write(`\n${"step (slowest node)".padEnd(22)}${"1 node".padStart(10)}${"3 nodes".padStart(10)}\n`);
-    const slowest = (r: typeof one, step: string) => Math.max(...r.steps.filter((x) => x.step === step).map((x) => x.seconds));
+    process.stdout.write(
+      `\n${"step (slowest node)".padEnd(22)}${"1 node".padStart(10)}${"3 nodes".padStart(10)}\n`,
+    );
+    const slowest = (r: typeof one, step: string) =>
+      Math.max(...r.steps.filter((x) => x.step === step).map((x) => x.seconds));
     for (const step of [...new Set(three.steps.map((x) => x.step))]) {
-      process.stdout.write(`${step.padEnd(22)}${`${slowest(one, step).toFixed(1)} s`.padStart(10)}${`${slowest(three, step).toFixed(1)} s`.padStart(10)}\n`);
+      process.stdout.write(
+        `${step.padEnd(22)}${`${slowest(one, step).toFixed(1)} s`.padStart(10)}${`${slowest(three, step).toFixed(1)} s`.padStart(10)}\n`,
+      );
     }
     return 0;
   } finally {

@@ -9,10 +9,10 @@ import { parseArgs } from "node:util";
 import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { runCommand, UsageError } from "../cli/main";
-import { deploy, DeployError, type DeployReport } from "./deploy";
+import { deploy, DeployError, type DeployReport } from "../provisioning/deploy-ssh";
 import { down, LAB_DIR, LabError, readState, up, writeState, type LabState } from "./lab";
 import { ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
-import { exec } from "./ssh";
+import { exec } from "../provisioning/ssh";
 
 const USAGE = `usage: npm run lab:up -- --nodes N [--json]
        npm run lab:deploy -- --stack <lab stack> [--json]

@@ -64,7 +64,7 @@ describe("plan", () => {
     const r = run("cli/plan.ts", ["--stack", "nope"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /no stacks\/Pulumi\.nope\.yaml; shipped stacks: hosts, large, multi-gpu, single-gpu/,
+      /no stacks\/Pulumi\.nope\.yaml; shipped stacks: hosts, lab, lab-single, large, multi-gpu, single-gpu/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });

@@ -43,9 +43,16 @@ describe("shipped stacks", () => {
       gpu: "H100",
     },
     hosts: { tensorParallelSize: 1, pipelineParallelSize: 1, dtype: "bfloat16", gpu: "RTX-3090" },
+    lab: { tensorParallelSize: 2, pipelineParallelSize: 3, dtype: "bfloat16", gpu: "A10G" },
+    "lab-single": {
+      tensorParallelSize: 1,
+      pipelineParallelSize: 1,
+      dtype: "bfloat16",
+      gpu: "A10G",
+    },
   };
 
-  it("are exactly the four tiers", () => {
+  it("are the four tiers and the two lab stacks", () => {
     expect(stackNames()).toEqual(Object.keys(expected).sort());
   });
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deployLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
 import { MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
-import { connect, exec } from "../lab/ssh";
+import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
 
 function labUnavailable(): string | undefined {

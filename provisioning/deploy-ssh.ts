@@ -11,13 +11,7 @@ import { join, resolve } from "node:path";
 import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
-import {
-  NODE_STATE,
-  renderProvisioning,
-  STEPS,
-  type NodeBundle,
-  type StepId,
-} from "../provisioning/render";
+import { NODE_STATE, renderProvisioning, STEPS, type NodeBundle, type StepId } from "./render";
 import { connect, exec, putFiles, type SshTarget } from "./ssh";
 
 export interface StepRecord {
