@@ -1,0 +1,72 @@
+/**
+ * Where a deployment answers and what it accepts, from a stack (its plan: served model name, image
+ * limit, max pixels; the head's address for hosts stacks, `pulumi stack output endpoint` for AWS) or
+ * from a URL. The API key comes from QWEN_VL_API_KEY or a "file:" secret reference, never a flag.
+ */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { UsageError } from "../cli/main";
+import { readStackFile } from "../config/stack-file";
+import { planStack } from "../plan";
+import { DEFAULT_MAX_PIXELS } from "../plan/memory";
+import type { ClientOptions } from "./client";
+
+export interface EndpointArgs {
+  readonly stack?: string;
+  readonly url?: string;
+  readonly model?: string;
+}
+
+export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
+  if (Boolean(a.stack) === Boolean(a.url))
+    throw new UsageError("give exactly one of --stack <name> or --url <endpoint>");
+  const envKey = process.env["QWEN_VL_API_KEY"];
+  if (a.url) {
+    const baseUrl = a.url.replace(/\/+$/, "").replace(/\/v1$/, "");
+    let model = a.model;
+    if (!model) {
+      const res = await fetch(`${baseUrl}/v1/models`, {
+        headers: envKey ? { Authorization: `Bearer ${envKey}` } : {},
+        signal: AbortSignal.timeout(10_000),
+      }).catch((e: Error) => {
+        throw new UsageError(
+          `cannot reach ${baseUrl}/v1/models (${String(e.cause ?? e.message)}); give --model or check the URL`,
+        );
+      });
+      if (!res.ok)
+        throw new UsageError(
+          `${baseUrl}/v1/models answered HTTP ${res.status}; give --model (and QWEN_VL_API_KEY if the API is protected)`,
+        );
+      model = ((await res.json()) as { data: { id: string }[] }).data[0]?.id;
+      if (!model) throw new UsageError(`${baseUrl} serves no model`);
+    }
+    return { baseUrl, model, ...(envKey ? { apiKey: envKey } : {}) };
+  }
+  const plan = planStack(readStackFile(a.stack!).sections, { stack: a.stack! });
+  let baseUrl: string;
+  if (plan.target === "hosts") {
+    const head = plan.nodes.find((n) => n.role === "head")!;
+    baseUrl = `http://${head.host!.address}:${plan.config.vllm.port}`;
+  } else {
+    const r = spawnSync("pulumi", ["stack", "output", "endpoint", "--stack", a.stack!], {
+      encoding: "utf8",
+    });
+    if (r.status !== 0 || !r.stdout.trim())
+      throw new UsageError(
+        `cannot read the endpoint of AWS stack ${a.stack} (pulumi stack output endpoint): ${(r.stderr || String(r.error ?? "")).trim().slice(0, 200)}; give --url instead`,
+      );
+    baseUrl = r.stdout.trim();
+  }
+  let apiKey = envKey;
+  const ref = plan.config.secrets.apiKey;
+  if (!apiKey && ref?.startsWith("file:")) apiKey = readFileSync(ref.slice(5), "utf8").trim();
+  if (!apiKey && ref)
+    throw new UsageError(`stack ${a.stack} protects its API with ${ref}: set QWEN_VL_API_KEY`);
+  return {
+    baseUrl,
+    model: a.model ?? plan.model.servedModelName,
+    imageLimit: plan.imageLimit,
+    maxPixels: plan.config.vllm.maxPixels ?? DEFAULT_MAX_PIXELS,
+    ...(apiKey ? { apiKey } : {}),
+  };
+}
