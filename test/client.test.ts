@@ -74,15 +74,13 @@ describe("retries, errors, timeouts", () => {
   it("retries on 503 with backoff and succeeds; never retries a 400, whose message it carries", async () => {
     const s = await scripted((_q, res, n, body) => {
       if ((body["messages"] as { content: string }[])[0]!.content === "bad") {
-        res
-          .writeHead(400, { "Content-Type": "application/json" })
-          .end(
-            JSON.stringify({
-              object: "error",
-              message: "At most 4 image(s) may be provided in one prompt.",
-              code: 400,
-            }),
-          );
+        res.writeHead(400, { "Content-Type": "application/json" }).end(
+          JSON.stringify({
+            object: "error",
+            message: "At most 4 image(s) may be provided in one prompt.",
+            code: 400,
+          }),
+        );
       } else if (n <= 2) res.writeHead(503).end("overloaded");
       else res.writeHead(200, { "Content-Type": "application/json" }).end(completion("fine"));
     });
