@@ -9,6 +9,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { askCommand } from "../cli/ask";
+import { benchCommand, progressDisplay } from "../cli/bench";
 import { deployLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
 import { MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
@@ -96,6 +98,14 @@ async function allTargetsUp(head: string, expected: number): Promise<number> {
     return t.length === expected && t.every((x) => x.health === "up");
   });
 }
+/** "<alive nodes> <GPUs>" as the Ray cluster of the three-node stack reports them. */
+async function rayCluster(): Promise<string | undefined> {
+  const r = await onNode(
+    "lab-n1",
+    `/opt/qwen-vl/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
+  );
+  return r.stdout.trim().split("\n").pop();
+}
 const MAX = 600_000;
 
 describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
@@ -140,6 +150,37 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         await check("one node: Prometheus reports every target up", () =>
           allTargetsUp("lab-n4", 2),
         );
+      },
+      MAX,
+    );
+
+    it(
+      "ask and bench work against the deployment, from the stack alone",
+      async () => {
+        let out = "";
+        let err = "";
+        const code = await check("one node: ask --stack lab-single", () =>
+          askCommand(
+            ["--stack", "lab-single", "What is in this request?"],
+            (x) => (out += x),
+            (x) => (err += x),
+          ),
+        );
+        expect(code, err).toBe(0);
+        expect(out).toMatch(/fake answer to: What is in this request\?/);
+        expect(err).toMatch(/latency: first token \d+ ms/);
+        let json = "";
+        const bench = await check("one node: bench --stack lab-single", () =>
+          benchCommand(
+            ["--stack", "lab-single", "--requests", "20", "--concurrency", "4", "--json"],
+            (x) => (json += x),
+            progressDisplay(() => {}, false),
+          ),
+        );
+        expect(bench).toBe(0);
+        const r = JSON.parse(json);
+        expect(r.ok).toBe(20);
+        expect(r.server.requests).toBe(20);
       },
       MAX,
     );
@@ -328,11 +369,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
             `${n}: ${units.stdout}`,
           ).toBe(true);
         }
-        const ray = await onNode(
-          "lab-n1",
-          `/opt/qwen-vl/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
-        );
-        expect(ray.stdout.trim().split("\n").pop()).toBe("3 6");
+        expect(await rayCluster()).toBe("3 6");
         await check(
           "three nodes: Prometheus reports every target up (vLLM, 3 node exporters, 3 Ray)",
           () => allTargetsUp("lab-n1", 7),
@@ -350,6 +387,43 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           deployLab("lab"),
         );
         expect(report.steps.filter((s) => s.changed).map((s) => `${s.node}/${s.step}`)).toEqual([]);
+      },
+      MAX,
+    );
+
+    it(
+      "Ray workers join whether they start before or after the head",
+      async () => {
+        await check("Ray: a worker started after the head joins", async () => {
+          await onNode("lab-n3", "systemctl stop qwen-vl-ray");
+          await waitFor(
+            "the cluster notices the worker left",
+            90_000,
+            async () => (await rayCluster()) === "2 4",
+          );
+          await onNode("lab-n3", "systemctl start qwen-vl-ray");
+          await waitFor("the worker is back", 90_000, async () => (await rayCluster()) === "3 6");
+        });
+        await check("Ray: workers started before the head join once it is up", async () => {
+          await onNode("lab-n1", "systemctl stop qwen-vl-vllm qwen-vl-ray");
+          await Promise.all(
+            ["lab-n2", "lab-n3"].map((n) => onNode(n, "systemctl restart qwen-vl-ray")),
+          );
+          await new Promise((r) => setTimeout(r, 8000)); // the workers retry (Restart=always) while the head is down
+          await onNode("lab-n1", "systemctl start qwen-vl-ray");
+          await waitFor(
+            "all three nodes and six GPUs",
+            120_000,
+            async () => (await rayCluster()) === "3 6",
+          );
+          // vLLM on the head waits for the whole cluster (cluster-ready.sh), then serves again.
+          await onNode("lab-n1", "systemctl start qwen-vl-vllm");
+          await waitFor(
+            "vLLM serves again",
+            120_000,
+            async () => (await health("10.77.0.11")) === 200,
+          );
+        });
       },
       MAX,
     );
