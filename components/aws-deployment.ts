@@ -78,9 +78,18 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const ssmParameters = Object.values(plan.config.secrets)
       .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
       .map((ref) => ref.slice(4));
+    const mirror =
+      plan.config.provisioning.weightsSource === "mirror"
+        ? plan.config.provisioning.mirrorUrl
+        : undefined;
     const role = new NodeRole(
       `${name}-node`,
-      { ssmParameters, region: target.region, tags },
+      {
+        ssmParameters,
+        region: target.region,
+        tags,
+        ...(mirror?.startsWith("s3://") ? { weightsMirror: mirror } : {}),
+      },
       child,
     );
     const keyPair = target.sshPublicKey

@@ -8,6 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 export interface NodeRoleArgs {
   /** SSM parameter paths (with leading "/") the node reads at provisioning, e.g. the HF token. Default: none. */
   readonly ssmParameters: readonly string[];
+  /** S3 weights mirror ("s3://bucket/prefix") the node may read, and nothing else of S3. Default: none. */
+  readonly weightsMirror?: string;
   readonly region: string;
   readonly tags: Readonly<Record<string, string>>;
 }
@@ -67,6 +69,37 @@ export class NodeRole extends pulumi.ComponentResource {
         parent,
       );
     }
+    if (args.weightsMirror) {
+      const { bucket, prefix } = parseS3(args.weightsMirror);
+      const partition = aws.getPartitionOutput({}, parent);
+      new aws.iam.RolePolicy(
+        `${name}-weights`,
+        {
+          role: role.id,
+          policy: partition.partition.apply((p) =>
+            JSON.stringify({
+              Version: "2012-10-17",
+              Statement: [
+                {
+                  Effect: "Allow",
+                  Action: ["s3:GetObject"],
+                  Resource: [`arn:${p}:s3:::${bucket}/${prefix ? `${prefix}/` : ""}*`],
+                },
+                {
+                  Effect: "Allow",
+                  Action: ["s3:ListBucket"],
+                  Resource: [`arn:${p}:s3:::${bucket}`],
+                  ...(prefix
+                    ? { Condition: { StringLike: { "s3:prefix": [`${prefix}/*`] } } }
+                    : {}),
+                },
+              ],
+            }),
+          ),
+        },
+        parent,
+      );
+    }
     const profile = new aws.iam.InstanceProfile(
       `${name}-profile`,
       { role: role.name, tags: args.tags },
@@ -76,4 +109,10 @@ export class NodeRole extends pulumi.ComponentResource {
     this.roleArn = role.arn;
     this.registerOutputs({ instanceProfileName: this.instanceProfileName, roleArn: this.roleArn });
   }
+}
+
+export function parseS3(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*?)\/?$/.exec(url);
+  if (!m) throw new Error(`not an S3 URL: ${url}`);
+  return { bucket: m[1]!, prefix: m[2]! };
 }

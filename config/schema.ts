@@ -230,8 +230,17 @@ const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL"
 export const provisioningSchema = z.strictObject({
   /** Where weights come from: Hugging Face (hf CLI) or a mirror serving the files and manifest.json. */
   weightsSource: z.enum(["hf", "mirror"]).default("hf"),
-  /** Base URL of the mirror (required with weightsSource: mirror). */
-  mirrorUrl: httpUrl.optional(),
+  /**
+   * Base URL of the mirror (required with weightsSource: mirror): http(s)://… or s3://bucket/prefix
+   * (read with the node's instance role, which then gets read access to exactly that prefix).
+   */
+  mirrorUrl: z
+    .string()
+    .regex(
+      /^(https?:\/\/[^\s]+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?)$/,
+      "must be an http(s):// URL or s3://bucket/prefix",
+    )
+    .optional(),
   /** Hugging Face endpoint (a proxy or a stand-in); default: huggingface.co. */
   hfEndpoint: httpUrl.optional(),
   /** Python package index; default: PyPI. */

@@ -445,6 +445,10 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       value: undefined,
       message: 'required when provisioning.weightsSource is "mirror"',
     });
+  if (c.provisioning.mirrorUrl?.startsWith("s3://") && c.target.kind !== "aws")
+    warnings.push(
+      "provisioning.mirrorUrl is an S3 bucket: the hosts need AWS credentials of their own (the AWS CLI's usual chain) to read it",
+    );
   if (c.provisioning.pythonIndexUrl && c.provisioning.pythonFindLinks)
     issues.push({
       path: "provisioning.pythonFindLinks",

@@ -252,6 +252,32 @@ describe("options", () => {
     );
   });
 
+  it("an S3 weights mirror: the node role may read that prefix and nothing else of S3", async () => {
+    const s = base();
+    const { rec } = await deploy("s3", {
+      ...s,
+      provisioning: { weightsSource: "mirror", mirrorUrl: "s3://acme-models/qwen/7b" },
+    });
+    const policy = JSON.parse(one(rec, "s3-node-weights").inputs["policy"]);
+    expect(policy.Statement).toEqual([
+      {
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: ["arn:aws:s3:::acme-models/qwen/7b/*"],
+      },
+      {
+        Effect: "Allow",
+        Action: ["s3:ListBucket"],
+        Resource: ["arn:aws:s3:::acme-models"],
+        Condition: { StringLike: { "s3:prefix": ["qwen/7b/*"] } },
+      },
+    ]);
+    const { rec: plain } = await deploy("plain", s);
+    expect(plain.registrations.filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")).toEqual(
+      [],
+    );
+  });
+
   it("a new VPC and an EFA interface where the instance type has one", async () => {
     const { rec } = await deploy("efa", {
       model: {

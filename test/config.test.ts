@@ -185,6 +185,25 @@ describe("broken configs", () => {
     expect(p.engine).toBe("v0");
   });
 
+  it("a weights mirror is an http(s) URL or an S3 prefix, and is required by weightsSource: mirror", () => {
+    expect(
+      planStack({
+        ...good(),
+        provisioning: { weightsSource: "mirror", mirrorUrl: "s3://acme-models/qwen" },
+      }).fits,
+    ).toBe(true);
+    const bad = errorsOf({
+      ...good(),
+      provisioning: { weightsSource: "mirror", mirrorUrl: "ftp://x/y" },
+    });
+    expect(bad.issues.map((i) => [i.path, i.message])).toEqual([
+      ["provisioning.mirrorUrl", "must be an http(s):// URL or s3://bucket/prefix"],
+    ]);
+    expect(errorsOf({ ...good(), provisioning: { weightsSource: "mirror" } }).issues[0]!.path).toBe(
+      "provisioning.mirrorUrl",
+    );
+  });
+
   it("hosts of one cluster must have the same GPUs", () => {
     const e = errorsOf({
       ...good(),

@@ -36,6 +36,11 @@ else
   changed "uv $UV_VERSION installed"
 fi
 
+if [[ ${WEIGHTS_SOURCE:-hf} == mirror && ${MIRROR_URL:-} == s3://* ]] && ! command -v aws >/dev/null && [[ ! -x $tools/bin/aws ]]; then
+  "$tools/bin/pip" install --quiet --disable-pip-version-check "${index_args[@]}" "${pip_trust[@]}" awscli || die "cannot install the AWS CLI (needed for the S3 weights mirror)"
+  changed "AWS CLI for the S3 weights mirror"
+fi
+
 if [[ ! -x $venv/bin/python ]]; then
   "$uv" venv --quiet --python "$(command -v python3)" "$venv" || die "uv could not create $venv"
   changed "virtual environment $venv"

@@ -24,8 +24,18 @@ if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
 fi
 mkdir -p "$meta" "$QWEN_VL_STATE"
 
+aws_cli() {
+  if [[ -x $QWEN_VL_HOME/tools/bin/aws ]]; then
+    "$QWEN_VL_HOME/tools/bin/aws" "$@"
+  else
+    aws "$@"
+  fi
+}
+
 if [[ ! -s $manifest ]]; then
-  if [[ $WEIGHTS_SOURCE == mirror ]]; then
+  if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
+    aws_cli s3 cp --only-show-errors "${MIRROR_URL%/}/manifest.json" "$manifest.tmp" || die "cannot read ${MIRROR_URL%/}/manifest.json with the AWS CLI: check provisioning.mirrorUrl and the node's instance role"
+  elif [[ $WEIGHTS_SOURCE == mirror ]]; then
     curl -fsS --retry 3 -o "$manifest.tmp" "$MIRROR_URL/manifest.json" || die "cannot fetch $MIRROR_URL/manifest.json: check provisioning.mirrorUrl and that the mirror is reachable from this node"
   else
     "$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" >"$manifest.tmp" || die "cannot read the file list of $MODEL_ID@$REVISION from the hub: check the revision and the token (secrets.hfToken)"
@@ -82,13 +92,24 @@ done
 
 if [[ $WEIGHTS_SOURCE == mirror ]]; then
   list=$meta/aria2.input
-  python3 - "$manifest" "$MIRROR_URL" "${bad[@]}" >"$list" <<'PY'
+  urls=$meta/urls
+  : >"$urls"
+  for path in "${bad[@]}"; do
+    if [[ $MIRROR_URL == s3://* ]]; then
+      # A presigned HTTPS URL per object (the instance role's credentials): aria2c then fetches S3
+      # in parallel, resumes partial files and checks each sha256, as it does for an HTTP mirror.
+      aws_cli s3 presign --expires-in 21600 "${MIRROR_URL%/}/$path" >>"$urls" || die "cannot presign ${MIRROR_URL%/}/$path: check the node's instance role"
+    else
+      echo "${MIRROR_URL%/}/$path" >>"$urls"
+    fi
+  done
+  python3 - "$manifest" "$urls" "${bad[@]}" >"$list" <<'PY'
 import json, sys
 m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
-base = sys.argv[2].rstrip("/")
-for path in sys.argv[3:]:
+urls = open(sys.argv[2]).read().split()
+for url, path in zip(urls, sys.argv[3:]):
     f = m[path]
-    print(f"{base}/{path}")
+    print(url)
     print(f"  out={path}")
     if "sha256" in f:
         print(f"  checksum=sha-256={f['sha256']}")
