@@ -51,6 +51,8 @@ detect_os() {
 load_node_env() {
   local env_file=${QWEN_VL_ETC}/node.env
   [[ -r $env_file ]] || die "$env_file is missing: upload the rendered provisioning bundle first"
+  # Exported: the tools the scripts run read some of it themselves (HF_ENDPOINT: hf, HfApi).
+  set -a
   # shellcheck source=/dev/null
   source "$env_file"
   # Local overrides an operator keeps on the node (e.g. another mirror for one run); not rendered.
@@ -58,6 +60,7 @@ load_node_env() {
     # shellcheck source=/dev/null
     source "${QWEN_VL_ETC}/node.env.local"
   fi
+  set +a
 }
 # install_file SRC DST MODE: copies only when the content differs; says which.
 install_file() {

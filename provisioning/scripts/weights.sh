@@ -38,7 +38,8 @@ if [[ ! -s $manifest ]]; then
   elif [[ $WEIGHTS_SOURCE == mirror ]]; then
     curl -fsS --retry 3 -o "$manifest.tmp" "$MIRROR_URL/manifest.json" || die "cannot fetch $MIRROR_URL/manifest.json: check provisioning.mirrorUrl and that the mirror is reachable from this node"
   else
-    "$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" >"$manifest.tmp" || die "cannot read the file list of $MODEL_ID@$REVISION from the hub: check the revision and the token (secrets.hfToken)"
+    why=$("$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" 2>&1 >"$manifest.tmp") ||
+      die "cannot read the file list of $MODEL_ID@$REVISION from ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
   fi
   python3 - "$manifest.tmp" "$REVISION" <<'PY' || die "the manifest is not for revision $REVISION"
 import json, sys
@@ -121,11 +122,12 @@ PY
     --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
     die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
 else
-  include=()
-  for path in "${bad[@]}"; do include+=(--include "$path"); done
+  # The files by name (hf download REPO FILE...): a repeated --include keeps only its last value.
   log "fetching ${#bad[@]} file(s) with the hf CLI at revision $REVISION"
-  "$QWEN_VL_HOME/venv/bin/hf" download "$MODEL_ID" --revision "$REVISION" --local-dir "$MODEL_DIR" "${include[@]}" >/dev/null ||
-    die "hf download failed (it resumes on the next run); check the network, the revision and secrets.hfToken"
+  HF_HUB_DISABLE_PROGRESS_BARS=1 "$QWEN_VL_HOME/venv/bin/hf" download "$MODEL_ID" "${bad[@]}" --revision "$REVISION" --local-dir "$MODEL_DIR" >/dev/null 2>"$meta/hf.log" || {
+    why=$(grep -v '^[[:space:]]*$' "$meta/hf.log" | tail -n1)
+    die "hf download failed (${why:-no message}; log: $meta/hf.log): partial files resume on the next run; check the network, model.revision and secrets.hfToken"
+  }
 fi
 
 verify || die "the fetched weights do not match the manifest (see $report)"
