@@ -11,7 +11,14 @@ import { join, resolve } from "node:path";
 import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
-import { NODE_STATE, renderProvisioning, STEPS, type NodeBundle, type StepId } from "./render";
+import {
+  NODE_STATE,
+  renderProvisioning,
+  shellQuote,
+  STEPS,
+  type NodeBundle,
+  type StepId,
+} from "./render";
 import { connect, exec, putFiles, type SshTarget } from "./ssh";
 
 export interface StepRecord {
@@ -124,9 +131,10 @@ export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<Depl
         if (opts.beforeSteps) await opts.beforeSteps(ssh, b);
         await putFiles(ssh, b.files);
         if (opts.secrets && Object.keys(opts.secrets).length) {
+          // Quoted as node.env is: the scripts source it, and a token may hold any character.
           const body =
             Object.entries(opts.secrets)
-              .map(([k, v]) => `${k}=${v}`)
+              .map(([k, v]) => `${k}=${shellQuote(v)}`)
               .join("\n") + "\n";
           await putFiles(ssh, [{ path: "/etc/qwen-vl/secrets.env", content: body, mode: 0o600 }]);
         }

@@ -80,7 +80,7 @@ export function loadScripts(dir = SCRIPTS_DIR): Record<string, string> {
   return out;
 }
 
-function shellQuote(v: string): string {
+export function shellQuote(v: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]*$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
