@@ -2,14 +2,25 @@
 """The lab's mirror: a static HTTP server for the weights mirror (files + manifest.json) and the
 Python package mirror (a flat directory of wheels, listed as links for pip/uv --find-links).
 Supports Range requests (so aria2c resumes), an optional rate limit (to interrupt a download
-mid-way in tests) and a JSON-lines request log. Stdlib only; binds only where it is told."""
+mid-way in tests) and a JSON-lines request log. Stdlib only; binds only where it is told.
+
+Under /hub it is also a small stand-in for the Hugging Face Hub, over the same model directories
+(models/<org>--<name>/<commit>/ with their manifest.json), for the real `hf` CLI and HfApi with
+HF_ENDPOINT=http://<host>:<port>/hub — only the calls provisioning makes:
+  GET  /hub/api/models/<repo>/revision/<commit>        repo_info (sha, siblings)
+  GET  /hub/api/models/<repo>/tree/<commit>[/<path>]   list_repo_tree (LFS oid = sha256, sizes)
+  HEAD|GET /hub/<repo>/resolve/<commit>/<path>         file metadata (X-Repo-Commit, ETag) and bytes
+Unknown repositories and revisions answer 404 with the hub's X-Error-Code; with --hub-token every
+hub call needs "Authorization: Bearer <token>" (401 otherwise), as a gated model does."""
 import argparse
+import hashlib
 import html
 import json
 import os
 import sys
 import threading
 import time
+import re
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +30,7 @@ class Handler(BaseHTTPRequestHandler):
     root = "."
     rate = 0
     log_file = None
+    hub_token = None
     lock = threading.Lock()
 
     def log_message(self, fmt, *args):
@@ -44,6 +56,9 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_get(head=False)
 
     def handle_get(self, head):
+        if urllib.parse.urlsplit(self.path).path.startswith("/hub/"):
+            self.handle_hub(head)
+            return
         full, rel = self.resolve()
         if full is None or not os.path.exists(full):
             self.send_response(404)
@@ -65,6 +80,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data)
             self.record(method=self.command, path=rel, status=200, bytes=len(data))
             return
+        self.send_file(full, rel, head)
+
+    def send_file(self, full, rel, head, extra=None):
         size = os.path.getsize(full)
         start, end = 0, size - 1
         status = 200
@@ -86,6 +104,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
         self.send_header("Last-Modified", self.date_time_string(int(os.path.getmtime(full))))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
@@ -107,6 +127,90 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         self.record(method=self.command, path=rel, status=status, range=rng, start=start, bytes=sent)
 
+    # ---- the stand-in hub -------------------------------------------------------------------
+
+    HUB_ROUTES = (
+        ("info", re.compile(r"^/hub/api/models/([^/]+/[^/]+)/revision/([^/]+)$")),
+        ("tree", re.compile(r"^/hub/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?$")),
+        ("resolve", re.compile(r"^/hub/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")),
+    )
+
+    def send_json(self, status, obj, head=False, extra=None):
+        data = (json.dumps(obj) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+    def hub_error(self, status, code, message, rel, head):
+        self.send_json(status, {"error": message}, head, {"X-Error-Code": code, "X-Error-Message": message})
+        self.record(method=self.command, path=rel, status=status, hub=code)
+
+    def hub_manifest(self, repo, revision):
+        """(manifest, directory) of a model at a commit, or an error (status, code, message)."""
+        repo_dir = os.path.join(self.root, "models", repo.replace("/", "--"))
+        if not os.path.isdir(repo_dir):
+            return None, None, (404, "RepoNotFound", f"Repository Not Found for url: {self.path}.")
+        rev_dir = os.path.join(repo_dir, revision)
+        if not re.fullmatch(r"[0-9a-f]{40}", revision) or not os.path.isfile(os.path.join(rev_dir, "manifest.json")):
+            return None, None, (404, "RevisionNotFound", f"Invalid rev id: {revision}")
+        with open(os.path.join(rev_dir, "manifest.json")) as f:
+            return json.load(f), rev_dir, None
+
+    @staticmethod
+    def lfs_pointer(entry):
+        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{entry['sha256']}\nsize {entry['size']}\n".encode()
+
+    @classmethod
+    def tree_entry(cls, entry):
+        """A file as the hub's tree API lists it: oid is the git blob id (of the LFS pointer for LFS files)."""
+        if "sha256" in entry:
+            pointer = cls.lfs_pointer(entry)
+            oid = hashlib.sha1(b"blob %d\0" % len(pointer) + pointer).hexdigest()
+            return {"type": "file", "oid": oid, "size": entry["size"], "path": entry["path"],
+                    "lfs": {"oid": entry["sha256"], "size": entry["size"], "pointerSize": len(pointer)}}
+        return {"type": "file", "oid": entry["gitSha1"], "size": entry["size"], "path": entry["path"]}
+
+    def handle_hub(self, head):
+        url_path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        rel = url_path.lstrip("/")
+        if self.hub_token and self.headers.get("Authorization") != f"Bearer {self.hub_token}":
+            self.hub_error(401, "GatedRepo", "Access to this model is restricted: a valid token is required.", rel, head)
+            return
+        for kind, pattern in self.HUB_ROUTES:
+            m = pattern.match(url_path)
+            if m:
+                break
+        else:
+            self.hub_error(404, "EntryNotFound", f"no such hub route: {url_path}", rel, head)
+            return
+        repo, revision = m.group(1), m.group(2)
+        manifest, rev_dir, err = self.hub_manifest(repo, revision)
+        if err:
+            self.hub_error(*err, rel, head)
+            return
+        files = manifest["files"]
+        if kind == "info":
+            self.send_json(200, {"id": repo, "modelId": repo, "sha": revision, "private": False, "gated": bool(self.hub_token),
+                                 "siblings": [{"rfilename": e["path"]} for e in files]}, head)
+            self.record(method=self.command, path=rel, status=200, hub=kind)
+        elif kind == "tree":
+            prefix = (m.group(3) or "").strip("/")
+            listed = [e for e in files if not prefix or e["path"].startswith(prefix + "/")]
+            self.send_json(200, [self.tree_entry(e) for e in listed], head)
+            self.record(method=self.command, path=rel, status=200, hub=kind)
+        else:
+            entry = next((e for e in files if e["path"] == m.group(3)), None)
+            if entry is None:
+                self.hub_error(404, "EntryNotFound", f"{m.group(3)} does not exist at revision {revision}", rel, head)
+                return
+            etag = entry.get("sha256") or entry["gitSha1"]
+            self.send_file(os.path.join(rev_dir, entry["path"]), rel, head, {"X-Repo-Commit": revision, "ETag": f'"{etag}"'})
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -115,10 +219,12 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--rate", type=int, default=0, help="bytes per second per connection (0: unlimited)")
     ap.add_argument("--log")
+    ap.add_argument("--hub-token", help="the stand-in hub answers only requests with this bearer token")
     a = ap.parse_args()
     Handler.root = os.path.realpath(a.root)
     Handler.rate = a.rate
     Handler.log_file = a.log
+    Handler.hub_token = a.hub_token
     httpd = ThreadingHTTPServer((a.host, a.port), Handler)
     httpd.daemon_threads = True
     print(f"LISTENING {httpd.server_address[1]}", flush=True)

@@ -6,7 +6,7 @@
  * and the test checks that nothing remains. Each check lands in a JSON report under .lab/reports.
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { askCommand } from "../cli/ask";
@@ -14,6 +14,7 @@ import { benchCommand, progressDisplay } from "../cli/bench";
 import { deployLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
 import { MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
+import type { Plan } from "../plan";
 import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
 
@@ -107,6 +108,22 @@ async function rayCluster(): Promise<string | undefined> {
   return r.stdout.trim().split("\n").pop();
 }
 const MAX = 600_000;
+/** The one-node stack's stand-in model, where it lands on lab-n4. */
+const STANDIN = {
+  model: { id: "lab/Qwen2-VL-7B-standin", revision: "1ab0000000000000000000000000000000000001" },
+} as Plan;
+const STANDIN_DIR = `/var/lib/qwen-vl/models/lab--Qwen2-VL-7B-standin/${STANDIN.model.revision}`;
+/** The mirror server's JSON-lines request log. */
+function mirrorRequests(
+  log = join(LAB_DIR, "mirror-requests.log"),
+): { method: string; path: string; status: number; start?: number; hub?: string }[] {
+  if (!existsSync(log)) return [];
+  return readFileSync(log, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
 
 describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
   beforeAll(async () => {
@@ -150,6 +167,19 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         await check("one node: Prometheus reports every target up", () =>
           allTargetsUp("lab-n4", 2),
         );
+        // The weights came the Hugging Face way: the manifest from the hub's tree API, every file
+        // through the hf CLI's resolve calls at the pinned commit (the stand-in hub's request log).
+        const hub = mirrorRequests().filter((r) => r.path.startsWith("hub/"));
+        expect(hub.some((r) => r.hub === "tree" && r.status === 200)).toBe(true);
+        const files = JSON.parse(
+          readFileSync(join(MIRROR_DIR, modelMirrorPath(STANDIN), "manifest.json"), "utf8"),
+        ).files.map((f: { path: string }) => f.path) as string[];
+        const fetched = new Set(
+          hub
+            .filter((r) => r.method === "GET" && r.status === 200 && r.path.includes("/resolve/"))
+            .map((r) => r.path.split(`/resolve/${STANDIN.model.revision}/`)[1]),
+        );
+        expect([...fetched].sort()).toEqual([...files].sort());
       },
       MAX,
     );
@@ -220,11 +250,9 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
     it(
       "fault: one weight file corrupted → vLLM refuses to start, the report names it; re-fetching repairs it",
       async () => {
-        const dir =
-          "/var/lib/qwen-vl/models/lab--Qwen2-VL-7B-standin/1ab0000000000000000000000000000000000001";
         await onNode(
           "lab-n4",
-          `python3 -c "f=open('${dir}/model-00003-of-00004.safetensors','r+b'); f.seek(1<<20); f.write(b'bitrot!!'); f.close()" && systemctl restart qwen-vl-vllm || true`,
+          `python3 -c "f=open('${STANDIN_DIR}/model-00003-of-00004.safetensors','r+b'); f.seek(1<<20); f.write(b'bitrot!!'); f.close()" && systemctl restart qwen-vl-vllm || true`,
         );
         await check("fault: corrupted weights refused", async () => {
           await waitFor("vLLM down", 10_000, async () => (await health("10.77.0.14")) !== 200);
@@ -245,6 +273,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           const refetch = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh --refetch-bad");
           expect(refetch.code, refetch.stderr).toBe(0);
           expect(refetch.stdout).toMatch(/removing bad file model-00003-of-00004.safetensors/);
+          expect(refetch.stdout).toMatch(/fetching 1 file\(s\) with the hf CLI at revision 1ab0+1/);
           // systemd's own restart (on-failure, with backoff) picks the repaired weights up.
           await waitFor(
             "vLLM back after the repair",
@@ -256,11 +285,74 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
       MAX,
     );
 
+    for (const source of ["mirror", "hf"] as const) {
+      it(
+        `fault: a download interrupted mid-way resumes on the next run instead of starting over (${source === "hf" ? "hf CLI from the hub" : "aria2c from the mirror"})`,
+        async () => {
+          const log = join(LAB_DIR, `throttled-requests-${source}.log`);
+          rmSync(log, { force: true });
+          const slow = await startListening("python3", [
+            join(__dirname, "../lab/mirror_server.py"),
+            "--root",
+            MIRROR_DIR,
+            "--host",
+            HOST_ADDRESS,
+            "--port",
+            "0",
+            "--rate",
+            String(8 << 20),
+            "--log",
+            log,
+          ]);
+          const shard = "model-00002-of-00004.safetensors";
+          const local =
+            source === "hf"
+              ? `WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${slow.port}/hub`
+              : `WEIGHTS_SOURCE=mirror\nMIRROR_URL=http://${HOST_ADDRESS}:${slow.port}/${modelMirrorPath(STANDIN)}`;
+          // What the interrupted run leaves: aria2c its control file beside the file, the hf CLI
+          // an .incomplete file in its download cache.
+          const partial =
+            source === "hf"
+              ? `${STANDIN_DIR}/.cache/huggingface/download/*.incomplete`
+              : `${STANDIN_DIR}/${shard}.aria2`;
+          try {
+            await onNode(
+              "lab-n4",
+              `rm -f ${STANDIN_DIR}/${shard} && printf '${local}\n' > /etc/qwen-vl/node.env.local`,
+            );
+            await check(`fault: download interrupted, then resumed (${source})`, async () => {
+              const cut = await onNode(
+                "lab-n4",
+                `bash -c 'ARIA2_SPLIT=1 setsid bash /opt/qwen-vl/bin/weights.sh >/tmp/cut.log 2>&1 & p=$!; sleep 2.5; kill -TERM -- -$p; wait $p; ls ${partial}'`,
+              );
+              expect(cut.stdout.trim(), cut.stderr).not.toBe("");
+              const resumed = await onNode(
+                "lab-n4",
+                "ARIA2_SPLIT=1 bash /opt/qwen-vl/bin/weights.sh",
+              );
+              expect(resumed.code, resumed.stderr).toBe(0);
+              expect(resumed.stdout).toMatch(/fetched and verified/);
+              await new Promise((r) => setTimeout(r, 500));
+              const ranged = mirrorRequests(log).filter(
+                (r) => r.path.endsWith(shard) && r.status === 206,
+              );
+              expect(ranged.length).toBeGreaterThan(0);
+              expect(Math.min(...ranged.map((r) => r.start ?? 0))).toBeGreaterThan(0);
+            });
+          } finally {
+            await onNode("lab-n4", "rm -f /etc/qwen-vl/node.env.local");
+            await slow.stop();
+          }
+        },
+        MAX,
+      );
+    }
+
     it(
-      "fault: a download interrupted mid-way resumes on the next run instead of starting over",
+      "a gated model: without the token the weights step names the hub's refusal; with secrets.hfToken's file it fetches",
       async () => {
-        const log = join(LAB_DIR, "throttled-requests.log");
-        const slow = await startListening("python3", [
+        const token = `hf_lab${Date.now()}`;
+        const gated = await startListening("python3", [
           join(__dirname, "../lab/mirror_server.py"),
           "--root",
           MIRROR_DIR,
@@ -268,42 +360,38 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           HOST_ADDRESS,
           "--port",
           "0",
-          "--rate",
-          String(16 << 20),
-          "--log",
-          log,
+          "--hub-token",
+          token,
         ]);
-        const shard = "model-00002-of-00004.safetensors";
-        const dir =
-          "/var/lib/qwen-vl/models/lab--Qwen2-VL-7B-standin/1ab0000000000000000000000000000000000001";
+        const dir = "/var/lib/qwen-vl/models-gated";
         try {
           await onNode(
             "lab-n4",
-            `rm -f ${dir}/${shard} && echo 'MIRROR_URL=http://${HOST_ADDRESS}:${slow.port}/${modelMirrorPath({ model: { id: "lab/Qwen2-VL-7B-standin", revision: "1ab0000000000000000000000000000000000001" } } as never)}' > /etc/qwen-vl/node.env.local`,
+            `printf 'WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${gated.port}/hub\nMODEL_DIR=${dir}\n' > /etc/qwen-vl/node.env.local`,
           );
-          await check("fault: download interrupted, then resumed", async () => {
-            const cut = await onNode(
-              "lab-n4",
-              `bash -c 'ARIA2_SPLIT=1 setsid bash /opt/qwen-vl/bin/weights.sh >/tmp/cut.log 2>&1 & p=$!; sleep 1.5; kill -TERM -- -$p; wait $p; ls -l ${dir}/${shard} ${dir}/${shard}.aria2'`,
+          await check("gated model: refused without a token, fetched with it", async () => {
+            const refused = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh");
+            expect(refused.code).not.toBe(0);
+            expect(refused.stderr).toMatch(
+              /FAILED: cannot read the file list of lab\/Qwen2-VL-7B-standin@1ab0+1 from http:\/\/10\.77\.0\.1:\d+\/hub \(the hub answered 401: Access to this model is restricted: a valid token is required\.\): check model\.revision, provisioning\.hfEndpoint and the token \(secrets\.hfToken\)/,
             );
-            expect(cut.stdout).toContain(`${shard}.aria2`);
-            const resumed = await onNode(
+            // What the deployment writes for secrets.hfToken: a root-only environment file.
+            const fetched = await onNode(
               "lab-n4",
-              "ARIA2_SPLIT=1 bash /opt/qwen-vl/bin/weights.sh",
+              "install -m 0600 /dev/stdin /etc/qwen-vl/secrets.env && bash /opt/qwen-vl/bin/weights.sh",
+              `HF_TOKEN=${token}\n`,
             );
-            expect(resumed.code, resumed.stderr).toBe(0);
-            await new Promise((r) => setTimeout(r, 500));
-            const requests = spawnSync("cat", [log], { encoding: "utf8" })
-              .stdout.trim()
-              .split("\n")
-              .map((l) => JSON.parse(l) as { path: string; status: number; start?: number });
-            const ranged = requests.filter((r) => r.path.endsWith(shard) && r.status === 206);
-            expect(ranged.length).toBeGreaterThan(0);
-            expect(Math.min(...ranged.map((r) => r.start ?? 0))).toBeGreaterThan(0);
+            expect(fetched.code, fetched.stderr).toBe(0);
+            expect(fetched.stdout).toMatch(
+              /changed: weights of lab\/Qwen2-VL-7B-standin@1ab0+1 fetched and verified/,
+            );
           });
         } finally {
-          await onNode("lab-n4", "rm -f /etc/qwen-vl/node.env.local");
-          await slow.stop();
+          await onNode(
+            "lab-n4",
+            `rm -rf ${dir} /etc/qwen-vl/node.env.local /etc/qwen-vl/secrets.env`,
+          );
+          await gated.stop();
         }
       },
       MAX,
