@@ -50,14 +50,7 @@ fi
 [[ ${INSTALL_DRIVER:-1} == 1 ]] || die "driver ${current:-absent} < required $MIN_DRIVER and provisioning.installDriver is false: install a driver ≥ $MIN_DRIVER yourself"
 
 detect_os
-case "$OS_ID-$OS_VERSION" in
-  ubuntu-22.04) repo=ubuntu2204 ;;
-  ubuntu-24.04) repo=ubuntu2404 ;;
-  debian-12) repo=debian12 ;;
-  *) die "no NVIDIA CUDA repository for $OS_ID $OS_VERSION" ;;
-esac
-base=${NVIDIA_REPO_URL:-https://developer.download.nvidia.com/compute/cuda/repos}/$repo/x86_64
-
+cuda_repo_name >/dev/null
 export DEBIAN_FRONTEND=noninteractive
 run apt-get update
 run apt-get install -y --no-install-recommends ca-certificates curl "linux-headers-$(uname -r)"
@@ -65,9 +58,7 @@ if [[ $OS_ID == debian ]]; then
   # The driver's DKMS packages depend on contrib.
   run sed -i -E 's/^(Components: .*main)$/\1 contrib/' /etc/apt/sources.list.d/debian.sources
 fi
-run curl -fsSL -o /tmp/cuda-keyring.deb "$base/cuda-keyring_1.1-1_all.deb"
-run dpkg -i /tmp/cuda-keyring.deb
-run apt-get update
+ensure_cuda_repo
 if [[ $DRIVER_FLAVOR == open ]]; then
   log "kernel modules: open (${GPU_ARCHITECTURE} is Turing or newer)"
   run apt-get install -y nvidia-open

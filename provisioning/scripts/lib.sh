@@ -62,6 +62,31 @@ load_node_env() {
   fi
   set +a
 }
+# NVIDIA's CUDA repository directory for this system (after detect_os), or a clear failure.
+cuda_repo_name() {
+  case "$OS_ID-$OS_VERSION" in
+    ubuntu-22.04) echo ubuntu2204 ;;
+    ubuntu-24.04) echo ubuntu2404 ;;
+    debian-12) echo debian12 ;;
+    *) die "no NVIDIA CUDA repository for $OS_ID $OS_VERSION (supported: Ubuntu 22.04, Ubuntu 24.04, Debian 12)" ;;
+  esac
+}
+# NVIDIA's CUDA apt repository (driver, Fabric Manager, DCGM and its exporter) through its
+# cuda-keyring package; says so and does nothing when it is already configured.
+ensure_cuda_repo() {
+  if dpkg-query -W -f='${Status}' cuda-keyring 2>/dev/null | grep -q "install ok installed"; then
+    log "NVIDIA CUDA repository configured (cuda-keyring)"
+    return 0
+  fi
+  [[ -n ${OS_ID:-} ]] || detect_os
+  local repo
+  repo=$(cuda_repo_name)
+  local base=${NVIDIA_REPO_URL:-https://developer.download.nvidia.com/compute/cuda/repos}/$repo/x86_64
+  run curl -fsSL -o /tmp/cuda-keyring.deb "$base/cuda-keyring_1.1-1_all.deb" || die "cannot download cuda-keyring from $base: check the node's route to NVIDIA's repository (or NVIDIA_REPO_URL for a mirror)"
+  run dpkg -i /tmp/cuda-keyring.deb || die "cannot install cuda-keyring"
+  run apt-get update || die "apt-get update failed after adding NVIDIA's repository"
+  changed "NVIDIA CUDA repository $repo added"
+}
 # install_file SRC DST MODE: copies only when the content differs; says which.
 install_file() {
   local src=$1 dst=$2 mode=$3
