@@ -229,7 +229,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       }
     }
     if (multiNode) r("qwen-vl-ray.service", rayUnit(plan, node, c.provisioning.rayObjectStoreMiB));
-    if (monitoring && c.monitoring.dcgmExporter) r("qwen-vl-dcgm-exporter.service", dcgmUnit());
+    if (monitoring && c.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
 
     const steps: Step[] = STEPS.map((s) => ({ ...s, command: `bash ${NODE_HOME}/bin/${s.id}.sh` }));
     return { node, address: address(node.name), files, steps, env };
@@ -322,19 +322,20 @@ WantedBy=multi-user.target
 `;
 }
 
-function dcgmUnit(): string {
+/**
+ * A drop-in for the unit NVIDIA's datacenter-gpu-manager-exporter package ships
+ * (nvidia-dcgm-exporter.service: /usr/bin/dcgm-exporter with its default counters, logging to a
+ * file, Restart=on-abort): the plan's port, logs in the journal, restarted on any failure.
+ */
+function dcgmDropIn(): string {
   return `# Rendered by qwen-vl-deploy
-[Unit]
-Description=NVIDIA DCGM exporter (qwen-vl-deploy)
-After=network-online.target
-
 [Service]
-ExecStart=/usr/local/bin/dcgm-exporter --address :${PORTS.dcgmExporter}
-Restart=always
+ExecStart=
+ExecStart=/usr/bin/dcgm-exporter -f /etc/dcgm-exporter/default-counters.csv --address :${PORTS.dcgmExporter}
+StandardOutput=journal
+StandardError=journal
+Restart=on-failure
 RestartSec=5
-
-[Install]
-WantedBy=multi-user.target
 `;
 }
 

@@ -186,6 +186,59 @@ describe("cuda", () => {
   });
 });
 
+describe("monitoring: the DCGM exporter on GPU nodes", () => {
+  it("a GPU present: NVIDIA's repository, DCGM for the driver's CUDA major, the exporter package under our drop-in", () => {
+    const s = sandbox();
+    const device = join(s.root, "nvidiactl");
+    writeFileSync(device, "");
+    const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1", QWEN_VL_NVIDIA_DEVICE: device });
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /would run: curl -fsSL -o \/tmp\/cuda-keyring.deb https:\/\/developer.download.nvidia.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/cuda-keyring_1.1-1_all.deb/,
+    );
+    expect(r.out).toMatch(
+      /would run: apt-get install -y --no-install-recommends datacenter-gpu-manager-4-cuda12\n/,
+    );
+    expect(r.out).toMatch(
+      /would run: apt-get install -y --no-install-recommends datacenter-gpu-manager-exporter\n/,
+    );
+    expect(r.out).toMatch(
+      /would run: install -D -m 0644 \S+\/rendered\/nvidia-dcgm-exporter.conf \/etc\/systemd\/system\/nvidia-dcgm-exporter.service.d\/qwen-vl.conf/,
+    );
+    expect(r.out).toMatch(/changed: enabled nvidia-dcgm-exporter/);
+    const dropIn = readFileSync(join(s.home, "rendered", "nvidia-dcgm-exporter.conf"), "utf8");
+    expect(dropIn).toMatch(/^ExecStart=\n/m);
+    expect(dropIn).toMatch(/--address :9400$/m);
+    expect(result(r.out)).toBe("changed");
+  });
+  it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
+    const s = sandbox();
+    const device = join(s.root, "nvidiactl");
+    writeFileSync(device, "");
+    s.fakeSmi({ DRIVER: "580.65.06", CUDA: "13.0" });
+    const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1", QWEN_VL_NVIDIA_DEVICE: device });
+    expect(r.out).toMatch(/datacenter-gpu-manager-4-cuda13\n/);
+    const none = s.run("monitoring.sh", [], {
+      QWEN_VL_DRY_RUN: "1",
+      QWEN_VL_NVIDIA_DEVICE: join(s.root, "absent"),
+    });
+    expect(none.code, none.all).toBe(0);
+    expect(none.out).toMatch(/no GPU device \(\S+absent\): DCGM exporter skipped/);
+    expect(none.out).not.toMatch(/datacenter-gpu-manager/);
+  });
+  it("a device but a driver that does not answer: says to run the driver step first", () => {
+    const s = sandbox();
+    const device = join(s.root, "nvidiactl");
+    writeFileSync(device, "");
+    s.fakeSmi({ BROKEN: 1 });
+    const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1", QWEN_VL_NVIDIA_DEVICE: device });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /FAILED: nvidia-smi does not report a CUDA version: run the driver step first/,
+    );
+  });
+});
+
 describe("weights from a mirror (aria2c), verified by sha256", () => {
   let mirror: Started;
   let mirrorDir: string;

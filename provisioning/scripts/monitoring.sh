@@ -46,21 +46,20 @@ ensure_package prometheus-node-exporter
 ensure_running prometheus-node-exporter
 
 if [[ ${DCGM_EXPORTER:-1} == 1 ]]; then
-  if [[ -e /dev/nvidiactl ]]; then
-    if [[ -x /usr/local/bin/dcgm-exporter ]]; then
-      log "dcgm-exporter present"
-    else
-      ensure_package datacenter-gpu-manager
-      tmp=$(mktemp -d)
-      run curl -fsSL -o "$tmp/dcgm-exporter.tar.gz" "$DCGM_EXPORTER_URL" || die "cannot download the DCGM exporter from $DCGM_EXPORTER_URL"
-      run tar -xzf "$tmp/dcgm-exporter.tar.gz" -C "$tmp"
-      run install -m 0755 "$(find "$tmp" -name dcgm-exporter -type f | head -n1)" /usr/local/bin/dcgm-exporter
-      changed "installed dcgm-exporter"
-    fi
-    install_file "$rendered/qwen-vl-dcgm-exporter.service" /etc/systemd/system/qwen-vl-dcgm-exporter.service 0644 && run systemctl daemon-reload
-    ensure_running qwen-vl-dcgm-exporter
+  # NVIDIA's packages from its CUDA repository: the exporter (it embeds the DCGM host engine) and
+  # DCGM for the CUDA major the driver supports (profiling metrics), the vendor unit with our drop-in.
+  if [[ -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
+    cuda=$(nvidia-smi 2>/dev/null | sed -E -n 's/.*CUDA Version: *([0-9]+)\..*/\1/p') || cuda=""
+    cuda=${cuda%%$'\n'*}
+    [[ -n $cuda ]] || die "nvidia-smi does not report a CUDA version: run the driver step first"
+    ensure_cuda_repo
+    ensure_package "datacenter-gpu-manager-4-cuda$cuda"
+    ensure_package datacenter-gpu-manager-exporter
+    restart=0
+    install_file "$rendered/nvidia-dcgm-exporter.conf" /etc/systemd/system/nvidia-dcgm-exporter.service.d/qwen-vl.conf 0644 && run systemctl daemon-reload && restart=1
+    ensure_running nvidia-dcgm-exporter "$restart"
   else
-    log "no GPU device (/dev/nvidiactl): DCGM exporter skipped"
+    log "no GPU device (${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl}): DCGM exporter skipped"
   fi
 fi
 
