@@ -8,6 +8,8 @@ export const TOOL_VERSIONS = {
   uv: "0.13.9",
   ray: "2.49.2",
   huggingfaceHub: "0.35.3",
+  /** The AWS SDK's core, for the S3 weights mirror (presigned URLs for aria2c; PyPI, 2026-11). */
+  botocore: "1.44.8",
 } as const;
 
 /** vLLM's Grafana dashboard at the pinned version (examples/online_serving/prometheus_grafana ⚠ path moved in later versions). */

@@ -162,6 +162,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       HF_HUB_VERSION: TOOL_VERSIONS.huggingfaceHub,
       RAY_VERSION: TOOL_VERSIONS.ray,
       UV_VERSION: TOOL_VERSIONS.uv,
+      BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
       MODEL_ID: plan.model.id,
       REVISION: plan.model.revision,
       MODEL_DIR: plan.model.dir,
@@ -193,6 +194,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       READINESS_TIMEOUT: String(c.provisioning.readinessTimeoutSec),
     };
     if (c.provisioning.hfEndpoint) env["HF_ENDPOINT"] = c.provisioning.hfEndpoint;
+    // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
+    if (c.target.kind === "aws") env["AWS_DEFAULT_REGION"] = c.target.region;
 
     const files: RenderedFile[] = [];
     for (const [name, text] of Object.entries(scripts))

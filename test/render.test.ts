@@ -70,6 +70,16 @@ describe("renderProvisioning", () => {
     expect(he["GPU_SMI_NAME"]).toBe("Tesla T4");
     expect(he["DRIVER_FLAVOR"]).toBe("open");
     expect(he["MODEL_ID"]).toBe("Qwen/Qwen2-VL-7B-Instruct");
+    // The node's AWS SDK signs S3 mirror URLs for the stack's region; hosts have no stack region.
+    expect(he["AWS_DEFAULT_REGION"]).toBe(
+      p.config.target.kind === "aws" ? p.config.target.region : "",
+    );
+    expect(he["BOTOCORE_VERSION"]).toMatch(/^\d+\.\d+\.\d+$/);
+    const hosts = plan("hosts");
+    const onHost = renderProvisioning(hosts, {
+      addresses: Object.fromEntries(hosts.nodes.map((n) => [n.name, "10.0.0.9"])),
+    });
+    expect(sourced(onHost[0]!)["AWS_DEFAULT_REGION"]).toBeUndefined();
     expect(file(head!, `${NODE_HOME}/rendered/vllm.args`)!.trimEnd().split("\n")).toEqual(
       p.vllmArgs,
     );

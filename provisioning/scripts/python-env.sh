@@ -36,9 +36,14 @@ else
   changed "uv $UV_VERSION installed"
 fi
 
-if [[ ${WEIGHTS_SOURCE:-hf} == mirror && ${MIRROR_URL:-} == s3://* ]] && ! command -v aws >/dev/null && [[ ! -x $tools/bin/aws ]]; then
-  "$tools/bin/pip" install --quiet --disable-pip-version-check "${index_args[@]}" "${pip_trust[@]}" awscli || die "cannot install the AWS CLI (needed for the S3 weights mirror)"
-  changed "AWS CLI for the S3 weights mirror"
+if [[ ${WEIGHTS_SOURCE:-hf} == mirror && ${MIRROR_URL:-} == s3://* ]]; then
+  have=$("$tools/bin/python" -c 'import botocore; print(botocore.__version__)' 2>/dev/null || true)
+  if [[ $have == "$BOTOCORE_VERSION" ]]; then
+    log "botocore $BOTOCORE_VERSION present (S3 weights mirror)"
+  else
+    "$tools/bin/pip" install --quiet --disable-pip-version-check "${index_args[@]}" "${pip_trust[@]}" "botocore==$BOTOCORE_VERSION" || die "cannot install botocore $BOTOCORE_VERSION (needed for the S3 weights mirror) from the package index"
+    changed "botocore $BOTOCORE_VERSION for the S3 weights mirror"
+  fi
 fi
 
 if [[ ! -x $venv/bin/python ]]; then

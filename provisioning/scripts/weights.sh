@@ -24,17 +24,13 @@ if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
 fi
 mkdir -p "$meta" "$QWEN_VL_STATE"
 
-aws_cli() {
-  if [[ -x $QWEN_VL_HOME/tools/bin/aws ]]; then
-    "$QWEN_VL_HOME/tools/bin/aws" "$@"
-  else
-    aws "$@"
-  fi
-}
+# The S3 mirror through botocore in the tools environment (python-env installs it at its pin).
+s3_mirror() { "$QWEN_VL_HOME/tools/bin/python" "$bin/s3-mirror.py" "$@"; }
 
 if [[ ! -s $manifest ]]; then
   if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
-    aws_cli s3 cp --only-show-errors "${MIRROR_URL%/}/manifest.json" "$manifest.tmp" || die "cannot read ${MIRROR_URL%/}/manifest.json with the AWS CLI: check provisioning.mirrorUrl and the node's instance role"
+    why=$(s3_mirror get "$MIRROR_URL" manifest.json "$manifest.tmp" 2>&1) ||
+      die "cannot read the manifest from the S3 mirror (${why##*$'\n'}): check provisioning.mirrorUrl, the node's instance role and that the bucket is in the stack's region (${AWS_DEFAULT_REGION:-unset})"
   elif [[ $WEIGHTS_SOURCE == mirror ]]; then
     curl -fsS --retry 3 -o "$manifest.tmp" "$MIRROR_URL/manifest.json" || die "cannot fetch $MIRROR_URL/manifest.json: check provisioning.mirrorUrl and that the mirror is reachable from this node"
   else
@@ -94,16 +90,14 @@ done
 if [[ $WEIGHTS_SOURCE == mirror ]]; then
   list=$meta/aria2.input
   urls=$meta/urls
-  : >"$urls"
-  for path in "${bad[@]}"; do
-    if [[ $MIRROR_URL == s3://* ]]; then
-      # A presigned HTTPS URL per object (the instance role's credentials): aria2c then fetches S3
-      # in parallel, resumes partial files and checks each sha256, as it does for an HTTP mirror.
-      aws_cli s3 presign --expires-in 21600 "${MIRROR_URL%/}/$path" >>"$urls" || die "cannot presign ${MIRROR_URL%/}/$path: check the node's instance role"
-    else
-      echo "${MIRROR_URL%/}/$path" >>"$urls"
-    fi
-  done
+  if [[ $MIRROR_URL == s3://* ]]; then
+    # A presigned HTTPS URL per object (signed with the instance role's credentials): aria2c then
+    # fetches S3 in parallel, resumes partial files and checks each sha256, as for an HTTP mirror.
+    why=$(s3_mirror presign --expires 21600 "$MIRROR_URL" "${bad[@]}" 2>&1 >"$urls") ||
+      die "cannot presign the S3 mirror's files (${why##*$'\n'}): check the node's instance role"
+  else
+    for path in "${bad[@]}"; do echo "${MIRROR_URL%/}/$path"; done >"$urls"
+  fi
   python3 - "$manifest" "$urls" "${bad[@]}" >"$list" <<'PY'
 import json, sys
 m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
