@@ -28,7 +28,37 @@ export function wheelRequirements(plan: Plan): string[] {
     `huggingface_hub[cli]==${TOOL_VERSIONS.huggingfaceHub}`,
     `transformers>=${plan.features.minTransformers}`,
     `ray[default]==${TOOL_VERSIONS.ray}`,
+    `botocore==${TOOL_VERSIONS.botocore}`,
   ];
+}
+
+/** moto, the S3 emulator the lab's S3 mirror runs on (lab/s3_server.py), from PyPI. */
+export const MOTO_VERSION = "5.2.5";
+
+/**
+ * A virtual environment on this machine with moto's server, made once: the S3 a test points a
+ * node's S3 mirror path at (botocore presigned URLs, aria2c), on the bridge only.
+ */
+export function ensureS3Venv(log: (s: string) => void = () => {}): string {
+  const venv = join(LAB_DIR, "s3-venv");
+  const python = join(venv, "bin", "python");
+  const stamp = join(venv, `.moto-${MOTO_VERSION}`);
+  if (existsSync(stamp)) return python;
+  log(`installing moto ${MOTO_VERSION} (the lab's S3) into ${venv}`);
+  const step = (cmd: string, args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    if (r.status !== 0)
+      throw new LabError(`${cmd} ${args.join(" ")} failed: ${(r.stderr || r.stdout).slice(-2000)}`);
+  };
+  step("python3", ["-m", "venv", venv]);
+  step(join(venv, "bin", "pip"), [
+    "install",
+    "--quiet",
+    "--disable-pip-version-check",
+    `moto[server]==${MOTO_VERSION}`,
+  ]);
+  writeFileSync(stamp, `${MOTO_VERSION}\n`);
+  return python;
 }
 
 /** Wheels for the nodes' Python (Debian 12: CPython 3.11), downloaded once per set of requirements. */

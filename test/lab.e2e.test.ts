@@ -13,7 +13,8 @@ import { askCommand } from "../cli/ask";
 import { benchCommand, progressDisplay } from "../cli/bench";
 import { deployLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
-import { MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
+import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
+import { TOOL_VERSIONS } from "../catalogs/tools";
 import type { Plan } from "../plan";
 import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
@@ -113,6 +114,14 @@ const STANDIN = {
   model: { id: "lab/Qwen2-VL-7B-standin", revision: "1ab0000000000000000000000000000000000001" },
 } as Plan;
 const STANDIN_DIR = `/var/lib/qwen-vl/models/lab--Qwen2-VL-7B-standin/${STANDIN.model.revision}`;
+/** A second mirror server on the bridge (any free port) for one test: throttled, gated… */
+function startMirror(options: string[]) {
+  return startListening("python3", [
+    join(__dirname, "../lab/mirror_server.py"),
+    ...["--root", MIRROR_DIR, "--host", HOST_ADDRESS, "--port", "0"],
+    ...options,
+  ]);
+}
 /** The mirror server's JSON-lines request log. */
 function mirrorRequests(
   log = join(LAB_DIR, "mirror-requests.log"),
@@ -291,19 +300,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         async () => {
           const log = join(LAB_DIR, `throttled-requests-${source}.log`);
           rmSync(log, { force: true });
-          const slow = await startListening("python3", [
-            join(__dirname, "../lab/mirror_server.py"),
-            "--root",
-            MIRROR_DIR,
-            "--host",
-            HOST_ADDRESS,
-            "--port",
-            "0",
-            "--rate",
-            String(8 << 20),
-            "--log",
-            log,
-          ]);
+          const slow = await startMirror(["--rate", String(8 << 20), "--log", log]);
           const shard = "model-00002-of-00004.safetensors";
           const local =
             source === "hf"
@@ -352,17 +349,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
       "a gated model: without the token the weights step names the hub's refusal; with secrets.hfToken's file it fetches",
       async () => {
         const token = `hf_lab${Date.now()}`;
-        const gated = await startListening("python3", [
-          join(__dirname, "../lab/mirror_server.py"),
-          "--root",
-          MIRROR_DIR,
-          "--host",
-          HOST_ADDRESS,
-          "--port",
-          "0",
-          "--hub-token",
-          token,
-        ]);
+        const gated = await startMirror(["--hub-token", token]);
         const dir = "/var/lib/qwen-vl/models-gated";
         try {
           await onNode(
@@ -392,6 +379,75 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
             `rm -rf ${dir} /etc/qwen-vl/node.env.local /etc/qwen-vl/secrets.env`,
           );
           await gated.stop();
+        }
+      },
+      MAX,
+    );
+
+    it(
+      "weights from an S3 mirror: the pinned botocore installed, SigV4 presigned URLs fetched by aria2c and verified; a bad file re-fetched",
+      async () => {
+        const python = ensureS3Venv();
+        const s3 = await startListening(
+          python,
+          [
+            join(__dirname, "../lab/s3_server.py"),
+            "--host",
+            HOST_ADDRESS,
+            "--bucket",
+            "lab-weights",
+            "--prefix",
+            "qwen2-vl/standin",
+            "--dir",
+            join(MIRROR_DIR, modelMirrorPath(STANDIN)),
+          ],
+          process.env,
+          120_000,
+        );
+        const dir = "/var/lib/qwen-vl/models-s3";
+        try {
+          await onNode(
+            "lab-n4",
+            `printf '%s\\n' WEIGHTS_SOURCE=mirror MIRROR_URL=s3://lab-weights/qwen2-vl/standin MODEL_DIR=${dir} AWS_ENDPOINT_URL=http://${HOST_ADDRESS}:${s3.port} AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lab AWS_SECRET_ACCESS_KEY=lab > /etc/qwen-vl/node.env.local`,
+          );
+          await check("S3 mirror: fetched through presigned URLs and verified", async () => {
+            const env = await onNode("lab-n4", "bash /opt/qwen-vl/bin/python-env.sh");
+            expect(env.code, env.stderr).toBe(0);
+            expect(env.stdout).toMatch(
+              new RegExp(`changed: botocore ${TOOL_VERSIONS.botocore} for the S3 weights mirror`),
+            );
+            const fetched = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh");
+            expect(fetched.code, fetched.stderr).toBe(0);
+            expect(fetched.stdout).toMatch(/fetching 7 file\(s\) from the mirror with aria2c/);
+            expect(fetched.stdout).toMatch(/fetched and verified/);
+            const gets = s3
+              .output()
+              .split("\n")
+              .filter((l) => /"\S*GET \/lab-weights\/qwen2-vl\/standin\//.test(l));
+            expect(gets.some((l) => l.includes("manifest.json"))).toBe(true);
+            const presigned = gets.filter((l) => l.includes("X-Amz-Algorithm=AWS4-HMAC-SHA256"));
+            expect(new Set(presigned.map((l) => /standin\/([^?]+)\?/.exec(l)![1])).size).toBe(7);
+          });
+          await check("S3 mirror: a corrupted file is named and re-fetched", async () => {
+            await onNode(
+              "lab-n4",
+              `python3 -c "f=open('${dir}/model-00001-of-00004.safetensors','r+b'); f.seek(4096); f.write(b'bitrot!!'); f.close()"`,
+            );
+            const refused = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh");
+            expect(refused.code).not.toBe(0);
+            expect(refused.stderr).toMatch(
+              /model-00001-of-00004.safetensors is complete but does not match the manifest/,
+            );
+            const repaired = await onNode(
+              "lab-n4",
+              "bash /opt/qwen-vl/bin/weights.sh --refetch-bad",
+            );
+            expect(repaired.code, repaired.stderr).toBe(0);
+            expect(repaired.stdout).toMatch(/fetching 1 file\(s\) from the mirror with aria2c/);
+          });
+        } finally {
+          await onNode("lab-n4", `rm -rf ${dir} /etc/qwen-vl/node.env.local`);
+          await s3.stop();
         }
       },
       MAX,
