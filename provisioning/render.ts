@@ -16,6 +16,11 @@ import { MODEL_ROOT } from "../plan/vllm-args";
 export const NODE_HOME = "/opt/qwen-vl";
 export const NODE_ETC = "/etc/qwen-vl";
 export const NODE_STATE = "/var/lib/qwen-vl";
+/** The unprivileged account vLLM and Ray run as; its home holds their caches. */
+export const SERVICE_USER = "qwen-vl";
+export const SERVICE_HOME = `${NODE_STATE}/service`;
+/** Ray's temp dir (sessions, logs, sockets): set on the head, used by every node (Ray's rule). */
+export const RAY_TEMP_DIR = `${NODE_STATE}/ray`;
 export const SCRIPTS_DIR = join(__dirname, "scripts");
 
 export interface RenderedFile {
@@ -163,6 +168,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       RAY_VERSION: TOOL_VERSIONS.ray,
       UV_VERSION: TOOL_VERSIONS.uv,
       BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
+      SERVICE_USER,
+      SERVICE_HOME,
+      RAY_TEMP_DIR,
       MODEL_ID: plan.model.id,
       REVISION: plan.model.revision,
       MODEL_DIR: plan.model.dir,
@@ -253,8 +261,12 @@ StartLimitBurst=30
 Type=simple
 EnvironmentFile=${NODE_ETC}/cluster.env
 EnvironmentFile=-${NODE_ETC}/secrets.env
-# Weights must match their manifest before every start (vllm PR #53537: silent corruption).
-ExecStartPre=${verify}
+User=${SERVICE_USER}
+Group=${SERVICE_USER}
+Environment=HOME=${SERVICE_HOME}
+# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
+# ("+"): it writes the report and the verified stamp beside root's weights.
+ExecStartPre=+${verify}
 ${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh
 Restart=on-failure
 RestartSec=2
@@ -264,6 +276,8 @@ RestartMaxDelaySec=60
 TimeoutStartSec=1800
 TimeoutStopSec=60
 LimitNOFILE=1048576
+# NCCL over EFA/InfiniBand registers (pins) memory: unlimited, as root had it.
+LimitMEMLOCK=infinity
 StandardOutput=journal
 StandardError=journal
 SyslogIdentifier=qwen-vl-vllm
@@ -295,6 +309,7 @@ function rayUnit(plan: Plan, node: PlanNode, objectStoreMiB: number | undefined)
           `--port=${PORTS.rayGcs}`,
           `--ray-client-server-port=${PORTS.rayClient}`,
           "--dashboard-host=127.0.0.1",
+          `--temp-dir=${RAY_TEMP_DIR}`,
           `--dashboard-port=${PORTS.rayDashboard}`,
           ...common,
         ]
@@ -307,6 +322,9 @@ After=network-online.target
 
 [Service]
 Type=simple
+User=${SERVICE_USER}
+Group=${SERVICE_USER}
+Environment=HOME=${SERVICE_HOME}
 EnvironmentFile=${NODE_ETC}/cluster.env
 ExecStart=${NODE_HOME}/venv/bin/ray start ${start.join(" ")}
 ExecStop=${NODE_HOME}/venv/bin/ray stop
@@ -316,6 +334,7 @@ RestartSec=5
 KillMode=mixed
 TimeoutStopSec=30
 LimitNOFILE=1048576
+LimitMEMLOCK=infinity
 StandardOutput=journal
 StandardError=journal
 SyslogIdentifier=qwen-vl-ray

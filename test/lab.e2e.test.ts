@@ -100,11 +100,20 @@ async function allTargetsUp(head: string, expected: number): Promise<number> {
     return t.length === expected && t.every((x) => x.health === "up");
   });
 }
-/** "<alive nodes> <GPUs>" as the Ray cluster of the three-node stack reports them. */
+/** The users the processes of a unit's control group run as (sorted, unique). */
+async function unitUsers(name: string, unit: string): Promise<string[]> {
+  const r = await onNode(
+    name,
+    // cgroup v2, or the hybrid layout (unified / named systemd hierarchy) of older hosts.
+    `cg=$(systemctl show -p ControlGroup --value ${unit}) && for f in /sys/fs/cgroup$cg /sys/fs/cgroup/unified$cg /sys/fs/cgroup/systemd$cg; do if [ -r $f/cgroup.procs ]; then cat $f/cgroup.procs; break; fi; done | while read -r p; do stat -c %U /proc/$p; done | sort -u`,
+  );
+  return r.stdout.trim().split("\n").filter(Boolean);
+}
+/** "<alive nodes> <GPUs>" as the Ray cluster of the three-node stack reports them (asked as the service account, a Ray driver like vLLM). */
 async function rayCluster(): Promise<string | undefined> {
   const r = await onNode(
     "lab-n1",
-    `/opt/qwen-vl/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
+    `runuser -u qwen-vl -- /opt/qwen-vl/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
   );
   return r.stdout.trim().split("\n").pop();
 }
@@ -173,6 +182,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           "systemctl is-active qwen-vl-vllm prometheus prometheus-node-exporter",
         );
         expect(units.stdout.trim().split("\n")).toEqual(["active", "active", "active"]);
+        expect(await unitUsers("lab-n4", "qwen-vl-vllm")).toEqual(["qwen-vl"]);
         await check("one node: Prometheus reports every target up", () =>
           allTargetsUp("lab-n4", 2),
         );
@@ -514,6 +524,11 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           ).toBe(true);
         }
         expect(await rayCluster()).toBe("3 6");
+        // Nothing of vLLM or Ray runs as root: the unit's main process and every process of its
+        // control group belong to the service account.
+        for (const n of ["lab-n1", "lab-n2", "lab-n3"])
+          expect(await unitUsers(n, "qwen-vl-ray"), n).toEqual(["qwen-vl"]);
+        expect(await unitUsers("lab-n1", "qwen-vl-vllm")).toEqual(["qwen-vl"]);
         await check(
           "three nodes: Prometheus reports every target up (vLLM, 3 node exporters, 3 Ray)",
           () => allTargetsUp("lab-n1", 7),

@@ -90,10 +90,22 @@ describe("renderProvisioning", () => {
     expect(file(worker!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).toMatch(
       /ray start --address=\$\{RAY_ADDRESS\}/,
     );
+    // Ray's temp dir is the head's choice; workers take it from the head (ray start refuses it there).
+    expect(file(head!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).toMatch(
+      / --temp-dir=\/var\/lib\/qwen-vl\/ray /,
+    );
+    expect(file(worker!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)).not.toMatch(/--temp-dir/);
     const unit = file(head!, `${NODE_HOME}/rendered/qwen-vl-vllm.service`)!;
     expect(unit).toMatch(/^Requires=qwen-vl-ray.service$/m);
-    expect(unit).toMatch(/^ExecStartPre=.*verify-weights.py --quick/m);
-    expect(unit).toMatch(/^ExecStartPre=.*cluster-ready.sh$/m);
+    // vLLM and Ray run unprivileged, with pinned memory for NCCL; the weights check runs as root.
+    for (const u of [unit, file(worker!, `${NODE_HOME}/rendered/qwen-vl-ray.service`)!]) {
+      expect(u).toMatch(/^User=qwen-vl$/m);
+      expect(u).toMatch(/^Group=qwen-vl$/m);
+      expect(u).toMatch(/^Environment=HOME=\/var\/lib\/qwen-vl\/service$/m);
+      expect(u).toMatch(/^LimitMEMLOCK=infinity$/m);
+    }
+    expect(unit).toMatch(/^ExecStartPre=\+\/usr\/bin\/python3 \S+verify-weights.py --quick/m);
+    expect(unit).toMatch(/^ExecStartPre=\/opt\/qwen-vl\/bin\/cluster-ready.sh$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^EnvironmentFile=-\/etc\/qwen-vl\/secrets.env$/m);
     const prom = parseYaml(file(head!, `${NODE_HOME}/rendered/prometheus.yml`)!) as {

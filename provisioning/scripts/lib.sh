@@ -87,6 +87,26 @@ ensure_cuda_repo() {
   run apt-get update || die "apt-get update failed after adding NVIDIA's repository"
   changed "NVIDIA CUDA repository $repo added"
 }
+# The unprivileged account vLLM and Ray run as (SERVICE_USER): a system user without a login shell,
+# its home for their caches, Ray's temp dir. Root keeps the weights, the secrets file (systemd reads
+# it before dropping privileges) and the weights check (the unit's start-pre runs as root).
+ensure_service_account() {
+  if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    log "service account $SERVICE_USER present"
+  else
+    run useradd --system --user-group --home-dir "$SERVICE_HOME" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER" ||
+      die "cannot create the service account $SERVICE_USER"
+    changed "service account $SERVICE_USER (vLLM and Ray run as it, not as root)"
+  fi
+  local dir
+  for dir in "$SERVICE_HOME" "$RAY_TEMP_DIR"; do
+    if [[ -d $dir && "$(stat -c %U "$dir")" == "$SERVICE_USER" ]]; then
+      continue
+    fi
+    run install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$dir"
+    changed "$dir owned by $SERVICE_USER"
+  done
+}
 # install_file SRC DST MODE: copies only when the content differs; says which.
 install_file() {
   local src=$1 dst=$2 mode=$3

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # vLLM at the pinned version in its own virtual environment, made and filled with uv, with
 # transformers new enough for Qwen2-VL, the hf CLI and (multi-node) Ray at the cluster's version.
-# Packages come from PYTHON_INDEX_URL or, air-gapped, from a flat mirror (PYTHON_FIND_LINKS).
+# Packages come from PYTHON_INDEX_URL or, air-gapped, from a flat mirror (PYTHON_FIND_LINKS). Also the
+# unprivileged account that runs them (lib.sh: ensure_service_account).
 set -euo pipefail
 QWEN_VL_STEP=python-env
 # shellcheck source=lib.sh
@@ -9,6 +10,8 @@ source "$(dirname "$0")/lib.sh"
 load_node_env
 venv=$QWEN_VL_HOME/venv
 tools=$QWEN_VL_HOME/tools
+
+ensure_service_account
 
 index_args=()
 pip_trust=()
