@@ -499,6 +499,63 @@ describe("connectivity gate", () => {
   });
 });
 
+describe("connectivity gate: NCCL all-reduce across a node's GPUs (nccl-tests; the FAKE all_reduce_perf)", () => {
+  const large = planStack(readStackFile("large").sections, { stack: "large" });
+  function eightGpus(extra: Record<string, string> = {}) {
+    const s = sandbox(large);
+    const device = join(s.root, "nvidiactl");
+    writeFileSync(device, "");
+    const argsFile = join(s.root, "nccl-args");
+    const env = {
+      QWEN_VL_NVIDIA_DEVICE: device,
+      NCCL_TESTS_BIN: FAKES,
+      FAKE_NCCL_ARGS_FILE: argsFile,
+      ...extra,
+    };
+    return { s, env, argsFile };
+  }
+  it("single 8-GPU node: runs at 1 GiB over all GPUs and passes above the NVSwitch floor", () => {
+    const { s, env, argsFile } = eightGpus({ FAKE_BUSBW: "231.41" });
+    const r = s.run("connectivity.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/single node: no other member to reach/);
+    expect(r.out).toMatch(/NCCL all-reduce bus bandwidth 231.41 GB\/s across 8 GPUs ≥ 100 GB\/s/);
+    expect(readFileSync(argsFile, "utf8").trim()).toBe("-b 1G -e 1G -f 2 -g 8");
+    expect(result(r.out)).toBe("unchanged");
+  });
+  it("fails naming the numbers below the floor, on wrong values, and on an NCCL error", () => {
+    const slow = eightGpus({ FAKE_BUSBW: "12.5" });
+    const r = slow.s.run("connectivity.sh", [], slow.env);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /FAILED: NCCL all-reduce bus bandwidth 12.5 GB\/s across 8 GPUs < 100 GB\/s expected for this interconnect: check nvidia-smi topo -m, Fabric Manager/,
+    );
+    const wrong = eightGpus({ FAKE_OOB: "3" });
+    expect(wrong.s.run("connectivity.sh", [], wrong.env).err).toMatch(
+      /FAILED: NCCL all-reduce across 8 GPUs returned 3 wrong values/,
+    );
+    const broken = eightGpus({ FAKE_FAIL: "1" });
+    expect(broken.s.run("connectivity.sh", [], broken.env).err).toMatch(
+      /FAILED: NCCL all-reduce across 8 GPUs failed: .*unhandled system error/,
+    );
+  });
+  it("skips, saying why: no GPU device, one GPU, no nccl-tests", () => {
+    const { s, env } = eightGpus();
+    expect(
+      s.run("connectivity.sh", [], { ...env, QWEN_VL_NVIDIA_DEVICE: "/nonexistent" }).out,
+    ).toMatch(/NCCL all-reduce skipped: no GPU device/);
+    expect(s.run("connectivity.sh", [], { ...env, NCCL_TESTS_BIN: "/nonexistent" }).out).toMatch(
+      /NCCL all-reduce skipped: no nccl-tests at \/nonexistent\/all_reduce_perf/,
+    );
+    const one = sandbox();
+    const device = join(one.root, "nvidiactl");
+    writeFileSync(device, "");
+    expect(
+      one.run("connectivity.sh", [], { QWEN_VL_NVIDIA_DEVICE: device, NCCL_TESTS_BIN: FAKES }).out,
+    ).toMatch(/NCCL all-reduce skipped: one GPU on this node/);
+  });
+});
+
 describe("readiness gate against the fake engine", () => {
   it("passes on a real image answer; fails on a wrong model name and on a server that never comes up", async () => {
     const s = sandbox();
