@@ -313,6 +313,9 @@ export async function up(opts: UpOptions): Promise<LabState> {
       state.nodes.push(node);
       writeState(state);
       sh("ip", ["netns", "add", netns]);
+      // A veth of ours can outlive its namespace for a moment (the kernel frees namespaces
+      // asynchronously): remove it rather than fail on "File exists".
+      if (labLinks().includes(hostVeth)) sh("ip", ["link", "del", hostVeth], { allowFail: true });
       sh("ip", ["link", "add", hostVeth, "type", "veth", "peer", "name", "eth0", "netns", netns]);
       sh("ip", ["link", "set", hostVeth, "master", BRIDGE, "up"]);
       sh("ip", ["-n", netns, "addr", "add", `${node.address}/24`, "dev", "eth0"]);
@@ -378,9 +381,22 @@ export async function down(opts: DownOptions = {}): Promise<void> {
   for (const ns of namespaces) spawnSync("ip", ["netns", "del", ns]);
   if (spawnSync("ip", ["link", "show", BRIDGE]).status === 0)
     spawnSync("ip", ["link", "del", BRIDGE]);
+  // Host ends of our veths go with their namespaces, asynchronously; wait for that (bounded), then
+  // remove any that remain.
+  const deadline = Date.now() + 10_000;
+  while (labLinks().length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  for (const l of labLinks()) spawnSync("ip", ["link", "del", l]);
   rmSync(join(LAB_DIR, "nodes"), { recursive: true, force: true });
   rmSync(statePath(), { force: true });
   log("lab down: no container, mount, namespace, bridge or mirror left");
+}
+
+/** The host ends of the lab's veths (named qvl-n<N>) present on this machine. */
+function labLinks(): string[] {
+  return sh("ip", ["-o", "link", "show"], { allowFail: true })
+    .split("\n")
+    .map((l) => /^\d+:\s+(qvl-n\d+)[@:]/.exec(l)?.[1])
+    .filter((n): n is string => Boolean(n));
 }
 
 /** What of the lab exists on this machine right now (for the "nothing remains" check). */
@@ -395,6 +411,8 @@ export function leftovers(): string[] {
     .filter((l) => /^qvl-n\d+/.test(l));
   if (ns.length) out.push(`namespaces: ${ns.join(", ")}`);
   if (spawnSync("ip", ["link", "show", BRIDGE]).status === 0) out.push(`bridge ${BRIDGE}`);
+  const links = labLinks();
+  if (links.length) out.push(`links: ${links.join(", ")}`);
   if (existsSync(statePath())) out.push(".lab/state.json");
   return out;
 }
