@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
-import { deploy, DeployError } from "../provisioning/deploy-ssh";
+import { deploy, DeployError, DeploySetupError } from "../provisioning/deploy-ssh";
 import { runCommand, UsageError } from "./main";
 
 const USAGE = "usage: npm run deploy -- --stack <hosts stack> [--json]";
@@ -52,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   } catch (e) {
+    if (e instanceof DeploySetupError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
     if (e instanceof DeployError) {
       process.stderr.write(`${e.message}\n`);
       if (values.json) process.stdout.write(`${JSON.stringify(e.report, null, 2)}\n`);

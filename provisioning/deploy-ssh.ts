@@ -54,6 +54,9 @@ export class DeployError extends Error {
   }
 }
 
+/** What must be right on this machine before any node is touched (keys, known hosts): every problem at once. */
+export class DeploySetupError extends Error {}
+
 function expandPath(p: string): string {
   return p.startsWith("~/") ? join(homedir(), p.slice(2)) : resolve(PROJECT_ROOT, p);
 }
@@ -67,9 +70,34 @@ export function knownHostKey(knownHostsPath: string, host: HostConfig): string {
     const list = names.split(",").map((n) => n.replace(/^\[(.*)\]:\d+$/, "$1"));
     if (list.includes(host.address) || list.includes(host.name)) return `${type} ${key}`;
   }
-  throw new Error(
-    `${knownHostsPath} has no host key for ${host.name} (${host.address}); add it (ssh-keyscan, checked out of band) — host keys are never skipped`,
+  throw new DeploySetupError(
+    `${knownHostsPath} has no host key for ${host.name} (${host.address}): add it with ssh-keyscan -p ${host.port} ${host.address} >> ${knownHostsPath} after checking its fingerprint out of band — host keys are never skipped`,
   );
+}
+
+/** The SSH key and every node's host key, checked before connecting; all problems in one error. */
+function checkSetup(target: HostsTarget, keyPath: string, knownHosts: string): void {
+  const problems: string[] = [];
+  if (!existsSync(keyPath))
+    problems.push(
+      `target.sshPrivateKeyPath: ${target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519 (default)"} → ${keyPath} does not exist`,
+    );
+  if (!existsSync(knownHosts))
+    problems.push(
+      `target.knownHostsPath: ${target.knownHostsPath ?? "~/.ssh/known_hosts (default)"} → ${knownHosts} does not exist: host keys are always checked; create it with ssh-keyscan, checking each fingerprint out of band`,
+    );
+  else
+    for (const h of target.hosts) {
+      try {
+        knownHostKey(knownHosts, h);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+  if (problems.length)
+    throw new DeploySetupError(
+      `Cannot deploy; nothing was changed on any node:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
 }
 
 export interface DeployOptions {
@@ -84,11 +112,10 @@ export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<Depl
   const log = opts.log ?? (() => {});
   const target = plan.config.target as HostsTarget;
   if (target.kind !== "hosts")
-    throw new Error("deploy over SSH needs a stack with target.kind hosts");
+    throw new DeploySetupError("deploy over SSH needs a stack with target.kind hosts");
   const keyPath = expandPath(target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519");
   const knownHosts = expandPath(target.knownHostsPath ?? "~/.ssh/known_hosts");
-  if (!existsSync(knownHosts))
-    throw new Error(`known_hosts file ${knownHosts} is missing: host keys are always checked`);
+  checkSetup(target, keyPath, knownHosts);
   const addresses = Object.fromEntries(
     plan.nodes.map((n) => [n.name, n.host!.privateAddress ?? n.host!.address]),
   );
@@ -126,7 +153,8 @@ export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<Depl
     await Promise.all(
       bundles.map(async (b) => {
         const t0 = Date.now();
-        const ssh = await connect(targetOf(b));
+        // A host that is down or filtered fails within about a minute, not after many handshakes.
+        const ssh = await connect(targetOf(b), 6);
         sessions.set(b.node.name, ssh);
         if (opts.beforeSteps) await opts.beforeSteps(ssh, b);
         await putFiles(ssh, b.files);

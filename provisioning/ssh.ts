@@ -21,9 +21,12 @@ export interface ExecResult {
 }
 
 export class HostKeyMismatch extends Error {}
+/** The key or the login is wrong: trying again cannot help. */
+export class SshAuthError extends Error {}
 
 export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
   const expected = Buffer.from(t.hostKey.split(" ")[1] ?? "", "base64");
+  const privateKey = readFileSync(t.privateKeyPath, "utf8");
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
     const ssh = new NodeSSH();
@@ -33,7 +36,7 @@ export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
         host: t.host,
         port: t.port,
         username: t.user,
-        privateKey: readFileSync(t.privateKeyPath, "utf8"),
+        privateKey,
         readyTimeout: 10_000,
         hostVerifier: (key: Buffer) => {
           mismatch = !key.equals(expected);
@@ -46,12 +49,21 @@ export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
         throw new HostKeyMismatch(
           `${t.host}: the host key does not match the known one; refusing to connect`,
         );
+      const text = String(e);
+      if (/Cannot parse privateKey/i.test(text))
+        throw new SshAuthError(
+          `${t.privateKeyPath} is not a private key SSH can use (${text}): point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key`,
+        );
+      if (/All configured authentication methods failed/i.test(text))
+        throw new SshAuthError(
+          `${t.user}@${t.host}:${t.port} refused the key ${t.privateKeyPath}: add its public key to ${t.user}'s ~/.ssh/authorized_keys on the node`,
+        );
       last = e;
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
   throw new Error(
-    `cannot reach ${t.user}@${t.host}:${t.port} over SSH after ${attempts} attempts: ${String(last)}`,
+    `cannot reach ${t.user}@${t.host}:${t.port} over SSH after ${attempts} attempts (${String(last)}): check the address and port, that sshd runs, and the firewall or security group between here and the node`,
   );
 }
 

@@ -1,11 +1,14 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fitCommand } from "../cli/fit";
 import { planCommand } from "../cli/plan";
-import { stackNames } from "../config/stack-file";
+import { readStackFile, stackNames } from "../config/stack-file";
+import { planStack } from "../plan";
+import { deploy, DeployError } from "../provisioning/deploy-ssh";
 
 const ROOT = join(__dirname, "..");
 
@@ -192,4 +195,94 @@ describe("fit", () => {
     );
     expect(r2.stderr).not.toMatch(/\n\s+at /);
   });
+});
+
+describe("deploy (hosts over SSH)", () => {
+  const home = mkdtempSync(join(tmpdir(), "qwen-vl-home-"));
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+  const deployAs = () =>
+    spawnSync(process.execPath, ["--import", "tsx", "cli/deploy.ts", "--stack", "hosts"], {
+      cwd: ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, HOME: home },
+    });
+
+  it("as a process: a missing key and known_hosts exit 2, both named, before any connection", () => {
+    const r = deployAs();
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("Cannot deploy; nothing was changed on any node:");
+    expect(r.stderr).toContain(
+      `target.sshPrivateKeyPath: ~/.ssh/id_ed25519 → ${home}/.ssh/id_ed25519 does not exist`,
+    );
+    expect(r.stderr).toMatch(
+      /target.knownHostsPath: .* does not exist: host keys are always checked/,
+    );
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("as a process: a host missing from known_hosts is named with the command that adds it", () => {
+    mkdirSync(join(home, ".ssh"), { recursive: true });
+    writeFileSync(join(home, ".ssh", "id_ed25519"), "not used: nothing connects\n");
+    writeFileSync(
+      join(home, ".ssh", "known_hosts"),
+      "203.0.113.7 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA\n",
+    );
+    const r = deployAs();
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /has no host key for rtx3090 \(192\.0\.2\.10\): add it with ssh-keyscan -p 22 192\.0\.2\.10 >> \S+known_hosts after checking its fingerprint out of band/,
+    );
+  });
+
+  it("a node that refuses connections fails in seconds, naming the address and what to check", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+    const port = (closed.address() as { port: number }).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const hosts = readStackFile("hosts").sections;
+    const target = hosts["target"] as { hosts: Record<string, unknown>[] };
+    writeFileSync(
+      join(home, "kh"),
+      "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==\n",
+    );
+    const plan = planStack(
+      {
+        ...hosts,
+        target: {
+          ...target,
+          hosts: [{ ...target.hosts[0], address: "127.0.0.1", port }],
+          sshPrivateKeyPath: join(home, ".ssh", "id_ed25519"),
+          knownHostsPath: join(home, "kh"),
+        },
+      },
+      { stack: "hosts" },
+    );
+    // An unusable key fails at once, named; nothing is retried.
+    const badKey = await deploy(plan).catch((e: unknown) => e);
+    expect((badKey as DeployError).message).toMatch(
+      /id_ed25519 is not a private key SSH can use .*: point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key/,
+    );
+    rmSync(join(home, ".ssh", "id_ed25519"));
+    const keygen = spawnSync("ssh-keygen", [
+      "-q",
+      "-t",
+      "ed25519",
+      "-N",
+      "",
+      "-f",
+      join(home, ".ssh", "id_ed25519"),
+    ]);
+    expect(keygen.status).toBe(0);
+    const t0 = Date.now();
+    const err = await deploy(plan).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeployError);
+    expect((err as DeployError).message).toMatch(
+      new RegExp(
+        `cannot reach root@127\\.0\\.0\\.1:${port} over SSH after 6 attempts .*ECONNREFUSED.*check the address and port, that sshd runs`,
+      ),
+    );
+    expect((err as DeployError).report.steps).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  }, 60_000);
 });

@@ -15,7 +15,9 @@ import { deployLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
 import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
-import type { Plan } from "../plan";
+import { planStack, type Plan } from "../plan";
+import { readStackFile } from "../config/stack-file";
+import { deploy, DeployError } from "../provisioning/deploy-ssh";
 import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
 
@@ -241,6 +243,31 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           deployLab("lab-single"),
         );
         expect(report.steps.filter((s) => s.changed).map((s) => `${s.node}/${s.step}`)).toEqual([]);
+      },
+      MAX,
+    );
+
+    it(
+      "a key the node does not accept is named at once, nothing retried and nothing changed",
+      async () => {
+        const key = join(LAB_DIR, "stranger_ed25519");
+        rmSync(key, { force: true });
+        rmSync(`${key}.pub`, { force: true });
+        expect(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status).toBe(
+          0,
+        );
+        const raw = readStackFile("lab-single").sections;
+        const plan = planStack(
+          { ...raw, target: { ...(raw["target"] as object), sshPrivateKeyPath: key } },
+          { stack: "lab-single" },
+        );
+        const t0 = Date.now();
+        const err = await deploy(plan).catch((e: unknown) => e);
+        expect((err as Error).message).toMatch(
+          /root@10\.77\.0\.14:22 refused the key \S+stranger_ed25519: add its public key to root's ~\/\.ssh\/authorized_keys on the node/,
+        );
+        expect((err as DeployError).report.steps).toEqual([]);
+        expect(Date.now() - t0).toBeLessThan(15_000);
       },
       MAX,
     );
