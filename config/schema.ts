@@ -34,7 +34,7 @@ const hostname = z
   );
 
 export const SECRET_REF_FORMS =
-  '"config:<pulumi config key>", "ssm:/<parameter path>" or "file:/<absolute path on the node>"';
+  '"config:<pulumi config key>", "ssm:/<parameter path>" or "file:/<absolute path of a file holding it>"';
 
 const secretRef = z.string().check((ctx) => {
   const v = ctx.value;
