@@ -96,7 +96,7 @@ function checkSetup(target: HostsTarget, keyPath: string, knownHosts: string): v
     }
   if (problems.length)
     throw new DeploySetupError(
-      `Cannot deploy; nothing was changed on any node:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+      `Cannot connect to the nodes yet; nothing was changed on any of them:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
     );
 }
 
@@ -108,14 +108,29 @@ export interface DeployOptions {
   readonly secrets?: Readonly<Record<string, string>>;
 }
 
-export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<DeployReport> {
-  const log = opts.log ?? (() => {});
+/**
+ * How to reach each node of a hosts stack (its key, its known host key), after checking on this
+ * machine what must be right before any connection (DeploySetupError lists every problem).
+ */
+export function sshTargets(plan: Plan): (host: HostConfig) => SshTarget {
   const target = plan.config.target as HostsTarget;
   if (target.kind !== "hosts")
     throw new DeploySetupError("deploy over SSH needs a stack with target.kind hosts");
   const keyPath = expandPath(target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519");
   const knownHosts = expandPath(target.knownHostsPath ?? "~/.ssh/known_hosts");
   checkSetup(target, keyPath, knownHosts);
+  return (host) => ({
+    host: host.address,
+    port: host.port,
+    user: host.user,
+    privateKeyPath: keyPath,
+    hostKey: knownHostKey(knownHosts, host),
+  });
+}
+
+export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<DeployReport> {
+  const log = opts.log ?? (() => {});
+  const sshTarget = sshTargets(plan);
   const addresses = Object.fromEntries(
     plan.nodes.map((n) => [n.name, n.host!.privateAddress ?? n.host!.address]),
   );
@@ -131,13 +146,7 @@ export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<Depl
     totalSeconds: 0,
     changedSteps: 0,
   };
-  const targetOf = (b: NodeBundle): SshTarget => ({
-    host: b.node.host!.address,
-    port: b.node.host!.port,
-    user: b.node.host!.user,
-    privateKeyPath: keyPath,
-    hostKey: knownHostKey(knownHosts, b.node.host!),
-  });
+  const targetOf = (b: NodeBundle): SshTarget => sshTarget(b.node.host!);
   const sessions = new Map<string, NodeSSH>();
   const finish = (error?: string): DeployReport => {
     const r = {
@@ -232,4 +241,55 @@ export async function deploy(plan: Plan, opts: DeployOptions = {}): Promise<Depl
   } finally {
     for (const s of sessions.values()) s.dispose();
   }
+}
+
+export interface NodeCheck {
+  readonly node: string;
+  readonly role: string;
+  readonly check: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/**
+ * Checks every node of a deployed hosts stack without changing it: each node runs its provisioned
+ * verify.sh (units, driver, weights, connectivity, Ray, Prometheus targets, a real image request).
+ * `full` re-hashes every weight file instead of trusting the last verification's stamp.
+ */
+export async function verifyNodes(plan: Plan, opts: { full?: boolean } = {}): Promise<NodeCheck[]> {
+  const sshTarget = sshTargets(plan);
+  const perNode = await Promise.all(
+    plan.nodes.map(async (n): Promise<NodeCheck[]> => {
+      const base = { node: n.name, role: n.role };
+      let ssh: NodeSSH;
+      try {
+        ssh = await connect(sshTarget(n.host!), 6);
+      } catch (e) {
+        return [{ ...base, check: "ssh", ok: false, detail: (e as Error).message }];
+      }
+      try {
+        const script = "/opt/qwen-vl/bin/verify.sh";
+        const r = await exec(
+          ssh,
+          `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: run npm run deploy first'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
+        );
+        const checks = r.stdout
+          .split("\n")
+          .map((l) => /^CHECK (\S+) (ok|FAIL) ?(.*)$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => ({ ...base, check: m[1]!, ok: m[2] === "ok", detail: m[3] ?? "" }));
+        if (r.code !== 0 && checks.every((c) => c.ok))
+          checks.push({
+            ...base,
+            check: "verify.sh",
+            ok: false,
+            detail: `exited ${r.code}: ${`${r.stdout}\n${r.stderr}`.trim().split("\n").pop()}`,
+          });
+        return checks;
+      } finally {
+        ssh.dispose();
+      }
+    }),
+  );
+  return perNode.flat();
 }

@@ -211,7 +211,9 @@ describe("deploy (hosts over SSH)", () => {
   it("as a process: a missing key and known_hosts exit 2, both named, before any connection", () => {
     const r = deployAs();
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("Cannot deploy; nothing was changed on any node:");
+    expect(r.stderr).toContain(
+      "Cannot connect to the nodes yet; nothing was changed on any of them:",
+    );
     expect(r.stderr).toContain(
       `target.sshPrivateKeyPath: ~/.ssh/id_ed25519 → ${home}/.ssh/id_ed25519 does not exist`,
     );
@@ -219,6 +221,22 @@ describe("deploy (hosts over SSH)", () => {
       /target.knownHostsPath: .* does not exist: host keys are always checked/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    // npm run verify checks the same before reaching any node, and refuses an AWS stack.
+    const verify = (stack: string) =>
+      spawnSync(process.execPath, ["--import", "tsx", "cli/verify.ts", "--stack", stack], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, HOME: home },
+      });
+    const v = verify("hosts");
+    expect(v.status).toBe(2);
+    expect(v.stderr).toContain(
+      "Cannot connect to the nodes yet; nothing was changed on any of them:",
+    );
+    const aws = verify("single-gpu");
+    expect(aws.status).toBe(2);
+    expect(aws.stderr).toMatch(/stack single-gpu targets AWS: verify reaches existing machines/);
   });
 
   it("as a process: a host missing from known_hosts is named with the command that adds it", () => {

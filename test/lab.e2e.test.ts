@@ -17,7 +17,8 @@ import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
-import { deploy, DeployError } from "../provisioning/deploy-ssh";
+import { deploy, DeployError, type NodeCheck } from "../provisioning/deploy-ssh";
+import { verifyCommand } from "../cli/verify";
 import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
 
@@ -243,6 +244,44 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           deployLab("lab-single"),
         );
         expect(report.steps.filter((s) => s.changed).map((s) => `${s.node}/${s.step}`)).toEqual([]);
+      },
+      MAX,
+    );
+
+    it(
+      "verify: every check passes; a stopped exporter is named (unit and Prometheus target) until a deploy repairs it",
+      async () => {
+        const run = async (args: string[]) => {
+          let out = "";
+          const code = await verifyCommand(
+            ["--stack", "lab-single", "--json", ...args],
+            (x) => (out += x),
+            () => {},
+          );
+          return { code, report: JSON.parse(out) as { ok: boolean; checks: NodeCheck[] } };
+        };
+        const healthy = await check("verify: a healthy node passes every check", () =>
+          run(["--full"]),
+        );
+        expect(healthy.code).toBe(0);
+        expect(healthy.report.checks.map((c) => c.check)).toEqual([
+          "unit:prometheus-node-exporter",
+          "unit:prometheus",
+          "unit:qwen-vl-vllm",
+          "driver",
+          "weights",
+          "prometheus",
+          "readiness",
+        ]);
+        await onNode("lab-n4", "systemctl stop prometheus-node-exporter");
+        const broken = await check("verify: a stopped exporter is named", () => run([]));
+        expect(broken.code).toBe(1);
+        const failed = broken.report.checks.filter((c) => !c.ok);
+        expect(failed.map((c) => c.check)).toEqual(["unit:prometheus-node-exporter", "prometheus"]);
+        expect(failed[0]!.detail).toMatch(/^inactive: see journalctl -u prometheus-node-exporter/);
+        expect(failed[1]!.detail).toMatch(/down: node@lab-n4: .*10\.77\.0\.14:9100/);
+        await deployLab("lab-single");
+        expect((await run([])).code).toBe(0);
       },
       MAX,
     );
@@ -556,6 +595,19 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         for (const n of ["lab-n1", "lab-n2", "lab-n3"])
           expect(await unitUsers(n, "qwen-vl-ray"), n).toEqual(["qwen-vl"]);
         expect(await unitUsers("lab-n1", "qwen-vl-vllm")).toEqual(["qwen-vl"]);
+        // npm run verify on the cluster: 10 checks on the head, 5 on each worker, all green.
+        let out = "";
+        const verified = await check("three nodes: verify passes every check", () =>
+          verifyCommand(
+            ["--stack", "lab", "--json"],
+            (x) => (out += x),
+            () => {},
+          ),
+        );
+        const checks = (JSON.parse(out) as { checks: NodeCheck[] }).checks;
+        expect(verified, out).toBe(0);
+        expect(checks.filter((c) => c.node === "lab-n1").map((c) => c.check)).toContain("ray");
+        expect(checks.length).toBe(20);
         await check(
           "three nodes: Prometheus reports every target up (vLLM, 3 node exporters, 3 Ray)",
           () => allTargetsUp("lab-n1", 7),

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Checks a provisioned node without changing it (npm run verify): one line per check,
+#   CHECK <name> ok <detail>   or   CHECK <name> FAIL <detail and what to do>
+# then exit 0 when every check passed. Weights are checked against the stamp of the last full
+# verification (size and mtime; VERIFY_FULL=1 re-hashes every file). The gates reuse the
+# provisioning steps' own scripts, which only read: connectivity, cluster-ready, readiness.
+set -uo pipefail
+QWEN_VL_STEP=verify
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+load_node_env
+set +e # a failed check is reported, and the others still run
+bin=$(dirname "$0")
+failures=0
+say() { printf 'CHECK %s %s %s\n' "$1" "$2" "$3"; }
+check() { # check NAME DETAIL-OK DETAIL-FAIL COMMAND...
+  local name=$1 ok=$2 fail=$3 out
+  shift 3
+  if out=$("$@" 2>&1); then
+    say "$name" ok "$ok"
+  else
+    failures=$((failures + 1))
+    # The lines that name what is wrong (BAD <file>: …, FAILED: …), else the last line.
+    local named
+    named=$(grep -oE '(BAD [^ ]+: [a-z0-9 ]*[a-z0-9]|FAILED: .*)' <<<"$out" | head -n3 | paste -sd ';' - | sed 's/;/; /g')
+    out=${named:-$(grep -v '^[[:space:]]*$' <<<"$out" | grep -v 'RESULT' | tail -n1)}
+    say "$name" FAIL "$fail${out:+ ($out)}"
+  fi
+}
+
+units=()
+[[ ${MONITORING:-1} == 1 ]] && units+=(prometheus-node-exporter)
+[[ ${MONITORING:-1} == 1 && $ROLE == head ]] && units+=(prometheus)
+[[ ${MONITORING:-1} == 1 && ${DCGM_EXPORTER:-1} == 1 && -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]] && units+=(nvidia-dcgm-exporter)
+[[ ${MULTI_NODE:-0} == 1 ]] && units+=(qwen-vl-ray)
+[[ $ROLE == head ]] && units+=(qwen-vl-vllm)
+for unit in "${units[@]}"; do
+  state=$(systemctl is-active "$unit" 2>/dev/null)
+  if [[ $state == active ]]; then
+    say "unit:$unit" ok active
+  else
+    failures=$((failures + 1))
+    say "unit:$unit" FAIL "${state:-unknown}: see journalctl -u $unit, then npm run deploy to repair"
+  fi
+done
+
+driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null) || driver=""
+driver=${driver%%$'\n'*}
+driver=${driver// /}
+if [[ -n $driver ]] && version_ge "$driver" "$MIN_DRIVER"; then
+  say driver ok "$driver ≥ $MIN_DRIVER"
+else
+  failures=$((failures + 1))
+  say driver FAIL "${driver:-no answer from nvidia-smi} (needs ≥ $MIN_DRIVER): run the driver step (npm run deploy)"
+fi
+
+quick=(--quick)
+[[ ${VERIFY_FULL:-0} == 1 ]] && quick=()
+check weights "$MODEL_ID@$REVISION matches its manifest${quick[*]:+ (stamp)}" \
+  "see $QWEN_VL_STATE/weights-report.json; repair with $bin/weights.sh --refetch-bad" \
+  python3 "$bin/verify-weights.py" "${quick[@]}" --manifest "$MODEL_DIR/.qwen-vl/manifest.json" --dir "$MODEL_DIR" \
+  --report "$QWEN_VL_STATE/weights-report.json" --stamp "$MODEL_DIR/.qwen-vl/verified.json"
+
+if [[ ${MULTI_NODE:-0} == 1 ]]; then
+  check connectivity "every cluster port of every other member answers" "" bash "$bin/connectivity.sh"
+  if [[ $ROLE == head ]]; then
+    check ray "$NODES_PER_REPLICA nodes, $TOTAL_GPUS GPUs in the Ray cluster" "" \
+      env RAY_WAIT_SECONDS="${VERIFY_RAY_SECONDS:-20}" runuser -u "$SERVICE_USER" -- bash "$bin/cluster-ready.sh"
+  fi
+fi
+
+if [[ $ROLE == head && ${MONITORING:-1} == 1 ]]; then
+  # Judged on scrapes made after this check began (a target's state from before a repair, or a
+  # Prometheus that has not scraped yet, says nothing), waiting at most VERIFY_PROMETHEUS_SECONDS.
+  check prometheus "every scrape target up" "see http://127.0.0.1:9090/targets on the head (through a tunnel)" \
+    python3 - "${VERIFY_PROMETHEUS_SECONDS:-40}" <<'PY'
+import calendar, json, re, sys, time, urllib.request
+
+def epoch(stamp):  # "2026-11-25T18:09:58.123456789Z" (Python 3.10's fromisoformat takes no "Z")
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", stamp or "")
+    if not m:
+        return 0.0
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
+
+start = time.time()
+deadline = start + float(sys.argv[1])
+while True:
+    try:
+        targets = json.load(urllib.request.urlopen("http://127.0.0.1:9090/api/v1/targets", timeout=5))["data"]["activeTargets"]
+        fresh = bool(targets) and all(epoch(t.get("lastScrape")) >= start for t in targets)
+        down = [f"{t['labels'].get('job')}@{t['labels'].get('node', t['labels'].get('instance'))}: {t.get('lastError') or t['health']}" for t in targets if t["health"] != "up"]
+        problem = None if fresh and not down else ("down: " + "; ".join(down) if down else "no fresh scrape of every target yet")
+    except Exception as e:
+        fresh, problem = False, f"Prometheus does not answer on :9090: {e}"
+    if problem is None:
+        sys.exit(0)
+    if (fresh and down) or time.time() > deadline:
+        sys.exit(problem)
+    time.sleep(1)
+PY
+fi
+
+# readiness.py itself (readiness.sh would re-read the deployment's longer timeout from node.env).
+readiness() {
+  (
+    set -a
+    # shellcheck source=/dev/null
+    [[ -r $QWEN_VL_ETC/secrets.env ]] && source "$QWEN_VL_ETC/secrets.env"
+    python3 "$bin/readiness.py" --timeout "${VERIFY_READINESS_SECONDS:-30}"
+  )
+}
+if [[ $ROLE == head ]]; then
+  check readiness "an image+text request answers" "see journalctl -u qwen-vl-vllm" readiness
+fi
+
+if [[ $failures -gt 0 ]]; then
+  log "$failures check(s) failed"
+  exit 1
+fi
+log "every check passed"
