@@ -6,10 +6,8 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { readStackFile } from "../config/stack-file";
-import { planStack } from "../plan";
 import { deploy, DeployError, DeploySetupError } from "../provisioning/deploy-ssh";
-import { runCommand, UsageError } from "./main";
+import { hostsStackPlan, runCommand, UsageError } from "./main";
 
 const USAGE = "usage: npm run deploy -- --stack <hosts stack> [--json]";
 
@@ -19,13 +17,7 @@ async function main(argv: string[]): Promise<number> {
     options: { stack: { type: "string" }, json: { type: "boolean", default: false } },
     strict: true,
   });
-  if (!values.stack) throw new UsageError("--stack is required");
-  const raw = readStackFile(values.stack);
-  const plan = planStack(raw.sections, { stack: values.stack, secretKeys: raw.secretKeys });
-  if (plan.target !== "hosts")
-    throw new UsageError(
-      `stack ${values.stack} targets AWS: deploy it with pulumi up --stack ${values.stack}`,
-    );
+  const plan = hostsStackPlan(values.stack, `deploy it with pulumi up --stack ${values.stack}`);
   if (!plan.fits) {
     process.stderr.write(
       `The model does not fit; nothing was changed. Run npm run plan -- --stack ${values.stack} for the numbers and the ways out.\n`,

@@ -3,6 +3,8 @@
  * (no stack trace), anything else is a bug and keeps its trace.
  */
 import { ConfigError } from "../config/errors";
+import { readStackFile } from "../config/stack-file";
+import { planStack, type Plan } from "../plan";
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -28,4 +30,13 @@ export async function runCommand(usage: string, fn: () => Promise<number> | numb
       throw e;
     }
   }
+}
+
+/** The plan of the hosts stack named by --stack (deploy, verify); an AWS stack is refused with `awsHint`. */
+export function hostsStackPlan(stack: string | undefined, awsHint: string): Plan {
+  if (!stack) throw new UsageError("--stack is required");
+  const raw = readStackFile(stack);
+  const plan = planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
+  if (plan.target !== "hosts") throw new UsageError(`stack ${stack} targets AWS: ${awsHint}`);
+  return plan;
 }

@@ -6,10 +6,8 @@
  * do); 2: what is wrong on this machine (keys, known hosts) or in the arguments.
  */
 import { parseArgs } from "node:util";
-import { readStackFile } from "../config/stack-file";
-import { planStack } from "../plan";
 import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/deploy-ssh";
-import { runCommand, UsageError } from "./main";
+import { hostsStackPlan, runCommand } from "./main";
 
 const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json]";
 
@@ -42,13 +40,7 @@ export async function verifyCommand(
     },
     strict: true,
   });
-  if (!values.stack) throw new UsageError("--stack is required");
-  const raw = readStackFile(values.stack);
-  const plan = planStack(raw.sections, { stack: values.stack, secretKeys: raw.secretKeys });
-  if (plan.target !== "hosts")
-    throw new UsageError(
-      `stack ${values.stack} targets AWS: verify reaches existing machines (target.kind hosts)`,
-    );
+  const plan = hostsStackPlan(values.stack, "verify reaches existing machines (target.kind hosts)");
   let checks: NodeCheck[];
   try {
     checks = await verifyNodes(plan, { full: values.full });
