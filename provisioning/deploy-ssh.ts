@@ -12,6 +12,7 @@ import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
 import {
+  NODE_HOME,
   NODE_STATE,
   renderProvisioning,
   shellQuote,
@@ -268,7 +269,7 @@ export async function verifyNodes(plan: Plan, opts: { full?: boolean } = {}): Pr
         return [{ ...base, check: "ssh", ok: false, detail: (e as Error).message }];
       }
       try {
-        const script = "/opt/qwen-vl/bin/verify.sh";
+        const script = `${NODE_HOME}/bin/verify.sh`;
         const r = await exec(
           ssh,
           `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: run npm run deploy first'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,

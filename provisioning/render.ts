@@ -198,6 +198,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       CHECK_TARGETS: checkTargets.join(" "),
       NCCL_MIN_BUSBW_GBPS: String(NCCL_MIN_BUSBW_GBPS[plan.gpu.interconnect] ?? 5),
       API_PORT: String(c.vllm.port),
+      PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,
       READINESS_TIMEOUT: String(c.provisioning.readinessTimeoutSec),
     };
