@@ -19,6 +19,7 @@ import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
 import { deploy, DeployError, type NodeCheck } from "../provisioning/deploy-ssh";
 import { verifyCommand } from "../cli/verify";
+import { NODE_HOME, SERVICE_USER } from "../provisioning/render";
 import { connect, exec } from "../provisioning/ssh";
 import { startListening } from "./support/processes";
 
@@ -116,16 +117,14 @@ async function unitUsers(name: string, unit: string): Promise<string[]> {
 async function rayCluster(): Promise<string | undefined> {
   const r = await onNode(
     "lab-n1",
-    `runuser -u qwen-vl -- /opt/qwen-vl/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
+    `runuser -u ${SERVICE_USER} -- ${NODE_HOME}/venv/bin/python -c "import ray; ray.init(address='10.77.0.11:6379', logging_level='ERROR'); ns=[n for n in ray.nodes() if n['Alive']]; print(len(ns), int(sum(n['Resources'].get('GPU',0) for n in ns)))"`,
   );
   return r.stdout.trim().split("\n").pop();
 }
 const MAX = 600_000;
 /** The one-node stack's stand-in model, where it lands on lab-n4. */
-const STANDIN = {
-  model: { id: "lab/Qwen2-VL-7B-standin", revision: "1ab0000000000000000000000000000000000001" },
-} as Plan;
-const STANDIN_DIR = `/var/lib/qwen-vl/models/lab--Qwen2-VL-7B-standin/${STANDIN.model.revision}`;
+const STANDIN: Plan = planStack(readStackFile("lab-single").sections, { stack: "lab-single" });
+const STANDIN_DIR = STANDIN.model.dir;
 /** A second mirror server on the bridge (any free port) for one test: throttled, gated… */
 function startMirror(options: string[]) {
   return startListening("python3", [
