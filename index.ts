@@ -1,40 +1,17 @@
-// The Pulumi program: read config → plan → resources → outputs. Only wiring lives here.
-import * as pulumi from "@pulumi/pulumi";
-import { planToText } from "./cli/render";
-import { AwsDeployment } from "./components/aws-deployment";
-import { readPulumiConfig } from "./config/pulumi";
-import { planStack } from "./plan";
+// The Pulumi entry point for the ordinary CLI (`pulumi up --stack <tier>`): the program is one
+// function (program.ts), which `npm run pulumi` also runs as an Automation API inline program.
+import { qwenVlProgram } from "./program";
 
-const raw = readPulumiConfig();
-const plan = planStack(raw.sections, { stack: pulumi.getStack(), secretKeys: raw.secretKeys });
-if (!plan.fits) {
-  // Refuse before any resource exists: the numbers and the ways out are in the message.
-  throw new Error(`The model does not fit; nothing was created.\n${planToText(plan)}`);
-}
-for (const warning of plan.warnings) pulumi.log.warn(warning);
-
-const aws = plan.target === "aws" ? new AwsDeployment(pulumi.getStack(), { plan }) : undefined;
-
-export const model = `${plan.model.id}@${plan.model.revision}`;
-export const parallelism = {
-  tensorParallelSize: plan.tensorParallelSize,
-  pipelineParallelSize: plan.pipelineParallelSize,
-  dtype: plan.dtype,
-};
-export const kvCacheTokens = plan.kvCacheTokens;
-export const maxConcurrency = plan.maxConcurrency;
-export const costPerHourUsd = plan.costPerHourUsd;
-export const vllmCommand = ["vllm", ...plan.vllmArgs];
-export const endpoint = aws?.endpoint;
-export const tunnelCommand = aws?.tunnelCommand;
-export const prometheusUrl = aws?.prometheusUrl;
-export const nodes = aws?.nodes.map((n) => ({
-  name: n.name,
-  role: n.role,
-  replica: n.replica,
-  instanceId: n.instanceId,
-  publicIp: n.publicIp,
-  privateIp: n.privateIp,
-  connect: n.connect,
-}));
-export const planSummary = `${plan.model.id}: TP ${plan.tensorParallelSize} × PP ${plan.pipelineParallelSize} × ${plan.replicas} replica(s) on ${plan.gpusPerNode} × ${plan.gpu.name} per node, ${plan.kvCacheTokens} KV tokens (${plan.maxConcurrency}× ${plan.maxModelLen}), $${plan.costPerHourUsd}/h`;
+const out = qwenVlProgram();
+export const model = out.model;
+export const parallelism = out.parallelism;
+export const kvCacheTokens = out.kvCacheTokens;
+export const maxConcurrency = out.maxConcurrency;
+export const costPerHourUsd = out.costPerHourUsd;
+export const vllmCommand = out.vllmCommand;
+export const planSummary = out.planSummary;
+export const endpoint = out.endpoint;
+export const tunnelCommand = out.tunnelCommand;
+export const prometheusUrl = out.prometheusUrl;
+export const nodes = out.nodes;
+export const readiness = out.readiness;

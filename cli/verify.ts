@@ -6,7 +6,7 @@
  * do); 2: what is wrong on this machine (keys, known hosts) or in the arguments.
  */
 import { parseArgs } from "node:util";
-import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/deploy-ssh";
+import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/hosts";
 import { hostsStackPlan, runCommand } from "./main";
 
 const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json]";

@@ -14,6 +14,8 @@ import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
 import { Network } from "./network";
 import { NodeRole } from "./node-role";
+import type { ProvisionedNode } from "./node-provisioning";
+import { ConsoleHostKey, DeployKey } from "./remote-step";
 
 export interface AwsDeploymentArgs {
   /** A plan whose target is AWS (and which fits: the caller refuses others). */
@@ -40,17 +42,24 @@ export class AwsDeployment extends pulumi.ComponentResource {
   /** Command that opens the tunnel to the API (and Prometheus) on the head, when the API is closed. */
   readonly tunnelCommand: pulumi.Output<string>;
   readonly prometheusUrl: string;
+  /**
+   * How provisioning reaches each node: SSH to its public address (from `network.sshCidrs` only) as
+   * the AMI's user with the deployment's own key, the host key read from the instance's console.
+   */
+  readonly provisioned: ProvisionedNode[];
+  /** The AWS provider for the plan's region (invokes made beside this component use it too). */
+  readonly provider: aws.Provider;
 
   constructor(name: string, args: AwsDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qwen-vl-deploy:aws:Deployment", name, {}, opts);
     const plan = args.plan;
     const target = plan.config.target as AwsTarget;
     if (target.kind !== "aws") throw new Error("AwsDeployment needs a plan with target.kind aws");
-    const provider = new aws.Provider(
+    const provider = (this.provider = new aws.Provider(
       `${name}-aws`,
       { region: target.region as aws.Region },
       { parent: this },
-    );
+    ));
     // Components take the provider map; resources and invokes made here take the provider itself.
     const child = { parent: this, providers: { aws: provider } };
     const own = { parent: this, provider };
@@ -100,6 +109,14 @@ export class AwsDeployment extends pulumi.ComponentResource {
       ? pulumi.output(target.amiId)
       : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
     const efa = target.efa && instanceType.efaInterfaces > 0;
+    // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
+    // a secret), its private half stays in the state, encrypted.
+    const deployKey = new DeployKey(`${name}-deploy-key`, { parent: this });
+    const userData = pulumi.interpolate`#cloud-config
+ssh_authorized_keys:
+  - ${deployKey.publicKey}
+`;
+    this.provisioned = [];
 
     this.nodes = plan.nodes.map((n) => {
       const node = new GpuNode(
@@ -123,10 +140,29 @@ export class AwsDeployment extends pulumi.ComponentResource {
               }
             : {}),
           efa,
+          userData,
           tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
         },
         child,
       );
+      const hostKey = new ConsoleHostKey(
+        `${name}-${n.name}-hostkey`,
+        { region: target.region, instanceId: node.instanceId },
+        { parent: this },
+      );
+      this.provisioned.push({
+        name: n.name,
+        clusterAddress: node.privateIp,
+        connection: pulumi
+          .all([node.publicIp, deployKey.privateKey, hostKey.hostKey])
+          .apply(([host, privateKey, key]) => ({
+            host,
+            port: PORTS.ssh,
+            user: amiSource.user,
+            privateKey,
+            hostKey: key,
+          })),
+      });
       const connect =
         keyPair && net.sshCidrs.length > 0
           ? pulumi.interpolate`ssh ${amiSource.user}@${node.publicIp}`

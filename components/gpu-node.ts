@@ -21,6 +21,8 @@ export interface GpuNodeArgs {
   readonly spot?: { readonly maxPriceUsdPerHour?: number };
   /** Make the primary interface an EFA (instance type must support it). Default: false. */
   readonly efa?: boolean;
+  /** cloud-init user data (public content only: the policy pack refuses secrets there). Default: none. */
+  readonly userData?: pulumi.Input<string>;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -57,6 +59,7 @@ export class GpuNode extends pulumi.ComponentResource {
         ...network,
         iamInstanceProfile: args.instanceProfileName,
         ...(args.keyName ? { keyName: args.keyName } : {}),
+        ...(args.userData ? { userData: args.userData } : {}),
         ...(args.placementGroup ? { placementGroup: args.placementGroup } : {}),
         metadataOptions: {
           httpTokens: "required",

@@ -254,6 +254,8 @@ export const provisioningSchema = z.strictObject({
   rayObjectStoreMiB: int(64, 1 << 22).optional(),
   /** Bound on the readiness gate (seconds). */
   readinessTimeoutSec: int(10, 7200).default(900),
+  /** Keep the weights on the machine when the deployment is destroyed (hosts stacks). Default: false. */
+  keepWeightsOnDestroy: z.boolean().default(false),
 });
 
 export const secretsSchema = z.strictObject({

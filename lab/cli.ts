@@ -1,21 +1,21 @@
 /**
- * npm run lab:up -- --nodes N [--json]     boot N nodes (cached Debian image), print them
- * npm run lab:deploy -- --stack lab [--json] provision a lab stack onto the nodes over SSH, write a report
- * npm run lab:down                          remove every container, mount, namespace, bridge and process of the lab
+ * npm run lab:up -- --nodes N [--stack S]… [--json]  boot N nodes (cached Debian image), print them;
+ *                                                   with --stack, make the lab ready for that stack
+ * npm run lab:prepare -- --stack S                  make a running lab ready for stack S
+ * npm run lab:down                                  remove every container, mount, namespace, bridge and process of the lab
+ *
+ * Deploying onto the lab is the product's own command: npm run pulumi -- up --stack lab --yes.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { runCommand, UsageError } from "../cli/main";
-import { deploy, DeployError, type DeployReport } from "../provisioning/deploy-ssh";
 import { down, LAB_DIR, LabError, readState, up, writeState, type LabState } from "./lab";
 import { ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
-import { exec } from "../provisioning/ssh";
+import { connect, exec } from "../provisioning/ssh";
 
-const USAGE = `usage: npm run lab:up -- --nodes N [--json]
-       npm run lab:deploy -- --stack <lab stack> [--json]
+const USAGE = `usage: npm run lab:up -- --nodes N [--stack <lab stack>]... [--json]
+       npm run lab:prepare -- --stack <lab stack>
        npm run lab:down`;
 
 const say = (s: string) => process.stderr.write(`[lab] ${s}\n`);
@@ -32,11 +32,12 @@ function describe(
   }));
 }
 
-/** Provisions a lab stack: mirror ready, the GPU double configured per the plan, then the real steps. */
-export async function deployLab(
-  stack: string,
-  log: (s: string) => void = say,
-): Promise<{ plan: Plan; report: DeployReport; reportPath: string }> {
+/**
+ * Makes the lab ready for a lab stack's `pulumi up`: the stack's nodes are up, the mirror serves
+ * wheels, the stand-in weights and the stand-in hub, and each node's GPU double reports what the
+ * plan expects (test/fakes/nvidia-smi). What `pulumi up` then runs is the product, unchanged.
+ */
+export async function prepareLab(stack: string, log: (s: string) => void = say): Promise<Plan> {
   const state = readState();
   if (!state) throw new LabError("no lab is up: run npm run lab:up -- --nodes N first");
   const raw = readStackFile(stack);
@@ -51,41 +52,32 @@ export async function deployLab(
   ensureWheels(plan, log);
   ensureModel(plan, log);
   await ensureMirrorServer(state, writeState);
-  let report: DeployReport;
-  try {
-    report = await deploy(plan, {
-      log,
-      beforeSteps: async (ssh) => {
-        // The lab's GPU double: what nvidia-smi reports on this node (test/fakes/nvidia-smi).
-        const conf = `DRIVER=550.54.15\nCUDA=12.4\nGPU_NAME="${plan.gpu.smiName}"\nGPU_MIB=${Math.round(plan.gpu.memoryGiB * 1024)}\nGPU_COUNT=${plan.gpusPerNode}\n`;
+  // The lab's GPU double: what nvidia-smi reports on each node of the stack.
+  const conf = `DRIVER=550.54.15\nCUDA=12.4\nGPU_NAME="${plan.gpu.smiName}"\nGPU_MIB=${Math.round(plan.gpu.memoryGiB * 1024)}\nGPU_COUNT=${plan.gpusPerNode}\n`;
+  await Promise.all(
+    plan.nodes.map(async (n) => {
+      const lab = state.nodes.find((l) => l.address === n.host!.address)!;
+      const ssh = await connect(
+        {
+          host: lab.address,
+          port: 22,
+          user: "root",
+          privateKeyPath: state.keyPath,
+          hostKey: lab.hostKey,
+        },
+        30,
+      );
+      try {
         const r = await exec(ssh, "cat > /etc/fake-nvidia-smi.conf", { stdin: conf });
-        if (r.code !== 0) throw new LabError(`cannot configure the fake nvidia-smi: ${r.stderr}`);
-      },
-    });
-  } catch (e) {
-    if (e instanceof DeployError) writeReport(stack, e.report);
-    throw e;
-  }
-  return { plan, report, reportPath: writeReport(stack, report) };
-}
-
-function writeReport(stack: string, report: DeployReport): string {
-  const dir = join(LAB_DIR, "reports");
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${stack}-${report.startedAt.replace(/[:.]/g, "-")}.json`);
-  writeFileSync(path, JSON.stringify(report, null, 2));
-  return path;
-}
-
-export function summary(report: DeployReport): string {
-  const lines = [
-    `${report.ok ? "deployed" : "FAILED"}: ${report.stack} in ${report.totalSeconds.toFixed(1)} s (${report.changedSteps} step(s) changed something)`,
-  ];
-  for (const n of report.nodes)
-    lines.push(
-      `  ${n.name.padEnd(8)} ${n.address.padEnd(12)} ${n.role.padEnd(7)} ${report.secondsPerNode[n.name]!.toFixed(1)} s`,
-    );
-  return lines.join("\n");
+        if (r.code !== 0)
+          throw new LabError(`cannot configure the fake nvidia-smi on ${n.name}: ${r.stderr}`);
+      } finally {
+        ssh.dispose();
+      }
+    }),
+  );
+  log(`lab ready for stack ${stack}: ${plan.nodes.map((n) => n.host!.address).join(", ")}`);
+  return plan;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -94,17 +86,28 @@ async function main(argv: string[]): Promise<number> {
     args: rest,
     options: {
       nodes: { type: "string" },
-      stack: { type: "string" },
+      stack: { type: "string", multiple: true },
       json: { type: "boolean", default: false },
     },
     strict: true,
   });
+  const stacks = values.stack ?? [];
   switch (command) {
     case "up": {
-      const n = Number(values.nodes ?? "1");
+      // Enough nodes for every stack named (lab-n<i> is at 10.77.0.1<i>), or --nodes.
+      const needed = Math.max(
+        0,
+        ...stacks.flatMap((s) =>
+          planStack(readStackFile(s).sections, { stack: s }).nodes.map(
+            (n) => Number(/\.(\d+)$/.exec(n.host?.address ?? "")?.[1] ?? 0) - 10,
+          ),
+        ),
+      );
+      const n = Number(values.nodes ?? String(Math.max(needed, 1)));
       if (!Number.isInteger(n) || n < 1 || n > 16)
         throw new UsageError(`--nodes: "${values.nodes}" must be a whole number from 1 to 16`);
       const state = await up({ nodes: n, log: say });
+      for (const s of stacks) await prepareLab(s);
       const nodes = describe(state);
       process.stdout.write(
         values.json
@@ -118,27 +121,13 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
+    case "prepare":
+      if (!stacks.length) throw new UsageError("--stack is required (lab or lab-single)");
+      for (const s of stacks) await prepareLab(s);
+      return 0;
     case "down":
       await down({ log: say });
       return 0;
-    case "deploy": {
-      if (!values.stack) throw new UsageError("--stack is required (lab or lab-single)");
-      try {
-        const { report, reportPath } = await deployLab(values.stack);
-        process.stdout.write(
-          values.json
-            ? `${JSON.stringify(report, null, 2)}\n`
-            : `${summary(report)}\nreport: ${reportPath}\n`,
-        );
-        return 0;
-      } catch (e) {
-        if (e instanceof DeployError) {
-          process.stderr.write(`${summary(e.report)}\n${e.message}\n`);
-          return 1;
-        }
-        throw e;
-      }
-    }
     default:
       throw new UsageError(`unknown lab command "${command ?? ""}"`);
   }

@@ -4,7 +4,9 @@
  * passed in (`loadScripts()` reads them), the nodes' cluster addresses too (known only once the
  * machines exist). The Pulumi program and the lab both run exactly this.
  */
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
@@ -42,12 +44,35 @@ export type StepId =
   | "vllm"
   | "readiness";
 
-export interface Step {
+export interface StepSpec {
   readonly id: StepId;
   readonly title: string;
-  readonly command: string;
   /** The step may leave NODE_STATE/reboot-required: reboot, then run it again. */
   readonly mayRequestReboot: boolean;
+  /**
+   * Steps of the same node whose result this one builds on: when one of them runs again, this one
+   * runs again too (a new vLLM in python-env restarts the vllm unit).
+   */
+  readonly uses: readonly StepId[];
+  /** The same, on every member of the node's replica (connectivity tests every member's Ray). */
+  readonly usesMembers: readonly StepId[];
+  /** Steps of the replica's head that must have run before this one on a worker (Ray joins its head). */
+  readonly afterHead: readonly StepId[];
+  /** Steps of every member that must have run before this one on the head (vLLM after the cluster's gate). */
+  readonly headAfterMembers: readonly StepId[];
+  /** Reads the secrets file (its content is an input: new secrets re-run it). */
+  readonly usesSecrets: boolean;
+}
+
+export interface Step extends StepSpec {
+  readonly command: string;
+  /** Undoes what `command` did, for `pulumi destroy` on machines that stay (hosts stacks). */
+  readonly undo: string;
+  /**
+   * sha256 of everything the step reads: its script, lib.sh and the helpers it runs, the rendered
+   * files it installs, and the node.env settings those texts name. Only a change of these re-runs it.
+   */
+  readonly digest: string;
 }
 
 export interface NodeBundle {
@@ -58,22 +83,45 @@ export interface NodeBundle {
   readonly env: Readonly<Record<string, string>>;
 }
 
-/** The ordered steps; every node runs each in this order (a step that does not apply says so). */
-export const STEPS: readonly Omit<Step, "command">[] = [
-  { id: "preflight", title: "system, GPUs and disk match the plan", mayRequestReboot: false },
-  { id: "driver", title: "NVIDIA driver", mayRequestReboot: true },
-  { id: "cuda", title: "CUDA supported by the driver", mayRequestReboot: false },
-  { id: "python-env", title: "uv, vLLM, transformers, hf CLI, Ray", mayRequestReboot: false },
-  { id: "weights", title: "weights at the pinned revision, verified", mayRequestReboot: false },
-  { id: "monitoring", title: "node_exporter, DCGM exporter, Prometheus", mayRequestReboot: false },
-  { id: "ray", title: "Ray head/worker", mayRequestReboot: false },
-  {
-    id: "connectivity",
-    title: "every member reaches every other on the cluster ports",
-    mayRequestReboot: false,
-  },
-  { id: "vllm", title: "vLLM under systemd", mayRequestReboot: false },
-  { id: "readiness", title: "a real image+text request answers", mayRequestReboot: false },
+const spec = (
+  id: StepId,
+  title: string,
+  more: Partial<Omit<StepSpec, "id" | "title">> = {},
+): StepSpec => ({
+  id,
+  title,
+  mayRequestReboot: false,
+  uses: [],
+  usesMembers: [],
+  afterHead: [],
+  headAfterMembers: [],
+  usesSecrets: false,
+  ...more,
+});
+
+/**
+ * The ordered steps; every node runs each in this order (a step that does not apply says so), nodes
+ * in parallel; only Ray's join (workers after their head) and the cluster gate (vLLM on the head
+ * after every member's connectivity) wait on another node.
+ */
+export const STEPS: readonly StepSpec[] = [
+  spec("preflight", "system, GPUs and disk match the plan"),
+  spec("driver", "NVIDIA driver", { mayRequestReboot: true }),
+  spec("cuda", "CUDA supported by the driver", { uses: ["driver"] }),
+  spec("python-env", "uv, vLLM, transformers, hf CLI, Ray"),
+  spec("weights", "weights at the pinned revision, verified", { usesSecrets: true }),
+  spec("monitoring", "node_exporter, DCGM exporter, Prometheus"),
+  spec("ray", "Ray head/worker", { uses: ["python-env"], afterHead: ["ray"] }),
+  spec("connectivity", "every member reaches every other on the cluster ports", {
+    usesMembers: ["ray", "monitoring"],
+  }),
+  spec("vllm", "vLLM under systemd", {
+    uses: ["python-env", "weights"],
+    usesMembers: ["ray"],
+    headAfterMembers: ["connectivity"],
+    usesSecrets: true,
+  }),
+  spec("readiness", "a real image+text request answers", { uses: ["vllm"], usesSecrets: true }),
 ];
 
 export function loadScripts(dir = SCRIPTS_DIR): Record<string, string> {
@@ -201,6 +249,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,
       READINESS_TIMEOUT: String(c.provisioning.readinessTimeoutSec),
+      KEEP_WEIGHTS: c.provisioning.keepWeightsOnDestroy ? "1" : "0",
     };
     if (c.provisioning.hfEndpoint) env["HF_ENDPOINT"] = c.provisioning.hfEndpoint;
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
@@ -243,10 +292,82 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     if (multiNode) r("qwen-vl-ray.service", rayUnit(plan, node, c.provisioning.rayObjectStoreMiB));
     if (monitoring && c.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
 
-    const steps: Step[] = STEPS.map((s) => ({ ...s, command: `bash ${NODE_HOME}/bin/${s.id}.sh` }));
+    const steps: Step[] = STEPS.map((s) => ({
+      ...s,
+      command: `bash ${NODE_HOME}/bin/${s.id}.sh`,
+      undo: `bash ${NODE_HOME}/bin/undo.sh ${s.id}`,
+      digest: stepDigest(s.id, files, env),
+    }));
     return { node, address: address(node.name), files, steps, env };
   });
 }
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+/**
+ * What a step reads, found from its texts: its script, the scripts and rendered files those name
+ * (transitively: the vLLM unit names run-vllm.sh), lib.sh, and the node.env settings any of them
+ * names. A setting no text of the step names cannot change what it does.
+ */
+export function stepDigest(
+  step: StepId,
+  files: readonly RenderedFile[],
+  env: Readonly<Record<string, string>>,
+): string {
+  const byName = new Map(files.map((f) => [f.path.split("/").pop()!, f]));
+  const read = new Set<string>([`${step}.sh`, "lib.sh"]);
+  const queue = [...read];
+  while (queue.length) {
+    const text = byName.get(queue.pop()!)?.content ?? "";
+    for (const name of byName.keys()) {
+      if (!read.has(name) && name !== "node.env" && text.includes(name)) {
+        read.add(name);
+        queue.push(name);
+      }
+    }
+  }
+  const texts = [...read].sort().map((n) => `${n}\0${byName.get(n)?.content ?? ""}`);
+  const all = texts.join("\0");
+  const settings = Object.keys(env)
+    .filter((k) => new RegExp(`\\b${k}\\b`).test(all))
+    .sort()
+    .map((k) => `${k}=${env[k]}`);
+  return sha256(JSON.stringify({ texts, settings }));
+}
+
+/**
+ * The node's files as one payload for a single round trip (standard input of `bundleWriter`):
+ * gzip of JSON [{p, c (base64), m}], base64.
+ */
+export function bundlePayload(files: readonly RenderedFile[]): string {
+  const json = JSON.stringify(
+    files.map((f) => ({ p: f.path, c: Buffer.from(f.content).toString("base64"), m: f.mode })),
+  );
+  return gzipSync(json, { level: 9 }).toString("base64");
+}
+
+/**
+ * Writes a bundle payload (standard input) on the node, atomically per file; files of the folders
+ * it owns that are no longer in the bundle are removed, so a dropped script does not linger.
+ */
+export const BUNDLE_WRITER = `python3 -c 'import base64, gzip, json, os, sys
+files = json.loads(gzip.decompress(base64.b64decode(sys.stdin.read())))
+keep = set()
+for f in files:
+    os.makedirs(os.path.dirname(f["p"]), exist_ok=True)
+    tmp = f["p"] + ".qwen-vl-tmp"
+    with open(tmp, "wb") as out:
+        out.write(base64.b64decode(f["c"]))
+    os.chmod(tmp, f["m"])
+    os.replace(tmp, f["p"])
+    keep.add(f["p"])
+for d in ("${NODE_HOME}/bin", "${NODE_HOME}/rendered"):
+    for n in os.listdir(d) if os.path.isdir(d) else []:
+        p = os.path.join(d, n)
+        if os.path.isfile(p) and p not in keep:
+            os.remove(p)
+print("[qwen-vl bundle] wrote %d files" % len(files))
+'`;
 
 function vllmUnit(plan: Plan, multiNode: boolean): string {
   const verify = `/usr/bin/python3 ${NODE_HOME}/bin/verify-weights.py --quick --manifest ${plan.model.dir}/.qwen-vl/manifest.json --dir ${plan.model.dir} --report ${NODE_STATE}/weights-report.json --stamp ${plan.model.dir}/.qwen-vl/verified.json`;

@@ -9,7 +9,9 @@ export interface SshTarget {
   readonly host: string;
   readonly port: number;
   readonly user: string;
-  readonly privateKeyPath: string;
+  /** Path of the private key on this machine; or `privateKey`, the key itself (a Pulumi secret). */
+  readonly privateKeyPath?: string;
+  readonly privateKey?: string;
   /** The node's host public key, "ssh-ed25519 AAAA…" (from known_hosts). */
   readonly hostKey: string;
 }
@@ -26,7 +28,12 @@ export class SshAuthError extends Error {}
 
 export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
   const expected = Buffer.from(t.hostKey.split(" ")[1] ?? "", "base64");
-  const privateKey = readFileSync(t.privateKeyPath, "utf8");
+  if (expected.length === 0)
+    throw new HostKeyMismatch(
+      `${t.host}: no known host key to check it against; refusing to connect`,
+    );
+  const keyName = t.privateKeyPath ?? "the deployment's key";
+  const privateKey = t.privateKey ?? readFileSync(t.privateKeyPath ?? "", "utf8");
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
     const ssh = new NodeSSH();
@@ -52,11 +59,11 @@ export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
       const text = String(e);
       if (/Cannot parse privateKey/i.test(text))
         throw new SshAuthError(
-          `${t.privateKeyPath} is not a private key SSH can use (${text}): point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key`,
+          `${keyName} is not a private key SSH can use (${text}): point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key`,
         );
       if (/All configured authentication methods failed/i.test(text))
         throw new SshAuthError(
-          `${t.user}@${t.host}:${t.port} refused the key ${t.privateKeyPath}: add its public key to ${t.user}'s ~/.ssh/authorized_keys on the node`,
+          `${t.user}@${t.host}:${t.port} refused the key ${keyName}: add its public key to ${t.user}'s ~/.ssh/authorized_keys on the node`,
         );
       last = e;
       await new Promise((r) => setTimeout(r, 1000));

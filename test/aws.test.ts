@@ -10,6 +10,7 @@ import { planStack } from "../plan";
 import {
   FAKE_AMI,
   installMocks,
+  MOCK_DEPLOY_PUBLIC_KEY,
   settle,
   value,
   type Recorder,
@@ -47,10 +48,14 @@ const BASE_SINGLE = (s: string) => [
   `aws:iam/role:Role ${s}-node-role`,
   `aws:iam/rolePolicyAttachment:RolePolicyAttachment ${s}-node-ssm-core`,
   `aws:iam/instanceProfile:InstanceProfile ${s}-node-profile`,
+  // The deployment's own SSH key (provisioning reaches the nodes with it).
+  `pulumi-nodejs:dynamic/qwen-vl-deploy:DeployKey ${s}-deploy-key`,
 ];
 const NODE = (s: string, n: string) => [
   `qwen-vl-deploy:aws:GpuNode ${s}-${n}`,
   `aws:ec2/instance:Instance ${s}-${n}-instance`,
+  // Its SSH host key, read from its console.
+  `pulumi-nodejs:dynamic/qwen-vl-deploy:ConsoleHostKey ${s}-${n}-hostkey`,
 ];
 
 describe("shipped AWS stacks: exact resources", () => {
@@ -81,7 +86,8 @@ describe("shipped AWS stacks: exact resources", () => {
     expect(i["keyName"]).toBeUndefined();
     expect(i["placementGroup"]).toBeUndefined();
     expect(i["instanceMarketOptions"]).toBeUndefined();
-    expect(i["userData"]).toBeUndefined();
+    // Only the deployment key's public half reaches the node, through cloud-init.
+    expect(i["userData"]).toBe(`#cloud-config\nssh_authorized_keys:\n  - ${MOCK_DEPLOY_PUBLIC_KEY}\n`);
     expect(i["tags"]).toMatchObject({
       Project: "qwen-vl-deploy",
       Stack: "single-gpu",

@@ -8,7 +8,7 @@ import { fitCommand } from "../cli/fit";
 import { planCommand } from "../cli/plan";
 import { readStackFile, stackNames } from "../config/stack-file";
 import { planStack } from "../plan";
-import { deploy, DeployError } from "../provisioning/deploy-ssh";
+import { runStep, StepFailed } from "../provisioning/remote";
 
 const ROOT = join(__dirname, "..");
 
@@ -197,16 +197,20 @@ describe("fit", () => {
   });
 });
 
-describe("deploy (hosts over SSH)", () => {
+describe("pulumi up on hosts over SSH: what is wrong on this machine or with a node is named", () => {
   const home = mkdtempSync(join(tmpdir(), "qwen-vl-home-"));
   afterAll(() => rmSync(home, { recursive: true, force: true }));
   const deployAs = () =>
-    spawnSync(process.execPath, ["--import", "tsx", "cli/deploy.ts", "--stack", "hosts"], {
-      cwd: ROOT,
-      encoding: "utf8",
-      timeout: 60_000,
-      env: { ...process.env, HOME: home },
-    });
+    spawnSync(
+      process.execPath,
+      ["--import", "tsx", "engine/pulumi.ts", "up", "--stack", "hosts", "--yes"],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, HOME: home },
+      },
+    );
 
   it("as a process: a missing key and known_hosts exit 2, both named, before any connection", () => {
     const r = deployAs();
@@ -264,22 +268,21 @@ describe("deploy (hosts over SSH)", () => {
       join(home, "kh"),
       "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==\n",
     );
-    const plan = planStack(
-      {
-        ...hosts,
-        target: {
-          ...target,
-          hosts: [{ ...target.hosts[0], address: "127.0.0.1", port }],
-          sshPrivateKeyPath: join(home, ".ssh", "id_ed25519"),
-          knownHostsPath: join(home, "kh"),
-        },
-      },
-      { stack: "hosts" },
-    );
+    const connection = {
+      host: "127.0.0.1",
+      port,
+      user: "root",
+      privateKeyPath: join(home, ".ssh", "id_ed25519"),
+      hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==",
+    };
+    void hosts;
+    void target;
+    const step = { connection, node: "rtx3090", step: "preflight", create: "true" };
     // An unusable key fails at once, named; nothing is retried.
-    const badKey = await deploy(plan).catch((e: unknown) => e);
-    expect((badKey as DeployError).message).toMatch(
-      /id_ed25519 is not a private key SSH can use .*: point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key/,
+    const badKey = await runStep(step).catch((e: unknown) => e);
+    expect(badKey).toBeInstanceOf(StepFailed);
+    expect((badKey as Error).message).toMatch(
+      /^rtx3090: step preflight: .*id_ed25519 is not a private key SSH can use .*: point target.sshPrivateKeyPath at an unencrypted OpenSSH or PEM key/,
     );
     rmSync(join(home, ".ssh", "id_ed25519"));
     const keygen = spawnSync("ssh-keygen", [
@@ -293,14 +296,13 @@ describe("deploy (hosts over SSH)", () => {
     ]);
     expect(keygen.status).toBe(0);
     const t0 = Date.now();
-    const err = await deploy(plan).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(DeployError);
-    expect((err as DeployError).message).toMatch(
+    const err = await runStep(step).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StepFailed);
+    expect((err as Error).message).toMatch(
       new RegExp(
-        `cannot reach root@127\\.0\\.0\\.1:${port} over SSH after 6 attempts .*ECONNREFUSED.*check the address and port, that sshd runs`,
+        `^rtx3090: step preflight: cannot reach root@127\\.0\\.0\\.1:${port} over SSH after 6 attempts .*ECONNREFUSED.*check the address and port, that sshd runs`,
       ),
     );
-    expect((err as DeployError).report.steps).toEqual([]);
     expect(Date.now() - t0).toBeLessThan(30_000);
   }, 60_000);
 });

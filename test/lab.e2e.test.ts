@@ -17,7 +17,7 @@ import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
-import { deploy, DeployError, type NodeCheck } from "../provisioning/deploy-ssh";
+import { deploy, DeployError, type NodeCheck } from "../provisioning/hosts";
 import { verifyCommand } from "../cli/verify";
 import { NODE_HOME, SERVICE_USER } from "../provisioning/render";
 import { connect, exec } from "../provisioning/ssh";

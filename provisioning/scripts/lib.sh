@@ -96,6 +96,7 @@ ensure_service_account() {
   else
     run useradd --system --user-group --home-dir "$SERVICE_HOME" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER" ||
       die "cannot create the service account $SERVICE_USER"
+    ledger "user $SERVICE_USER"
     changed "service account $SERVICE_USER (vLLM and Ray run as it, not as root)"
   fi
   local dir
@@ -107,16 +108,106 @@ ensure_service_account() {
     changed "$dir owned by $SERVICE_USER"
   done
 }
-# install_file SRC DST MODE: copies only when the content differs; says which.
+# The ledger: what this step changed on the machine that was not ours before (a package it
+# installed, a unit it enabled or started, a file it created or replaced, an account it made), one
+# line each in $QWEN_VL_STATE/ledger/<step>. undo.sh reads it backwards when the deployment is
+# destroyed, so the machine is left as it was found.
+ledger() {
+  [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]] && return 0
+  local file=$QWEN_VL_STATE/ledger/${QWEN_VL_STEP:-step}
+  mkdir -p "$QWEN_VL_STATE/ledger"
+  grep -qxF -- "$*" "$file" 2>/dev/null || printf '%s\n' "$*" >>"$file"
+}
+# ensure_package NAME…: installs what is missing from the node's package sources; the packages that
+# were not on the machine before (the dependencies too) go in the ledger.
+ensure_package() {
+  local pkg missing=()
+  for pkg in "$@"; do
+    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+      log "package $pkg present"
+    else
+      missing+=("$pkg")
+    fi
+  done
+  [[ ${#missing[@]} -gt 0 ]] || return 0
+  local before after
+  before=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y --no-install-recommends "${missing[@]}" || die "cannot install ${missing[*]}: check the node's package sources"
+  after=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
+  while read -r pkg; do
+    [[ -n $pkg ]] && ledger "package $pkg"
+  done < <(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after"))
+  changed "installed ${missing[*]}"
+}
+# ensure_running UNIT [RESTART]: enabled and active (restarted when RESTART is 1).
+ensure_running() {
+  local unit=$1 restart=${2:-0}
+  if ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
+    run systemctl enable "$unit" >/dev/null 2>&1
+    ledger "enabled $unit"
+    changed "enabled $unit"
+  fi
+  if [[ $restart == 1 ]]; then
+    run systemctl restart "$unit"
+    ledger "started $unit"
+    changed "restarted $unit (configuration changed)"
+  elif ! systemctl is-active --quiet "$unit"; then
+    run systemctl start "$unit"
+    ledger "started $unit"
+    changed "started $unit"
+  else
+    log "$unit active"
+  fi
+}
+# install_file SRC DST MODE: copies only when the content differs; says which. A file that was
+# there before and not ours is kept in $QWEN_VL_STATE/backup for undo.sh.
 install_file() {
   local src=$1 dst=$2 mode=$3
   if [[ -f $dst ]] && cmp -s "$src" "$dst"; then
     log "unchanged: $dst"
     return 1
   fi
+  if [[ ${QWEN_VL_DRY_RUN:-0} != 1 ]]; then
+    if [[ -e $dst ]]; then
+      if ! grep -qxF -- "created $dst" "$QWEN_VL_STATE/ledger/${QWEN_VL_STEP:-step}" 2>/dev/null &&
+        [[ ! -e $QWEN_VL_STATE/backup$dst ]]; then
+        install -D -m 0600 "$dst" "$QWEN_VL_STATE/backup$dst"
+        ledger "replaced $dst"
+      fi
+    else
+      ledger "created $dst"
+    fi
+  fi
   run install -D -m "$mode" "$src" "$dst"
   changed "$dst"
   return 0
+}
+# service_changed UNIT FILE…: whether what UNIT runs with (the files, the virtual environment's
+# packages) differs from when it was last (re)started by a step; remember the new state with
+# service_started UNIT afterwards. A new vLLM or Ray version, new secrets or new arguments restart it.
+service_fingerprint() {
+  local unit=$1
+  shift
+  {
+    local f
+    for f in "$@"; do
+      printf '%s\n' "$f"
+      cat "$f" 2>/dev/null || true
+    done
+    ls "$QWEN_VL_HOME"/venv/lib/python3*/site-packages 2>/dev/null | grep -E '\.dist-info$' || true
+  } | sha256sum | cut -d' ' -f1
+}
+service_changed() {
+  local unit=$1
+  shift
+  [[ "$(service_fingerprint "$unit" "$@")" != "$(cat "$QWEN_VL_STATE/$unit.started" 2>/dev/null)" ]]
+}
+service_started() {
+  local unit=$1
+  shift
+  [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]] && return 0
+  mkdir -p "$QWEN_VL_STATE"
+  service_fingerprint "$unit" "$@" >"$QWEN_VL_STATE/$unit.started"
 }
 # Writes /etc/qwen-vl/cluster.env: the address and interface this node uses for cluster traffic
 # (vLLM/Ray/NCCL/Gloo pick the wrong one on multi-homed hosts otherwise, vllm #6803, #7815).

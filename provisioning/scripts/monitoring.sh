@@ -10,32 +10,6 @@ load_node_env
 rendered=$QWEN_VL_HOME/rendered
 export DEBIAN_FRONTEND=noninteractive
 
-ensure_package() {
-  local pkg=$1
-  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    log "package $pkg present"
-  else
-    run apt-get install -y --no-install-recommends "$pkg" || die "cannot install $pkg: check the node's package sources"
-    changed "installed $pkg"
-  fi
-}
-ensure_running() {
-  local unit=$1 restart=${2:-0}
-  if ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
-    run systemctl enable "$unit" >/dev/null 2>&1
-    changed "enabled $unit"
-  fi
-  if [[ $restart == 1 ]]; then
-    run systemctl restart "$unit"
-    changed "restarted $unit (configuration changed)"
-  elif ! systemctl is-active --quiet "$unit"; then
-    run systemctl start "$unit"
-    changed "started $unit"
-  else
-    log "$unit active"
-  fi
-}
-
 [[ ${MONITORING:-1} == 1 ]] || {
   log "monitoring disabled by the stack"
   finish
@@ -75,6 +49,8 @@ if [[ $ROLE == head ]]; then
       run curl -fsSL -o /etc/apt/keyrings/grafana.asc https://apt.grafana.com/gpg.key
       echo "deb [signed-by=/etc/apt/keyrings/grafana.asc] https://apt.grafana.com stable main" | run tee /etc/apt/sources.list.d/grafana.list >/dev/null
       run apt-get update
+      ledger "created /etc/apt/keyrings/grafana.asc"
+      ledger "created /etc/apt/sources.list.d/grafana.list"
       ensure_package grafana
     fi
     g=0
@@ -83,6 +59,7 @@ if [[ $ROLE == head ]]; then
     if [[ ! -s /var/lib/grafana/dashboards/vllm.json ]]; then
       run install -d /var/lib/grafana/dashboards
       run curl -fsSL -o /var/lib/grafana/dashboards/vllm.json "$VLLM_DASHBOARD_URL" || die "cannot download vLLM's Grafana dashboard from $VLLM_DASHBOARD_URL"
+      ledger "created /var/lib/grafana/dashboards/vllm.json"
       g=1
       changed "vLLM Grafana dashboard"
     fi

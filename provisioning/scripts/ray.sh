@@ -20,13 +20,16 @@ install_file "$rendered/qwen-vl-ray.service" /etc/systemd/system/qwen-vl-ray.ser
 [[ $restart == 1 ]] && run systemctl daemon-reload
 systemctl is-enabled --quiet qwen-vl-ray 2>/dev/null || {
   run systemctl enable qwen-vl-ray >/dev/null 2>&1
+  ledger "enabled qwen-vl-ray"
   changed "enabled qwen-vl-ray"
 }
-if [[ $restart == 1 ]]; then
+# A new Ray in the venv restarts it too.
+runs_with=(/etc/systemd/system/qwen-vl-ray.service "$QWEN_VL_ETC/cluster.env")
+service_changed qwen-vl-ray "${runs_with[@]}" && restart=1
+if [[ $restart == 1 ]] || ! systemctl is-active --quiet qwen-vl-ray; then
   run systemctl restart qwen-vl-ray
-  changed "started Ray $ROLE ($NODE_IP)"
-elif ! systemctl is-active --quiet qwen-vl-ray; then
-  run systemctl start qwen-vl-ray
+  ledger "started qwen-vl-ray"
+  service_started qwen-vl-ray "${runs_with[@]}"
   changed "started Ray $ROLE ($NODE_IP)"
 else
   log "Ray $ROLE active"

@@ -27,11 +27,18 @@ if [[ -f $QWEN_VL_ETC/secrets.env ]]; then
 fi
 systemctl is-enabled --quiet qwen-vl-vllm 2>/dev/null || {
   run systemctl enable qwen-vl-vllm >/dev/null 2>&1
+  ledger "enabled qwen-vl-vllm"
   changed "enabled qwen-vl-vllm"
 }
+# What vLLM runs with: a change to any of these (a new vLLM in the venv, new secrets, new weights
+# at another revision through vllm.args) restarts it, even when this script's own files did not change.
+runs_with=("$QWEN_VL_ETC/vllm.args" /etc/systemd/system/qwen-vl-vllm.service "$QWEN_VL_ETC/cluster.env" "$QWEN_VL_ETC/secrets.env" "$QWEN_VL_HOME/bin/run-vllm.sh" "$QWEN_VL_HOME/bin/cluster-ready.sh")
+service_changed qwen-vl-vllm "${runs_with[@]}" && restart=1
 if [[ $restart == 1 ]] || ! systemctl is-active --quiet qwen-vl-vllm; then
   run systemctl reset-failed qwen-vl-vllm 2>/dev/null || true
   run systemctl restart qwen-vl-vllm
+  ledger "started qwen-vl-vllm"
+  service_started qwen-vl-vllm "${runs_with[@]}"
   changed "started vLLM ($SERVED_MODEL_NAME on port $API_PORT)"
 else
   log "vLLM active, configuration unchanged"

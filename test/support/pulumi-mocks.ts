@@ -18,6 +18,9 @@ export interface Recorder {
 }
 
 export const FAKE_AMI = "ami-0123456789abcdef0";
+export const MOCK_DEPLOY_PUBLIC_KEY = "ssh-ed25519 AAAAmockdeploykey qwen-vl-deploy";
+export const MOCK_DEPLOY_PRIVATE_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-private-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
 export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorder {
   const rec: Recorder = { registrations: [], invokes: [] };
@@ -44,6 +47,16 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
         if (args.type === "aws:iam/instanceProfile:InstanceProfile")
           state["name"] = `${args.name}-profile`;
         if (args.type === "aws:ec2/keyPair:KeyPair") state["keyName"] = `${args.name}-kp`;
+        if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:DeployKey") {
+          state["publicKey"] = MOCK_DEPLOY_PUBLIC_KEY;
+          state["privateKey"] = MOCK_DEPLOY_PRIVATE_KEY;
+        }
+        if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:ConsoleHostKey")
+          state["hostKey"] = `ssh-ed25519 AAAAhostkeyof${args.name}`;
+        if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:RemoteStep") {
+          state["changed"] = true;
+          state["tail"] = `ran ${args.name}`;
+        }
         if (args.type === "aws:lb/targetGroup:TargetGroup")
           state["arn"] = `arn:aws:elasticloadbalancing:::targetgroup/${args.name}`;
         return { id: `${args.name}-id`, state };

@@ -1,0 +1,262 @@
+/**
+ * npm run pulumi -- up|preview|destroy|refresh --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
+ *   --rerun: every step runs again once (the scripts are idempotent: they repair drift that
+ *   `npm run verify` found, a unit someone stopped); --events: the engine's events as JSON lines.
+ *
+ * The real Pulumi engine, where Pulumi's installer cannot reach: the CLI built from the Go module
+ * proxy (engine/build-cli.sh, cached per machine), running the program (program.ts) as an
+ * Automation API inline program, so no language host binary is needed, and the remote steps as a
+ * dynamic provider (pulumi-resource-pulumi-nodejs ships with @pulumi/pulumi). The stack's settings
+ * come from stacks/Pulumi.<stack>.yaml as with the ordinary CLI. State: PULUMI_BACKEND_URL, or a
+ * local file backend in .pulumi-state/. Secrets: the passphrase provider (PULUMI_CONFIG_PASSPHRASE;
+ * lab stacks have a fixed lab passphrase). Update checks and plugin downloads are off.
+ */
+import { spawnSync } from "node:child_process";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  LocalWorkspace,
+  PulumiCommand,
+  type EngineEvent,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import { runCommand, UsageError } from "../cli/main";
+import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
+import { planStack, type Plan } from "../plan";
+import { DeploySetupError, sshTargets } from "../provisioning/hosts";
+
+const USAGE =
+  "usage: npm run pulumi -- up|preview|destroy|refresh --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
+
+export const PROJECT_NAME = "qwen-vl-deploy";
+/** Lab stacks only: their state holds no real secret, so a fixed passphrase is enough. */
+export const LAB_PASSPHRASE = "qwen-vl-lab-state-holds-no-real-secret";
+export const STATE_DIR = join(PROJECT_ROOT, ".pulumi-state");
+
+export class EngineError extends Error {}
+
+/** The Pulumi CLI, built once per machine (cold: minutes; cached: instant). */
+export function ensureCli(log: (s: string) => void = (s) => process.stderr.write(s)): string {
+  const r = spawnSync("bash", [join(__dirname, "build-cli.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 64 << 20,
+  });
+  if (r.stderr)
+    log(
+      r.stderr
+        .split("\n")
+        .filter((l) => /^engine:/.test(l))
+        .join("\n") + "\n",
+    );
+  if (r.status !== 0)
+    throw new EngineError(
+      `building the Pulumi CLI failed (engine/build-cli.sh, exit ${r.status}):\n${r.stderr.trim().split("\n").slice(-15).join("\n")}`,
+    );
+  return r.stdout.trim().split("\n").pop()!;
+}
+
+export interface EngineOptions {
+  readonly stack: string;
+  /** Engine progress lines (the same text `pulumi up` prints). */
+  readonly onOutput?: (text: string) => void;
+  readonly onEvent?: (event: EngineEvent) => void;
+}
+
+/** The environment every engine call runs with. */
+function engineEnv(stack: string, cli: string): Record<string, string> {
+  const pluginDir = dirname(require.resolve("@pulumi/pulumi/package.json"));
+  const passphrase =
+    process.env["PULUMI_CONFIG_PASSPHRASE"] ??
+    (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"] ? undefined : undefined);
+  const env: Record<string, string> = {
+    PULUMI_HOME: process.env["PULUMI_HOME"] ?? join(dirname(dirname(cli)), "home"),
+    PULUMI_BACKEND_URL: process.env["PULUMI_BACKEND_URL"] ?? `file://${STATE_DIR}`,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+    // The dynamic provider's launcher, shipped in @pulumi/pulumi, found on PATH by the engine.
+    PATH: `${dirname(cli)}:${pluginDir}:${process.env["PATH"] ?? ""}`,
+  };
+  if (passphrase !== undefined) env["PULUMI_CONFIG_PASSPHRASE"] = passphrase;
+  else if (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"])
+    env["PULUMI_CONFIG_PASSPHRASE_FILE"] = process.env["PULUMI_CONFIG_PASSPHRASE_FILE"];
+  else if (isLabStack(stack)) env["PULUMI_CONFIG_PASSPHRASE"] = LAB_PASSPHRASE;
+  else
+    throw new UsageError(
+      `stack ${stack}: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to encrypt its secrets in the state, or PULUMI_BACKEND_URL for a backend of your own`,
+    );
+  return env;
+}
+
+export function isLabStack(stack: string): boolean {
+  return /^lab(-|$)/.test(stack);
+}
+
+export async function selectStack(opts: EngineOptions): Promise<Stack> {
+  readStackFile(opts.stack); // a missing or unreadable stack file is named before the engine starts
+  const cli = ensureCli();
+  const envVars = engineEnv(opts.stack, cli);
+  if (envVars["PULUMI_BACKEND_URL"]!.startsWith("file://"))
+    mkdirSync(envVars["PULUMI_BACKEND_URL"]!.slice("file://".length), { recursive: true });
+  mkdirSync(envVars["PULUMI_HOME"]!, { recursive: true });
+  const pulumiCommand = await PulumiCommand.get({
+    root: dirname(dirname(cli)),
+    skipVersionCheck: true,
+  });
+  return LocalWorkspace.createOrSelectStack(
+    {
+      stackName: opts.stack,
+      projectName: PROJECT_NAME,
+      // Loaded here, not at the top: the program reads the stack's config when it runs.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      program: async () => (require("../program") as typeof import("../program")).qwenVlProgram(),
+    },
+    { workDir: PROJECT_ROOT, pulumiCommand, envVars },
+  );
+}
+
+export type EngineCommand = "up" | "preview" | "destroy" | "refresh";
+
+export interface RunOptions extends EngineOptions {
+  readonly command: EngineCommand;
+  readonly expectNoChanges?: boolean;
+}
+
+/** Runs one engine command; resolves with the engine's summary (resource changes by kind). */
+export async function runEngine(opts: RunOptions): Promise<Record<string, number>> {
+  const stack = await selectStack(opts);
+  const common = {
+    ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    color: "never" as const,
+  };
+  switch (opts.command) {
+    case "up": {
+      const r = await stack.up({
+        ...common,
+        ...(opts.expectNoChanges ? { expectNoChanges: true } : {}),
+      });
+      return (r.summary.resourceChanges ?? {}) as Record<string, number>;
+    }
+    case "preview": {
+      const r = await stack.preview({
+        ...common,
+        ...(opts.expectNoChanges ? { expectNoChanges: true } : {}),
+      });
+      return r.changeSummary as Record<string, number>;
+    }
+    case "refresh": {
+      const r = await stack.refresh(common);
+      return (r.summary.resourceChanges ?? {}) as Record<string, number>;
+    }
+    case "destroy": {
+      const r = await stack.destroy(common);
+      return (r.summary.resourceChanges ?? {}) as Record<string, number>;
+    }
+  }
+}
+
+/**
+ * What can be known wrong before the engine starts, said in one clear message: the stack's
+ * settings (every problem, ConfigError), a model that does not fit, and for hosts stacks the key and
+ * known host keys on this machine. `pulumi up` with the ordinary CLI stops on the same checks, in
+ * the program, before any resource.
+ */
+export function preflight(stack: string): Plan {
+  const raw = readStackFile(stack);
+  const plan = planStack(raw.sections, { stack });
+  if (plan.target === "hosts") sshTargets(plan);
+  return plan;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      stack: { type: "string" },
+      yes: { type: "boolean", short: "y", default: false },
+      "expect-no-changes": { type: "boolean", default: false },
+      events: { type: "string" },
+      rerun: { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  const command = positionals[0] as EngineCommand | undefined;
+  if (!command || !["up", "preview", "destroy", "refresh"].includes(command))
+    throw new UsageError(`unknown or missing command "${positionals[0] ?? ""}"`);
+  if (positionals.length > 1) throw new UsageError(`unexpected "${positionals[1]}"`);
+  if (!values.stack) throw new UsageError("--stack is required");
+  if ((command === "up" || command === "destroy") && !values.yes)
+    throw new UsageError(
+      `${command} changes machines: pass --yes (run preview first to see what it will do)`,
+    );
+  if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
+    throw new UsageError("--expect-no-changes goes with up or preview");
+  if (command !== "destroy" && command !== "refresh") {
+    try {
+      const plan = preflight(values.stack);
+      if (!plan.fits) {
+        process.stderr.write(
+          `The model does not fit; nothing was changed. Run npm run plan -- --stack ${values.stack} for the numbers and the ways out.\n`,
+        );
+        return 1;
+      }
+    } catch (e) {
+      if (e instanceof DeploySetupError) {
+        process.stderr.write(`${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    }
+  }
+  if (values.rerun) {
+    if (command !== "up") throw new UsageError("--rerun goes with up");
+    process.env["QWEN_VL_RERUN"] = new Date().toISOString();
+  }
+  const events = values.events;
+  if (events) {
+    mkdirSync(dirname(events), { recursive: true });
+    writeFileSync(events, "");
+  }
+  try {
+    await runEngine({
+      command,
+      stack: values.stack,
+      expectNoChanges: values["expect-no-changes"],
+      onOutput: (s) => process.stdout.write(s),
+      ...(events
+        ? {
+            onEvent: (e: EngineEvent) =>
+              appendFileSync(events, `${JSON.stringify({ ...e, receivedAt: Date.now() })}\n`),
+          }
+        : {}),
+    });
+    return 0;
+  } catch (e) {
+    if (e instanceof EngineError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    const name = (e as Error).constructor?.name ?? "";
+    if (
+      /CommandError|ConcurrentUpdateError|StackNotFoundError|StackAlreadyExistsError/.test(name)
+    ) {
+      // The engine has printed what failed (node, step, last lines) above; its own summary follows.
+      const text = String((e as Error).message);
+      const lines = text
+        .split("\n")
+        .filter((l) => /error|failed|FAILED/i.test(l))
+        .slice(-12);
+      process.stderr.write(
+        `pulumi ${command} --stack ${values.stack} failed:\n${lines.join("\n") || text.slice(-2000)}\n`,
+      );
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) void runCommand(USAGE, () => main(process.argv.slice(2)));

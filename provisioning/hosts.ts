@@ -1,0 +1,131 @@
+/**
+ * Existing machines (target.kind hosts) over SSH: how to reach each one (its key, its known host
+ * key, every problem on this machine named before any connection), and `verify`, which checks every
+ * node of a deployed stack without changing it. Deploying is `pulumi up` (program.ts).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import type { NodeSSH } from "node-ssh";
+import { join, resolve } from "node:path";
+import type { HostConfig, HostsTarget } from "../config/schema";
+import { PROJECT_ROOT } from "../config/stack-file";
+import type { Plan } from "../plan";
+import { NODE_HOME } from "./render";
+import { connect, exec, type SshTarget } from "./ssh";
+
+/** What must be right on this machine before any node is touched (keys, known hosts): every problem at once. */
+export class DeploySetupError extends Error {}
+
+function expandPath(p: string): string {
+  return p.startsWith("~/") ? join(homedir(), p.slice(2)) : resolve(PROJECT_ROOT, p);
+}
+
+/** known_hosts lines "address key-type base64" → the key for an address. */
+export function knownHostKey(knownHostsPath: string, host: HostConfig): string {
+  const lines = readFileSync(knownHostsPath, "utf8").split("\n");
+  for (const l of lines) {
+    const [names, type, key] = l.trim().split(/\s+/);
+    if (!names || !type || !key) continue;
+    const list = names.split(",").map((n) => n.replace(/^\[(.*)\]:\d+$/, "$1"));
+    if (list.includes(host.address) || list.includes(host.name)) return `${type} ${key}`;
+  }
+  throw new DeploySetupError(
+    `${knownHostsPath} has no host key for ${host.name} (${host.address}): add it with ssh-keyscan -p ${host.port} ${host.address} >> ${knownHostsPath} after checking its fingerprint out of band — host keys are never skipped`,
+  );
+}
+
+/** The SSH key and every node's host key, checked before connecting; all problems in one error. */
+function checkSetup(target: HostsTarget, keyPath: string, knownHosts: string): void {
+  const problems: string[] = [];
+  if (!existsSync(keyPath))
+    problems.push(
+      `target.sshPrivateKeyPath: ${target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519 (default)"} → ${keyPath} does not exist`,
+    );
+  if (!existsSync(knownHosts))
+    problems.push(
+      `target.knownHostsPath: ${target.knownHostsPath ?? "~/.ssh/known_hosts (default)"} → ${knownHosts} does not exist: host keys are always checked; create it with ssh-keyscan, checking each fingerprint out of band`,
+    );
+  else
+    for (const h of target.hosts) {
+      try {
+        knownHostKey(knownHosts, h);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+  if (problems.length)
+    throw new DeploySetupError(
+      `Cannot connect to the nodes yet; nothing was changed on any of them:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
+}
+
+/**
+ * How to reach each node of a hosts stack (its key, its known host key), after checking on this
+ * machine what must be right before any connection (DeploySetupError lists every problem).
+ */
+export function sshTargets(plan: Plan): (host: HostConfig) => SshTarget {
+  const target = plan.config.target as HostsTarget;
+  if (target.kind !== "hosts")
+    throw new DeploySetupError("deploy over SSH needs a stack with target.kind hosts");
+  const keyPath = expandPath(target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519");
+  const knownHosts = expandPath(target.knownHostsPath ?? "~/.ssh/known_hosts");
+  checkSetup(target, keyPath, knownHosts);
+  return (host) => ({
+    host: host.address,
+    port: host.port,
+    user: host.user,
+    privateKeyPath: keyPath,
+    hostKey: knownHostKey(knownHosts, host),
+  });
+}
+
+export interface NodeCheck {
+  readonly node: string;
+  readonly role: string;
+  readonly check: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/**
+ * Checks every node of a deployed hosts stack without changing it: each node runs its provisioned
+ * verify.sh (units, driver, weights, connectivity, Ray, Prometheus targets, a real image request).
+ * `full` re-hashes every weight file instead of trusting the last verification's stamp.
+ */
+export async function verifyNodes(plan: Plan, opts: { full?: boolean } = {}): Promise<NodeCheck[]> {
+  const sshTarget = sshTargets(plan);
+  const perNode = await Promise.all(
+    plan.nodes.map(async (n): Promise<NodeCheck[]> => {
+      const base = { node: n.name, role: n.role };
+      let ssh: NodeSSH;
+      try {
+        ssh = await connect(sshTarget(n.host!), 6);
+      } catch (e) {
+        return [{ ...base, check: "ssh", ok: false, detail: (e as Error).message }];
+      }
+      try {
+        const script = `${NODE_HOME}/bin/verify.sh`;
+        const r = await exec(
+          ssh,
+          `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: run npm run deploy first'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
+        );
+        const checks = r.stdout
+          .split("\n")
+          .map((l) => /^CHECK (\S+) (ok|FAIL) ?(.*)$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => ({ ...base, check: m[1]!, ok: m[2] === "ok", detail: m[3] ?? "" }));
+        if (r.code !== 0 && checks.every((c) => c.ok))
+          checks.push({
+            ...base,
+            check: "verify.sh",
+            ok: false,
+            detail: `exited ${r.code}: ${`${r.stdout}\n${r.stderr}`.trim().split("\n").pop()}`,
+          });
+        return checks;
+      } finally {
+        ssh.dispose();
+      }
+    }),
+  );
+  return perNode.flat();
+}
