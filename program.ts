@@ -67,6 +67,7 @@ export function qwenVlProgram(): ProgramOutputs {
   let provisioned: ProvisionedNode[];
   let endpoint: pulumi.Output<string>;
   let tunnelCommand: pulumi.Output<string>;
+  let prometheusUrl: pulumi.Output<string>;
   let nodes: pulumi.Output<unknown[]>;
   let secrets: Record<string, pulumi.Output<string>>;
   if (plan.target === "aws") {
@@ -78,6 +79,7 @@ export function qwenVlProgram(): ProgramOutputs {
     provisioned = deployment.provisioned;
     endpoint = deployment.endpoint;
     tunnelCommand = deployment.tunnelCommand;
+    prometheusUrl = deployment.prometheusUrl;
     nodes = pulumi.output(
       deployment.nodes.map((n) => ({
         name: n.name,
@@ -120,6 +122,9 @@ export function qwenVlProgram(): ProgramOutputs {
     tunnelCommand = pulumi.output(
       `ssh -N -L ${PORTS.prometheus}:127.0.0.1:${PORTS.prometheus} -p ${head.port} ${head.user}@${head.address}`,
     );
+    prometheusUrl = pulumi.output(
+      `http://localhost:${PORTS.prometheus} (Prometheus listens on the head's loopback: open tunnelCommand first)`,
+    );
     nodes = pulumi.output(
       plan.nodes.map((n) => ({
         name: n.name,
@@ -160,9 +165,7 @@ export function qwenVlProgram(): ProgramOutputs {
     planSummary: `${plan.model.id}: TP ${plan.tensorParallelSize} × PP ${plan.pipelineParallelSize} × ${plan.replicas} replica(s) on ${plan.gpusPerNode} × ${plan.gpu.name} per node, ${plan.kvCacheTokens} KV tokens (${plan.maxConcurrency}× ${plan.maxModelLen}), $${plan.costPerHourUsd}/h`,
     endpoint,
     tunnelCommand,
-    prometheusUrl: pulumi.output(
-      `http://localhost:${PORTS.prometheus} (Prometheus listens on the head's loopback: open tunnelCommand first)`,
-    ),
+    prometheusUrl,
     nodes,
     readiness: provisioning.readiness,
   };

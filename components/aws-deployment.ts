@@ -41,7 +41,8 @@ export class AwsDeployment extends pulumi.ComponentResource {
   readonly endpoint: pulumi.Output<string>;
   /** Command that opens the tunnel to the API (and Prometheus) on the head, when the API is closed. */
   readonly tunnelCommand: pulumi.Output<string>;
-  readonly prometheusUrl: string;
+  /** Prometheus on the head's loopback, and how to reach it from here. */
+  readonly prometheusUrl: pulumi.Output<string>;
   /**
    * How provisioning reaches each node: SSH to its public address (from `network.sshCidrs` only) as
    * the AMI's user with the deployment's own key, the host key read from the instance's console.
@@ -73,6 +74,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
       {
         vpc: target.vpc,
         region: target.region,
+        instanceType: target.instanceType,
         ...(target.availabilityZone ? { availabilityZone: target.availabilityZone } : {}),
         apiPort: plan.config.vllm.port,
         apiCidrs: net.apiCidrs,
@@ -188,7 +190,11 @@ ssh_authorized_keys:
       keyPair && net.sshCidrs.length > 0
         ? pulumi.interpolate`ssh -N ${forward(port)} -L ${PORTS.prometheus}:localhost:${PORTS.prometheus} ${amiSource.user}@${head.publicIp}`
         : pulumi.interpolate`aws ssm start-session --region ${target.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession ${forward(port)}`;
-    this.prometheusUrl = `http://localhost:${PORTS.prometheus} (through the tunnel to the head)`;
+    // SSM port forwarding carries one port per session: Prometheus needs a session of its own.
+    this.prometheusUrl =
+      keyPair && net.sshCidrs.length > 0
+        ? pulumi.output(`http://localhost:${PORTS.prometheus} (through tunnelCommand)`)
+        : pulumi.interpolate`http://localhost:${PORTS.prometheus} (open it with: aws ssm start-session --region ${target.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession ${forward(PORTS.prometheus)})`;
 
     if (loadBalanced) {
       const lb = new LoadBalancer(

@@ -11,8 +11,14 @@ export interface NetworkArgs {
   /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
   readonly vpc: "default" | "new";
   readonly region: string;
-  /** Availability zone for the nodes (placement groups live in one zone). Default: `${region}a`. */
+  /**
+   * Availability zone for the nodes (placement groups live in one zone). Default: the first zone,
+   * in name order, where the region offers `instanceType` (AZ letters differ per account, and GPU
+   * types are offered in some zones only).
+   */
   readonly availabilityZone?: string;
+  /** The nodes' instance type, for the zone choice. */
+  readonly instanceType: string;
   /** Port the vLLM API listens on. */
   readonly apiPort: number;
   /** CIDRs allowed to the API (on the nodes, or on the load balancer when there is one). Default: none. */
@@ -41,8 +47,22 @@ export class Network extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qwen-vl-deploy:aws:Network", name, {}, opts);
     const parent = { parent: this };
-    const zone = args.availabilityZone ?? `${args.region}a`;
-    const secondZone = zone.endsWith("a") ? `${zone.slice(0, -1)}b` : `${zone.slice(0, -1)}a`;
+    const offered = aws.ec2
+      .getInstanceTypeOfferingsOutput(
+        {
+          locationType: "availability-zone",
+          filters: [{ name: "instance-type", values: [args.instanceType] }],
+        },
+        parent,
+      )
+      .locations.apply((l) => [...l].sort());
+    const zone: pulumi.Output<string> = offered.apply((zones) =>
+      chooseZone(args.region, args.instanceType, zones, args.availabilityZone),
+    );
+    // An ALB needs a second zone; it need not offer the GPU type.
+    const secondZone = pulumi
+      .all([zone, aws.getAvailabilityZonesOutput({ state: "available" }, parent).names])
+      .apply(([z, names]) => [...names].sort().find((n) => n !== z) ?? z);
 
     if (args.vpc === "new") {
       const vpc = new aws.ec2.Vpc(
@@ -65,7 +85,7 @@ export class Network extends pulumi.ComponentResource {
         { vpcId: vpc.id, routes: [{ cidrBlock: "0.0.0.0/0", gatewayId: igw.id }], tags: args.tags },
         parent,
       );
-      const subnet = (suffix: string, cidr: string, az: string) => {
+      const subnet = (suffix: string, cidr: string, az: pulumi.Input<string>) => {
         const s = new aws.ec2.Subnet(
           `${name}-${suffix}`,
           {
@@ -102,10 +122,11 @@ export class Network extends pulumi.ComponentResource {
         },
         parent,
       );
-      this.subnetId = inZone.ids.apply((ids) => {
+      this.subnetId = pulumi.all([inZone.ids, zone]).apply(([ids, z]) => {
         if (ids.length === 0)
-          throw new Error(
-            `the default VPC has no default subnet in ${zone}; set target.availabilityZone or target.vpc: new`,
+          throw new pulumi.ResourceError(
+            `the default VPC has no default subnet in ${z}; set target.availabilityZone or target.vpc: new`,
+            this,
           );
         return ids[0]!;
       });
@@ -243,4 +264,25 @@ export class Network extends pulumi.ComponentResource {
       nodeSecurityGroupId: this.nodeSecurityGroupId,
     });
   }
+}
+
+/**
+ * The nodes' zone: the one the stack names (it must offer the type), else the first offering one.
+ * Pure; the offerings come from `ec2:DescribeInstanceTypeOfferings`.
+ */
+export function chooseZone(
+  region: string,
+  instanceType: string,
+  offered: readonly string[],
+  wanted?: string,
+): string {
+  if (offered.length === 0)
+    throw new Error(
+      `${instanceType} is not offered in any availability zone of ${region} (ec2:DescribeInstanceTypeOfferings): pick another region or target.instanceType`,
+    );
+  if (wanted && !offered.includes(wanted))
+    throw new Error(
+      `target.availabilityZone: ${wanted} does not offer ${instanceType}; zones of ${region} that do: ${offered.join(", ")}`,
+    );
+  return wanted ?? offered[0]!;
 }

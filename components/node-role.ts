@@ -1,6 +1,10 @@
 /**
- * The nodes' instance role: only what a node needs. SSM core (Session Manager, port forwarding, no
- * open SSH needed); read access to the SSM parameters its secrets live in, when any do.
+ * The nodes' instance role: only what a node needs. Session Manager (shell and port forwarding
+ * without open SSH): the five actions of AWS's own minimal Session Manager policy
+ * (AWSCloud9SSMInstanceProfile; "Create a custom IAM instance profile for Session Manager"), not
+ * AmazonSSMManagedInstanceCore, which also grants ssm:GetParameter(s) on every parameter of the
+ * account. Read access to exactly the SSM parameters its secrets live in, and to exactly the S3
+ * weights-mirror prefix, when the stack names them. Every ARN in the stack's partition.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -39,9 +43,9 @@ export class NodeRole extends pulumi.ComponentResource {
       },
       parent,
     );
-    new aws.iam.RolePolicyAttachment(
-      `${name}-ssm-core`,
-      { role: role.name, policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" },
+    new aws.iam.RolePolicy(
+      `${name}-session-manager`,
+      { role: role.id, policy: JSON.stringify(SESSION_MANAGER_POLICY) },
       parent,
     );
     if (args.ssmParameters.length > 0) {
@@ -110,6 +114,24 @@ export class NodeRole extends pulumi.ComponentResource {
     this.registerOutputs({ instanceProfileName: this.instanceProfileName, roleArn: this.roleArn });
   }
 }
+
+/** What the SSM agent needs for Session Manager, and nothing else (no Run Command, no parameters). */
+export const SESSION_MANAGER_POLICY = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Action: [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+      ],
+      Resource: "*",
+    },
+  ],
+} as const;
 
 export function parseS3(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*?)\/?$/.exec(url);

@@ -223,6 +223,11 @@ export const monitoringSchema = z.strictObject({
   grafana: z.boolean().default(false),
   dcgmExporter: z.boolean().default(true),
   retentionDays: int(1, 3650).default(15),
+  /**
+   * Ray's dashboard on the head (127.0.0.1:8265, reach it through SSH). Default: false: it costs
+   * start-up time and memory on the head, and Ray's metrics reach Prometheus without it.
+   */
+  rayDashboard: z.boolean().default(false),
 });
 
 const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL");

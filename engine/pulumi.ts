@@ -1,5 +1,5 @@
 /**
- * npm run pulumi -- up|preview|destroy|refresh --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
+ * npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
  *   --rerun: every step runs again once (the scripts are idempotent: they repair drift that
  *   `npm run verify` found, a unit someone stopped); --events: the engine's events as JSON lines.
  *
@@ -9,7 +9,7 @@
  * dynamic provider (pulumi-resource-pulumi-nodejs ships with @pulumi/pulumi). The stack's settings
  * come from stacks/Pulumi.<stack>.yaml as with the ordinary CLI. State: PULUMI_BACKEND_URL, or a
  * local file backend in .pulumi-state/. Secrets: the passphrase provider (PULUMI_CONFIG_PASSPHRASE;
- * lab stacks have a fixed lab passphrase). Update checks and plugin downloads are off.
+ * lab stacks have a fixed lab passphrase). Update checks are off, and plugin downloads for lab stacks.
  */
 import { spawnSync } from "node:child_process";
 import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
@@ -27,7 +27,7 @@ import { planStack, type Plan } from "../plan";
 import { DeploySetupError, sshTargets } from "../provisioning/hosts";
 
 const USAGE =
-  "usage: npm run pulumi -- up|preview|destroy|refresh --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
+  "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
 
 export const PROJECT_NAME = "qwen-vl-deploy";
 /** Lab stacks only: their state holds no real secret, so a fixed passphrase is enough. */
@@ -74,7 +74,8 @@ function engineEnv(stack: string, cli: string): Record<string, string> {
     PULUMI_HOME: process.env["PULUMI_HOME"] ?? join(dirname(dirname(cli)), "home"),
     PULUMI_BACKEND_URL: process.env["PULUMI_BACKEND_URL"] ?? `file://${STATE_DIR}`,
     PULUMI_SKIP_UPDATE_CHECK: "true",
-    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    // A lab stack needs no plugin but the dynamic provider's launcher (on PATH): never download.
+    ...(isLabStack(stack) ? { PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" } : {}),
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
     // The dynamic provider's launcher, shipped in @pulumi/pulumi, found on PATH by the engine.
     PATH: `${dirname(cli)}:${pluginDir}:${process.env["PATH"] ?? ""}`,
@@ -117,7 +118,7 @@ export async function selectStack(opts: EngineOptions): Promise<Stack> {
   );
 }
 
-export type EngineCommand = "up" | "preview" | "destroy" | "refresh";
+export type EngineCommand = "up" | "preview" | "destroy" | "refresh" | "export";
 
 export interface RunOptions extends EngineOptions {
   readonly command: EngineCommand;
@@ -155,6 +156,20 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
       const r = await stack.destroy(common);
       return (r.summary.resourceChanges ?? {}) as Record<string, number>;
     }
+    case "export": {
+      // The state as the backend keeps it, secrets encrypted: `pulumi stack export` itself (the
+      // Automation API's exportStack adds --show-secrets).
+      const cli = ensureCli(() => {});
+      const r = spawnSync(cli, ["stack", "export", "--stack", opts.stack], {
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, ...engineEnv(opts.stack, cli) },
+        encoding: "utf8",
+        maxBuffer: 256 << 20,
+      });
+      if (r.status !== 0) throw new EngineError(`pulumi stack export failed: ${r.stderr.trim()}`);
+      opts.onOutput?.(r.stdout);
+      return {};
+    }
   }
 }
 
@@ -185,7 +200,7 @@ async function main(argv: string[]): Promise<number> {
     strict: true,
   });
   const command = positionals[0] as EngineCommand | undefined;
-  if (!command || !["up", "preview", "destroy", "refresh"].includes(command))
+  if (!command || !["up", "preview", "destroy", "refresh", "export"].includes(command))
     throw new UsageError(`unknown or missing command "${positionals[0] ?? ""}"`);
   if (positionals.length > 1) throw new UsageError(`unexpected "${positionals[1]}"`);
   if (!values.stack) throw new UsageError("--stack is required");
@@ -195,7 +210,7 @@ async function main(argv: string[]): Promise<number> {
     );
   if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
     throw new UsageError("--expect-no-changes goes with up or preview");
-  if (command !== "destroy" && command !== "refresh") {
+  if (command === "up" || command === "preview") {
     try {
       const plan = preflight(values.stack);
       if (!plan.fits) {

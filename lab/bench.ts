@@ -1,57 +1,138 @@
 /**
- * npm run bench:lab — provisioning times on fresh lab nodes, printed side by side:
- * cold provisioning of 1 node and of 3 nodes (nodes are provisioned in parallel, so 3 should cost
- * little more than 1), and re-applying to the 3 nodes (which should change nothing). The node image,
- * the wheel mirror and the stand-in weights are built before timing starts (they are cached).
+ * npm run bench:lab — the real Pulumi engine on fresh lab nodes, figures printed side by side from
+ * one run: `pulumi up` for 1 node and for 3 nodes (nodes provision in parallel; only Ray's join and
+ * the cluster gate wait on another node), a no-op up, a one-setting update and destroy; for the
+ * 3-node up, how long each node waited on another and where the time went per step. The node
+ * image, the engine, the wheel mirror and the stand-in weights are made before timing starts.
  */
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { runCommand } from "../cli/main";
-import { readStackFile } from "../config/stack-file";
-import { planStack } from "../plan";
-import { deployLab } from "./cli";
-import { checkHost, down, ensureBaseImage, up } from "./lab";
-import { ensureModel, ensureWheels } from "./mirror";
+import { STEPS } from "../provisioning/render";
+import { ensureCli } from "../engine/pulumi";
+import { prepareLab } from "./cli";
+import { engineRunner, ranSteps, type EngineRun } from "./engine-run";
+import { checkHost, down, ensureBaseImage, LAB_DIR, up } from "./lab";
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Wall time of a run from the engine's events (first resource start to last resource end). */
+function wall(run: EngineRun): number {
+  const t = Object.values(run.times);
+  return Math.max(...t.map((x) => x[1])) - Math.min(...t.map((x) => x[0]));
+}
+
+/** Per node: the time between one of its steps ending and its next step starting (waiting on another node). */
+function waits(run: EngineRun, stack: string, nodes: string[]): Record<string, number> {
+  const order = ["host", "bundle", "secrets", ...STEPS.map((s) => s.id)];
+  const out: Record<string, number> = {};
+  for (const n of nodes) {
+    let waited = 0;
+    let lastEnd: number | undefined;
+    for (const id of order) {
+      const t = run.times[`${stack}-${n}-${id}`];
+      if (!t) continue;
+      if (lastEnd !== undefined) waited += Math.max(0, t[0] - lastEnd);
+      lastEnd = t[1];
+    }
+    out[n] = waited;
+  }
+  return out;
+}
+
+function stepTime(run: EngineRun, stack: string, nodes: string[], id: string): number {
+  return Math.max(
+    0,
+    ...nodes.map((n) => {
+      const t = run.times[`${stack}-${n}-${id}`];
+      return t ? t[1] - t[0] : 0;
+    }),
+  );
+}
 
 async function main(): Promise<number> {
   checkHost();
   const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
-  const quiet = () => {};
   ensureBaseImage(log);
-  const plan = planStack(readStackFile("lab").sections, { stack: "lab" });
-  ensureWheels(plan, log);
-  ensureModel(plan, log);
+  ensureCli();
+  const backend = join(LAB_DIR, "pulumi-bench");
+  const engine = engineRunner(backend);
   await down();
+  rmSync(backend, { recursive: true, force: true });
+  const must = (what: string, run: EngineRun) => {
+    if (run.code !== 0)
+      throw new Error(`${what} failed:\n${run.stderr}\n${run.stdout.slice(-3000)}`);
+    return run;
+  };
   try {
     const t0 = Date.now();
-    await up({ nodes: 4, log: quiet });
-    const boot = (Date.now() - t0) / 1000;
-    const one = (await deployLab("lab-single", quiet)).report;
-    const three = (await deployLab("lab", quiet)).report;
-    const again = (await deployLab("lab", quiet)).report;
+    await up({ nodes: 4, log: () => {} });
+    const boot = Date.now() - t0;
+    await prepareLab("lab-single", log);
+    await prepareLab("lab", log);
+    const timed = async (what: string, args: string[]) => {
+      const start = Date.now();
+      const run = must(what, await engine(args));
+      return { run, ms: Date.now() - start };
+    };
+    const one = await timed("up lab-single", ["up", "--stack", "lab-single", "--yes"]);
+    const three = await timed("up lab", ["up", "--stack", "lab", "--yes"]);
+    const noop = await timed("no-op up lab", [
+      "up",
+      "--stack",
+      "lab",
+      "--yes",
+      "--expect-no-changes",
+    ]);
+    const file = join(__dirname, "../stacks/Pulumi.lab-single.yaml");
+    const original = readFileSync(file, "utf8");
+    let update;
+    try {
+      writeFileSync(file, original.replace("maxModelLen: 8192", "maxModelLen: 4096"));
+      update = await timed("one-setting update", ["up", "--stack", "lab-single", "--yes"]);
+    } finally {
+      writeFileSync(file, original);
+    }
+    const destroy3 = await timed("destroy lab", ["destroy", "--stack", "lab", "--yes"]);
+    const destroy1 = await timed("destroy lab-single", [
+      "destroy",
+      "--stack",
+      "lab-single",
+      "--yes",
+    ]);
+
+    const labNodes = ["lab-n1", "lab-n2", "lab-n3"];
     const rows: [string, string][] = [
-      ["boot 4 nodes (sshd answering)", `${boot.toFixed(1)} s`],
-      ["cold provisioning, 1 node", `${one.totalSeconds.toFixed(1)} s`],
+      ["boot 4 nodes (sshd answering)", seconds(boot)],
+      ["pulumi up, 1 node (cold)", `${seconds(one.ms)} (engine: ${seconds(wall(one.run))})`],
       [
-        "cold provisioning, 3 nodes (parallel)",
-        `${three.totalSeconds.toFixed(1)} s (per node: ${Object.entries(three.secondsPerNode)
-          .map(([n, s]) => `${n} ${s.toFixed(1)} s`)
-          .join(", ")})`,
+        "pulumi up, 3 nodes (cold, parallel)",
+        `${seconds(three.ms)} (engine: ${seconds(wall(three.run))})`,
       ],
-      ["3 nodes / 1 node", `${(three.totalSeconds / one.totalSeconds).toFixed(2)}×`],
+      ["3 nodes / 1 node", `${(three.ms / one.ms).toFixed(2)}×`],
+      ["no-op up, 3 nodes", `${seconds(noop.ms)}, ${ranSteps(noop.run).length} step(s) ran`],
       [
-        "re-apply, 3 nodes",
-        `${again.totalSeconds.toFixed(1)} s, ${again.changedSteps} step(s) changed`,
+        "one setting changed (maxModelLen), 1 node",
+        `${seconds(update.ms)}, ran: ${ranSteps(update.run)
+          .map((s) => s.replace("lab-single-lab-n4-", ""))
+          .join(", ")}`,
       ],
+      ["destroy, 3 nodes", seconds(destroy3.ms)],
+      ["destroy, 1 node", seconds(destroy1.ms)],
     ];
-    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(40)} ${v}\n`);
-    // Where the time goes: each step's slowest node. The 3-node stack also installs and starts Ray.
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(44)} ${v}\n`);
+    const w = waits(three.run, "lab", labNodes);
+    process.stdout.write(
+      `\nwaiting on another node during the 3-node up: ${labNodes.map((n) => `${n} ${seconds(w[n]!)}`).join(", ")}\n`,
+    );
     process.stdout.write(
       `\n${"step (slowest node)".padEnd(22)}${"1 node".padStart(10)}${"3 nodes".padStart(10)}\n`,
     );
-    const slowest = (r: typeof one, step: string) =>
-      Math.max(...r.steps.filter((x) => x.step === step).map((x) => x.seconds));
-    for (const step of [...new Set(three.steps.map((x) => x.step))]) {
+    for (const id of ["host", "bundle", "secrets", ...STEPS.map((s) => s.id)]) {
+      const a = stepTime(one.run, "lab-single", ["lab-n4"], id);
+      const b = stepTime(three.run, "lab", labNodes, id);
       process.stdout.write(
-        `${step.padEnd(22)}${`${slowest(one, step).toFixed(1)} s`.padStart(10)}${`${slowest(three, step).toFixed(1)} s`.padStart(10)}\n`,
+        `${id.padEnd(22)}${seconds(a).padStart(10)}${seconds(b).padStart(10)}\n`,
       );
     }
     return 0;

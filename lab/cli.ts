@@ -6,11 +6,14 @@
  *
  * Deploying onto the lab is the product's own command: npm run pulumi -- up --stack lab --yes.
  */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { runCommand, UsageError } from "../cli/main";
-import { down, LAB_DIR, LabError, readState, up, writeState, type LabState } from "./lab";
+import { down, LabError, readState, up, writeState, type LabState } from "./lab";
 import { ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
 import { connect, exec } from "../provisioning/ssh";
 
@@ -52,6 +55,14 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
   ensureWheels(plan, log);
   ensureModel(plan, log);
   await ensureMirrorServer(state, writeState);
+  // Secrets the stack reads from files on this machine: a random value, made once per boot.
+  for (const ref of Object.values(plan.config.secrets)) {
+    if (typeof ref !== "string" || !ref.startsWith("file:")) continue;
+    const path = ref.slice("file:".length);
+    if (existsSync(path)) continue;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, `hf_lab${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
+  }
   // The lab's GPU double: what nvidia-smi reports on each node of the stack.
   const conf = `DRIVER=550.54.15\nCUDA=12.4\nGPU_NAME="${plan.gpu.smiName}"\nGPU_MIB=${Math.round(plan.gpu.memoryGiB * 1024)}\nGPU_COUNT=${plan.gpusPerNode}\n`;
   await Promise.all(

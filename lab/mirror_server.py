@@ -13,6 +13,8 @@ HF_ENDPOINT=http://<host>:<port>/hub — only the calls provisioning makes:
 Unknown repositories and revisions answer 404 with the hub's X-Error-Code; with --hub-token every
 hub call needs "Authorization: Bearer <token>" (401 otherwise), as a gated model does."""
 import argparse
+import select
+import socket
 import hashlib
 import html
 import json
@@ -29,6 +31,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     root = "."
     rate = 0
+    # An interruption by design: the first request for a file whose name ends with stall_path
+    # sends stall_after bytes, logs "stalled", then sends nothing more until the client goes away.
+    stall_path = None
+    stall_after = 0
+    stalled = set()
     log_file = None
     hub_token = None
     lock = threading.Lock()
@@ -121,6 +128,19 @@ class Handler(BaseHTTPRequestHandler):
                             break
                         if self.rate:
                             time.sleep(len(chunk) / self.rate)
+                        if self.stall_path and rel.endswith(self.stall_path) and rel not in self.stalled:
+                            room = self.stall_after - sent
+                            if room <= len(chunk):
+                                self.wfile.write(chunk[:room])
+                                self.wfile.flush()
+                                sent += room
+                                with self.lock:
+                                    self.stalled.add(rel)
+                                self.record(event="stalled", method=self.command, path=rel, start=start, bytes=sent)
+                                while True:  # until the client hangs up
+                                    ready, _, _ = select.select([self.connection], [], [], 0.5)
+                                    if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                                        return
                         self.wfile.write(chunk)
                         sent += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
@@ -218,11 +238,15 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--rate", type=int, default=0, help="bytes per second per connection (0: unlimited)")
+    ap.add_argument("--stall-path", help="interrupt the first download of the file whose path ends with this")
+    ap.add_argument("--stall-after", type=int, default=0, help="bytes sent before the stall")
     ap.add_argument("--log")
     ap.add_argument("--hub-token", help="the stand-in hub answers only requests with this bearer token")
     a = ap.parse_args()
     Handler.root = os.path.realpath(a.root)
     Handler.rate = a.rate
+    Handler.stall_path = a.stall_path
+    Handler.stall_after = a.stall_after
     Handler.log_file = a.log
     Handler.hub_token = a.hub_token
     httpd = ThreadingHTTPServer((a.host, a.port), Handler)

@@ -760,7 +760,8 @@ function planPorts(c: StackConfig, multiNode: boolean): PlannedPort[] {
     for (const name of CLUSTER_PORTS)
       if (!ports.some((p) => p.name === name))
         ports.push({ name, port: PORTS[name], exposure: "cluster" });
-    ports.push({ name: "rayDashboard", port: PORTS.rayDashboard, exposure: "local" });
+    if (c.monitoring.rayDashboard)
+      ports.push({ name: "rayDashboard", port: PORTS.rayDashboard, exposure: "local" });
   }
   return ports;
 }

@@ -2,7 +2,8 @@
  * Plan → what each node runs: its files (the static scripts, its node.env, systemd units, Prometheus
  * and Grafana configuration, vLLM's argument file) and the ordered steps. Pure: the scripts' text is
  * passed in (`loadScripts()` reads them), the nodes' cluster addresses too (known only once the
- * machines exist). The Pulumi program and the lab both run exactly this.
+ * machines exist). `pulumi up` (components/node-provisioning.ts) writes these files and runs these
+ * steps, one resource per step per node, on AWS nodes, existing hosts and the lab alike.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -289,7 +290,11 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
         }
       }
     }
-    if (multiNode) r("qwen-vl-ray.service", rayUnit(plan, node, c.provisioning.rayObjectStoreMiB));
+    if (multiNode)
+      r(
+        "qwen-vl-ray.service",
+        rayUnit(plan, node, c.provisioning.rayObjectStoreMiB, c.monitoring.rayDashboard),
+      );
     if (monitoring && c.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
 
     const steps: Step[] = STEPS.map((s) => ({
@@ -409,7 +414,12 @@ WantedBy=multi-user.target
 `;
 }
 
-function rayUnit(plan: Plan, node: PlanNode, objectStoreMiB: number | undefined): string {
+function rayUnit(
+  plan: Plan,
+  node: PlanNode,
+  objectStoreMiB: number | undefined,
+  dashboard: boolean,
+): string {
   const common = [
     `--node-ip-address=\${VLLM_HOST_IP}`,
     `--node-manager-port=${PORTS.rayNodeManager}`,
@@ -430,9 +440,16 @@ function rayUnit(plan: Plan, node: PlanNode, objectStoreMiB: number | undefined)
           "--head",
           `--port=${PORTS.rayGcs}`,
           `--ray-client-server-port=${PORTS.rayClient}`,
-          "--dashboard-host=127.0.0.1",
           `--temp-dir=${RAY_TEMP_DIR}`,
-          `--dashboard-port=${PORTS.rayDashboard}`,
+          // The dashboard only when asked (monitoring.rayDashboard): a lean head starts sooner;
+          // each node's agent still exports Ray's metrics.
+          ...(dashboard
+            ? [
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                `--dashboard-port=${PORTS.rayDashboard}`,
+              ]
+            : ["--include-dashboard=false"]),
           ...common,
         ]
       : [`--address=\${RAY_ADDRESS}`, ...common];

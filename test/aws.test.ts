@@ -5,12 +5,14 @@
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
 import { AwsDeployment } from "../components/aws-deployment";
+import { chooseZone } from "../components/network";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import {
   FAKE_AMI,
   installMocks,
   MOCK_DEPLOY_PUBLIC_KEY,
+  setMockPartition,
   settle,
   value,
   type Recorder,
@@ -46,7 +48,7 @@ const BASE_SINGLE = (s: string) => [
   `aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule ${s}-net-nodes-egress`,
   `qwen-vl-deploy:aws:NodeRole ${s}-node`,
   `aws:iam/role:Role ${s}-node-role`,
-  `aws:iam/rolePolicyAttachment:RolePolicyAttachment ${s}-node-ssm-core`,
+  `aws:iam/rolePolicy:RolePolicy ${s}-node-session-manager`,
   `aws:iam/instanceProfile:InstanceProfile ${s}-node-profile`,
   // The deployment's own SSH key (provisioning reaches the nodes with it).
   `pulumi-nodejs:dynamic/qwen-vl-deploy:DeployKey ${s}-deploy-key`,
@@ -87,7 +89,9 @@ describe("shipped AWS stacks: exact resources", () => {
     expect(i["placementGroup"]).toBeUndefined();
     expect(i["instanceMarketOptions"]).toBeUndefined();
     // Only the deployment key's public half reaches the node, through cloud-init.
-    expect(i["userData"]).toBe(`#cloud-config\nssh_authorized_keys:\n  - ${MOCK_DEPLOY_PUBLIC_KEY}\n`);
+    expect(i["userData"]).toBe(
+      `#cloud-config\nssh_authorized_keys:\n  - ${MOCK_DEPLOY_PUBLIC_KEY}\n`,
+    );
     expect(i["tags"]).toMatchObject({
       Project: "qwen-vl-deploy",
       Stack: "single-gpu",
@@ -107,9 +111,25 @@ describe("shipped AWS stacks: exact resources", () => {
       ipProtocol: "-1",
       cidrIpv4: "0.0.0.0/0",
     });
-    expect(one(rec, "single-gpu-node-ssm-core").inputs["policyArn"]).toBe(
-      "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-    );
+    // Session Manager's five actions and nothing else: no managed policy with ssm:GetParameter on
+    // every parameter (AmazonSSMManagedInstanceCore), no Run Command.
+    expect(byType(rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toEqual([]);
+    expect(JSON.parse(one(rec, "single-gpu-node-session-manager").inputs["policy"])).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: [
+            "ssm:UpdateInstanceInformation",
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+          ],
+          Resource: "*",
+        },
+      ],
+    });
     expect(await value(d.endpoint)).toBe("http://localhost:8000");
     expect(await value(d.tunnelCommand)).toMatch(
       /aws ssm start-session --region us-east-1 --target single-gpu-head-instance-id --document-name AWS-StartPortForwardingSession --parameters '\{"portNumber":\["8000"\],"localPortNumber":\["8000"\]\}'/,
@@ -140,8 +160,16 @@ describe("shipped AWS stacks: exact resources", () => {
       expect(i["instanceType"]).toBe("g4dn.12xlarge");
       expect(i["placementGroup"]).toBe("multi-gpu-net-placement-pg");
       expect(i["vpcSecurityGroupIds"]).toEqual(["multi-gpu-net-nodes-id"]);
-      expect(i["subnetId"]).toBe("subnet-us-east-1a");
+      // The first zone (by name) that offers g4dn.12xlarge, not a hard-coded "a".
+      expect(i["subnetId"]).toBe("subnet-us-east-1b");
     }
+    const offerings = rec.invokes.find(
+      (x) => x.token === "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+    )!;
+    expect(offerings.inputs).toMatchObject({
+      locationType: "availability-zone",
+      filters: [{ name: "instance-type", values: ["g4dn.12xlarge"] }],
+    });
     expect(d.nodes.map((n) => [n.name, n.role])).toEqual([
       ["head", "head"],
       ["worker1", "worker"],
@@ -279,9 +307,35 @@ describe("options", () => {
       },
     ]);
     const { rec: plain } = await deploy("plain", s);
-    expect(plain.registrations.filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")).toEqual(
-      [],
-    );
+    expect(
+      plain.registrations
+        .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
+        .map((r) => r.name),
+    ).toEqual(["plain-node-session-manager"]);
+  });
+
+  it("GovCloud: every ARN the stack writes is in the stack's partition (aws-us-gov), none hard-coded to aws", async () => {
+    const s = base();
+    setMockPartition("aws-us-gov");
+    try {
+      const { rec } = await deploy("gov", {
+        ...s,
+        target: { ...(s["target"] as object), region: "us-gov-west-1" },
+        secrets: { hfToken: "ssm:/qwen/hf-token" },
+        provisioning: { weightsSource: "mirror", mirrorUrl: "s3://acme-models/qwen/7b" },
+      });
+      const policies = rec.registrations
+        .filter((r) => r.type === "aws:iam/rolePolicy:RolePolicy")
+        .map((r) => r.inputs["policy"] as string);
+      const arns = policies.flatMap((p) => p.match(/arn:[a-z-]+:/g) ?? []);
+      expect(arns.length).toBeGreaterThan(0);
+      expect(new Set(arns)).toEqual(new Set(["arn:aws-us-gov:"]));
+      expect(policies.join("")).toContain(
+        "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/qwen/hf-token",
+      );
+    } finally {
+      setMockPartition("aws");
+    }
   });
 
   it("a new VPC and an EFA interface where the instance type has one", async () => {
@@ -307,7 +361,7 @@ describe("options", () => {
     });
     expect(one(rec, "efa-net-vpc").inputs["cidrBlock"]).toBe("10.42.0.0/16");
     expect(one(rec, "efa-net-subnet-a").inputs).toMatchObject({
-      availabilityZone: "eu-west-1a",
+      availabilityZone: "eu-west-1b",
       mapPublicIpOnLaunch: true,
     });
     expect(byType(rec, "aws:ec2/internetGateway:InternetGateway")).toHaveLength(1);
@@ -320,5 +374,22 @@ describe("options", () => {
     expect(i["primaryNetworkInterface"]).toEqual({ networkInterfaceId: "efa-head-efa-id" });
     expect(i["subnetId"]).toBeUndefined();
     expect(rec.invokes.map((x) => x.token)).not.toContain("aws:ec2/getVpc:getVpc");
+  });
+});
+
+describe("chooseZone: the nodes' availability zone", () => {
+  it("takes the first zone that offers the type, checks a named one, and refuses a type offered nowhere", () => {
+    expect(chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"])).toBe("us-east-1b");
+    expect(chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"], "us-east-1d")).toBe(
+      "us-east-1d",
+    );
+    expect(() =>
+      chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"], "us-east-1a"),
+    ).toThrow(
+      "target.availabilityZone: us-east-1a does not offer p5.48xlarge; zones of us-east-1 that do: us-east-1b, us-east-1d",
+    );
+    expect(() => chooseZone("eu-north-1", "p5.48xlarge", [])).toThrow(
+      "p5.48xlarge is not offered in any availability zone of eu-north-1 (ec2:DescribeInstanceTypeOfferings): pick another region or target.instanceType",
+    );
   });
 });

@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fitCommand } from "../cli/fit";
 import { planCommand } from "../cli/plan";
-import { readStackFile, stackNames } from "../config/stack-file";
-import { planStack } from "../plan";
+import { stackNames } from "../config/stack-file";
 import { runStep, StepFailed } from "../provisioning/remote";
 
 const ROOT = join(__dirname, "..");
@@ -262,8 +261,6 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
     await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
     const port = (closed.address() as { port: number }).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    const hosts = readStackFile("hosts").sections;
-    const target = hosts["target"] as { hosts: Record<string, unknown>[] };
     writeFileSync(
       join(home, "kh"),
       "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==\n",
@@ -275,8 +272,6 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
       privateKeyPath: join(home, ".ssh", "id_ed25519"),
       hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==",
     };
-    void hosts;
-    void target;
     const step = { connection, node: "rtx3090", step: "preflight", create: "true" };
     // An unusable key fails at once, named; nothing is retried.
     const badKey = await runStep(step).catch((e: unknown) => e);

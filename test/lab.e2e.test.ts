@@ -1,6 +1,8 @@
 /**
  * End to end on real nodes (the lab): one node and three nodes (TP 2 × PP 3 across nodes on a real
- * Ray cluster), provisioned by the rendered scripts over SSH, then the faults a deployment meets.
+ * Ray cluster), provisioned by the real Pulumi engine (npm run pulumi -- up, as a user runs it),
+ * then the faults a deployment meets, a second up that changes nothing, one setting changed, a
+ * failing step, and a destroy that leaves the nodes as they were.
  * Needs root and the lab's Debian packages (CI installs them); skipped, saying why, elsewhere.
  * Traffic goes only to the lab's own namespaces. Everything the lab started is removed afterwards,
  * and the test checks that nothing remains. Each check lands in a JSON report under .lab/reports.
@@ -11,16 +13,19 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { askCommand } from "../cli/ask";
 import { benchCommand, progressDisplay } from "../cli/bench";
-import { deployLab } from "../lab/cli";
+import { prepareLab } from "../lab/cli";
 import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
 import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
-import { deploy, DeployError, type NodeCheck } from "../provisioning/hosts";
+import type { NodeCheck } from "../provisioning/hosts";
+import { runStep, StepFailed } from "../provisioning/remote";
 import { verifyCommand } from "../cli/verify";
 import { NODE_HOME, SERVICE_USER } from "../provisioning/render";
 import { connect, exec } from "../provisioning/ssh";
+import { ensureCli } from "../engine/pulumi";
+import { engineRunner, ranSteps } from "../lab/engine-run";
 import { startListening } from "./support/processes";
 
 function labUnavailable(): string | undefined {
@@ -134,9 +139,14 @@ function startMirror(options: string[]) {
   ]);
 }
 /** The mirror server's JSON-lines request log. */
-function mirrorRequests(
-  log = join(LAB_DIR, "mirror-requests.log"),
-): { method: string; path: string; status: number; start?: number; hub?: string }[] {
+function mirrorRequests(log = join(LAB_DIR, "mirror-requests.log")): {
+  method: string;
+  path: string;
+  status: number;
+  start?: number;
+  hub?: string;
+  event?: string;
+}[] {
   if (!existsSync(log)) return [];
   return readFileSync(log, "utf8")
     .trim()
@@ -145,13 +155,45 @@ function mirrorRequests(
     .map((l) => JSON.parse(l));
 }
 
+/** The engine's own state for this run: a fresh file backend. */
+const BACKEND = join(LAB_DIR, "pulumi-e2e");
+const engine = engineRunner(BACKEND);
+const SINGLE_STEPS = [
+  "host",
+  "bundle",
+  "secrets",
+  "preflight",
+  "driver",
+  "cuda",
+  "python-env",
+  "weights",
+  "monitoring",
+  "ray",
+  "connectivity",
+  "vllm",
+  "readiness",
+].map((s) => `lab-single-lab-n4-${s}`);
+/** What a node holds of the deployment; empty once destroyed. */
+const LEFT_ON_NODE =
+  "ls -d /opt/qwen-vl /etc/qwen-vl /var/lib/qwen-vl 2>/dev/null; id -u qwen-vl 2>/dev/null; ls /etc/systemd/system | grep qwen-vl; systemctl is-enabled prometheus prometheus-node-exporter 2>/dev/null | grep -x enabled; dpkg-query -W -f='${db:Status-Abbrev}\\n' | grep -c '^ii'";
+const before: Record<string, string> = {};
+
 describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
   beforeAll(async () => {
+    // The engine: built from the Go module proxy on a fresh machine (minutes), cached afterwards.
+    ensureCli();
     await down();
+    rmSync(BACKEND, { recursive: true, force: true });
+    mkdirSync(BACKEND, { recursive: true });
     await check("lab up: 4 nodes boot with sshd", () => up({ nodes: 4 }));
-  }, MAX);
+    for (const n of ["lab-n1", "lab-n2", "lab-n3", "lab-n4"])
+      before[n] = (await onNode(n, LEFT_ON_NODE)).stdout;
+    await prepareLab("lab-single", () => {});
+    await prepareLab("lab", () => {});
+  }, 3 * MAX);
 
   afterAll(async () => {
+    for (const stack of ["lab-single", "lab"]) await engine(["destroy", "--stack", stack, "--yes"]);
     await down();
     const left = leftovers();
     checks.push({
@@ -172,13 +214,20 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
     it(
       "deploys: every unit active, Prometheus sees every target up, the readiness gate passes with an image",
       async () => {
-        const { report } = await check("one node: cold provisioning", () =>
-          deployLab("lab-single"),
+        const run = await check("one node: cold provisioning (pulumi up)", () =>
+          engine(["up", "--stack", "lab-single", "--yes"]),
         );
-        expect(report.ok).toBe(true);
-        expect(report.steps.find((s) => s.step === "readiness")!.tail).toMatch(
-          /ready: image\+text answered in [\d.]+ s: 'red/,
+        expect(run.code, run.stderr + run.stdout.slice(-3000)).toBe(0);
+        expect(ranSteps(run)).toEqual([...SINGLE_STEPS].sort());
+        expect(run.stdout).toMatch(/ready: image\+text answered in [\d.]+ s: 'red/);
+        expect(run.stdout).toMatch(/\+ 15 created/);
+        // The hub token reached the node only in its root-only secrets file.
+        const token = readFileSync("/run/qwen-vl-lab/hf-token", "utf8").trim();
+        const secrets = await onNode(
+          "lab-n4",
+          "stat -c '%a %U' /etc/qwen-vl/secrets.env; cat /etc/qwen-vl/secrets.env",
         );
+        expect(secrets.stdout.trim()).toBe(`600 root\nHF_TOKEN='${token}'`);
         const units = await onNode(
           "lab-n4",
           "systemctl is-active qwen-vl-vllm prometheus prometheus-node-exporter",
@@ -237,12 +286,75 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
     );
 
     it(
-      "provisioning twice: the second run changes nothing",
+      "a second pulumi up changes nothing (--expect-no-changes), and the state holds no secret in plain text",
       async () => {
-        const { report } = await check("one node: re-apply changes nothing", () =>
-          deployLab("lab-single"),
+        const run = await check("one node: a second up changes nothing", () =>
+          engine(["up", "--stack", "lab-single", "--yes", "--expect-no-changes"]),
         );
-        expect(report.steps.filter((s) => s.changed).map((s) => `${s.node}/${s.step}`)).toEqual([]);
+        expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+        expect(ranSteps(run)).toEqual([]);
+        expect(run.stdout).toMatch(/15 unchanged/);
+        const exported = await engine(["export", "--stack", "lab-single"]);
+        expect(exported.code, exported.stderr).toBe(0);
+        const token = readFileSync("/run/qwen-vl-lab/hf-token", "utf8").trim();
+        expect(exported.stdout).not.toContain(token);
+        expect(exported.stdout).not.toContain(token.slice(6));
+        expect(exported.stdout).toContain("ciphertext");
+      },
+      MAX,
+    );
+
+    it(
+      "one setting changed (vllm.maxModelLen) re-runs only the steps that read it: the bundle, vllm and readiness",
+      async () => {
+        const file = join(__dirname, "../stacks/Pulumi.lab-single.yaml");
+        const original = readFileSync(file, "utf8");
+        try {
+          writeFileSync(file, original.replace("maxModelLen: 8192", "maxModelLen: 4096"));
+          const run = await check("one node: one setting changed", () =>
+            engine(["up", "--stack", "lab-single", "--yes"]),
+          );
+          expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+          expect(ranSteps(run)).toEqual(
+            ["bundle", "readiness", "vllm"].map((s) => `lab-single-lab-n4-${s}`),
+          );
+          const args = await onNode("lab-n4", "cat /etc/qwen-vl/vllm.args");
+          expect(args.stdout).toMatch(/--max-model-len\n4096\n/);
+        } finally {
+          writeFileSync(file, original);
+        }
+        const back = await engine(["up", "--stack", "lab-single", "--yes"]);
+        expect(back.code, back.stderr).toBe(0);
+        expect(ranSteps(back)).toHaveLength(3);
+      },
+      MAX,
+    );
+
+    it(
+      "a failing step is named with its node, its step and its last lines, and nothing after it runs",
+      async () => {
+        const conf = (await onNode("lab-n4", "cat /etc/fake-nvidia-smi.conf")).stdout;
+        try {
+          await onNode(
+            "lab-n4",
+            "sed -i 's/^GPU_NAME=.*/GPU_NAME=\"Tesla T4\"/' /etc/fake-nvidia-smi.conf",
+          );
+          const run = await check("one node: a failing step is named", () =>
+            engine(["up", "--stack", "lab-single", "--yes", "--rerun"]),
+          );
+          expect(run.code).toBe(1);
+          const all = run.stdout + run.stderr;
+          expect(all).toMatch(
+            /lab-n4: step preflight failed \(exit 1\) on 10\.77\.0\.14; its last lines:/,
+          );
+          expect(all).toMatch(/GPU "Tesla T4" differs from the plan's "NVIDIA A10G"/);
+          expect(run.ops["lab-single-lab-n4-driver"]).toBeUndefined();
+          expect(run.ops["lab-single-lab-n4-vllm"]).toBeUndefined();
+        } finally {
+          await onNode("lab-n4", "cat > /etc/fake-nvidia-smi.conf", conf);
+        }
+        const healthy = await engine(["up", "--stack", "lab-single", "--yes", "--rerun"]);
+        expect(healthy.code, healthy.stderr + healthy.stdout.slice(-2000)).toBe(0);
       },
       MAX,
     );
@@ -279,7 +391,9 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         expect(failed.map((c) => c.check)).toEqual(["unit:prometheus-node-exporter", "prometheus"]);
         expect(failed[0]!.detail).toMatch(/^inactive: see journalctl -u prometheus-node-exporter/);
         expect(failed[1]!.detail).toMatch(/down: node@lab-n4: .*10\.77\.0\.14:9100/);
-        await deployLab("lab-single");
+        // pulumi up alone sees no change; --rerun runs every step once, and they repair the drift.
+        const repaired = await engine(["up", "--stack", "lab-single", "--yes", "--rerun"]);
+        expect(repaired.code, repaired.stderr).toBe(0);
         expect((await run([])).code).toBe(0);
       },
       MAX,
@@ -294,17 +408,24 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         expect(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status).toBe(
           0,
         );
-        const raw = readStackFile("lab-single").sections;
-        const plan = planStack(
-          { ...raw, target: { ...(raw["target"] as object), sshPrivateKeyPath: key } },
-          { stack: "lab-single" },
-        );
         const t0 = Date.now();
-        const err = await deploy(plan).catch((e: unknown) => e);
+        const err = await runStep({
+          connection: {
+            host: "10.77.0.14",
+            port: 22,
+            user: "root",
+            privateKeyPath: key,
+            hostKey: node("lab-n4").hostKey,
+          },
+          node: "lab-n4",
+          step: "preflight",
+          create: "touch /tmp/should-not-exist",
+        }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StepFailed);
         expect((err as Error).message).toMatch(
           /root@10\.77\.0\.14:22 refused the key \S+stranger_ed25519: add its public key to root's ~\/\.ssh\/authorized_keys on the node/,
         );
-        expect((err as DeployError).report.steps).toEqual([]);
+        expect((await onNode("lab-n4", "test -e /tmp/should-not-exist")).code).toBe(1);
         expect(Date.now() - t0).toBeLessThan(15_000);
       },
       MAX,
@@ -375,8 +496,17 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         async () => {
           const log = join(LAB_DIR, `throttled-requests-${source}.log`);
           rmSync(log, { force: true });
-          const slow = await startMirror(["--rate", String(8 << 20), "--log", log]);
           const shard = "model-00002-of-00004.safetensors";
+          // The interruption by design, not by timing: the mirror sends 24 MiB of the shard's first
+          // download, then stalls until the client goes away; the test cuts the run once it stalled.
+          const slow = await startMirror([
+            "--stall-path",
+            shard,
+            "--stall-after",
+            String(24 << 20),
+            "--log",
+            log,
+          ]);
           const local =
             source === "hf"
               ? `WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${slow.port}/hub`
@@ -393,9 +523,16 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
               `rm -f ${STANDIN_DIR}/${shard} && printf '${local}\n' > /etc/qwen-vl/node.env.local`,
             );
             await check(`fault: download interrupted, then resumed (${source})`, async () => {
+              await onNode(
+                "lab-n4",
+                "ARIA2_SPLIT=1 setsid bash /opt/qwen-vl/bin/weights.sh >/tmp/cut.log 2>&1 </dev/null & echo $! >/tmp/cut.pid",
+              );
+              await waitFor("the shard's download stalls mid-way", 120_000, async () =>
+                mirrorRequests(log).some((r) => r.event === "stalled" && r.path.endsWith(shard)),
+              );
               const cut = await onNode(
                 "lab-n4",
-                `bash -c 'ARIA2_SPLIT=1 setsid bash /opt/qwen-vl/bin/weights.sh >/tmp/cut.log 2>&1 & p=$!; sleep 2.5; kill -TERM -- -$p; wait $p; ls ${partial}'`,
+                `p=$(cat /tmp/cut.pid); kill -TERM -- -$p; for i in $(seq 100); do kill -0 $p 2>/dev/null || break; sleep 0.2; done; ls ${partial}`,
               );
               expect(cut.stdout.trim(), cut.stderr).not.toBe("");
               const resumed = await onNode(
@@ -429,7 +566,8 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         try {
           await onNode(
             "lab-n4",
-            `printf 'WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${gated.port}/hub\nMODEL_DIR=${dir}\n' > /etc/qwen-vl/node.env.local`,
+            // The deployment's own secrets file (the lab's token) goes aside for this test.
+            `mv /etc/qwen-vl/secrets.env /etc/qwen-vl/secrets.env.deployed && printf 'WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${gated.port}/hub\nMODEL_DIR=${dir}\n' > /etc/qwen-vl/node.env.local`,
           );
           await check("gated model: refused without a token, fetched with it", async () => {
             const refused = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh");
@@ -451,7 +589,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         } finally {
           await onNode(
             "lab-n4",
-            `rm -rf ${dir} /etc/qwen-vl/node.env.local /etc/qwen-vl/secrets.env`,
+            `rm -rf ${dir} /etc/qwen-vl/node.env.local && mv /etc/qwen-vl/secrets.env.deployed /etc/qwen-vl/secrets.env`,
           );
           await gated.stop();
         }
@@ -561,20 +699,43 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
       },
       MAX,
     );
+    it(
+      "pulumi destroy leaves the node as it was found (units, folders, account, packages)",
+      async () => {
+        const run = await check("one node: destroy leaves the node clean", () =>
+          engine(["destroy", "--stack", "lab-single", "--yes"]),
+        );
+        expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+        expect((await onNode("lab-n4", LEFT_ON_NODE)).stdout).toBe(before["lab-n4"]);
+        expect(await health("10.77.0.14")).not.toBe(200);
+      },
+      MAX,
+    );
   });
 
   describe("three nodes (lab on lab-n1..3): TP 2 × PP 3 across nodes with Ray", () => {
     it(
       "deploys: every unit active on every node, Ray shows 3 nodes and 6 GPUs, Prometheus sees every target, connectivity green, readiness passes",
       async () => {
-        const { report } = await check("three nodes: cold provisioning", () => deployLab("lab"));
-        expect(report.ok).toBe(true);
-        const matrix = report.steps.filter((s) => s.step === "connectivity");
-        expect(matrix.map((s) => s.ok)).toEqual([true, true, true]);
-        for (const s of matrix) expect(s.tail).not.toMatch(/FAIL/);
-        expect(
-          report.steps.find((s) => s.step === "readiness" && s.node === "lab-n1")!.tail,
-        ).toMatch(/ready: image\+text answered/);
+        const run = await check("three nodes: cold provisioning (pulumi up)", () =>
+          engine(["up", "--stack", "lab", "--yes"]),
+        );
+        expect(run.code, run.stderr + run.stdout.slice(-3000)).toBe(0);
+        // 12 resources per node (no secrets), the component, the stack.
+        expect(ranSteps(run)).toHaveLength(36);
+        expect(run.stdout).not.toMatch(/FAIL/);
+        expect(run.stdout).toMatch(/ready: image\+text answered/);
+        // Ray's join: every worker's Ray step began after the head's ended.
+        const seen = Object.keys(run.times).join(" ");
+        const headRay = run.times["lab-lab-n1-ray"];
+        expect(headRay, seen).toBeDefined();
+        for (const w of ["lab-n2", "lab-n3"])
+          expect(run.times[`lab-lab-${w}-ray`]?.[0], seen).toBeGreaterThanOrEqual(headRay![1]);
+        // The cluster gate: vLLM on the head began after every member's connectivity gate.
+        for (const m of ["lab-n1", "lab-n2", "lab-n3"])
+          expect(run.times["lab-lab-n1-vllm"]?.[0], seen).toBeGreaterThanOrEqual(
+            run.times[`lab-lab-${m}-connectivity`]?.[1] ?? Infinity,
+          );
         for (const n of ["lab-n1", "lab-n2", "lab-n3"]) {
           const units = await onNode(
             n,
@@ -618,12 +779,13 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
     );
 
     it(
-      "provisioning twice: the second run changes nothing",
+      "a second pulumi up changes nothing",
       async () => {
-        const { report } = await check("three nodes: re-apply changes nothing", () =>
-          deployLab("lab"),
+        const run = await check("three nodes: a second up changes nothing", () =>
+          engine(["up", "--stack", "lab", "--yes", "--expect-no-changes"]),
         );
-        expect(report.steps.filter((s) => s.changed).map((s) => `${s.node}/${s.step}`)).toEqual([]);
+        expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+        expect(ranSteps(run)).toEqual([]);
       },
       MAX,
     );
@@ -683,6 +845,18 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         }
         const back = await onNode("lab-n1", "bash /opt/qwen-vl/bin/connectivity.sh");
         expect(back.code, back.stdout).toBe(0);
+      },
+      MAX,
+    );
+    it(
+      "pulumi destroy leaves every node as it was found",
+      async () => {
+        const run = await check("three nodes: destroy leaves the nodes clean", () =>
+          engine(["destroy", "--stack", "lab", "--yes"]),
+        );
+        expect(run.code, run.stderr + run.stdout.slice(-2000)).toBe(0);
+        for (const n of ["lab-n1", "lab-n2", "lab-n3"])
+          expect((await onNode(n, LEFT_ON_NODE)).stdout, n).toBe(before[n]);
       },
       MAX,
     );

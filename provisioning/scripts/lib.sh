@@ -194,7 +194,10 @@ service_fingerprint() {
       printf '%s\n' "$f"
       cat "$f" 2>/dev/null || true
     done
-    ls "$QWEN_VL_HOME"/venv/lib/python3*/site-packages 2>/dev/null | grep -E '\.dist-info$' || true
+    local d
+    for d in "$QWEN_VL_HOME"/venv/lib/python3*/site-packages/*.dist-info; do
+      if [[ -e $d ]]; then printf '%s\n' "${d##*/}"; fi
+    done
   } | sha256sum | cut -d' ' -f1
 }
 service_changed() {

@@ -14,7 +14,7 @@ load_node_env
 export DEBIAN_FRONTEND=noninteractive
 
 undo_ledger() {
-  local file=$QWEN_VL_STATE/ledger/$1 line kind what purge=() reload=0
+  local file=$QWEN_VL_STATE/ledger/$1 kind what purge=() reload=0
   [[ -f $file ]] || {
     log "nothing recorded for $1"
     return 0

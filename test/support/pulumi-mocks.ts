@@ -22,8 +22,16 @@ export const MOCK_DEPLOY_PUBLIC_KEY = "ssh-ed25519 AAAAmockdeploykey qwen-vl-dep
 export const MOCK_DEPLOY_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-private-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
+let mockPartition = "aws";
+/** The partition getPartition answers (GovCloud and China stacks). */
+export function setMockPartition(p: string): void {
+  mockPartition = p;
+}
+
 export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorder {
   const rec: Recorder = { registrations: [], invokes: [] };
+  // The region of the stack's AWS provider: zone lookups answer for it.
+  let region = "us-east-1";
   let ip = 10;
   pulumi.runtime.setMocks(
     {
@@ -35,6 +43,7 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           ...(args.provider ? { provider: args.provider } : {}),
         });
         const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "pulumi:providers:aws") region = String(args.inputs["region"]);
         if (args.type === "aws:ec2/instance:Instance") {
           ip += 1;
           state["publicIp"] = `203.0.113.${ip}`;
@@ -81,6 +90,18 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
                 : ["subnet-us-east-1a", "subnet-us-east-1b", "subnet-us-east-1c"],
             };
           }
+          case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+            // AZ letters differ per account: the offered zones, not "a", decide.
+            return {
+              locations: [`${region}d`, `${region}b`, `${region}f`],
+              locationTypes: ["availability-zone", "availability-zone", "availability-zone"],
+              instanceTypes: ["x", "x", "x"],
+            };
+          case "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {
+              names: ["a", "b", "c", "d", "f"].map((l) => `${region}${l}`),
+              zoneIds: [],
+            };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return {
               accountId: "123456789012",
@@ -88,7 +109,7 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
               userId: "test",
             };
           case "aws:index/getPartition:getPartition":
-            return { partition: "aws", dnsSuffix: "amazonaws.com" };
+            return { partition: mockPartition, dnsSuffix: "amazonaws.com" };
           default:
             throw new Error(`invoke ${args.token} is not stubbed in test/support/pulumi-mocks.ts`);
         }
