@@ -23,6 +23,11 @@ export interface InstanceType {
   readonly networkGbps: number;
   readonly networkUpTo: boolean;
   /** Number of EFA-capable network cards; 0 = no EFA. */
+  /**
+   * EFA interfaces the type takes: one per network card on multi-card types (p4d 4, p5 32), one
+   * for the others that support EFA, 0 without EFA. AWS, "Supported instance types" for EFA and
+   * "Network cards" (docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html, using-eni.html).
+   */
   readonly efaInterfaces: number;
   readonly onDemandUsdPerHour: number;
   /** Boards whose GPUs sit on NVSwitch need Fabric Manager at the driver's exact version. */
@@ -170,7 +175,7 @@ const rows: readonly InstanceType[] = [
     memoryGiB: 192,
     networkGbps: 40,
     networkUpTo: false,
-    efaInterfaces: 0,
+    efaInterfaces: 1,
     onDemandUsdPerHour: 4.6016,
     nvswitch: false,
   },
@@ -206,7 +211,7 @@ const rows: readonly InstanceType[] = [
     memoryGiB: 384,
     networkGbps: 100,
     networkUpTo: false,
-    efaInterfaces: 0,
+    efaInterfaces: 1,
     onDemandUsdPerHour: 10.49264,
     nvswitch: false,
   },

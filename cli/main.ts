@@ -26,6 +26,10 @@ export async function runCommand(usage: string, fn: () => Promise<number> | numb
     ) {
       process.stderr.write(`${e.message}\n\n${usage}\n`);
       process.exitCode = 2;
+    } else if (e instanceof Error && typeof (e as { exitCode?: unknown }).exitCode === "number") {
+      // Errors that say what the user can do about them carry their exit code: one line, no trace.
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = (e as unknown as { exitCode: number }).exitCode;
     } else {
       throw e;
     }

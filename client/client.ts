@@ -77,6 +77,10 @@ export class ApiError extends Error {
     super(`HTTP ${status}: ${serverMessage}`);
     this.name = "ApiError";
   }
+  /** The endpoint refused or failed the request (not the user's input): exit 1. */
+  get exitCode(): number {
+    return 1;
+  }
 }
 
 export class ImageLimitError extends Error {
@@ -89,6 +93,10 @@ export class ImageLimitError extends Error {
     );
     this.name = "ImageLimitError";
   }
+  /** The user's input: exit 2. */
+  get exitCode(): number {
+    return 2;
+  }
 }
 
 export class ConnectionError extends Error {
@@ -98,6 +106,9 @@ export class ConnectionError extends Error {
   ) {
     super(message);
     this.name = "ConnectionError";
+  }
+  get exitCode(): number {
+    return 1;
   }
 }
 

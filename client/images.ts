@@ -38,18 +38,46 @@ function isUrl(s: string): boolean {
   return /^(https?:|data:)/i.test(s);
 }
 
+/** An image the user named cannot be read (missing, unreadable, not an image): exit 2. */
+export class ImageError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = "ImageError";
+  }
+}
+
+async function readImage(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ImageError(
+      code === "ENOENT"
+        ? `image ${path}: no such file (give a local path or an http(s) URL)`
+        : code === "EISDIR"
+          ? `image ${path}: is a folder, not an image file`
+          : `image ${path}: cannot be read (${code ?? (e as Error).message})`,
+    );
+  }
+}
+
 export async function prepareImage(input: ImageInput, maxPixels: number): Promise<PreparedImage> {
   if (typeof input === "string" && isUrl(input)) return { url: input, resized: false };
   if (typeof input === "object" && "url" in input) return { url: input.url, resized: false };
   const data =
     typeof input === "string"
-      ? await readFile(input)
+      ? await readImage(input)
       : "path" in input
-        ? await readFile(input.path)
+        ? await readImage(input.path)
         : input.data;
+  const name = typeof input === "string" ? input : "path" in input ? input.path : "(bytes)";
   const img = sharp(data, { failOn: "error" });
-  const meta = await img.metadata();
-  if (!meta.width || !meta.height) throw new Error("not an image sharp can read");
+  const meta = await img.metadata().catch(() => undefined);
+  if (!meta?.width || !meta.height)
+    throw new ImageError(
+      `image ${name}: not an image (JPEG, PNG, WebP, GIF, TIFF or AVIF expected)`,
+    );
   const w0 = meta.autoOrient?.width ?? meta.width;
   const h0 = meta.autoOrient?.height ?? meta.height;
   const target = fitWithin(w0, h0, maxPixels);

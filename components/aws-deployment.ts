@@ -81,6 +81,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
         publicApiApproved: net.allowPublicApi && Boolean(plan.config.secrets.apiKey),
         sshCidrs: net.sshCidrs,
         multiNode: plan.nodesPerReplica > 1,
+        efa: target.efa,
         loadBalanced,
         tags,
       },
@@ -110,7 +111,8 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const ami = target.amiId
       ? pulumi.output(target.amiId)
       : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
-    const efa = target.efa && instanceType.efaInterfaces > 0;
+    // The plan refuses target.efa on a type without EFA; here every interface the type takes.
+    const efaInterfaces = target.efa ? instanceType.efaInterfaces : 0;
     // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
     // a secret), its private half stays in the state, encrypted.
     const deployKey = new DeployKey(`${name}-deploy-key`, { parent: this });
@@ -141,7 +143,7 @@ ssh_authorized_keys:
                 },
               }
             : {}),
-          efa,
+          efaInterfaces,
           userData,
           tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
         },

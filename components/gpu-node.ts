@@ -19,8 +19,12 @@ export interface GpuNodeArgs {
   readonly placementGroup?: pulumi.Input<string>;
   /** Spot with a one-time request, terminated on interruption. Default: on-demand. */
   readonly spot?: { readonly maxPriceUsdPerHour?: number };
-  /** Make the primary interface an EFA (instance type must support it). Default: false. */
-  readonly efa?: boolean;
+  /**
+   * EFA interfaces to create at launch (the type's count, 1 to 32), through a launch template: the
+   * primary an EFA (EFA with ENA) on network card 0, an EFA-only interface on every further card.
+   * Default: 0 (no EFA).
+   */
+  readonly efaInterfaces?: number;
   /** cloud-init user data (public content only: the policy pack refuses secrets there). Default: none. */
   readonly userData?: pulumi.Input<string>;
   readonly tags: Readonly<Record<string, string>>;
@@ -38,18 +42,21 @@ export class GpuNode extends pulumi.ComponentResource {
       subnetId: args.subnetId,
       vpcSecurityGroupIds: args.securityGroupIds,
     };
-    if (args.efa) {
-      const efa = new aws.ec2.NetworkInterface(
+    const efaCards = args.efaInterfaces ?? 0;
+    if (efaCards > 0) {
+      // AWS: "an EFA per network card"; with several interfaces EC2 cannot auto-assign a public
+      // address (an Elastic IP follows below), and the instance may not name a subnet or groups.
+      const template = new aws.ec2.LaunchTemplate(
         `${name}-efa`,
         {
-          subnetId: args.subnetId,
-          securityGroups: args.securityGroupIds,
-          interfaceType: "efa",
+          networkInterfaces: efaInterfaceSpecs(efaCards, args.subnetId, args.securityGroupIds),
           tags: args.tags,
         },
         parent,
       );
-      network = { primaryNetworkInterface: { networkInterfaceId: efa.id } };
+      network = {
+        launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
+      };
     }
     const instance = new aws.ec2.Instance(
       `${name}-instance`,
@@ -92,7 +99,14 @@ export class GpuNode extends pulumi.ComponentResource {
       { parent: this, ignoreChanges: ["ami"] },
     );
     this.instanceId = instance.id;
-    this.publicIp = instance.publicIp;
+    this.publicIp =
+      efaCards > 1
+        ? new aws.ec2.Eip(
+            `${name}-ip`,
+            { domain: "vpc", instance: instance.id, tags: args.tags },
+            parent,
+          ).publicIp
+        : instance.publicIp;
     this.privateIp = instance.privateIp;
     this.registerOutputs({
       instanceId: this.instanceId,
@@ -100,4 +114,27 @@ export class GpuNode extends pulumi.ComponentResource {
       privateIp: this.privateIp,
     });
   }
+}
+
+/**
+ * The launch template's interfaces for `cards` EFA network cards: card 0 device 0 an EFA (EFA with
+ * ENA: it carries the node's IP traffic too), every further card an EFA-only interface at device 0
+ * (AWS, "Maximize network bandwidth on accelerated instances", efa-acc-inst-types.html). Only a
+ * single interface may take an automatic public address (RunInstances,
+ * InstanceNetworkInterfaceSpecification).
+ */
+export function efaInterfaceSpecs(
+  cards: number,
+  subnetId: pulumi.Input<string>,
+  securityGroupIds: pulumi.Input<string>[],
+): aws.types.input.ec2.LaunchTemplateNetworkInterface[] {
+  return Array.from({ length: cards }, (_, card) => ({
+    networkCardIndex: card,
+    deviceIndex: 0,
+    interfaceType: card === 0 ? "efa" : "efa-only",
+    subnetId,
+    securityGroups: securityGroupIds,
+    deleteOnTermination: "true",
+    ...(card === 0 && cards === 1 ? { associatePublicIpAddress: "true" } : {}),
+  }));
 }

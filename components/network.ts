@@ -29,6 +29,12 @@ export interface NetworkArgs {
   readonly sshCidrs: readonly string[];
   /** Nodes of one replica talk to each other (multi-node): self-referencing rule + placement group. */
   readonly multiNode: boolean;
+  /**
+   * The nodes use EFA: the group must also allow all outbound traffic to itself ("An EFA requires a
+   * security group that allows all inbound and outbound traffic to and from the security group
+   * itself", AWS efa-start-nccl.html; EFA's traffic does not match a CIDR rule). Default: false.
+   */
+  readonly efa?: boolean;
   /** Replicas sit behind a load balancer: a second subnet (ALBs need two zones) and an LB group. */
   readonly loadBalanced: boolean;
   readonly tags: Readonly<Record<string, string>>;
@@ -238,7 +244,7 @@ export class Network extends pulumi.ComponentResource {
       ingress(`${name}-nodes-ssh-${i}`, nodes.id, 22, cidr, "SSH"),
     );
 
-    if (args.multiNode) {
+    if (args.multiNode || args.efa) {
       new aws.vpc.SecurityGroupIngressRule(
         `${name}-nodes-from-cluster`,
         {
@@ -250,6 +256,20 @@ export class Network extends pulumi.ComponentResource {
         },
         parent,
       );
+      if (args.efa)
+        new aws.vpc.SecurityGroupEgressRule(
+          `${name}-nodes-to-cluster`,
+          {
+            securityGroupId: nodes.id,
+            ipProtocol: "-1",
+            referencedSecurityGroupId: nodes.id,
+            description: "EFA: all traffic to the group itself",
+            tags: args.tags,
+          },
+          parent,
+        );
+    }
+    if (args.multiNode) {
       const pg = new aws.ec2.PlacementGroup(
         `${name}-placement`,
         { strategy: "cluster", tags: args.tags },

@@ -1,10 +1,10 @@
 /**
  * Every planned node provisioned to serving, as Pulumi resources: per node a wait-for-host step, the
  * rendered bundle (scripts, node.env, units, configuration) written in one round trip, the secrets
- * file (root-only, written from standard input), then one RemoteStep per provisioning step, in the
- * order of provisioning/render.ts STEPS. Nodes run in parallel; only Ray's join (a worker after its
- * head's Ray) and the cluster gate (vLLM on the head after every member's connectivity) wait on
- * another node. A step runs again only when what it reads changes (its digest) or a step it builds
+ * file (root-only, written from standard input), then one RemoteStep per provisioning step, each
+ * after the steps of its node it needs (provisioning/render.ts STEPS). Nodes run in parallel; only
+ * Ray's join (a worker after its head's Ray) and the cluster gate (vLLM on the head after every
+ * member's connectivity) wait on another node. A step runs again only when what it reads changes (its digest) or a step it builds
  * on ran again; `pulumi destroy` runs each step's undo, last step first, on machines that stay.
  */
 import { createHash } from "node:crypto";
@@ -128,7 +128,7 @@ export class NodeProvisioning extends pulumi.ComponentResource {
       : undefined;
 
     const steps: Record<string, Record<StepId, RemoteStep>> = {};
-    const lastOf: Record<string, pulumi.Resource> = {};
+    const ready: Record<string, pulumi.Resource> = {};
     plan.nodes.forEach((n, i) => {
       const node = byName.get(n.name)!;
       const common = { connection: node.connection, node: n.name };
@@ -173,7 +173,7 @@ export class NodeProvisioning extends pulumi.ComponentResource {
         );
       }
       steps[n.name] = {} as Record<StepId, RemoteStep>;
-      lastOf[n.name] = last;
+      ready[n.name] = last;
     });
 
     // Step by step across nodes, so that a step can wait on an earlier step of another node.
@@ -182,7 +182,10 @@ export class NodeProvisioning extends pulumi.ComponentResource {
         const members = plan.nodes.filter((m) => m.replica === n.replica);
         const head = members.find((m) => m.role === "head")!;
         const node = byName.get(n.name)!;
-        const dependsOn: pulumi.Resource[] = [lastOf[n.name]!];
+        // After the bundle (and secrets) when the step needs no other step of its node.
+        const dependsOn: pulumi.Resource[] = spec.after.length
+          ? spec.after.map((id) => steps[n.name]![id])
+          : [ready[n.name]!];
         if (n.role !== "head")
           for (const id of spec.afterHead) dependsOn.push(steps[head.name]![id]);
         if (n.role === "head")
@@ -215,7 +218,6 @@ export class NodeProvisioning extends pulumi.ComponentResource {
           },
         );
         steps[n.name]![spec.id] = step;
-        lastOf[n.name] = step;
       }
     }
     this.steps = steps;

@@ -22,18 +22,20 @@ function wall(run: EngineRun): number {
   return Math.max(...t.map((x) => x[1])) - Math.min(...t.map((x) => x[0]));
 }
 
-/** Per node: the time between one of its steps ending and its next step starting (waiting on another node). */
+/**
+ * Per node: how long its steps waited on another node — for each step, the time between the end of
+ * the last step of its own node that it needs (STEPS `after`) and its start.
+ */
 function waits(run: EngineRun, stack: string, nodes: string[]): Record<string, number> {
-  const order = ["host", "bundle", "secrets", ...STEPS.map((s) => s.id)];
   const out: Record<string, number> = {};
   for (const n of nodes) {
     let waited = 0;
-    let lastEnd: number | undefined;
-    for (const id of order) {
-      const t = run.times[`${stack}-${n}-${id}`];
-      if (!t) continue;
-      if (lastEnd !== undefined) waited += Math.max(0, t[0] - lastEnd);
-      lastEnd = t[1];
+    for (const spec of STEPS) {
+      const t = run.times[`${stack}-${n}-${spec.id}`];
+      const own = (spec.after.length ? spec.after : ["secrets", "bundle"])
+        .map((id) => run.times[`${stack}-${n}-${id}`]?.[1])
+        .filter((x): x is number => x !== undefined);
+      if (t && own.length) waited += Math.max(0, t[0] - Math.max(...own));
     }
     out[n] = waited;
   }
@@ -51,8 +53,8 @@ function stepTime(run: EngineRun, stack: string, nodes: string[], id: string): n
 }
 
 async function main(): Promise<number> {
-  checkHost();
   const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+  checkHost(log);
   ensureBaseImage(log);
   ensureCli();
   const backend = join(LAB_DIR, "pulumi-bench");

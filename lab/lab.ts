@@ -30,7 +30,7 @@ export const MIRROR_PORT = 8080;
 export const NODE_ADDRESS = (i: number) => `${SUBNET_PREFIX}.${10 + i}`;
 export const NODE_NAME = (i: number) => `lab-n${i}`;
 
-/** Debian packages of the host that the lab needs (CI installs them). */
+/** Debian packages of the host that the lab needs: installed by lab:up when missing. */
 export const HOST_PACKAGES: Readonly<Record<string, string>> = {
   debootstrap: "debootstrap",
   "systemd-nspawn": "systemd-container",
@@ -38,7 +38,11 @@ export const HOST_PACKAGES: Readonly<Record<string, string>> = {
   "ssh-keygen": "openssh-client",
   python3: "python3",
   mount: "mount",
+  aria2c: "aria2",
+  flock: "util-linux",
 };
+/** The venv module for the lab's S3 emulator (python3 -m venv). */
+const HOST_EXTRA_PACKAGES = ["python3-venv", "python3-pip"];
 
 /** What every node image carries: systemd and sshd, the tools provisioning expects on a Debian 12 node. */
 const BASE_PACKAGES = [
@@ -114,7 +118,7 @@ function sh(
   return r.stdout;
 }
 
-export function checkHost(): void {
+export function checkHost(log: (s: string) => void = () => {}): void {
   if (process.getuid?.() !== 0)
     throw new LabError(
       "the lab needs root (network namespaces, overlay mounts, systemd-nspawn): run it as root, e.g. sudo npm run lab:up",
@@ -122,12 +126,46 @@ export function checkHost(): void {
   const missing = Object.entries(HOST_PACKAGES).filter(
     ([bin]) => spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0,
   );
-  if (missing.length) {
-    const pkgs = [...new Set(missing.map(([, p]) => p))].join(" ");
+  const venv = spawnSync("python3", ["-c", "import ensurepip, venv"]).status === 0;
+  if (!missing.length && venv) return;
+  // A fresh machine: the lab installs what it needs from Debian's registry (as root, like the lab).
+  const pkgs = [...new Set([...missing.map(([, p]) => p), ...(venv ? [] : HOST_EXTRA_PACKAGES)])];
+  log(`installing the lab's Debian packages on this machine: ${pkgs.join(" ")}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const update = spawnSync("apt-get", ["update", "-qq"], { encoding: "utf8", env });
+  const install = spawnSync(
+    "apt-get",
+    ["install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", ...pkgs],
+    { encoding: "utf8", env },
+  );
+  if (update.status !== 0 || install.status !== 0)
     throw new LabError(
-      `missing on this machine: ${missing.map(([b]) => b).join(", ")}; install them with: apt-get install -y ${pkgs}`,
+      `missing on this machine: ${pkgs.join(", ")}, and apt-get could not install them (${(install.stderr || update.stderr || "").trim().slice(-500)}): install them with apt-get install -y ${pkgs.join(" ")}`,
     );
-  }
+}
+
+/**
+ * One lab per machine: its bridge, subnet and namespace names are fixed. The lab that is up records
+ * its checkout in OWNER_FILE; another checkout's lab:up or lab:down is refused, naming it, instead
+ * of tearing the other one down.
+ */
+export const OWNER_FILE = "/run/qwen-vl-lab/owner";
+
+function labOwner(): string | undefined {
+  if (!existsSync(OWNER_FILE)) return undefined;
+  const owner = readFileSync(OWNER_FILE, "utf8").trim();
+  // A lab whose state is gone (its checkout removed, or down ran) owns nothing any more.
+  return owner && existsSync(join(owner, "state.json")) ? owner : undefined;
+}
+
+function claimLab(): void {
+  const owner = labOwner();
+  if (owner && owner !== LAB_DIR)
+    throw new LabError(
+      `another checkout's lab is up on this machine (${owner}); it uses the same bridge ${BRIDGE} and subnet ${SUBNET_PREFIX}.0/24: run npm run lab:down in that checkout first`,
+    );
+  mkdirSync(join(OWNER_FILE, ".."), { recursive: true });
+  writeFileSync(OWNER_FILE, `${LAB_DIR}\n`);
 }
 
 /** Builds (once) and caches the Debian 12 base image the nodes boot from. */
@@ -244,10 +282,11 @@ export interface UpOptions {
 }
 
 export async function up(opts: UpOptions): Promise<LabState> {
-  checkHost();
   const log = opts.log ?? (() => {});
+  checkHost(log);
   if (readState())
     throw new LabError("a lab is already up (.lab/state.json): run npm run lab:down first");
+  claimLab();
   const base = ensureBaseImage(log);
   const { keyPath, publicKey } = ensureKey();
   const knownHostsPath = join(LAB_DIR, "known_hosts");
@@ -353,6 +392,11 @@ async function waitExit(pid: number, ms: number): Promise<boolean> {
 /** Removes everything the lab made: containers (by recorded PID), mounts, namespaces, the bridge, the mirror. */
 export async function down(opts: DownOptions = {}): Promise<void> {
   const log = opts.log ?? (() => {});
+  const owner = labOwner();
+  if (owner && owner !== LAB_DIR) {
+    log(`the lab on this machine belongs to ${owner}: not touched (run npm run lab:down there)`);
+    return;
+  }
   const state = readState();
   if (state?.mirrorPid && alive(state.mirrorPid)) {
     process.kill(state.mirrorPid, "SIGTERM");
@@ -388,6 +432,7 @@ export async function down(opts: DownOptions = {}): Promise<void> {
   for (const l of labLinks()) spawnSync("ip", ["link", "del", l]);
   rmSync(join(LAB_DIR, "nodes"), { recursive: true, force: true });
   rmSync(statePath(), { force: true });
+  rmSync(OWNER_FILE, { force: true });
   log("lab down: no container, mount, namespace, bridge or mirror left");
 }
 

@@ -307,6 +307,15 @@ function resolveHardware(c: StackConfig, issues: Issue[]): Hardware | undefined 
     const gpu = GPUS.get(it.gpu)!;
     const spot = t.spot?.enabled;
     const price = t.spot?.maxPriceUsdPerHour ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
+    if (t.efa && it.efaInterfaces === 0)
+      issues.push({
+        path: "target.efa",
+        value: true,
+        message: `${t.instanceType} has no EFA; types with EFA: ${[...INSTANCE_TYPES.values()]
+          .filter((x) => x.efaInterfaces > 0)
+          .map((x) => x.name)
+          .join(", ")}`,
+      });
     return {
       gpu,
       gpusPerNode: it.gpuCount,

@@ -50,6 +50,8 @@ export interface StepSpec {
   readonly title: string;
   /** The step may leave NODE_STATE/reboot-required: reboot, then run it again. */
   readonly mayRequestReboot: boolean;
+  /** Steps of the same node that must have run before this one (none: right after the bundle). */
+  readonly after: readonly StepId[];
   /**
    * Steps of the same node whose result this one builds on: when one of them runs again, this one
    * runs again too (a new vLLM in python-env restarts the vllm unit).
@@ -92,6 +94,7 @@ const spec = (
   id,
   title,
   mayRequestReboot: false,
+  after: [],
   uses: [],
   usesMembers: [],
   afterHead: [],
@@ -101,28 +104,43 @@ const spec = (
 });
 
 /**
- * The ordered steps; every node runs each in this order (a step that does not apply says so), nodes
- * in parallel; only Ray's join (workers after their head) and the cluster gate (vLLM on the head
- * after every member's connectivity) wait on another node.
+ * The steps, in the order a person reads them; every node runs each (a step that does not apply
+ * says so). On one node a step waits only for the steps it needs (`after`): weights, monitoring and
+ * Ray run side by side once the Python environment is there. Nodes run in parallel; only Ray's join
+ * (workers after their head) and the cluster gate (vLLM on the head after every member's
+ * connectivity) wait on another node.
  */
 export const STEPS: readonly StepSpec[] = [
   spec("preflight", "system, GPUs and disk match the plan"),
-  spec("driver", "NVIDIA driver", { mayRequestReboot: true }),
-  spec("cuda", "CUDA supported by the driver", { uses: ["driver"] }),
-  spec("python-env", "uv, vLLM, transformers, hf CLI, Ray"),
-  spec("weights", "weights at the pinned revision, verified", { usesSecrets: true }),
-  spec("monitoring", "node_exporter, DCGM exporter, Prometheus"),
-  spec("ray", "Ray head/worker", { uses: ["python-env"], afterHead: ["ray"] }),
+  spec("driver", "NVIDIA driver", { after: ["preflight"], mayRequestReboot: true }),
+  spec("cuda", "CUDA supported by the driver", { after: ["driver"], uses: ["driver"] }),
+  spec("python-env", "uv, vLLM, transformers, hf CLI, Ray", { after: ["cuda"] }),
+  spec("weights", "weights at the pinned revision, verified", {
+    after: ["python-env"],
+    usesSecrets: true,
+  }),
+  spec("monitoring", "node_exporter, DCGM exporter, Prometheus", { after: ["python-env"] }),
+  spec("ray", "Ray head/worker", {
+    after: ["python-env"],
+    uses: ["python-env"],
+    afterHead: ["ray"],
+  }),
   spec("connectivity", "every member reaches every other on the cluster ports", {
+    after: ["ray", "monitoring"],
     usesMembers: ["ray", "monitoring"],
   }),
   spec("vllm", "vLLM under systemd", {
+    after: ["weights", "connectivity"],
     uses: ["python-env", "weights"],
     usesMembers: ["ray"],
     headAfterMembers: ["connectivity"],
     usesSecrets: true,
   }),
-  spec("readiness", "a real image+text request answers", { uses: ["vllm"], usesSecrets: true }),
+  spec("readiness", "a real image+text request answers", {
+    after: ["vllm"],
+    uses: ["vllm"],
+    usesSecrets: true,
+  }),
 ];
 
 export function loadScripts(dir = SCRIPTS_DIR): Record<string, string> {

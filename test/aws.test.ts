@@ -365,15 +365,64 @@ describe("options", () => {
       mapPublicIpOnLaunch: true,
     });
     expect(byType(rec, "aws:ec2/internetGateway:InternetGateway")).toHaveLength(1);
-    expect(
-      byType(rec, "aws:ec2/networkInterface:NetworkInterface").map(
-        (r) => r.inputs["interfaceType"],
-      ),
-    ).toEqual(["efa", "efa"]);
-    const i = one(rec, "efa-head-instance").inputs;
-    expect(i["primaryNetworkInterface"]).toEqual({ networkInterfaceId: "efa-head-efa-id" });
-    expect(i["subnetId"]).toBeUndefined();
+    // p5.48xlarge: all 32 EFA cards at launch, through a launch template per node: card 0 an EFA
+    // (EFA with ENA), cards 1..31 EFA-only, each at device index 0, in the nodes' subnet and group.
+    for (const n of ["head", "worker1"]) {
+      const lt = one(rec, `efa-${n}-efa`);
+      expect(lt.type).toBe("aws:ec2/launchTemplate:LaunchTemplate");
+      const nics = lt.inputs["networkInterfaces"] as Record<string, unknown>[];
+      expect(nics).toHaveLength(32);
+      expect(nics[0]).toEqual({
+        networkCardIndex: 0,
+        deviceIndex: 0,
+        interfaceType: "efa",
+        subnetId: "efa-net-subnet-a-id",
+        securityGroups: ["efa-net-nodes-id"],
+        deleteOnTermination: "true",
+      });
+      expect(
+        nics.slice(1).map((x) => [x["networkCardIndex"], x["deviceIndex"], x["interfaceType"]]),
+      ).toEqual(Array.from({ length: 31 }, (_, k) => [k + 1, 0, "efa-only"]));
+      const i = one(rec, `efa-${n}-instance`).inputs;
+      expect(i["launchTemplate"]).toEqual({ id: `efa-${n}-efa-id`, version: "1" });
+      // EC2 refuses instance-level subnets and groups beside template interfaces.
+      expect(i["subnetId"]).toBeUndefined();
+      expect(i["vpcSecurityGroupIds"]).toBeUndefined();
+      // Several interfaces: no automatic public address; an Elastic IP for SSH.
+      expect(one(rec, `efa-${n}-ip`).inputs).toMatchObject({
+        domain: "vpc",
+        instance: `efa-${n}-instance-id`,
+      });
+    }
+    // EFA needs the group's traffic to itself in both directions.
+    expect(one(rec, "efa-net-nodes-to-cluster").inputs).toMatchObject({
+      ipProtocol: "-1",
+      securityGroupId: "efa-net-nodes-id",
+      referencedSecurityGroupId: "efa-net-nodes-id",
+    });
     expect(rec.invokes.map((x) => x.token)).not.toContain("aws:ec2/getVpc:getVpc");
+  });
+
+  it("EFA on a single-card type: one EFA interface with a public address; refused on a type without EFA", async () => {
+    const s = base();
+    const { rec } = await deploy("g6", {
+      ...s,
+      target: { kind: "aws", region: "us-east-1", instanceType: "g6e.12xlarge", efa: true },
+      network: { sshCidrs: ["198.51.100.7/32"] },
+    });
+    const nics = one(rec, "g6-head-efa").inputs["networkInterfaces"] as Record<string, unknown>[];
+    expect(nics).toEqual([
+      expect.objectContaining({ interfaceType: "efa", associatePublicIpAddress: "true" }),
+    ]);
+    expect(byType(rec, "aws:ec2/eip:Eip")).toEqual([]);
+    expect(() =>
+      planStack({
+        ...s,
+        target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge", efa: true },
+      }),
+    ).toThrow(
+      /target\.efa: true — g5\.xlarge has no EFA; types with EFA: g4dn\.12xlarge, .*g6\.12xlarge, .*g6e\.12xlarge/,
+    );
   });
 });
 

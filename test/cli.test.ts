@@ -301,3 +301,46 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
     expect(Date.now() - t0).toBeLessThan(30_000);
   }, 60_000);
 });
+
+describe("ask and bench: the user's mistakes are one clear line and exit 2", () => {
+  it("as a process: a missing image, a file that is not an image, a folder", () => {
+    const cases: [string[], RegExp][] = [
+      [
+        ["--image", "./missing.png"],
+        /^image \.\/missing\.png: no such file \(give a local path or an http\(s\) URL\)\n$/,
+      ],
+      [
+        ["--image", "./README.md"],
+        /^image \.\/README\.md: not an image \(JPEG, PNG, WebP, GIF, TIFF or AVIF expected\)\n$/,
+      ],
+      [["--image", "./test"], /^image \.\/test: is a folder, not an image file\n$/],
+    ];
+    for (const [args, message] of cases) {
+      // Port 9 (discard) on loopback: nothing is sent, the image is refused before any request.
+      const r = run("cli/ask.ts", [
+        "--url",
+        "http://127.0.0.1:9",
+        "--model",
+        "m",
+        ...args,
+        "What is this?",
+      ]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const b = run("cli/bench.ts", [
+      "--url",
+      "http://127.0.0.1:9",
+      "--model",
+      "m",
+      "--image",
+      "./missing.png",
+      "--requests",
+      "1",
+    ]);
+    expect(b.code, b.stderr).toBe(2);
+    expect(b.stderr).toMatch(/image \.\/missing\.png: no such file/);
+    expect(b.stderr).not.toMatch(/\n\s+at /);
+  });
+});

@@ -56,6 +56,8 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
         if (args.type === "aws:iam/instanceProfile:InstanceProfile")
           state["name"] = `${args.name}-profile`;
         if (args.type === "aws:ec2/keyPair:KeyPair") state["keyName"] = `${args.name}-kp`;
+        if (args.type === "aws:ec2/launchTemplate:LaunchTemplate") state["latestVersion"] = 1;
+        if (args.type === "aws:ec2/eip:Eip") state["publicIp"] = "198.51.100.200";
         if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:DeployKey") {
           state["publicKey"] = MOCK_DEPLOY_PUBLIC_KEY;
           state["privateKey"] = MOCK_DEPLOY_PRIVATE_KEY;

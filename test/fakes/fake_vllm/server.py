@@ -172,6 +172,9 @@ class Handler(BaseHTTPRequestHandler):
         if prompt_tokens + 1 > s.max_len:
             return self.error(400, f"This model's maximum context length is {s.max_len} tokens. However, you requested {prompt_tokens + max_tokens} tokens.")
         reply = (" ".join(answers) + " " if answers else "") + f"(fake answer to: {question[:80]})"
+        # A broken engine, on purpose: fp16 overflow on T4 makes Qwen2 models emit runs of "!".
+        if os.environ.get("FAKE_VLLM_ANSWER"):
+            reply = os.environ["FAKE_VLLM_ANSWER"]
         tokens = reply.split()[:max_tokens] or ["ok"]
         with s.lock:
             s.running += 1
