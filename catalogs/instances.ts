@@ -341,3 +341,18 @@ export const INSTANCE_TYPES: ReadonlyMap<string, InstanceType> = new Map(
   rows.map((r) => [r.name, r]),
 );
 export const INSTANCE_TYPE_NAMES = rows.map((r) => r.name) as [string, ...string[]];
+
+/**
+ * The EC2 vCPU quota a launch draws on (Service Quotas, service "ec2"): on-demand quotas per
+ * family ("Running On-Demand G and VT instances", L-DB2E81BA; "Running On-Demand P instances",
+ * L-417A185B) and the spot ones ("All G and VT Spot Instance Requests", "All P Spot Instance
+ * Requests"; AWS using-spot-limits.html). New accounts often start at 0 for G, VT and P: a launch
+ * beyond the quota fails with VcpuLimitExceeded after the network is already made.
+ */
+export function vcpuQuota(instanceType: string, spot: boolean): { name: string; code?: string } {
+  const family = /^p/.test(instanceType) ? "P" : "G and VT";
+  if (spot) return { name: `All ${family} Spot Instance Requests` };
+  return family === "P"
+    ? { name: "Running On-Demand P instances", code: "L-417A185B" }
+    : { name: "Running On-Demand G and VT instances", code: "L-DB2E81BA" };
+}

@@ -58,6 +58,7 @@ export function planToJson(p: Plan): Record<string, unknown> {
     rootVolumeGiB: p.rootVolumeGiB,
     costPerHourUsd: p.costPerHourUsd,
     costNote: p.costNote,
+    ...(p.quota ? { quota: p.quota } : {}),
     driver: p.driver,
     warnings: p.warnings,
     waysOut: p.waysOut,
@@ -152,6 +153,11 @@ export function planToText(p: Plan): string {
     `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
   );
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
+  if (p.quota)
+    line(
+      "AWS quota",
+      `${p.quota.vcpus} vCPUs of "${p.quota.name}"${p.quota.code ? ` (${p.quota.code})` : ""} in the region: check it before pulumi up (aws service-quotas get-service-quota --service-code ec2${p.quota.code ? ` --quota-code ${p.quota.code}` : ""}); new accounts often have 0`,
+    );
   if (p.warnings.length) {
     out.push("  Warnings");
     for (const w of p.warnings) out.push(`    - ${w}`);

@@ -144,6 +144,10 @@ ssh_authorized_keys:
               }
             : {}),
           efaInterfaces,
+          ...(target.capacityReservationId
+            ? { capacityReservationId: target.capacityReservationId }
+            : {}),
+          capacityBlock: target.capacityBlock,
           userData,
           tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
         },

@@ -25,6 +25,10 @@ export interface GpuNodeArgs {
    * Default: 0 (no EFA).
    */
   readonly efaInterfaces?: number;
+  /** Capacity reservation to launch into ("cr-…"). Default: none (open capacity). */
+  readonly capacityReservationId?: string;
+  /** The reservation is an EC2 Capacity Block for ML. Default: false. */
+  readonly capacityBlock?: boolean;
   /** cloud-init user data (public content only: the policy pack refuses secrets there). Default: none. */
   readonly userData?: pulumi.Input<string>;
   readonly tags: Readonly<Record<string, string>>;
@@ -80,20 +84,29 @@ export class GpuNode extends pulumi.ComponentResource {
           deleteOnTermination: true,
           tags: args.tags,
         },
-        ...(args.spot
+        ...(args.capacityReservationId
           ? {
-              instanceMarketOptions: {
-                marketType: "spot",
-                spotOptions: {
-                  spotInstanceType: "one-time",
-                  instanceInterruptionBehavior: "terminate",
-                  ...(args.spot.maxPriceUsdPerHour
-                    ? { maxPrice: String(args.spot.maxPriceUsdPerHour) }
-                    : {}),
-                },
+              capacityReservationSpecification: {
+                capacityReservationTarget: { capacityReservationId: args.capacityReservationId },
               },
             }
           : {}),
+        ...(args.capacityBlock
+          ? { instanceMarketOptions: { marketType: "capacity-block" } }
+          : args.spot
+            ? {
+                instanceMarketOptions: {
+                  marketType: "spot",
+                  spotOptions: {
+                    spotInstanceType: "one-time",
+                    instanceInterruptionBehavior: "terminate",
+                    ...(args.spot.maxPriceUsdPerHour
+                      ? { maxPrice: String(args.spot.maxPriceUsdPerHour) }
+                      : {}),
+                  },
+                },
+              }
+            : {}),
         tags: { ...args.tags, Name: name },
       },
       { parent: this, ignoreChanges: ["ami"] },

@@ -130,6 +130,16 @@ const awsTarget = z.strictObject({
     .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) /, "must be an OpenSSH public key")
     .optional(),
   efa: z.boolean().default(false),
+  /**
+   * Launch into this capacity reservation ("cr-…"): an On-Demand Capacity Reservation, or with
+   * `capacityBlock: true` an EC2 Capacity Block for ML (how p5 capacity is usually had). Default: none.
+   */
+  capacityReservationId: z
+    .string()
+    .regex(/^cr-[0-9a-f]{8,17}$/, "must be a capacity reservation id such as cr-0123456789abcdef0")
+    .optional(),
+  /** The reservation is a Capacity Block for ML (market type capacity-block). Default: false. */
+  capacityBlock: z.boolean().default(false),
   rootVolumeGiB: int(30, 16384).optional(),
   /** Override of the catalog's on-demand price (USD per instance-hour). */
   pricePerHourUsd: z.number().positive().optional(),

@@ -14,7 +14,7 @@ import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { runCommand, UsageError } from "../cli/main";
 import { down, LabError, readState, up, writeState, type LabState } from "./lab";
-import { ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
+import { ensureAptProxy, ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
 import { connect, exec } from "../provisioning/ssh";
 
 const USAGE = `usage: npm run lab:up -- --nodes N [--stack <lab stack>]... [--json]
@@ -55,6 +55,7 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
   ensureWheels(plan, log);
   ensureModel(plan, log);
   await ensureMirrorServer(state, writeState);
+  await ensureAptProxy(state, writeState);
   // Secrets the stack reads from files on this machine: a random value, made once per boot.
   for (const ref of Object.values(plan.config.secrets)) {
     if (typeof ref !== "string" || !ref.startsWith("file:")) continue;

@@ -40,11 +40,18 @@ export const HOST_PACKAGES: Readonly<Record<string, string>> = {
   mount: "mount",
   aria2c: "aria2",
   flock: "util-linux",
+  // The nodes' Debian packages come through it (an air-gapped site's package proxy).
+  "apt-cacher-ng": "apt-cacher-ng",
 };
 /** The venv module for the lab's S3 emulator (python3 -m venv). */
 const HOST_EXTRA_PACKAGES = ["python3-venv", "python3-pip"];
 
-/** What every node image carries: systemd and sshd, the tools provisioning expects on a Debian 12 node. */
+/**
+ * What every node image carries: what a fresh cloud image or a stock Debian host has (systemd,
+ * sshd, Python, curl), nothing the provisioning steps install themselves (python3-venv,
+ * python3-dev, gcc, aria2, Prometheus, exporters): a step that passes only because the image had a
+ * package would hide a failure users hit. The steps install those from the host's package proxy.
+ */
 const BASE_PACKAGES = [
   "systemd",
   "systemd-sysv",
@@ -52,16 +59,12 @@ const BASE_PACKAGES = [
   "openssh-server",
   "iproute2",
   "python3",
-  "python3-venv",
   "curl",
   "ca-certificates",
   "procps",
-  "netcat-openbsd",
-  "aria2",
-  "prometheus",
-  "prometheus-node-exporter",
-  "less",
 ];
+/** The host's apt proxy on the bridge (apt-cacher-ng): how the nodes reach Debian's packages. */
+export const APT_PROXY_PORT = 3142;
 const DEBIAN_MIRROR = process.env["QWEN_VL_DEBIAN_MIRROR"] ?? "http://deb.debian.org/debian";
 
 export interface LabNode {
@@ -79,6 +82,7 @@ export interface LabState {
   readonly nodes: LabNode[];
   readonly bridge: string;
   mirrorPid?: number;
+  aptProxyPid?: number;
   readonly keyPath: string;
   readonly knownHostsPath: string;
 }
@@ -193,10 +197,14 @@ export function ensureBaseImage(log: (s: string) => void = () => {}): string {
   chroot(
     `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ${BASE_PACKAGES.join(" ")} && apt-get clean`,
   );
-  // Nodes start lean: provisioning is what enables the exporters and Prometheus. No timers that
-  // would run apt in the background, no host keys shared between nodes.
+  // No timers that would run apt in the background, no host keys shared between nodes.
   chroot(
-    "systemctl disable prometheus prometheus-node-exporter >/dev/null 2>&1 || true; systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true; rm -f /etc/ssh/ssh_host_*",
+    "systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer >/dev/null 2>&1 || true; rm -f /etc/ssh/ssh_host_*",
+  );
+  // The site's package proxy, as an air-gapped site configures apt: the nodes have no route out.
+  writeFileSync(
+    join(tmp, "etc/apt/apt.conf.d/01qwen-vl-lab-proxy"),
+    `Acquire::http::Proxy "http://${HOST_ADDRESS}:${APT_PROXY_PORT}";\n`,
   );
   writeFileSync(
     join(tmp, "etc/resolv.conf"),
@@ -398,9 +406,11 @@ export async function down(opts: DownOptions = {}): Promise<void> {
     return;
   }
   const state = readState();
-  if (state?.mirrorPid && alive(state.mirrorPid)) {
-    process.kill(state.mirrorPid, "SIGTERM");
-    await waitExit(state.mirrorPid, 5000);
+  for (const pid of [state?.mirrorPid, state?.aptProxyPid]) {
+    if (pid && alive(pid)) {
+      process.kill(pid, "SIGTERM");
+      if (!(await waitExit(pid, 5000))) process.kill(pid, "SIGKILL");
+    }
   }
   for (const n of state?.nodes ?? []) {
     if (alive(n.pid)) {

@@ -12,6 +12,7 @@ import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
 import {
   alive,
+  APT_PROXY_PORT,
   HOST_ADDRESS,
   LAB_DIR,
   LabError,
@@ -158,4 +159,51 @@ export async function ensureMirrorServer(
   state.mirrorPid = p.pid!;
   writeState(state);
   await waitPort(HOST_ADDRESS, MIRROR_PORT, 10_000);
+}
+
+/**
+ * The nodes' Debian package source: apt-cacher-ng on the bridge address, caching what it fetches
+ * from Debian's registry under .lab/apt-cache (kept between labs), as an air-gapped site's package
+ * proxy does. The node image points apt at it; the steps then run their real apt-get.
+ */
+export async function ensureAptProxy(
+  state: LabState,
+  writeState: (s: LabState) => void,
+): Promise<void> {
+  if (alive(state.aptProxyPid)) return;
+  const cache = join(LAB_DIR, "apt-cache");
+  const logs = join(LAB_DIR, "apt-log");
+  const conf = join(LAB_DIR, "apt-proxy-conf");
+  for (const d of [cache, logs, conf]) mkdirSync(d, { recursive: true });
+  // Our own configuration, not the package's: its Debian remap sends every request to the mirrors
+  // listed in backends_debian (ftp.debian.org), which a site reaching only deb.debian.org cannot
+  // use. Without remaps it proxies and caches the URLs the nodes ask for.
+  writeFileSync(
+    join(conf, "acng.conf"),
+    [
+      `CacheDir: ${cache}`,
+      `LogDir: ${logs}`,
+      "SupportDir: /usr/lib/apt-cacher-ng",
+      `BindAddress: ${HOST_ADDRESS}`,
+      `Port: ${APT_PROXY_PORT}`,
+      "ExThreshold: 4",
+      "",
+    ].join("\n"),
+  );
+  const logFd = openSync(join(LAB_DIR, "apt-proxy.log"), "a");
+  const p = spawn(
+    "apt-cacher-ng",
+    [
+      "-c",
+      conf,
+      "ForeGround=1",
+      `PidFile=${join(LAB_DIR, "apt-proxy.pid")}`,
+      `SocketPath=${join(LAB_DIR, "apt-proxy.sock")}`,
+    ],
+    { detached: true, stdio: ["ignore", logFd, logFd] },
+  );
+  p.unref();
+  state.aptProxyPid = p.pid!;
+  writeState(state);
+  await waitPort(HOST_ADDRESS, APT_PROXY_PORT, 10_000);
 }

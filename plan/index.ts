@@ -5,7 +5,7 @@
  * and the ways out, and the callers (Pulumi program, `plan`, `fit`) refuse to go on.
  */
 import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
-import { INSTANCE_TYPES, PRICES_AS_OF } from "../catalogs/instances";
+import { INSTANCE_TYPES, vcpuQuota, PRICES_AS_OF } from "../catalogs/instances";
 import { awqVariantOf, type ModelSpec } from "../catalogs/models";
 import { CLUSTER_PORTS, PORTS, type PortName } from "../catalogs/ports";
 import {
@@ -131,6 +131,8 @@ export interface Plan {
   readonly rootVolumeGiB: number;
   readonly costPerHourUsd: number;
   readonly costNote: string;
+  /** AWS: the vCPU quota the launch draws on and how many vCPUs it needs (all nodes, all replicas). */
+  readonly quota?: { readonly name: string; readonly code?: string; readonly vcpus: number };
   readonly driver: { readonly min: string; readonly cuda: string };
   readonly config: StackConfig;
 }
@@ -307,6 +309,18 @@ function resolveHardware(c: StackConfig, issues: Issue[]): Hardware | undefined 
     const gpu = GPUS.get(it.gpu)!;
     const spot = t.spot?.enabled;
     const price = t.spot?.maxPriceUsdPerHour ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
+    if (t.capacityBlock && !t.capacityReservationId)
+      issues.push({
+        path: "target.capacityBlock",
+        value: true,
+        message: "needs target.capacityReservationId: the Capacity Block's reservation id (cr-…)",
+      });
+    if (t.capacityBlock && t.spot?.enabled)
+      issues.push({
+        path: "target.spot.enabled",
+        value: true,
+        message: "a Capacity Block is paid for up front: spot does not apply (remove target.spot)",
+      });
     if (t.efa && it.efaInterfaces === 0)
       issues.push({
         path: "target.efa",
@@ -718,6 +732,14 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     rootVolumeGiB,
     costPerHourUsd: round(hw.pricePerNode * instances, 3),
     costNote: `${instances} × ${c.target.kind === "aws" ? c.target.instanceType : "host"} at $${hw.pricePerNode}/h (${hw.priceNote})`,
+    ...(c.target.kind === "aws"
+      ? {
+          quota: {
+            ...vcpuQuota(c.target.instanceType, Boolean(c.target.spot?.enabled)),
+            vcpus: instances * INSTANCE_TYPES.get(c.target.instanceType)!.vcpu,
+          },
+        }
+      : {}),
     driver: { min: features.minDriver, cuda: features.cudaVersion },
     config: c,
   };

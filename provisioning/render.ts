@@ -224,6 +224,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       GPU_MEMORY_MIB_MIN: String(Math.floor(plan.gpu.memoryGiB * 1024 * 0.97)),
       GPU_ARCHITECTURE: plan.gpu.architecture,
       DRIVER_FLAVOR: plan.gpu.architecture === "volta" ? "proprietary" : "open",
+      // R580 is the last branch for Volta (NVIDIA's CUDA toolkit, driver and architecture matrix):
+      // an unpinned cuda-drivers would install a branch that does not drive a V100.
+      DRIVER_BRANCH: plan.gpu.architecture === "volta" ? "580" : "",
       NVSWITCH: nvswitch ? "1" : "0",
       EFA: opts.efa ? "1" : "0",
       MIN_DRIVER: maxDriver(plan.driver.min, MIN_DRIVER),
@@ -314,6 +317,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
         rayUnit(plan, node, c.provisioning.rayObjectStoreMiB, c.monitoring.rayDashboard),
       );
     if (monitoring && c.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
+    r("qwen-vl-weights-check.service", WEIGHTS_CHECK_SERVICE);
+    r("qwen-vl-weights-check.timer", WEIGHTS_CHECK_TIMER);
 
     const steps: Step[] = STEPS.map((s) => ({
       ...s,
@@ -391,6 +396,31 @@ for d in ("${NODE_HOME}/bin", "${NODE_HOME}/rendered"):
             os.remove(p)
 print("[qwen-vl bundle] wrote %d files" % len(files))
 '`;
+
+/** The weekly full weights check (weights-check.sh), low priority so serving is not disturbed. */
+const WEIGHTS_CHECK_SERVICE = `# Rendered by qwen-vl-deploy
+[Unit]
+Description=Full check of the model weights against their manifest (qwen-vl-deploy)
+
+[Service]
+Type=oneshot
+ExecStart=${NODE_HOME}/bin/weights-check.sh
+Nice=10
+IOSchedulingClass=idle
+SyslogIdentifier=qwen-vl-weights-check
+`;
+const WEIGHTS_CHECK_TIMER = `# Rendered by qwen-vl-deploy
+[Unit]
+Description=Weekly full check of the model weights (qwen-vl-deploy)
+
+[Timer]
+OnCalendar=weekly
+RandomizedDelaySec=6h
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`;
 
 function vllmUnit(plan: Plan, multiNode: boolean): string {
   const verify = `/usr/bin/python3 ${NODE_HOME}/bin/verify-weights.py --quick --manifest ${plan.model.dir}/.qwen-vl/manifest.json --dir ${plan.model.dir} --report ${NODE_STATE}/weights-report.json --stamp ${plan.model.dir}/.qwen-vl/verified.json`;

@@ -442,3 +442,44 @@ describe("chooseZone: the nodes' availability zone", () => {
     );
   });
 });
+
+describe("capacity for p5: a reservation or a Capacity Block", () => {
+  it("launches into the named reservation; a Capacity Block is its own market type; both refused when inconsistent", async () => {
+    const s = {
+      model: {
+        id: "Qwen/Qwen2-VL-72B-Instruct",
+        revision: "f400120e59a6196b024298b7d09fb517f742db7d",
+      },
+      vllm: { maxModelLen: 32768, tensorParallelSize: 8 },
+    };
+    const { rec } = await deploy("cb", {
+      ...s,
+      target: {
+        kind: "aws",
+        region: "us-east-1",
+        instanceType: "p5.48xlarge",
+        capacityReservationId: "cr-0123456789abcdef0",
+        capacityBlock: true,
+      },
+    });
+    const i = one(rec, "cb-head-instance").inputs;
+    expect(i["capacityReservationSpecification"]).toEqual({
+      capacityReservationTarget: { capacityReservationId: "cr-0123456789abcdef0" },
+    });
+    expect(i["instanceMarketOptions"]).toEqual({ marketType: "capacity-block" });
+    expect(() =>
+      planStack({
+        ...s,
+        target: {
+          kind: "aws",
+          region: "us-east-1",
+          instanceType: "p5.48xlarge",
+          capacityBlock: true,
+          spot: { enabled: true },
+        },
+      }),
+    ).toThrow(
+      /target\.capacityBlock: true — needs target\.capacityReservationId[\s\S]*target\.spot\.enabled: true — a Capacity Block is paid for up front/,
+    );
+  });
+});

@@ -232,10 +232,27 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         expect(secrets.stdout.trim()).toBe(`600 root\nHF_TOKEN='${token}'`);
         const units = await onNode(
           "lab-n4",
-          "systemctl is-active qwen-vl-vllm prometheus prometheus-node-exporter",
+          "systemctl is-active qwen-vl-vllm prometheus prometheus-node-exporter qwen-vl-weights-check.timer",
         );
-        expect(units.stdout.trim().split("\n")).toEqual(["active", "active", "active"]);
+        expect(units.stdout.trim().split("\n")).toEqual(["active", "active", "active", "active"]);
         expect(await unitUsers("lab-n4", "qwen-vl-vllm")).toEqual(["qwen-vl"]);
+        // The node booted from a bare image: the steps installed what vLLM and monitoring need,
+        // through the host's package proxy, as on a fresh cloud image.
+        const pkgs = "python3-venv python3-dev gcc prometheus prometheus-node-exporter";
+        const status = `dpkg-query -W -f='\${Package} \${db:Status-Abbrev}\\n' ${pkgs} 2>/dev/null | awk '$2 == "ii" {print $1}' | sort | tr '\\n' ' '`;
+        expect(before["lab-n4"]).toBeDefined();
+        expect((await onNode("lab-n4", status)).stdout.trim()).toBe(
+          pkgs.split(" ").sort().join(" "),
+        );
+        // The weekly full weights check, run now: its result reaches Prometheus's node exporter.
+        const full = await onNode(
+          "lab-n4",
+          "systemctl start qwen-vl-weights-check.service && curl -fsS http://127.0.0.1:9100/metrics | grep '^qwen_vl_weights_'",
+        );
+        expect(full.stdout).toMatch(
+          /^qwen_vl_weights_ok\{model="lab\/Qwen2-VL-7B-standin",revision="1ab0+1"\} 1$/m,
+        );
+        expect(full.stdout).toMatch(/^qwen_vl_weights_bad_files\{.*\} 0$/m);
         await check("one node: Prometheus reports every target up", () =>
           allTargetsUp("lab-n4", 2),
         );

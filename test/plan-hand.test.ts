@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { GPUS } from "../catalogs/gpus";
 import { MODELS } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
-import { planMemory, tensorParallelProblem, allowedTensorParallelSizes } from "../plan";
+import { planMemory, planStack, tensorParallelProblem, allowedTensorParallelSizes } from "../plan";
+import { readStackFile } from "../config/stack-file";
 import {
   GiB,
   checkpointBytes,
@@ -168,5 +169,29 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
     expect(p.kvCacheTokens).toBe(tokens);
     expect(p.maxConcurrency).toBeCloseTo(tokens / 8192, 6);
     expect(p.fits).toBe(true);
+  });
+});
+
+describe("AWS vCPU quota named in the plan", () => {
+  it("multi-gpu needs 96 vCPUs of the on-demand G and VT quota; large 192 of P; spot its own quota", () => {
+    const multi = planStack(readStackFile("multi-gpu").sections);
+    expect(multi.quota).toEqual({
+      name: "Running On-Demand G and VT instances",
+      code: "L-DB2E81BA",
+      vcpus: 96,
+    });
+    const large = planStack(readStackFile("large").sections);
+    expect(large.quota).toEqual({
+      name: "Running On-Demand P instances",
+      code: "L-417A185B",
+      vcpus: 192,
+    });
+    const s = readStackFile("single-gpu").sections;
+    const spot = planStack({
+      ...s,
+      target: { ...(s["target"] as object), spot: { enabled: true } },
+    });
+    expect(spot.quota).toEqual({ name: "All G and VT Spot Instance Requests", vcpus: 4 });
+    expect(planStack(readStackFile("hosts").sections).quota).toBeUndefined();
   });
 });

@@ -136,6 +136,11 @@ describe("driver", () => {
     const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(r.out).toMatch(/kernel modules: proprietary \(volta predates Turing\)/);
     expect(r.out).toMatch(/would run: apt-get install -y cuda-drivers$/m);
+    // Held to R580, Volta's last branch: an unpinned cuda-drivers would not drive a V100.
+    expect(r.out).toMatch(
+      /would run: install -m 0644 \/dev\/stdin \/etc\/apt\/preferences.d\/qwen-vl-nvidia-driver/,
+    );
+    expect(r.out).toMatch(/driver branch pinned to R580 \(the last branch for volta\)/);
     const large = planStack(readStackFile("large").sections);
     const l = sandbox(large);
     l.gpuDriver = false;
@@ -145,6 +150,16 @@ describe("driver", () => {
     l.gpuDriver = true;
     l.fakeSmi({ GPU_NAME: "NVIDIA H100 80GB HBM3", GPU_MIB: 81559, GPU_COUNT: 8 });
     expect(l.run("driver.sh").err).toMatch(/NVSwitch but Fabric Manager is not installed/);
+    // Installed, but of another version than the driver (the fake driver reports 550.54.15).
+    const fm = join(ROOT, "test/fakes/fabricmanager");
+    const path = `${join(ROOT, "test/fakes")}:${fm}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+    const other = l.run("driver.sh", [], { PATH: path, FAKE_FM_VERSION: "550.40.07" });
+    expect(other.err).toMatch(/Fabric Manager 550\.40\.07 does not match driver 550\.54\.15/);
+    // The right version but no daemon (no systemd here): named too.
+    const idle = l.run("driver.sh", [], { PATH: path, FAKE_FM_VERSION: "550.54.15" });
+    expect(idle.err).toMatch(
+      /Fabric Manager 550\.54\.15 is installed but nvidia-fabricmanager is not running/,
+    );
   });
   it("after the reboot: clears the marker; still not loaded after a reboot: says what to check", () => {
     const s = sandbox();
@@ -197,10 +212,10 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
       /would run: curl -fsSL -o \/tmp\/cuda-keyring.deb https:\/\/developer.download.nvidia.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/cuda-keyring_1.1-1_all.deb/,
     );
     expect(r.out).toMatch(
-      /would run: apt-get install -y --no-install-recommends datacenter-gpu-manager-4-cuda12\n/,
+      /would run: apt-get update -qq -o DPkg::Lock::Timeout=600\n[\s\S]*would run: apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 datacenter-gpu-manager-4-cuda12\n/,
     );
     expect(r.out).toMatch(
-      /would run: apt-get install -y --no-install-recommends datacenter-gpu-manager-exporter\n/,
+      /would run: apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 datacenter-gpu-manager-exporter\n/,
     );
     expect(r.out).toMatch(
       /would run: install -D -m 0644 \S+\/rendered\/nvidia-dcgm-exporter.conf \/etc\/systemd\/system\/nvidia-dcgm-exporter.service.d\/qwen-vl.conf/,
@@ -270,8 +285,6 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
       join(ROOT, "lab/mirror_server.py"),
       "--root",
       mirrorDir,
-      "--rate",
-      String(8 << 20),
       "--log",
       log,
     ]);
@@ -355,34 +368,63 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
   });
 
   it("an interrupted download resumes where it stopped instead of starting over", async () => {
-    const s = mirrored();
-    // 8 MiB/s per connection: stop aria2c after ~1 s, in the middle of the shards.
-    const cut = await s.interrupt("weights.sh", 1_500, { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
-    expect(cut.code).not.toBe(0);
-    const partial = [
-      "model-00001-of-00003.safetensors",
-      "model-00002-of-00003.safetensors",
-      "model-00003-of-00003.safetensors",
-    ].find((f) => existsSync(join(s.modelDir, `${f}.aria2`)));
-    expect(partial, "a partial file with aria2's control file").toBeDefined();
-    const kept = statSync(join(s.modelDir, partial!)).size;
-    const before = requests().length;
-    const resumed = s.run("weights.sh", [], { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
-    expect(resumed.code, resumed.all).toBe(0);
-    // The server logs a request once it has sent it: wait (bounded) for the resumed range request.
-    let again: ReturnType<typeof requests> = [];
-    for (let i = 0; i < 40 && again.length === 0; i++) {
-      again = requests()
-        .slice(before)
-        .filter((r) => r.path === `m/${partial}` && r.status === 206);
-      if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
+    // The interruption by design: a mirror that sends 3 MiB of the second shard's first download,
+    // then stalls; the run is cut once the mirror logged the stall, not after a delay.
+    const stallLog = join(mirrorDir, "stall.log");
+    rmSync(stallLog, { force: true });
+    const shard = "model-00002-of-00003.safetensors";
+    const stalling = await startListening("python3", [
+      join(ROOT, "lab/mirror_server.py"),
+      ...["--root", mirrorDir, "--stall-path", shard, "--stall-after", String(3 << 20)],
+      ...["--log", stallLog],
+    ]);
+    const stallRequests = () =>
+      (existsSync(stallLog) ? readFileSync(stallLog, "utf8").trim().split("\n") : [])
+        .filter(Boolean)
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              path: string;
+              start?: number;
+              bytes?: number;
+              status?: number;
+              event?: string;
+            },
+        );
+    try {
+      const s = sandbox(single, "head", ADDR, {
+        WEIGHTS_SOURCE: "mirror",
+        MIRROR_URL: `http://127.0.0.1:${stalling.port}/m`,
+      });
+      const stalled = async () => {
+        for (let i = 0; i < 600; i++) {
+          if (stallRequests().some((r) => r.event === "stalled")) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        throw new Error("the mirror never stalled");
+      };
+      const cut = await s.interrupt("weights.sh", stalled, { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
+      expect(cut.code).not.toBe(0);
+      const partial = shard;
+      expect(existsSync(join(s.modelDir, `${partial}.aria2`)), "aria2's control file").toBe(true);
+      const kept = statSync(join(s.modelDir, partial)).size;
+      const resumed = s.run("weights.sh", [], { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
+      expect(resumed.code, resumed.all).toBe(0);
+      // The server logs a request once it has sent it: wait (bounded) for the resumed range request.
+      let again: ReturnType<typeof stallRequests> = [];
+      for (let i = 0; i < 40 && again.length === 0; i++) {
+        again = stallRequests().filter((r) => r.path === `m/${partial}` && r.status === 206);
+        if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(again.length, "a Range request for the partial file").toBeGreaterThan(0);
+      expect(Math.min(...again.map((r) => r.start ?? 0))).toBeGreaterThan(0);
+      const total = statSync(join(mirrorDir, "m", partial)).size;
+      const resent = again.reduce((a, r) => a + (r.bytes ?? 0), 0);
+      expect(resent).toBeLessThan(total);
+      expect(kept).toBeGreaterThan(0);
+    } finally {
+      await stalling.stop();
     }
-    expect(again.length, "a Range request for the partial file").toBeGreaterThan(0);
-    expect(Math.min(...again.map((r) => r.start ?? 0))).toBeGreaterThan(0);
-    const total = statSync(join(mirrorDir, "m", partial!)).size;
-    const resent = again.reduce((a, r) => a + (r.bytes ?? 0), 0);
-    expect(resent).toBeLessThan(total);
-    expect(kept).toBeGreaterThan(0);
   });
 
   it("a missing mirror is a clear error", () => {
@@ -417,6 +459,46 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
 });
 
 describe("verify-weights", () => {
+  it("--quick is not fooled by a byte changed in place with its mtime put back (touch -r): ctime and inode are in the stamp", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qwen-vl-verify-"));
+    try {
+      spawnSync("python3", [
+        join(ROOT, "lab/make_model.py"),
+        ...["--out", dir, "--repo", "r", "--revision", "0".repeat(40)],
+        ...["--shards", "2", "--shard-mib", "1"],
+      ]);
+      const quick = () =>
+        spawnSync(
+          "python3",
+          [
+            join(ROOT, "provisioning/scripts/verify-weights.py"),
+            "--quick",
+            ...["--manifest", join(dir, "manifest.json"), "--dir", dir],
+            ...["--report", join(dir, "r.json"), "--stamp", join(dir, "stamp.json")],
+          ],
+          { encoding: "utf8" },
+        );
+      expect(quick().status).toBe(0);
+      const shard = join(dir, "model-00001-of-00002.safetensors");
+      const before = statSync(shard, { bigint: true });
+      expect(spawnSync("touch", ["-r", shard, join(dir, "ref")]).status).toBe(0);
+      const fd = openSync(shard, "r+");
+      writeSync(fd, Buffer.from("bitrot!!"), 0, 8, 4096);
+      closeSync(fd);
+      expect(spawnSync("touch", ["-r", join(dir, "ref"), shard]).status).toBe(0);
+      expect(statSync(shard, { bigint: true }).mtimeNs).toBe(before.mtimeNs);
+      expect(statSync(shard, { bigint: true }).size).toBe(before.size);
+      const r = quick();
+      expect(r.status, r.stdout + r.stderr).toBe(1);
+      const report = JSON.parse(readFileSync(join(dir, "r.json"), "utf8"));
+      expect(report.bad.map((b: { path: string }) => b.path)).toEqual([
+        "model-00001-of-00002.safetensors",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("names missing files and size mismatches, and checks small files by git blob sha1", () => {
     const dir = mkdtempSync(join(tmpdir(), "qwen-vl-verify-"));
     try {
@@ -556,28 +638,47 @@ describe("connectivity gate: NCCL all-reduce across a node's GPUs (nccl-tests; t
   });
 });
 
+/** The FAKE vLLM (test/fakes) serving the single-gpu stack's model name on a free loopback port. */
+function fakeEngine(modelDir: string, env: Record<string, string> = {}) {
+  return startListening(
+    "python3",
+    [
+      ...["-m", "fake_vllm", "serve", modelDir],
+      ...["--served-model-name", single.model.servedModelName],
+      ...["--host", "127.0.0.1", "--port", "0", "--limit-mm-per-prompt", '{"image":4}'],
+    ],
+    { ...process.env, PYTHONPATH: FAKES, FAKE_VLLM_STARTUP_SECONDS: "0", ...env },
+  );
+}
+
 describe("readiness gate against the fake engine", () => {
+  it("rejects an engine that answers nonsense: one token repeated (fp16 overflow), or not the image's colour", async () => {
+    for (const [answer, why] of [
+      ["!!!!!!!!!!!!!!!!", /the model answered '!!!!!!!!!!!!!!!!': one token repeated, not words/],
+      ["! ! ! ! ! !", /one token repeated, not words/],
+      [
+        "The image is blue.",
+        /asked the main colour of a solid red image, the model answered 'The image is blue\.'/,
+      ],
+    ] as const) {
+      const s = sandbox();
+      mkdir(s.modelDir);
+      const engine = await fakeEngine(s.modelDir, { FAKE_VLLM_ANSWER: answer });
+      try {
+        s.writeEnv({ API_PORT: String(engine.port), READINESS_TIMEOUT: "20" });
+        const r = s.run("readiness.sh");
+        expect(r.code, r.all).toBe(1);
+        expect(r.err).toMatch(why);
+      } finally {
+        await engine.stop();
+      }
+    }
+  });
+
   it("passes on a real image answer; fails on a wrong model name and on a server that never comes up", async () => {
     const s = sandbox();
     mkdir(s.modelDir);
-    const engine = await startListening(
-      "python3",
-      [
-        "-m",
-        "fake_vllm",
-        "serve",
-        s.modelDir,
-        "--served-model-name",
-        single.model.servedModelName,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--limit-mm-per-prompt",
-        '{"image":4}',
-      ],
-      { ...process.env, PYTHONPATH: FAKES, FAKE_VLLM_STARTUP_SECONDS: "0" },
-    );
+    const engine = await fakeEngine(s.modelDir);
     try {
       s.writeEnv({ API_PORT: String(engine.port), READINESS_TIMEOUT: "20" });
       const ok = s.run("readiness.sh");

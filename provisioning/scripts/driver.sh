@@ -26,14 +26,16 @@ if [[ -n $current ]] && version_ge "$current" "$MIN_DRIVER"; then
     changed "driver is loaded after the reboot"
   fi
   if [[ ${NVSWITCH:-0} == 1 ]]; then
-    fm=$(dpkg-query -W -f='${Version}' 'nvidia-fabricmanager*' 2>/dev/null | head -n1 || true)
-    if [[ -z $fm ]]; then
-      die "this board has NVSwitch but Fabric Manager is not installed: apt-get install cuda-drivers-fabricmanager (its version must equal the driver's, $current)"
-    fi
-    case "$fm" in
-      "$current"*) log "Fabric Manager $fm matches the driver" ;;
-      *) die "Fabric Manager $fm does not match driver $current: install the Fabric Manager package of version $current" ;;
-    esac
+    # What matters, not a package name: the daemon runs, and its version equals the driver's
+    # (NVIDIA: "the version of fabricmanager must match the NVIDIA driver installed").
+    command -v nv-fabricmanager >/dev/null 2>&1 ||
+      die "this board has NVSwitch but Fabric Manager is not installed: install NVIDIA's nvidia-fabricmanager package of version $current"
+    fm=$(nv-fabricmanager --version 2>/dev/null | sed -n -E 's/.*version is *: *([0-9.]+).*/\1/p' | head -n1)
+    [[ $fm == "$current" ]] ||
+      die "Fabric Manager ${fm:-of unknown version} does not match driver $current: install nvidia-fabricmanager $current"
+    systemctl is-active --quiet nvidia-fabricmanager ||
+      die "Fabric Manager $fm is installed but nvidia-fabricmanager is not running (systemctl status nvidia-fabricmanager): without it NVSwitch GPUs cannot talk"
+    log "Fabric Manager $fm runs and matches the driver"
   fi
   finish
   exit 0
@@ -59,6 +61,16 @@ if [[ $OS_ID == debian ]]; then
   run sed -i -E 's/^(Components: .*main)$/\1 contrib/' /etc/apt/sources.list.d/debian.sources
 fi
 ensure_cuda_repo
+if [[ -n ${DRIVER_BRANCH:-} ]]; then
+  # Hold NVIDIA's driver packages to the branch (an apt pin, 1001: also above newer versions).
+  pin=/etc/apt/preferences.d/qwen-vl-nvidia-driver
+  if [[ ! -f $pin ]]; then
+    printf 'Package: *nvidia* *cuda-drivers* libnvidia* libcuda* libxnvctrl*\nPin: version %s.*\nPin-Priority: 1001\n' "$DRIVER_BRANCH" | run install -m 0644 /dev/stdin "$pin"
+    ledger "created $pin"
+    run apt-get update
+  fi
+  log "driver branch pinned to R$DRIVER_BRANCH (the last branch for ${GPU_ARCHITECTURE})"
+fi
 if [[ $DRIVER_FLAVOR == open ]]; then
   log "kernel modules: open (${GPU_ARCHITECTURE} is Turing or newer)"
   run apt-get install -y nvidia-open

@@ -118,6 +118,17 @@ ledger() {
   mkdir -p "$QWEN_VL_STATE/ledger"
   grep -qxF -- "$*" "$file" 2>/dev/null || printf '%s\n' "$*" >>"$file"
 }
+# A fresh cloud image runs unattended-upgrades on first boot, holding the dpkg lock for minutes:
+# apt waits for it (bounded) instead of failing.
+APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-600}
+QWEN_VL_APT_UPDATED=0
+# apt-get update once per step run, before the first install (a fresh image's lists are stale or empty).
+apt_update_once() {
+  [[ $QWEN_VL_APT_UPDATED == 1 ]] && return 0
+  run apt-get update -qq -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" ||
+    die "apt-get update failed: check the node's package sources (a proxy or mirror in /etc/apt for an air-gapped site)"
+  QWEN_VL_APT_UPDATED=1
+}
 # ensure_package NAME…: installs what is missing from the node's package sources; the packages that
 # were not on the machine before (the dependencies too) go in the ledger.
 ensure_package() {
@@ -130,9 +141,11 @@ ensure_package() {
     fi
   done
   [[ ${#missing[@]} -gt 0 ]] || return 0
+  apt_update_once
   local before after
   before=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
-  DEBIAN_FRONTEND=noninteractive run apt-get install -y --no-install-recommends "${missing[@]}" || die "cannot install ${missing[*]}: check the node's package sources"
+  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq --no-install-recommends -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "${missing[@]}" ||
+    die "cannot install ${missing[*]}: check the node's package sources (apt-get update, the proxy or mirror in /etc/apt)"
   after=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
   while read -r pkg; do
     [[ -n $pkg ]] && ledger "package $pkg"
@@ -229,8 +242,12 @@ write_cluster_env() {
     echo "RAY_ADDRESS=${RAY_ADDRESS:-}"
     echo "QWEN_VL_NODE=$NODE_NAME"
     if [[ ${EFA:-0} == 1 ]]; then
+      # NCCL loads the OFI plugin (libnccl-net.so) from the library path: the EFA installer's and
+      # the Deep Learning AMI's folders (Ubuntu puts it under lib/x86_64-linux-gnu; AWS
+      # efa-start-nccl.html). FI_EFA_USE_DEVICE_RDMA is not set: aws-ofi-nccl ≥ 1.7 with
+      # libfabric ≥ 1.18 decide it themselves, and g5/g6 have no RDMA (aws-ofi-nccl efa-env-var.md).
+      echo "LD_LIBRARY_PATH=/opt/amazon/ofi-nccl/lib/x86_64-linux-gnu:/opt/amazon/ofi-nccl/lib:/opt/amazon/efa/lib"
       echo "FI_PROVIDER=efa"
-      echo "FI_EFA_USE_DEVICE_RDMA=1"
       echo "FI_EFA_FORK_SAFE=1"
     fi
   } >"$tmp"

@@ -12,6 +12,10 @@ venv=$QWEN_VL_HOME/venv
 tools=$QWEN_VL_HOME/tools
 
 ensure_service_account
+# What a fresh cloud image lacks: venv for the tools' environment; Python's headers and a C
+# compiler, which Triton and torch.compile need at vLLM's first start ("Python.h: No such file or
+# directory", vllm issue 27890).
+ensure_package python3-venv python3-dev gcc
 
 index_args=()
 pip_trust=()

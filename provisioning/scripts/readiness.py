@@ -28,6 +28,29 @@ def png(width, height, rgb):
     )
 
 
+# The image is solid red, so a model that sees it names the colour. A well-formed completion is not
+# enough: Qwen2-family models in float16 overflow on GPUs without bf16 (T4, V100) and answer runs of
+# "!" (Qwen2-VL issues; vLLM's docs on dtype), which /health and the OpenAI schema both accept.
+EXPECTED_COLOUR = "red"
+
+
+def judge(answer):
+    """Why this answer shows a broken engine, or None when it is a real answer about the image."""
+    tokens = answer.split()
+    compact = "".join(tokens)
+    if len(set(compact)) <= 1 or (len(tokens) >= 4 and len(set(tokens)) == 1):
+        return (
+            f"the model answered {answer[:60]!r}: one token repeated, not words. The engine computes garbage; "
+            "on a GPU without bf16 (T4, V100) Qwen2 models overflow in float16: use vllm.dtype float32 or a bf16 GPU"
+        )
+    if EXPECTED_COLOUR not in answer.lower():
+        return (
+            f"asked the main colour of a solid {EXPECTED_COLOUR} image, the model answered {answer[:60]!r}: "
+            "it does not see images correctly (check the model's vision weights, its processor config and max pixels)"
+        )
+    return None
+
+
 def request(url, body=None, key=None, timeout=60):
     headers = {"Content-Type": "application/json"}
     if key:
@@ -94,7 +117,12 @@ def main():
     except (ValueError, KeyError, IndexError, TypeError, AssertionError) as e:
         print(f"[qwen-vl readiness] FAILED: the answer is not a chat completion ({e}): {raw[:300]!r}", file=sys.stderr)
         return 1
-    print(f"[qwen-vl readiness] ready: image+text answered in {time.monotonic() - started:.2f} s: {content.strip()[:60]!r}")
+    answer = content.strip()
+    problem = judge(answer)
+    if problem:
+        print(f"[qwen-vl readiness] FAILED: {problem}", file=sys.stderr)
+        return 1
+    print(f"[qwen-vl readiness] ready: image+text answered in {time.monotonic() - started:.2f} s: {answer[:60]!r}")
     return 0
 
 

@@ -4,7 +4,7 @@
 
 Exit 0: every file matches. Exit 1: a file is missing or differs; the report names it. Exit 2: usage.
 
---quick trusts files whose size and mtime still equal the last successful verification's stamp and
+--quick trusts files whose size, mtime, ctime and inode still equal the last successful verification's stamp and
 hashes only the others: what vLLM's unit runs before every start.
 
 Manifest (JSON): {"repo": ..., "revision": ..., "files": [{"path", "size", "sha256" | "gitSha1"}]}.
@@ -44,7 +44,9 @@ def check(root, entry, stamp, quick):
         return {"path": entry["path"], "status": "missing"}
     if st.st_size != entry["size"]:
         return {"path": entry["path"], "status": "size", "expected": entry["size"], "actual": st.st_size}
-    key = [st.st_size, st.st_mtime_ns]
+    # ctime and inode too: an in-place edit with its mtime put back (touch -r) still moves ctime,
+    # and a file replaced by another has a new inode; neither can be set from user space.
+    key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
     if quick and stamp.get(entry["path"]) == key:
         return {"path": entry["path"], "status": "ok", "hashed": False, "stamp": key, "bytes": 0}
     expected = entry.get("sha256") or entry.get("gitSha1")

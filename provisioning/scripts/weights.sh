@@ -23,6 +23,10 @@ if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
   set -a && source "$QWEN_VL_ETC/secrets.env" && set +a
 fi
 mkdir -p "$meta" "$QWEN_VL_STATE"
+# A mirror (HTTP or S3) is fetched with aria2c, which no cloud image ships.
+if [[ $WEIGHTS_SOURCE == mirror ]]; then
+  ensure_package aria2
+fi
 
 # The S3 mirror through botocore in the tools environment (python-env installs it at its pin).
 s3_mirror() { "$QWEN_VL_HOME/tools/bin/python" "$bin/s3-mirror.py" "$@"; }
@@ -59,9 +63,25 @@ fix_config() {
   fi
 }
 
+# The weekly full check (every file hashed; the result in Prometheus), a systemd timer.
+ensure_weights_check() {
+  local reload=0 unit
+  # sd_booted(): without systemd as init (a build container) there is no timer to install.
+  if [[ ! -d /run/systemd/system ]]; then
+    log "systemd is not running here: the weekly full check is not installed"
+    return 0
+  fi
+  for unit in qwen-vl-weights-check.service qwen-vl-weights-check.timer; do
+    install_file "$QWEN_VL_HOME/rendered/$unit" "/etc/systemd/system/$unit" 0644 && reload=1
+  done
+  if [[ $reload == 1 ]]; then run systemctl daemon-reload; fi
+  ensure_running qwen-vl-weights-check.timer "$reload"
+}
+
 if verify --quick >/dev/null 2>&1; then
   log "weights of $MODEL_ID@$REVISION present and verified: nothing to fetch"
   fix_config
+  ensure_weights_check
   finish
   exit 0
 fi
@@ -127,4 +147,5 @@ fi
 verify || die "the fetched weights do not match the manifest (see $report)"
 changed "weights of $MODEL_ID@$REVISION fetched and verified"
 fix_config
+ensure_weights_check
 finish

@@ -99,10 +99,13 @@ export class Sandbox {
     return { code: r.status, out: r.stdout, err: r.stderr, all: r.stdout + r.stderr };
   }
 
-  /** Runs a script and interrupts it after `afterMs` (SIGTERM to its whole process group, as Ctrl-C or a lost session would). */
+  /**
+   * Runs a script and interrupts it once `when` resolves (SIGTERM to its whole process group, as
+   * Ctrl-C or a lost session would): an event the test waits for, never a delay.
+   */
   interrupt(
     script: string,
-    afterMs: number,
+    when: () => Promise<void>,
     extra: Record<string, string> = {},
   ): Promise<RunResult> {
     return new Promise((resolve) => {
@@ -114,9 +117,13 @@ export class Sandbox {
       let err = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-      const timer = setTimeout(() => process.kill(-child.pid!, "SIGTERM"), afterMs);
+      let done = false;
+      void when().then(
+        () => !done && process.kill(-child.pid!, "SIGTERM"),
+        () => !done && process.kill(-child.pid!, "SIGKILL"),
+      );
       child.on("close", (code) => {
-        clearTimeout(timer);
+        done = true;
         resolve({ code, out, err, all: out + err });
       });
     });

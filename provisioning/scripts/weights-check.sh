@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The weekly full check (qwen-vl-weights-check.timer): every weight file hashed against its manifest,
+# not only the ones whose stamp changed, with the result for Prometheus through node_exporter's
+# textfile collector (qwen_vl_weights_ok, qwen_vl_weights_bad_files,
+# qwen_vl_weights_last_check_timestamp_seconds). Exits non-zero when a file is bad, so the unit
+# shows failed too. Bit rot that leaves size, times and inode alone is found here.
+set -euo pipefail
+QWEN_VL_STEP=weights-check
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+load_node_env
+meta=$MODEL_DIR/.qwen-vl
+report=$QWEN_VL_STATE/weights-report.json
+# Debian's and Ubuntu's prometheus-node-exporter read this folder (--collector.textfile.directory).
+textfile=${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
+ok=1
+python3 "$(dirname "$0")/verify-weights.py" --manifest "$meta/manifest.json" --dir "$MODEL_DIR" \
+  --report "$report" --stamp "$meta/verified.json" || ok=0
+bad=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1])).get("bad", [])))' "$report" 2>/dev/null || echo 0)
+mkdir -p "$textfile"
+labels="model=\"$MODEL_ID\",revision=\"$REVISION\""
+{
+  echo "# HELP qwen_vl_weights_ok 1 when every weight file matched its manifest at the last full check."
+  echo "# TYPE qwen_vl_weights_ok gauge"
+  echo "qwen_vl_weights_ok{$labels} $ok"
+  echo "# HELP qwen_vl_weights_bad_files Weight files missing or not matching the manifest at the last full check."
+  echo "# TYPE qwen_vl_weights_bad_files gauge"
+  echo "qwen_vl_weights_bad_files{$labels} $bad"
+  echo "# HELP qwen_vl_weights_last_check_timestamp_seconds When the last full check ended."
+  echo "# TYPE qwen_vl_weights_last_check_timestamp_seconds gauge"
+  echo "qwen_vl_weights_last_check_timestamp_seconds{$labels} $(date +%s)"
+} >"$textfile/qwen_vl_weights.prom.tmp"
+mv "$textfile/qwen_vl_weights.prom.tmp" "$textfile/qwen_vl_weights.prom"
+if [[ $ok == 1 ]]; then
+  log "every weight file of $MODEL_ID@$REVISION matches its manifest"
+else
+  die "$bad weight file(s) do not match the manifest (see $report): fetch them again with weights.sh --refetch-bad"
+fi
