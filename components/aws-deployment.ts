@@ -67,7 +67,8 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
     const net = plan.config.network;
     const instanceType = INSTANCE_TYPES.get(target.instanceType)!;
-    const loadBalanced = plan.replicas > 1;
+    // Replicas, or TLS (vLLM serves plain HTTP): an Application Load Balancer in front.
+    const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
 
     const network = new Network(
       `${name}-net`,
@@ -83,6 +84,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
         multiNode: plan.nodesPerReplica > 1,
         efa: target.efa,
         loadBalanced,
+        https: Boolean(net.certificateArn),
         tags,
       },
       child,
@@ -111,6 +113,14 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const ami = target.amiId
       ? pulumi.output(target.amiId)
       : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
+    // The root volume: the AMI's own snapshot (the Deep Learning AMI's is tens of GiB, and EC2
+    // refuses a volume smaller than its snapshot) plus what the steps write.
+    const amiSnapshotGiB = aws.ec2
+      .getAmiOutput({ filters: [{ name: "image-id", values: [ami] }] }, own)
+      .apply((image) =>
+        Math.max(0, ...image.blockDeviceMappings.map((b) => Number(b.ebs?.["volume_size"] ?? 0))),
+      );
+    const disk = rootDisk(plan.model.checkpointGiB, plan.rootVolumeGiB, target.rootVolumeGiB);
     // The plan refuses target.efa on a type without EFA; here every interface the type takes.
     const efaInterfaces = target.efa ? instanceType.efaInterfaces : 0;
     // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
@@ -132,7 +142,10 @@ ssh_authorized_keys:
           securityGroupIds: [network.nodeSecurityGroupId],
           instanceProfileName: role.instanceProfileName,
           ...(keyPair ? { keyName: keyPair.keyName } : {}),
-          rootVolumeGiB: plan.rootVolumeGiB,
+          rootVolumeGiB: amiSnapshotGiB.apply((snap) => disk.sizeGiB(snap)),
+          ...(disk.throughputMiBs
+            ? { rootThroughputMiBs: disk.throughputMiBs, rootIops: disk.iops }
+            : {}),
           ...(network.placementGroupName ? { placementGroup: network.placementGroupName } : {}),
           ...(target.spot?.enabled
             ? {
@@ -229,4 +242,32 @@ ssh_authorized_keys:
       nodes: this.nodes,
     });
   }
+}
+
+/** What the steps write beside the AMI: the Python environment (vLLM, torch, CUDA libraries). */
+export const VENV_GIB = 25;
+/** Caches: the hf CLI's, Triton's and torch.compile's kernels, logs, Prometheus's TSDB. */
+export const CACHES_GIB = 20;
+
+/**
+ * The root volume for a node: the AMI's snapshot + the venv + the weights + caches, never below the
+ * plan's figure or the stack's `target.rootVolumeGiB`; and gp3 throughput for large weights, which
+ * vLLM reads at every start (gp3's baseline 125 MiB/s reads 150 GiB of 72B weights in 20 minutes;
+ * 1000 MiB/s, gp3's maximum, in under 3; it needs ≥ 4000 IOPS: AWS EBS volume types). Pure.
+ */
+export function rootDisk(
+  weightsGiB: number,
+  plannedGiB: number,
+  configuredGiB?: number,
+): { sizeGiB: (amiSnapshotGiB: number) => number; throughputMiBs?: number; iops?: number } {
+  const large = weightsGiB >= 40;
+  return {
+    sizeGiB: (snap) =>
+      Math.max(
+        configuredGiB ?? 0,
+        plannedGiB,
+        Math.ceil(snap + VENV_GIB + weightsGiB + CACHES_GIB),
+      ),
+    ...(large ? { throughputMiBs: 1000, iops: 4000 } : {}),
+  };
 }

@@ -14,7 +14,12 @@ export interface GpuNodeArgs {
   readonly instanceProfileName: pulumi.Input<string>;
   /** Key pair for SSH. Default: none (SSM Session Manager only). */
   readonly keyName?: pulumi.Input<string>;
-  readonly rootVolumeGiB: number;
+  /** Root volume size in GiB (gp3, encrypted, deleted with the instance). */
+  readonly rootVolumeGiB: pulumi.Input<number>;
+  /** gp3 throughput of the root volume in MiB/s. Default: gp3's baseline (125). */
+  readonly rootThroughputMiBs?: number;
+  /** gp3 IOPS of the root volume. Default: gp3's baseline (3000). */
+  readonly rootIops?: number;
   /** Cluster placement group (multi-node). Default: none. */
   readonly placementGroup?: pulumi.Input<string>;
   /** Spot with a one-time request, terminated on interruption. Default: on-demand. */
@@ -79,6 +84,8 @@ export class GpuNode extends pulumi.ComponentResource {
         },
         rootBlockDevice: {
           volumeSize: args.rootVolumeGiB,
+          ...(args.rootThroughputMiBs ? { throughput: args.rootThroughputMiBs } : {}),
+          ...(args.rootIops ? { iops: args.rootIops } : {}),
           volumeType: "gp3",
           encrypted: true,
           deleteOnTermination: true,

@@ -37,6 +37,8 @@ export interface NetworkArgs {
   readonly efa?: boolean;
   /** Replicas sit behind a load balancer: a second subnet (ALBs need two zones) and an LB group. */
   readonly loadBalanced: boolean;
+  /** The load balancer serves HTTPS (a certificate is configured): 443 opens only then. Default: false. */
+  readonly https?: boolean;
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -116,7 +118,14 @@ export class Network extends pulumi.ComponentResource {
       this.subnetId = a.id;
       this.lbSubnetIds = b ? pulumi.all([a.id, b.id]) : pulumi.output([a.id]).apply((x) => [...x]);
     } else {
-      const vpc = aws.ec2.getVpcOutput({ default: true }, parent);
+      // Accounts made since 2013 have a default VPC, but it can be deleted: say what to do then.
+      const defaults = aws.ec2.getVpcsOutput(
+        { filters: [{ name: "is-default", values: ["true"] }] },
+        parent,
+      );
+      const vpc = {
+        id: defaults.ids.apply((ids) => defaultVpc(args.region, ids)),
+      };
       this.vpcId = vpc.id;
       const inZone = aws.ec2.getSubnetsOutput(
         {
@@ -220,7 +229,8 @@ export class Network extends pulumi.ComponentResource {
       );
       args.apiCidrs.forEach((cidr, i) => {
         ingress(`${name}-lb-http-${i}`, lb.id, 80, cidr, "API over HTTP", approval(cidr));
-        ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval(cidr));
+        if (args.https)
+          ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval(cidr));
       });
       new aws.vpc.SecurityGroupIngressRule(
         `${name}-nodes-from-lb`,
@@ -305,4 +315,13 @@ export function chooseZone(
       `target.availabilityZone: ${wanted} does not offer ${instanceType}; zones of ${region} that do: ${offered.join(", ")}`,
     );
   return wanted ?? offered[0]!;
+}
+
+/** The default VPC among `ids` (ec2:DescribeVpcs, is-default), or what to do without one. Pure. */
+export function defaultVpc(region: string, ids: readonly string[]): string {
+  if (ids.length === 0)
+    throw new Error(
+      `${region} has no default VPC: set target.vpc: new (a VPC with a public subnet is made for the nodes)`,
+    );
+  return ids[0]!;
 }

@@ -807,6 +807,13 @@ function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue
         "opens the API to the whole internet; that needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel",
     });
   }
+  if (world >= 0 && c.network.allowPublicApi && !c.network.certificateArn)
+    issues.push({
+      path: "network.certificateArn",
+      value: undefined,
+      message:
+        "is needed with network.allowPublicApi: the API key would cross the internet in clear text over HTTP; give an ACM certificate (the API is then served over HTTPS by a load balancer)",
+    });
   const sshWorld = c.network.sshCidrs.findIndex((x) => x === "0.0.0.0/0");
   if (sshWorld >= 0) {
     issues.push({

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
 import { AwsDeployment } from "../components/aws-deployment";
-import { chooseZone } from "../components/network";
+import { chooseZone, defaultVpc } from "../components/network";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import {
@@ -77,13 +77,19 @@ describe("shipped AWS stacks: exact resources", () => {
       httpEndpoint: "enabled",
       httpPutResponseHopLimit: 2,
     });
+    // The AMI's own 75 GiB snapshot + the venv (25) + the weights + caches (20): 64 GiB over the
+    // weights would not hold the Deep Learning AMI, the venv and the weights.
     expect(i["rootBlockDevice"]).toMatchObject({
-      volumeSize: plan.rootVolumeGiB,
+      volumeSize: Math.ceil(75 + 25 + plan.model.checkpointGiB + 20),
       volumeType: "gp3",
       encrypted: true,
       deleteOnTermination: true,
     });
-    expect(plan.rootVolumeGiB).toBe(Math.ceil(plan.model.checkpointGiB + 64));
+    // Small weights: gp3's baseline throughput.
+    expect(i["rootBlockDevice"]["throughput"]).toBeUndefined();
+    expect(rec.invokes.find((x) => x.token === "aws:ec2/getAmi:getAmi")!.inputs).toMatchObject({
+      filters: [{ name: "image-id", values: [FAKE_AMI] }],
+    });
     expect(i["iamInstanceProfile"]).toBe("single-gpu-node-profile-profile");
     expect(i["keyName"]).toBeUndefined();
     expect(i["placementGroup"]).toBeUndefined();
@@ -181,8 +187,12 @@ describe("shipped AWS stacks: exact resources", () => {
     expect(inventory(rec)).toEqual([...BASE_SINGLE("large"), ...NODE("large", "head")].sort());
     const i = one(rec, "large-head-instance").inputs;
     expect(i["instanceType"]).toBe("p5.48xlarge");
-    expect(i["rootBlockDevice"]["volumeSize"]).toBe(plan.rootVolumeGiB);
-    expect(plan.rootVolumeGiB).toBeGreaterThan(200);
+    expect(i["rootBlockDevice"]["volumeSize"]).toBe(
+      Math.ceil(75 + 25 + plan.model.checkpointGiB + 20),
+    );
+    expect(i["rootBlockDevice"]["volumeSize"]).toBeGreaterThan(250);
+    // 72B's weights are read at every start: gp3 at its maximum throughput.
+    expect(i["rootBlockDevice"]).toMatchObject({ throughput: 1000, iops: 4000 });
   });
 });
 
@@ -400,7 +410,7 @@ describe("options", () => {
       securityGroupId: "efa-net-nodes-id",
       referencedSecurityGroupId: "efa-net-nodes-id",
     });
-    expect(rec.invokes.map((x) => x.token)).not.toContain("aws:ec2/getVpc:getVpc");
+    expect(rec.invokes.map((x) => x.token)).not.toContain("aws:ec2/getVpcs:getVpcs");
   });
 
   it("EFA on a single-card type: one EFA interface with a public address; refused on a type without EFA", async () => {
@@ -480,6 +490,15 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       }),
     ).toThrow(
       /target\.capacityBlock: true — needs target\.capacityReservationId[\s\S]*target\.spot\.enabled: true — a Capacity Block is paid for up front/,
+    );
+  });
+});
+
+describe("an account without a default VPC", () => {
+  it("is told to set target.vpc: new, naming the region", () => {
+    expect(defaultVpc("us-east-1", ["vpc-1"])).toBe("vpc-1");
+    expect(() => defaultVpc("eu-west-1", [])).toThrow(
+      "eu-west-1 has no default VPC: set target.vpc: new (a VPC with a public subnet is made for the nodes)",
     );
   });
 });

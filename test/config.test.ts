@@ -9,9 +9,9 @@ const good = () => ({
   vllm: { maxModelLen: 8192, maxPixels: 1003520 },
 });
 
-function errorsOf(raw: Record<string, unknown>): ConfigError {
+function errorsOf(raw: Record<string, unknown>, secretKeys?: ReadonlySet<string>): ConfigError {
   try {
-    planStack(raw);
+    planStack(raw, secretKeys ? { secretKeys } : {});
   } catch (e) {
     if (e instanceof ConfigError) return e;
     throw e;
@@ -151,10 +151,20 @@ describe("broken configs", () => {
   it("a public API is accepted only with allowPublicApi and an API key reference", () => {
     const raw = {
       ...good(),
-      network: { apiCidrs: ["0.0.0.0/0"], allowPublicApi: true },
+      network: {
+        apiCidrs: ["0.0.0.0/0"],
+        allowPublicApi: true,
+        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+      },
       secrets: { apiKey: "config:apiKey" },
     };
     expect(planStack(raw, { secretKeys: new Set(["apiKey"]) }).fits).toBe(true);
+    // The key must not cross the internet in clear text: HTTPS (a certificate) is required.
+    const clear = errorsOf(
+      { ...raw, network: { apiCidrs: ["0.0.0.0/0"], allowPublicApi: true } },
+      new Set(["apiKey"]),
+    );
+    expect(clear.issues.map((i) => i.path)).toEqual(["network.certificateArn"]);
     expect(errorsOf({ ...raw, secrets: {} }).issues[0]!.path).toBe("network.apiCidrs[0]");
     expect(() => planStack(raw, { secretKeys: new Set() })).toThrow(
       /pulumi config set --secret apiKey/,

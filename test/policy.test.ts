@@ -205,15 +205,21 @@ describe("policy pack", () => {
     const s = readStackFile("single-gpu").sections;
     const plan = planStack({
       ...s,
-      network: { apiCidrs: ["0.0.0.0/0"], allowPublicApi: true },
+      network: {
+        apiCidrs: ["0.0.0.0/0"],
+        allowPublicApi: true,
+        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+      },
       secrets: { apiKey: "ssm:/qwen/api-key" },
     });
     const d = new AwsDeployment("pub", { plan });
     await value(d.endpoint);
     await settle(rec);
     expect(await check(rec.registrations)).toEqual([]);
+    // HTTPS through the load balancer: the world reaches 443 there, never the nodes.
     expect(
-      rec.registrations.find((r) => r.name === "pub-net-nodes-api-0")!.inputs["tags"]["PublicApi"],
+      rec.registrations.find((r) => r.name === "pub-net-lb-https-0")!.inputs["tags"]["PublicApi"],
     ).toBe("approved");
+    expect(rec.registrations.find((r) => r.name === "pub-net-nodes-api-0")).toBeUndefined();
   });
 });

@@ -110,7 +110,7 @@ describe("driver", () => {
       /would run: curl -fsSL -o \/tmp\/cuda-keyring.deb https:\/\/developer.download.nvidia.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/cuda-keyring_1.1-1_all.deb/,
     );
     expect(r.out).toMatch(/kernel modules: open \(ampere is Turing or newer\)/);
-    expect(r.out).toMatch(/would run: apt-get install -y nvidia-open/);
+    expect(r.out).toMatch(/would run: apt-get -o DPkg::Lock::Timeout=600 install -y nvidia-open/);
     expect(r.out).toMatch(/would run: systemctl enable nvidia-persistenced/);
     expect(r.out).toMatch(/would run: touch .*reboot-required/);
     expect(r.out).not.toMatch(/fabricmanager/);
@@ -135,7 +135,9 @@ describe("driver", () => {
     s.gpuDriver = false;
     const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(r.out).toMatch(/kernel modules: proprietary \(volta predates Turing\)/);
-    expect(r.out).toMatch(/would run: apt-get install -y cuda-drivers$/m);
+    expect(r.out).toMatch(
+      /would run: apt-get -o DPkg::Lock::Timeout=600 install -y cuda-drivers$/m,
+    );
     // Held to R580, Volta's last branch: an unpinned cuda-drivers would not drive a V100.
     expect(r.out).toMatch(
       /would run: install -m 0644 \/dev\/stdin \/etc\/apt\/preferences.d\/qwen-vl-nvidia-driver/,
@@ -145,7 +147,7 @@ describe("driver", () => {
     const l = sandbox(large);
     l.gpuDriver = false;
     expect(l.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" }).out).toMatch(
-      /would run: apt-get install -y cuda-drivers-fabricmanager/,
+      /would run: apt-get -o DPkg::Lock::Timeout=600 install -y cuda-drivers-fabricmanager/,
     );
     l.gpuDriver = true;
     l.fakeSmi({ GPU_NAME: "NVIDIA H100 80GB HBM3", GPU_MIB: 81559, GPU_COUNT: 8 });
@@ -212,10 +214,10 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
       /would run: curl -fsSL -o \/tmp\/cuda-keyring.deb https:\/\/developer.download.nvidia.com\/compute\/cuda\/repos\/ubuntu2204\/x86_64\/cuda-keyring_1.1-1_all.deb/,
     );
     expect(r.out).toMatch(
-      /would run: apt-get update -qq -o DPkg::Lock::Timeout=600\n[\s\S]*would run: apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 datacenter-gpu-manager-4-cuda12\n/,
+      /would run: apt-get -o DPkg::Lock::Timeout=600 update -qq\n[\s\S]*would run: apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends datacenter-gpu-manager-4-cuda12\n/,
     );
     expect(r.out).toMatch(
-      /would run: apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 datacenter-gpu-manager-exporter\n/,
+      /would run: apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends datacenter-gpu-manager-exporter\n/,
     );
     expect(r.out).toMatch(
       /would run: install -D -m 0644 \S+\/rendered\/nvidia-dcgm-exporter.conf \/etc\/systemd\/system\/nvidia-dcgm-exporter.service.d\/qwen-vl.conf/,

@@ -20,7 +20,7 @@ if [[ ${INSTALL_CUDA_TOOLKIT:-0} == 1 ]]; then
   if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
     log "CUDA toolkit already installed: $( (command -v nvcc || echo /usr/local/cuda/bin/nvcc) | xargs -I{} {} --version | tail -n1)"
   else
-    run apt-get install -y "cuda-toolkit-${VLLM_CUDA/./-}"
+    apt_get install -y "cuda-toolkit-${VLLM_CUDA/./-}"
     changed "CUDA toolkit $VLLM_CUDA installed"
   fi
 else

@@ -54,8 +54,8 @@ fi
 detect_os
 cuda_repo_name >/dev/null
 export DEBIAN_FRONTEND=noninteractive
-run apt-get update
-run apt-get install -y --no-install-recommends ca-certificates curl "linux-headers-$(uname -r)"
+apt_get update
+apt_get install -y --no-install-recommends ca-certificates curl "linux-headers-$(uname -r)"
 if [[ $OS_ID == debian ]]; then
   # The driver's DKMS packages depend on contrib.
   run sed -i -E 's/^(Components: .*main)$/\1 contrib/' /etc/apt/sources.list.d/debian.sources
@@ -67,20 +67,20 @@ if [[ -n ${DRIVER_BRANCH:-} ]]; then
   if [[ ! -f $pin ]]; then
     printf 'Package: *nvidia* *cuda-drivers* libnvidia* libcuda* libxnvctrl*\nPin: version %s.*\nPin-Priority: 1001\n' "$DRIVER_BRANCH" | run install -m 0644 /dev/stdin "$pin"
     ledger "created $pin"
-    run apt-get update
+    apt_get update
   fi
   log "driver branch pinned to R$DRIVER_BRANCH (the last branch for ${GPU_ARCHITECTURE})"
 fi
 if [[ $DRIVER_FLAVOR == open ]]; then
   log "kernel modules: open (${GPU_ARCHITECTURE} is Turing or newer)"
-  run apt-get install -y nvidia-open
+  apt_get install -y nvidia-open
 else
   log "kernel modules: proprietary (${GPU_ARCHITECTURE} predates Turing)"
-  run apt-get install -y cuda-drivers
+  apt_get install -y cuda-drivers
 fi
 if [[ ${NVSWITCH:-0} == 1 ]]; then
   log "NVSwitch board: installing Fabric Manager at the driver's version"
-  run apt-get install -y cuda-drivers-fabricmanager
+  apt_get install -y cuda-drivers-fabricmanager
   run systemctl enable nvidia-fabricmanager
 fi
 run systemctl enable nvidia-persistenced

@@ -84,7 +84,7 @@ ensure_cuda_repo() {
   local base=${NVIDIA_REPO_URL:-https://developer.download.nvidia.com/compute/cuda/repos}/$repo/x86_64
   run curl -fsSL -o /tmp/cuda-keyring.deb "$base/cuda-keyring_1.1-1_all.deb" || die "cannot download cuda-keyring from $base: check the node's route to NVIDIA's repository (or NVIDIA_REPO_URL for a mirror)"
   run dpkg -i /tmp/cuda-keyring.deb || die "cannot install cuda-keyring"
-  run apt-get update || die "apt-get update failed after adding NVIDIA's repository"
+  apt_get update || die "apt-get update failed after adding NVIDIA's repository"
   changed "NVIDIA CUDA repository $repo added"
 }
 # The unprivileged account vLLM and Ray run as (SERVICE_USER): a system user without a login shell,
@@ -122,10 +122,25 @@ ledger() {
 # apt waits for it (bounded) instead of failing.
 APT_LOCK_TIMEOUT=${APT_LOCK_TIMEOUT:-600}
 QWEN_VL_APT_UPDATED=0
+# Steps of one node run side by side (weights, monitoring): one apt at a time among them, held
+# until the step ends (apt-get update's list lock does not wait as the dpkg lock does).
+apt_serialized() {
+  [[ ${QWEN_VL_APT_LOCKED:-0} == 1 || ${QWEN_VL_DRY_RUN:-0} == 1 ]] && return 0
+  mkdir -p "$QWEN_VL_STATE"
+  exec 8>"$QWEN_VL_STATE/apt.lock"
+  flock -w "$APT_LOCK_TIMEOUT" 8 || die "another step held apt for over $APT_LOCK_TIMEOUT s"
+  QWEN_VL_APT_LOCKED=1
+}
+# apt-get, one at a time on the node, waiting (bounded) for a dpkg lock held by first-boot
+# unattended-upgrades.
+apt_get() {
+  apt_serialized
+  DEBIAN_FRONTEND=noninteractive run apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"
+}
 # apt-get update once per step run, before the first install (a fresh image's lists are stale or empty).
 apt_update_once() {
   [[ $QWEN_VL_APT_UPDATED == 1 ]] && return 0
-  run apt-get update -qq -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" ||
+  apt_get update -qq ||
     die "apt-get update failed: check the node's package sources (a proxy or mirror in /etc/apt for an air-gapped site)"
   QWEN_VL_APT_UPDATED=1
 }
@@ -144,7 +159,7 @@ ensure_package() {
   apt_update_once
   local before after
   before=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
-  DEBIAN_FRONTEND=noninteractive run apt-get install -y -qq --no-install-recommends -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "${missing[@]}" ||
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" ||
     die "cannot install ${missing[*]}: check the node's package sources (apt-get update, the proxy or mirror in /etc/apt)"
   after=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' 2>/dev/null | awk '$1 == "ii" {print $2}' | sort)
   while read -r pkg; do

@@ -48,7 +48,7 @@ if [[ $ROLE == head ]]; then
       run install -d -m 0755 /etc/apt/keyrings
       run curl -fsSL -o /etc/apt/keyrings/grafana.asc https://apt.grafana.com/gpg.key
       echo "deb [signed-by=/etc/apt/keyrings/grafana.asc] https://apt.grafana.com stable main" | run tee /etc/apt/sources.list.d/grafana.list >/dev/null
-      run apt-get update
+      apt_get update
       ledger "created /etc/apt/keyrings/grafana.asc"
       ledger "created /etc/apt/sources.list.d/grafana.list"
       ensure_package grafana

@@ -79,6 +79,7 @@ case "$step" in
     ;;
   cuda) log "a CUDA toolkit, if one was installed, is left installed" ;;
   weights)
+    undo_ledger "$step"
     if [[ ${KEEP_WEIGHTS:-0} == 1 ]]; then
       log "weights kept in $MODEL_DIR (provisioning.keepWeightsOnDestroy)"
     else

@@ -23,6 +23,7 @@ export const MOCK_DEPLOY_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-private-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
 let mockPartition = "aws";
+
 /** The partition getPartition answers (GovCloud and China stacks). */
 export function setMockPartition(p: string): void {
   mockPartition = p;
@@ -81,8 +82,8 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
         switch (args.token) {
           case "aws:ssm/getParameter:getParameter":
             return { name: args.inputs["name"], value: FAKE_AMI, type: "String" };
-          case "aws:ec2/getVpc:getVpc":
-            return { id: "vpc-default", cidrBlock: "172.31.0.0/16" };
+          case "aws:ec2/getVpcs:getVpcs":
+            return { id: region, ids: ["vpc-default"] };
           case "aws:ec2/getSubnets:getSubnets": {
             const filters = (args.inputs["filters"] ?? []) as { name: string; values: string[] }[];
             const az = filters.find((f) => f.name === "availability-zone")?.values[0];
@@ -103,6 +104,12 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
             return {
               names: ["a", "b", "c", "d", "f"].map((l) => `${region}${l}`),
               zoneIds: [],
+            };
+          case "aws:ec2/getAmi:getAmi":
+            // The Deep Learning Base AMI's root snapshot is 75 GiB.
+            return {
+              id: FAKE_AMI,
+              blockDeviceMappings: [{ deviceName: "/dev/sda1", ebs: { volume_size: "75" } }],
             };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return {
