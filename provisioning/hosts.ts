@@ -107,7 +107,7 @@ export async function verifyNodes(plan: Plan, opts: { full?: boolean } = {}): Pr
         const script = `${NODE_HOME}/bin/verify.sh`;
         const r = await exec(
           ssh,
-          `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: run npm run deploy first'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
+          `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: deploy first (npm run pulumi -- up --stack <stack> --yes)'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
         );
         const checks = r.stdout
           .split("\n")

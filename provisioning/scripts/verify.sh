@@ -40,7 +40,7 @@ for unit in "${units[@]}"; do
     say "unit:$unit" ok active
   else
     failures=$((failures + 1))
-    say "unit:$unit" FAIL "${state:-unknown}: see journalctl -u $unit, then npm run deploy to repair"
+    say "unit:$unit" FAIL "${state:-unknown}: see journalctl -u $unit, then repair with pulumi up --rerun (npm run pulumi -- up --stack <stack> --yes --rerun)"
   fi
 done
 
@@ -51,7 +51,7 @@ if [[ -n $driver ]] && version_ge "$driver" "$MIN_DRIVER"; then
   say driver ok "$driver ≥ $MIN_DRIVER"
 else
   failures=$((failures + 1))
-  say driver FAIL "${driver:-no answer from nvidia-smi} (needs ≥ $MIN_DRIVER): run the driver step (npm run deploy)"
+  say driver FAIL "${driver:-no answer from nvidia-smi} (needs ≥ $MIN_DRIVER): run the driver step (pulumi up --rerun)"
 fi
 
 quick=(--quick)
