@@ -256,6 +256,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       MONITORING: monitoring ? "1" : "0",
       DCGM_EXPORTER: c.monitoring.dcgmExporter ? "1" : "0",
       GRAFANA: c.monitoring.grafana ? "1" : "0",
+      GRAFANA_DATASOURCE_UID,
       VLLM_DASHBOARD_URL: vllmDashboardUrl(plan.vllmVersion),
       MULTI_NODE: multiNode ? "1" : "0",
       NODES_PER_REPLICA: String(plan.nodesPerReplica),
@@ -302,7 +303,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
         if (c.monitoring.grafana) {
           r(
             "grafana-datasource.yaml",
-            `apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n    access: proxy\n    url: http://127.0.0.1:${PORTS.prometheus}\n    isDefault: true\n`,
+            // A fixed uid: vLLM's exported dashboard names its datasource "${DS_PROMETHEUS}", which
+            // only Grafana's import dialog fills in; monitoring.sh binds it to this uid.
+            `apiVersion: 1\ndatasources:\n  - name: Prometheus\n    uid: ${GRAFANA_DATASOURCE_UID}\n    type: prometheus\n    access: proxy\n    url: http://127.0.0.1:${PORTS.prometheus}\n    isDefault: true\n`,
           );
           r(
             "grafana-dashboards.yaml",
@@ -396,6 +399,9 @@ for d in ("${NODE_HOME}/bin", "${NODE_HOME}/rendered"):
             os.remove(p)
 print("[qwen-vl bundle] wrote %d files" % len(files))
 '`;
+
+/** The uid of the provisioned Prometheus datasource in Grafana (GRAFANA_DATASOURCE_UID in node.env). */
+export const GRAFANA_DATASOURCE_UID = "qwen-vl-prometheus";
 
 /** The weekly full weights check (weights-check.sh), low priority so serving is not disturbed. */
 const WEIGHTS_CHECK_SERVICE = `# Rendered by qwen-vl-deploy

@@ -228,6 +228,20 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(dropIn).toMatch(/--address :9400$/m);
     expect(result(r.out)).toBe("changed");
   });
+  it("Grafana: the provisioned datasource has a fixed uid and vLLM's dashboard is bound to it (its export names ${DS_PROMETHEUS})", () => {
+    const withGrafana = planStack({
+      ...readStackFile("single-gpu").sections,
+      monitoring: { enabled: true, grafana: true, dcgmExporter: false },
+    });
+    const s = sandbox(withGrafana);
+    const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(r.code, r.all).toBe(0);
+    const ds = readFileSync(join(s.home, "rendered", "grafana-datasource.yaml"), "utf8");
+    expect(ds).toMatch(/^    uid: qwen-vl-prometheus$/m);
+    expect(r.out).toMatch(
+      /would run: sed -i s\/\$\{DS_PROMETHEUS\}\/qwen-vl-prometheus\/g \/var\/lib\/grafana\/dashboards\/vllm.json/,
+    );
+  });
   it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
     const s = sandbox();
     const device = join(s.root, "nvidiactl");

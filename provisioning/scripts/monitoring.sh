@@ -59,6 +59,8 @@ if [[ $ROLE == head ]]; then
     if [[ ! -s /var/lib/grafana/dashboards/vllm.json ]]; then
       run install -d /var/lib/grafana/dashboards
       run curl -fsSL -o /var/lib/grafana/dashboards/vllm.json "$VLLM_DASHBOARD_URL" || die "cannot download vLLM's Grafana dashboard from $VLLM_DASHBOARD_URL"
+      # The exported dashboard's datasource is the import-time input ${DS_PROMETHEUS}: bind it.
+      run sed -i "s/\${DS_PROMETHEUS}/$GRAFANA_DATASOURCE_UID/g" /var/lib/grafana/dashboards/vllm.json
       ledger "created /var/lib/grafana/dashboards/vllm.json"
       g=1
       changed "vLLM Grafana dashboard"
