@@ -237,7 +237,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(r.code, r.all).toBe(0);
     const ds = readFileSync(join(s.home, "rendered", "grafana-datasource.yaml"), "utf8");
-    expect(ds).toMatch(/^    uid: qwen-vl-prometheus$/m);
+    expect(ds).toMatch(/^ {4}uid: qwen-vl-prometheus$/m);
     expect(r.out).toMatch(
       /would run: sed -i s\/\$\{DS_PROMETHEUS\}\/qwen-vl-prometheus\/g \/var\/lib\/grafana\/dashboards\/vllm.json/,
     );
