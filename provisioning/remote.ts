@@ -8,16 +8,8 @@
 import type { NodeSSH } from "node-ssh";
 import { connect, exec, type SshTarget } from "./ssh";
 
-/** How to reach a node. The key is a path on this machine or the key itself (then a Pulumi secret). */
-export interface Connection {
-  readonly host: string;
-  readonly port: number;
-  readonly user: string;
-  readonly privateKeyPath?: string;
-  readonly privateKey?: string;
-  /** "ssh-ed25519 AAAA…": the node's host key, from known_hosts or the instance's console. */
-  readonly hostKey: string;
-}
+/** How to reach a node: provisioning/ssh.ts's target (the key a path here, or the key itself as a Pulumi secret). */
+export type Connection = SshTarget;
 
 export interface StepArgs {
   readonly connection: Connection;
@@ -57,16 +49,6 @@ export class StepFailed extends Error {
 
 const TAIL_LINES = 15;
 
-export function target(c: Connection): SshTarget {
-  return {
-    host: c.host,
-    port: c.port,
-    user: c.user,
-    hostKey: c.hostKey,
-    ...(c.privateKey ? { privateKey: c.privateKey } : { privateKeyPath: c.privateKeyPath ?? "" }),
-  };
-}
-
 /** The command as root: unchanged for root, through non-interactive sudo for another user. */
 export function asRoot(user: string, command: string): string {
   const quoted = `'${command.replace(/'/g, `'\\''`)}'`;
@@ -79,7 +61,7 @@ function tailOf(stdout: string, stderr: string): string {
 
 async function dial(args: StepArgs, attempts: number): Promise<NodeSSH> {
   try {
-    return await connect(target(args.connection), attempts);
+    return await connect(args.connection, attempts);
   } catch (e) {
     throw new StepFailed(`${args.node}: step ${args.step}: ${(e as Error).message}`, "");
   }

@@ -90,24 +90,3 @@ export async function exec(
   });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
-
-/** Writes files on the node (parents created, modes set) in one round trip. */
-export async function putFiles(
-  ssh: NodeSSH,
-  files: readonly { path: string; content: string; mode: number }[],
-): Promise<void> {
-  const payload = JSON.stringify(
-    files.map((f) => ({ p: f.path, c: Buffer.from(f.content).toString("base64"), m: f.mode })),
-  );
-  const script = `import base64, json, os, sys
-for f in json.load(sys.stdin):
-    os.makedirs(os.path.dirname(f["p"]), exist_ok=True)
-    tmp = f["p"] + ".qwen-vl-tmp"
-    with open(tmp, "wb") as out:
-        out.write(base64.b64decode(f["c"]))
-    os.chmod(tmp, f["m"])
-    os.replace(tmp, f["p"])
-`;
-  const r = await exec(ssh, `python3 -c '${script.replace(/'/g, `'\\''`)}'`, { stdin: payload });
-  if (r.code !== 0) throw new Error(`writing files failed: ${r.stderr}`);
-}
