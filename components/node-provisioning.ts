@@ -56,6 +56,18 @@ export interface NodeProvisioningArgs {
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /**
+ * Every step resource of a node, in order: the three that prepare it (wait for the host, write the
+ * bundle, write the secrets file when there are secrets), then the provisioning steps. Resource
+ * names are `${component}-${node}-${step}`.
+ */
+export const NODE_STEPS: readonly string[] = [
+  "host",
+  "bundle",
+  "secrets",
+  ...STEPS.map((s) => s.id),
+];
+
+/**
  * The triggers of every step of every node: its own digest plus the fingerprints of the steps it
  * builds on (same node: `uses`; every member of its replica: `usesMembers`). A step's fingerprint is
  * the hash of its triggers, so a change flows to what depends on it, and only there. Pure.

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { runCommand } from "../cli/main";
 import { STEPS } from "../provisioning/render";
 import { ensureCli } from "../engine/pulumi";
+import { NODE_STEPS } from "../components/node-provisioning";
 import { prepareLab } from "./cli";
 import { engineRunner, ranSteps, type EngineRun } from "./engine-run";
 import { checkHost, down, ensureBaseImage, LAB_DIR, up } from "./lab";
@@ -130,7 +131,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       `\n${"step (slowest node)".padEnd(22)}${"1 node".padStart(10)}${"3 nodes".padStart(10)}\n`,
     );
-    for (const id of ["host", "bundle", "secrets", ...STEPS.map((s) => s.id)]) {
+    for (const id of NODE_STEPS) {
       const a = stepTime(one.run, "lab-single", ["lab-n4"], id);
       const b = stepTime(three.run, "lab", labNodes, id);
       process.stdout.write(

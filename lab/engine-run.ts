@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { NODE_STEPS } from "../components/node-provisioning";
 import { PROJECT_ROOT } from "../config/stack-file";
 
 export interface EngineRun {
@@ -73,10 +74,6 @@ export function ranSteps(run: EngineRun): string[] {
   return Object.entries(run.ops)
     .filter(([name, op]) => op !== "same" && !name.startsWith("qwen-vl-deploy-") && op !== "read")
     .map(([name]) => name)
-    .filter((n) =>
-      /-(host|bundle|secrets|preflight|driver|cuda|python-env|weights|monitoring|ray|connectivity|vllm|readiness)$/.test(
-        n,
-      ),
-    )
+    .filter((n) => NODE_STEPS.some((step) => n.endsWith(`-${step}`)))
     .sort();
 }
