@@ -6,6 +6,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { exposure } from "../config/cidr";
 
 export interface NetworkArgs {
   /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
@@ -23,7 +24,7 @@ export interface NetworkArgs {
   readonly apiPort: number;
   /** CIDRs allowed to the API (on the nodes, or on the load balancer when there is one). Default: none. */
   readonly apiCidrs: readonly string[];
-  /** The config allows 0.0.0.0/0 on the API (and an API key is set): tag the rule as approved. */
+  /** The config allows apiCidrs open to the world (config/cidr.ts) on the API (and an API key is set): tag the rule as approved. */
   readonly publicApiApproved: boolean;
   /** CIDRs allowed to SSH. Default: none (SSM Session Manager). */
   readonly sshCidrs: readonly string[];
@@ -200,8 +201,9 @@ export class Network extends pulumi.ComponentResource {
         },
         parent,
       );
-    const approval = (cidr: string): Record<string, string> =>
-      cidr === "0.0.0.0/0" && args.publicApiApproved ? { PublicApi: "approved" } : {};
+    // The plan only lets a world-open set of API CIDRs through when it is approved: tag its rules.
+    const approval: Record<string, string> =
+      args.publicApiApproved && exposure(args.apiCidrs).open ? { PublicApi: "approved" } : {};
 
     if (args.loadBalanced) {
       const lb = new aws.ec2.SecurityGroup(
@@ -228,9 +230,9 @@ export class Network extends pulumi.ComponentResource {
         parent,
       );
       args.apiCidrs.forEach((cidr, i) => {
-        ingress(`${name}-lb-http-${i}`, lb.id, 80, cidr, "API over HTTP", approval(cidr));
+        ingress(`${name}-lb-http-${i}`, lb.id, 80, cidr, "API over HTTP", approval);
         if (args.https)
-          ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval(cidr));
+          ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval);
       });
       new aws.vpc.SecurityGroupIngressRule(
         `${name}-nodes-from-lb`,
@@ -247,7 +249,7 @@ export class Network extends pulumi.ComponentResource {
       );
     } else {
       args.apiCidrs.forEach((cidr, i) =>
-        ingress(`${name}-nodes-api-${i}`, nodes.id, args.apiPort, cidr, "vLLM API", approval(cidr)),
+        ingress(`${name}-nodes-api-${i}`, nodes.id, args.apiPort, cidr, "vLLM API", approval),
       );
     }
     args.sshCidrs.forEach((cidr, i) =>

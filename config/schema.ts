@@ -219,7 +219,7 @@ export const networkSchema = z.strictObject({
   apiCidrs: z.array(cidr).default([]),
   /** CIDRs that may reach SSH. Default: none (SSM Session Manager). */
   sshCidrs: z.array(cidr).default([]),
-  /** Must be true, with `secrets.apiKey` set, for 0.0.0.0/0 in `apiCidrs`. */
+  /** Must be true, with `secrets.apiKey` set, for `apiCidrs` open to the world (config/cidr.ts: a /8 of public addresses or more, together). */
   allowPublicApi: z.boolean().default(false),
   /** ACM certificate for an HTTPS listener on the load balancer. */
   certificateArn: z

@@ -17,6 +17,7 @@ import {
   vllmFeatures,
   type VllmFeatures,
 } from "../catalogs/vllm";
+import { describeExposure, exposure } from "../config/cidr";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { HostConfig, StackConfig, VllmConfig } from "../config/schema";
@@ -798,29 +799,28 @@ function planPorts(c: StackConfig, multiNode: boolean): PlannedPort[] {
 }
 
 function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue[]): void {
-  const world = c.network.apiCidrs.findIndex((x) => x === "0.0.0.0/0");
-  if (world >= 0 && !(c.network.allowPublicApi && c.secrets.apiKey)) {
+  const api = exposure(c.network.apiCidrs);
+  const apiList = c.network.apiCidrs.join(", ");
+  if (api.open && !(c.network.allowPublicApi && c.secrets.apiKey)) {
     issues.push({
-      path: `network.apiCidrs[${world}]`,
-      value: "0.0.0.0/0",
-      message:
-        "opens the API to the whole internet; that needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel",
+      path: "network.apiCidrs",
+      value: c.network.apiCidrs,
+      message: `${apiList} together cover ${describeExposure(api)}: that opens the API to the whole internet, which needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel`,
     });
   }
-  if (world >= 0 && c.network.allowPublicApi && !c.network.certificateArn)
+  if (api.open && c.network.allowPublicApi && !c.network.certificateArn)
     issues.push({
       path: "network.certificateArn",
       value: undefined,
       message:
         "is needed with network.allowPublicApi: the API key would cross the internet in clear text over HTTP; give an ACM certificate (the API is then served over HTTPS by a load balancer)",
     });
-  const sshWorld = c.network.sshCidrs.findIndex((x) => x === "0.0.0.0/0");
-  if (sshWorld >= 0) {
+  const ssh = exposure(c.network.sshCidrs);
+  if (ssh.open) {
     issues.push({
-      path: `network.sshCidrs[${sshWorld}]`,
-      value: "0.0.0.0/0",
-      message:
-        "SSH open to the whole internet is refused; give your own CIDR, or none and use SSM Session Manager",
+      path: "network.sshCidrs",
+      value: c.network.sshCidrs,
+      message: `${c.network.sshCidrs.join(", ")} together cover ${describeExposure(ssh)}: SSH open to the whole internet is refused (any union reaching a /8's worth of public addresses counts); give your own CIDR, or none and use SSM Session Manager`,
     });
   }
   for (const key of ["hfToken", "apiKey"] as const) {

@@ -4,10 +4,15 @@
  * against the recorded resources of every shipped stack and against crafted bad resources.
  */
 import * as aws from "@pulumi/aws";
-import { validateResourceOfType, type ResourceValidationPolicy } from "@pulumi/policy";
+import {
+  validateResourceOfType,
+  type PolicyResource,
+  type ResourceValidationPolicy,
+  type StackValidationPolicy,
+} from "@pulumi/policy";
 import { INSTANCE_TYPE_NAMES } from "../catalogs/instances";
+import { describeExposure, exposure } from "../config/cidr";
 
-const WORLD = new Set(["0.0.0.0/0", "::/0"]);
 const SSH = 22;
 
 interface Ingress {
@@ -23,9 +28,85 @@ function coversPort(r: Ingress, port: number): boolean {
   return (r.fromPort ?? 0) <= port && port <= (r.toPort ?? 65535);
 }
 
+/** Open to the world by the share of the internet its CIDRs cover (config/cidr.ts), not by spelling. */
 function worldIngress(r: Ingress): boolean {
-  return r.cidrs.some((c) => WORLD.has(c));
+  return exposure(r.cidrs).open;
 }
+
+const INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule";
+const SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule";
+const SG = "aws:ec2/securityGroup:SecurityGroup";
+
+/** Every ingress rule of the stack with the group it opens, however it is written. */
+function stackIngress(resources: readonly PolicyResource[]): (Ingress & { group: string })[] {
+  const out: (Ingress & { group: string })[] = [];
+  for (const r of resources) {
+    const p = r.props;
+    if (r.type === INGRESS_RULE)
+      out.push({
+        group: String(p["securityGroupId"] ?? r.urn),
+        protocol: p["ipProtocol"],
+        fromPort: p["fromPort"],
+        toPort: p["toPort"],
+        cidrs: [p["cidrIpv4"], p["cidrIpv6"]].filter((c): c is string => Boolean(c)),
+        tags: p["tags"] ?? {},
+      });
+    else if (r.type === SG_RULE && p["type"] === "ingress")
+      out.push({
+        group: String(p["securityGroupId"] ?? r.urn),
+        protocol: p["protocol"],
+        fromPort: p["fromPort"],
+        toPort: p["toPort"],
+        cidrs: [...(p["cidrBlocks"] ?? []), ...(p["ipv6CidrBlocks"] ?? [])],
+      });
+    else if (r.type === SG)
+      for (const i of (p["ingress"] ?? []) as Record<string, unknown>[])
+        out.push({
+          group: String(p["id"] ?? r.urn),
+          protocol: i["protocol"] as string,
+          fromPort: i["fromPort"] as number,
+          toPort: i["toPort"] as number,
+          cidrs: [
+            ...((i["cidrBlocks"] as string[]) ?? []),
+            ...((i["ipv6CidrBlocks"] as string[]) ?? []),
+          ],
+          tags: p["tags"] ?? {},
+        });
+  }
+  return out;
+}
+
+/**
+ * Rules that are each narrow but together open a port of one group to the world (256 × /8, two
+ * /1s): what the per-resource rules cannot see.
+ */
+const unionPolicy: StackValidationPolicy = {
+  name: "ingress-union-not-open-to-the-world",
+  description:
+    "The ingress rules of a security group, taken together per port, open neither SSH nor an unapproved port to the world.",
+  enforcementLevel: "mandatory",
+  validateStack: (args, report) => {
+    const rules = stackIngress(args.resources);
+    const groups = new Map<string, typeof rules>();
+    for (const r of rules) groups.set(r.group, [...(groups.get(r.group) ?? []), r]);
+    for (const [group, rs] of groups) {
+      const ports = new Set(rs.map((r) => (r.protocol === "-1" ? SSH : (r.fromPort ?? 0))));
+      for (const port of [...ports].sort((a, b) => a - b)) {
+        const covering = rs.filter((r) => coversPort(r, port));
+        const e = exposure(covering.flatMap((r) => r.cidrs));
+        // A rule open on its own is the per-resource policies' to report.
+        if (!e.open || covering.some(worldIngress)) continue;
+        const list = covering.flatMap((r) => r.cidrs).join(", ");
+        if (port === SSH)
+          report(`security group ${group}: port 22 is open to ${describeExposure(e)} by ${list}.`);
+        else if (covering.some((r) => r.tags?.["PublicApi"] !== "approved"))
+          report(
+            `security group ${group}: port ${port} is open to ${describeExposure(e)} by ${list} without approval.`,
+          );
+      }
+    }
+  },
+};
 
 /** Ingress rules of the three ways AWS lets you write them. */
 const ingressValidations = (check: (r: Ingress, report: (m: string) => void) => void) => [
@@ -95,10 +176,11 @@ function missingTags(
   return required.filter((t) => !tags?.[t]);
 }
 
-export const policies: ResourceValidationPolicy[] = [
+export const policies: (ResourceValidationPolicy | StackValidationPolicy)[] = [
   {
     name: "ssh-not-open-to-the-world",
-    description: "No security group opens SSH (22) to 0.0.0.0/0 or ::/0.",
+    description:
+      "No security group rule opens SSH (22) to the world: 0.0.0.0/0, ::/0, or any CIDR reaching a /8's worth of public addresses.",
     enforcementLevel: "mandatory",
     validateResource: ingressValidations((r, report) => {
       if (worldIngress(r) && coversPort(r, SSH))
@@ -209,4 +291,5 @@ export const policies: ResourceValidationPolicy[] = [
       ),
     ],
   },
+  unionPolicy,
 ];

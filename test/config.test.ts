@@ -143,8 +143,8 @@ describe("broken configs", () => {
     expect(msg["vllm.dtype"]).toMatch(/T4 \(compute capability 7.5\) has no bf16/);
     expect(msg["vllm.tensorParallelSize"]).toMatch(/28 attention heads \(allowed: 1, 2, 4\)/);
     expect(msg["vllm.version"]).toMatch(/needs ≥ 0.6.1/);
-    expect(msg["network.apiCidrs[0]"]).toMatch(/allowPublicApi: true and secrets.apiKey/);
-    expect(msg["network.sshCidrs[0]"]).toMatch(/SSH open to the whole internet/);
+    expect(msg["network.apiCidrs"]).toMatch(/allowPublicApi: true and secrets.apiKey/);
+    expect(msg["network.sshCidrs"]).toMatch(/SSH open to the whole internet/);
     expect(msg["vllm.extraArgs[0]"]).toMatch(/secrets.apiKey/);
   });
 
@@ -165,10 +165,27 @@ describe("broken configs", () => {
       new Set(["apiKey"]),
     );
     expect(clear.issues.map((i) => i.path)).toEqual(["network.certificateArn"]);
-    expect(errorsOf({ ...raw, secrets: {} }).issues[0]!.path).toBe("network.apiCidrs[0]");
+    expect(errorsOf({ ...raw, secrets: {} }).issues[0]!.path).toBe("network.apiCidrs");
     expect(() => planStack(raw, { secretKeys: new Set() })).toThrow(
       /pulumi config set --secret apiKey/,
     );
+  });
+
+  it("open to the world is the share of the internet the CIDRs cover together, not the string 0.0.0.0/0", () => {
+    // Two /1s are the whole IPv4 internet (issue 11 item 6); a public /8 is too much; private is not.
+    const e = errorsOf({
+      ...good(),
+      network: { apiCidrs: ["0.0.0.0/1", "128.0.0.0/1"], sshCidrs: ["3.0.0.0/8"] },
+    });
+    const msg = Object.fromEntries(e.issues.map((i) => [i.path, i.message]));
+    expect(msg["network.apiCidrs"]).toMatch(
+      /0.0.0.0\/1, 128.0.0.0\/1 together cover 100 % of the public IPv4 space/,
+    );
+    expect(msg["network.sshCidrs"]).toMatch(/3.0.0.0\/8 together cover 0.45 % .*refused/);
+    expect(
+      planStack({ ...good(), network: { apiCidrs: ["10.0.0.0/8"], sshCidrs: ["198.51.100.0/24"] } })
+        .fits,
+    ).toBe(true);
   });
 
   it("refuses what old vLLM cannot start: too many full-size images for the context on 0.6.x", () => {

@@ -3,7 +3,12 @@
  * and inputs): every shipped stack passes every rule; crafted bad resources fail the rule meant for
  * them, and only that rule.
  */
-import type { ResourceValidation, ResourceValidationArgs } from "@pulumi/policy";
+import type {
+  PolicyResource,
+  ResourceValidation,
+  ResourceValidationArgs,
+  StackValidationArgs,
+} from "@pulumi/policy";
 import { describe, expect, it } from "vitest";
 import { AwsDeployment } from "../components/aws-deployment";
 import { readStackFile } from "../config/stack-file";
@@ -20,6 +25,21 @@ interface Violation {
 async function check(resources: readonly Registration[]): Promise<Violation[]> {
   const out: Violation[] = [];
   for (const p of policies) {
+    if ("validateStack" in p) {
+      const args = {
+        resources: resources.map(
+          (r): PolicyResource =>
+            ({
+              type: r.type,
+              props: r.inputs,
+              urn: `urn:pulumi:test::qwen-vl-deploy::${r.type}::${r.name}`,
+              name: r.name,
+            }) as unknown as PolicyResource,
+        ),
+      } as unknown as StackValidationArgs;
+      await p.validateStack(args, (message) => out.push({ policy: p.name, resource: "", message }));
+      continue;
+    }
     const fns = ([] as ResourceValidation[]).concat(p.validateResource ?? []);
     for (const fn of fns) {
       const only = (fn as { __pulumiType?: string }).__pulumiType;
@@ -112,6 +132,18 @@ describe("policy pack", () => {
       /8000-8000 is open to the whole internet/,
     ],
     [
+      "SSH from half the internet (0.0.0.0/1: open by the share it covers, not by spelling)",
+      rule({ ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv4: "0.0.0.0/1" }),
+      "ssh-not-open-to-the-world",
+      /SSH is open/,
+    ],
+    [
+      "the API open to 3.0.0.0/8 (a /8 of public addresses is the world)",
+      rule({ ipProtocol: "tcp", fromPort: 8000, toPort: 8000, cidrIpv4: "3.0.0.0/8", tags: {} }),
+      "api-not-open-to-the-world",
+      /8000-8000 is open/,
+    ],
+    [
       "IMDSv1 allowed",
       {
         ...goodInstance(),
@@ -188,6 +220,48 @@ describe("policy pack", () => {
       expect(v[0]!.message).toMatch(message);
     });
   }
+
+  it("private ranges are not the world: 10.0.0.0/8 on SSH passes", async () => {
+    expect(
+      await check([rule({ ipProtocol: "tcp", fromPort: 22, toPort: 22, cidrIpv4: "10.0.0.0/8" })]),
+    ).toEqual([]);
+  });
+
+  it("four /10s, each narrow, together open SSH and the API of one group: the union policy bites", async () => {
+    const quarters = ["4.0.0.0/10", "4.64.0.0/10", "4.128.0.0/10", "4.192.0.0/10"];
+    const rules = quarters.flatMap((cidr, i) => [
+      {
+        ...rule({
+          securityGroupId: "sg-1",
+          ipProtocol: "tcp",
+          fromPort: 22,
+          toPort: 22,
+          cidrIpv4: cidr,
+        }),
+        name: `ssh${i}`,
+      },
+      {
+        ...rule({
+          securityGroupId: "sg-1",
+          ipProtocol: "tcp",
+          fromPort: 8000,
+          toPort: 8000,
+          cidrIpv4: cidr,
+          tags: {},
+        }),
+        name: `api${i}`,
+      },
+    ]);
+    const v = await check(rules);
+    expect(v.map((x) => x.policy)).toEqual([
+      "ingress-union-not-open-to-the-world",
+      "ingress-union-not-open-to-the-world",
+    ]);
+    expect(v[0]!.message).toMatch(/sg-1: port 22 is open to .* by 4.0.0.0\/10, 4.64.0.0\/10/);
+    expect(v[1]!.message).toMatch(/port 8000 .* without approval/);
+    // Three of the four are not a /8's worth: nothing to report.
+    expect(await check(rules.slice(0, 6))).toEqual([]);
+  });
 
   it("an approved public API rule (allowPublicApi with an API key) passes; the component tags it only then", async () => {
     expect(
