@@ -41,16 +41,18 @@ const rows: readonly Gpu[] = [
     architecture: "turing",
     source: "[props] ⚠; cc: NVIDIA CUDA GPUs",
   },
-  // A10G (AWS g5): cc 8.6, 24 GB; total_memory ≈ 23,609,475,072 B [props].
+  // A10G (AWS g5): cc 8.6, 24 GB. PyTorch reports "a total capacity of 22.18 GiB" on the same
+  // 23,028 MiB GA102 board (A10: OpenBMB/MiniCPM-V #640; nvidia-smi 23028MiB for the A10G in vllm
+  // #9373 and the A10 in vllm #10034) and 22.19–22.20 GiB in A10G out-of-memory messages (issue 11).
   {
     name: "A10G",
     smiName: "NVIDIA A10G",
-    memoryGiB: 21.99,
+    memoryGiB: 22.19,
     computeCapability: 8.6,
     p2p: true,
     interconnect: "pcie",
     architecture: "ampere",
-    source: "[props] ⚠; cc: NVIDIA CUDA GPUs",
+    source: "torch total capacity in public OOM messages (MiniCPM-V #640, vllm #9373); cc: NVIDIA CUDA GPUs",
   },
   // L4 (AWS g6): cc 8.9, 24 GB; total_memory ≈ 23,580,639,232 B [props].
   {

@@ -12,6 +12,36 @@ import { INSTANCE_TYPE_NAMES } from "../catalogs/instances";
 import { MODEL_IDS } from "../catalogs/models";
 import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
 import { PORTS } from "../catalogs/ports";
+import { AWS_REGIONS } from "../catalogs/regions";
+import { closest } from "./errors";
+
+/**
+ * Why `text` is not an OpenSSH public key line (`<type> <base64 blob> [comment]`, RFC 4253 §6.6:
+ * the blob starts with the key type as a length-prefixed string), or undefined when it is one.
+ */
+export function sshPublicKeyProblem(text: string): string | undefined {
+  const types = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+  ];
+  const [type, blob] = text.trim().split(/\s+/);
+  if (!type || !types.includes(type))
+    return `must be an OpenSSH public key line starting with one of ${types.join(", ")} (the contents of ~/.ssh/id_ed25519.pub, not the private key)`;
+  if (!blob || !/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0)
+    return `the key after "${type}" is not base64: copy the whole line of the .pub file`;
+  const bytes = Buffer.from(blob, "base64");
+  const len = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
+  const inner =
+    len > 0 && 4 + len <= bytes.length ? bytes.subarray(4, 4 + len).toString("latin1") : "";
+  if (inner !== type)
+    return `the key is cut or altered: its data names "${inner || "nothing"}", not "${type}"; copy the whole line of the .pub file`;
+  if (type === "ssh-ed25519" && bytes.length !== 4 + 11 + 4 + 32)
+    return "the ed25519 key has the wrong length: copy the whole line of the .pub file";
+  return undefined;
+}
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -100,9 +130,15 @@ export const modelSchema = z.strictObject({
 
 const awsTarget = z.strictObject({
   kind: z.literal("aws"),
-  region: z
-    .string()
-    .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1"),
+  region: z.string().check((ctx) => {
+    if ((AWS_REGIONS as readonly string[]).includes(ctx.value)) return;
+    const hint = closest(ctx.value, AWS_REGIONS);
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value,
+      message: `is not an AWS region${hint ? ` (did you mean "${hint}"?)` : ""}; known: ${AWS_REGIONS.join(", ")}`,
+    });
+  }),
   instanceType: z.enum(INSTANCE_TYPE_NAMES),
   /** Nodes per replica: the pipeline stages. Default 1. */
   nodes: int(1, 16).default(1),
@@ -119,15 +155,19 @@ const awsTarget = z.strictObject({
     .string()
     .regex(/^ami-[0-9a-f]{8,17}$/, "must be an AMI id such as ami-0123456789abcdef0")
     .optional(),
+  /** A zone of `region` by name ("us-east-1b"); checked against the region below. */
   availabilityZone: z
     .string()
-    .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/)
+    .regex(/^[a-z]{2,4}(-[a-z]+)+-\d[a-z]$/, "must be a zone name such as us-east-1b")
     .optional(),
   vpc: z.enum(["default", "new"]).default("default"),
   /** SSH public key for the nodes (public: not a secret). None: SSM Session Manager only. */
   sshPublicKey: z
     .string()
-    .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) /, "must be an OpenSSH public key")
+    .check((ctx) => {
+      const problem = sshPublicKeyProblem(ctx.value);
+      if (problem) ctx.issues.push({ code: "custom", input: "…", message: problem });
+    })
     .optional(),
   efa: z.boolean().default(false),
   /**
@@ -208,7 +248,8 @@ export const vllmSchema = z.strictObject({
   pipelineParallelSize: int(1, 64).optional(),
   disableCustomAllReduce: z.boolean().default(false),
   swapSpaceGiB: z.number().min(0).optional(),
-  port: int(1, 65535).default(PORTS.vllm),
+  /** vLLM runs as an unprivileged account: ports below 1024 need root (capabilities(7)). */
+  port: int(1024, 65535).default(PORTS.vllm),
   extraArgs: z
     .array(z.string().regex(/^--?[A-Za-z0-9]|^[^-]/, "must be a flag or a value"))
     .default([]),

@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ConfigError } from "./errors";
+import { ConfigError, closest, type Issue } from "./errors";
 
 export const PROJECT_ROOT = join(__dirname, "..");
 
@@ -31,15 +31,44 @@ export interface RawStack {
   readonly secretKeys: ReadonlySet<string>;
 }
 
+/**
+ * Namespaces a stack's config may use besides the project's own: the AWS provider's settings
+ * (`aws:region`, `aws:profile`, …) and Pulumi's (`pulumi:tags`). Anything else is a misspelt
+ * namespace whose section would be silently dropped.
+ */
+export const FOREIGN_NAMESPACES = ["aws", "pulumi"] as const;
+/** Top-level keys of a Pulumi stack file (Pulumi docs, "Pulumi.<stack>.yaml"). */
+export const STACK_FILE_KEYS = [
+  "config",
+  "encryptionsalt",
+  "encryptedkey",
+  "secretsprovider",
+  "environment",
+] as const;
+
 export function splitNamespace(config: Record<string, unknown>, project: string): RawStack {
   const sections: Record<string, unknown> = {};
   const secretKeys = new Set<string>();
+  const issues: Issue[] = [];
   for (const [key, value] of Object.entries(config)) {
-    if (!key.startsWith(`${project}:`)) continue;
+    const ns = key.includes(":") ? key.slice(0, key.indexOf(":")) : undefined;
+    if (ns !== project && !(FOREIGN_NAMESPACES as readonly string[]).includes(ns ?? "")) {
+      const hint = ns ? closest(ns, [project]) : undefined;
+      issues.push({
+        path: `config.${key}`,
+        value: typeof value === "object" ? "{…}" : value,
+        message: ns
+          ? `unknown namespace "${ns}"${hint ? ` (did you mean "${project}:${key.slice(ns.length + 1)}"?)` : ""}; this project reads "${project}:<section>" and the providers' ${FOREIGN_NAMESPACES.map((n) => `"${n}:…"`).join(", ")}`
+          : `has no namespace; write "${project}:${key}"`,
+      });
+      continue;
+    }
+    if (ns !== project) continue;
     const name = key.slice(project.length + 1);
     if (value && typeof value === "object" && "secure" in value) secretKeys.add(name);
     else sections[name] = value;
   }
+  if (issues.length) throw new ConfigError(issues);
   return { sections, secretKeys };
 }
 
@@ -57,7 +86,7 @@ export function readStackFile(stack: string, root = PROJECT_ROOT): RawStack {
       "Unknown stack",
     );
   }
-  let doc: { config?: Record<string, unknown> } | null;
+  let doc: Record<string, unknown> | null;
   try {
     doc = parseYaml(readFileSync(file, "utf8")) as typeof doc;
   } catch (e) {
@@ -65,5 +94,16 @@ export function readStackFile(stack: string, root = PROJECT_ROOT): RawStack {
       { path: file, value: undefined, message: `not valid YAML: ${(e as Error).message}` },
     ]);
   }
-  return splitNamespace(doc?.config ?? {}, projectName(root));
+  const extra = Object.keys(doc ?? {}).filter(
+    (k) => !(STACK_FILE_KEYS as readonly string[]).includes(k),
+  );
+  if (extra.length)
+    throw new ConfigError(
+      extra.map((k) => ({
+        path: k,
+        value: "{…}",
+        message: `is not a stack file key (allowed: ${STACK_FILE_KEYS.join(", ")})${closest(k, STACK_FILE_KEYS) ? `; did you mean "${closest(k, STACK_FILE_KEYS)}"?` : ""}: its settings would be ignored`,
+      })),
+    );
+  return splitNamespace((doc?.["config"] ?? {}) as Record<string, unknown>, projectName(root));
 }

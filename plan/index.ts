@@ -310,6 +310,12 @@ function resolveHardware(c: StackConfig, issues: Issue[]): Hardware | undefined 
     const gpu = GPUS.get(it.gpu)!;
     const spot = t.spot?.enabled;
     const price = t.spot?.maxPriceUsdPerHour ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
+    if (t.availabilityZone && t.availabilityZone.slice(0, -1) !== t.region)
+      issues.push({
+        path: "target.availabilityZone",
+        value: t.availabilityZone,
+        message: `is not a zone of target.region ${t.region}; its zones are named ${t.region}a, ${t.region}b, …`,
+      });
     if (t.capacityBlock && !t.capacityReservationId)
       issues.push({
         path: "target.capacityBlock",
@@ -420,7 +426,10 @@ export function planStack(raw: Readonly<Record<string, unknown>>, opts: PlanOpti
   const s = parsed.sections;
   if (issues.length === 0) return planConfig(s as StackConfig, opts);
   // Run the plan's checks on what did parse, so one run reports everything it can.
-  if (s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets && s.provisioning) {
+  const complete =
+    s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets && s.provisioning;
+  if (!complete && s.model) issues.push(...resolveModel(s.model, []).issues);
+  if (complete) {
     try {
       planConfig(s as StackConfig, opts);
     } catch (e) {
@@ -480,6 +489,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       message: "give pythonIndexUrl or pythonFindLinks, not both",
     });
   checkExtraArgs(v, issues);
+  checkPort(v.port, issues);
 
   const model = resolved.model;
   let dtype: Dtype | undefined;
@@ -552,6 +562,28 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
           path: "vllm.quantization",
           value: v.quantization,
           message: `${m.id} is ${m.quantization.method.toUpperCase()}-quantized; use "${m.quantization.method}" or leave it unset (read from config.json)`,
+        });
+    }
+    // vLLM checks at startup that util × total is free (V1 gpu_worker.init_device: "Free memory on
+    // device … is less than desired GPU memory utilization"); the CUDA context is already taken by
+    // then (0.51 GiB measured on an H200, test/gpu/h200-encoder-memory.json), so 1.0 never starts.
+    const maxUtil = Math.floor((1 - CUDA_CONTEXT_GiB / gpu.memoryGiB) * 100) / 100;
+    if (v.gpuMemoryUtilization > maxUtil)
+      issues.push({
+        path: "vllm.gpuMemoryUtilization",
+        value: v.gpuMemoryUtilization,
+        message: `${v.gpuMemoryUtilization} × ${gpu.memoryGiB} GiB = ${(v.gpuMemoryUtilization * gpu.memoryGiB).toFixed(2)} GiB, but the CUDA context (~${CUDA_CONTEXT_GiB} GiB) is taken before vLLM's check that this much is free ("Free memory on device … is less than desired GPU memory utilization"); allowed: ≤ ${maxUtil.toFixed(2)} on ${gpu.name}`,
+      });
+    if (features) {
+      const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen);
+      const tokens = v.maxNumBatchedTokens ?? d.maxNumBatchedTokens;
+      const seqs = v.maxNumSeqs ?? d.maxNumSeqs;
+      if (tokens < seqs)
+        issues.push({
+          path:
+            v.maxNumBatchedTokens !== undefined ? "vllm.maxNumBatchedTokens" : "vllm.maxNumSeqs",
+          value: v.maxNumBatchedTokens !== undefined ? tokens : seqs,
+          message: `max_num_batched_tokens (${tokens}${v.maxNumBatchedTokens === undefined ? ", vLLM's default here" : ""}) must be ≥ max_num_seqs (${seqs}${v.maxNumSeqs === undefined ? ", vLLM's default here" : ""}): vLLM's SchedulerConfig refuses to start otherwise; raise vllm.maxNumBatchedTokens or lower vllm.maxNumSeqs`,
         });
     }
     if (v.minPixels !== undefined && v.maxPixels !== undefined && v.minPixels > v.maxPixels)
@@ -805,7 +837,7 @@ function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue
     issues.push({
       path: "network.apiCidrs",
       value: c.network.apiCidrs,
-      message: `${apiList} together cover ${describeExposure(api)}: that opens the API to the whole internet, which needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel`,
+      message: `${apiList} ${c.network.apiCidrs.length > 1 ? "together cover" : "covers"} ${describeExposure(api)}: that opens the API to the whole internet, which needs network.allowPublicApi: true and secrets.apiKey set (vLLM's --api-key protects /v1 only). Prefer your office CIDR, or an SSH tunnel`,
     });
   }
   if (api.open && c.network.allowPublicApi && !c.network.certificateArn)
@@ -820,7 +852,7 @@ function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue
     issues.push({
       path: "network.sshCidrs",
       value: c.network.sshCidrs,
-      message: `${c.network.sshCidrs.join(", ")} together cover ${describeExposure(ssh)}: SSH open to the whole internet is refused (any union reaching a /8's worth of public addresses counts); give your own CIDR, or none and use SSM Session Manager`,
+      message: `${c.network.sshCidrs.join(", ")} ${c.network.sshCidrs.length > 1 ? "together cover" : "covers"} ${describeExposure(ssh)}: SSH open to the whole internet is refused (any union reaching a /8's worth of public addresses counts); give your own CIDR, or none and use SSM Session Manager`,
     });
   }
   for (const key of ["hfToken", "apiKey"] as const) {
@@ -842,6 +874,27 @@ function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue
       });
     }
   }
+}
+
+/** The API port must not take a port the deployment already uses, whatever is enabled today. */
+function checkPort(port: number, issues: Issue[]): void {
+  const taken = (Object.entries(PORTS) as [PortName, number][]).find(
+    ([name, p]) => name !== "vllm" && p === port,
+  );
+  const rayWorkers = port >= PORTS.rayWorkerMin && port <= PORTS.rayWorkerMax;
+  if (taken || rayWorkers)
+    issues.push({
+      path: "vllm.port",
+      value: port,
+      message: `is used by ${taken ? taken[0] : `Ray's worker port range ${PORTS.rayWorkerMin}–${PORTS.rayWorkerMax}`} (catalogs/ports.ts); taken: ${Object.entries(
+        PORTS,
+      )
+        .filter(([n]) => n !== "vllm" && n !== "rayWorkerMin" && n !== "rayWorkerMax")
+        .map(([, p]) => p)
+        .join(
+          ", ",
+        )} and ${PORTS.rayWorkerMin}–${PORTS.rayWorkerMax}; e.g. 8000 (vLLM's default) or 8001`,
+    });
 }
 
 function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {

@@ -258,7 +258,8 @@ describe("options", () => {
       ...s,
       target: {
         ...s["target"],
-        sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test",
+        sshPublicKey:
+          "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEQtgmczwpmYmk0iuPudO5kd9aJ3+iJsDEG76hL++CJ2 test",
         spot: { enabled: true, maxPriceUsdPerHour: 0.6 },
         amiId: "ami-0fedcba9876543210",
       },

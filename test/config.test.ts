@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../config/errors";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
@@ -181,7 +184,7 @@ describe("broken configs", () => {
     expect(msg["network.apiCidrs"]).toMatch(
       /0.0.0.0\/1, 128.0.0.0\/1 together cover 100 % of the public IPv4 space/,
     );
-    expect(msg["network.sshCidrs"]).toMatch(/3.0.0.0\/8 together cover 0.45 % .*refused/);
+    expect(msg["network.sshCidrs"]).toMatch(/3.0.0.0\/8 covers 0.45 % .*refused/);
     expect(
       planStack({ ...good(), network: { apiCidrs: ["10.0.0.0/8"], sshCidrs: ["198.51.100.0/24"] } })
         .fits,
@@ -287,5 +290,107 @@ describe("stack files", () => {
     );
     expect(s.sections).toEqual({ model: { id: "x" } });
     expect([...s.secretKeys]).toEqual(["apiKey"]);
+  });
+});
+
+describe("the refusals a user needs, all at once (issue 11 item 5)", () => {
+  it("utilization vLLM's startup check fails, batched tokens below sequences, a port the plan uses", () => {
+    const e = errorsOf({
+      ...good(),
+      vllm: {
+        maxModelLen: 8192,
+        maxPixels: 1003520,
+        gpuMemoryUtilization: 1.0,
+        maxNumBatchedTokens: 128,
+        port: 9090,
+      },
+    });
+    const msg = Object.fromEntries(e.issues.map((i) => [i.path, i.message]));
+    // 22.19 GiB A10G − 0.45 GiB CUDA context: at most 0.97 of the card can be free at vLLM's check.
+    expect(msg["vllm.gpuMemoryUtilization"]).toMatch(
+      /1 × 22.19 GiB = 22.19 GiB.*Free memory on device.*allowed: ≤ 0.97 on A10G/,
+    );
+    expect(msg["vllm.maxNumBatchedTokens"]).toMatch(
+      /max_num_batched_tokens \(128\) must be ≥ max_num_seqs \(256, vLLM's default here\)/,
+    );
+    expect(msg["vllm.port"]).toMatch(/is used by prometheus/);
+    expect(
+      errorsOf({ ...good(), vllm: { ...good().vllm, port: 12000 } }).issues[0]!.message,
+    ).toMatch(/Ray's worker port range 10002–19999/);
+    expect(errorsOf({ ...good(), vllm: { ...good().vllm, port: 80 } }).issues[0]).toMatchObject({
+      path: "vllm.port",
+      message: expect.stringMatching(/between 1024 and 65535/),
+    });
+    // 0.97 is the highest that starts on an A10G; an H100 allows 0.99.
+    expect(
+      planStack({ ...good(), vllm: { ...good().vllm, gpuMemoryUtilization: 0.97 } }).fits,
+    ).toBe(true);
+  });
+
+  it("an unknown region, a zone of another region, a cut SSH key", () => {
+    const e = errorsOf({
+      ...good(),
+      target: {
+        kind: "aws",
+        region: "us-east-7",
+        instanceType: "g5.xlarge",
+        sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEQtgmczwpmYmk0iuPudO5kd9aJ3 me@laptop",
+      },
+    });
+    const msg = Object.fromEntries(e.issues.map((i) => [i.path, i.message]));
+    expect(msg["target.region"]).toMatch(/is not an AWS region \(did you mean "us-east-1"\?\)/);
+    expect(msg["target.sshPublicKey"]).toMatch(/cut or altered|wrong length/);
+    const zone = errorsOf({
+      ...good(),
+      target: {
+        kind: "aws",
+        region: "us-east-1",
+        instanceType: "g5.xlarge",
+        availabilityZone: "us-west-2a",
+      },
+    });
+    expect(zone.issues).toEqual([
+      expect.objectContaining({
+        path: "target.availabilityZone",
+        message: expect.stringMatching(/not a zone of target.region us-east-1/),
+      }),
+    ]);
+    expect(
+      errorsOf({ ...good(), target: { ...good().target, sshPublicKey: "AAAAC3Nza... me@laptop" } })
+        .issues[0]!.message,
+    ).toMatch(/must be an OpenSSH public key line/);
+  });
+
+  it("the model revision error is listed with the errors of other sections", () => {
+    const e = errorsOf({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "main" },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarg" },
+    });
+    expect(e.issues.map((i) => i.path).sort()).toEqual(["model.revision", "target.instanceType"]);
+  });
+
+  it("a misspelt namespace or a key outside config: is an error, not a silently dropped section", () => {
+    expect(() =>
+      splitNamespace(
+        { "qwen-vl-deplyo:vllm": { maxModelLen: 1 }, "aws:region": "us-east-1" },
+        "qwen-vl-deploy",
+      ),
+    ).toThrow(
+      /config.qwen-vl-deplyo:vllm.*unknown namespace "qwen-vl-deplyo" \(did you mean "qwen-vl-deploy:vllm"\?\)/,
+    );
+    expect(() => splitNamespace({ vllm: {} }, "qwen-vl-deploy")).toThrow(
+      /has no namespace; write "qwen-vl-deploy:vllm"/,
+    );
+    const root = mkdtempSync(join(tmpdir(), "stack-"));
+    mkdirSync(join(root, "stacks"));
+    writeFileSync(join(root, "Pulumi.yaml"), "name: qwen-vl-deploy\n");
+    writeFileSync(
+      join(root, "stacks", "Pulumi.x.yaml"),
+      "config:\n  qwen-vl-deploy:model: {}\nconfg:\n  qwen-vl-deploy:vllm: {}\n",
+    );
+    expect(() => readStackFile("x", root)).toThrow(
+      /confg.*not a stack file key.*did you mean "config"/,
+    );
+    rmSync(root, { recursive: true });
   });
 });

@@ -148,7 +148,7 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
       enforceEager: true,
       blockSize: 16,
     });
-    const budget = 21.99 * 0.8 * GiB;
+    const budget = 22.19 * 0.8 * GiB; // A10G as PyTorch reports it (catalogs/gpus.ts)
     const weights = 16_582_744_064;
     // V1 on a < 70 GiB card profiles 2048 tokens; one 1280-token image (5120 patches) fits the encoder budget.
     const decoder = 2048 * (3 * 18944 + 3 * 3584) * 2;

@@ -172,7 +172,7 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
       network: { apiCidrs: ["0.0.0.0/0"] },
     });
     await expect(import("../index")).rejects.toThrow(
-      /2 problems[\s\S]*model.revision[\s\S]*network.apiCidrs\[0\]: "0.0.0.0\/0" — opens the API to the whole internet/,
+      /2 problems[\s\S]*model.revision[\s\S]*network.apiCidrs: \["0.0.0.0\/0"\] — 0.0.0.0\/0 covers 100 % of the public IPv4 space: that opens the API to the whole internet/,
     );
     await settle(rec);
     expect(resources(rec)).toEqual([]);

@@ -71,7 +71,7 @@ describe("preflight", () => {
     s.fakeSmi({ GPU_COUNT: 0 });
     expect(s.run("preflight.sh").err).toMatch(/found 0 GPU\(s\), the plan needs 1 × A10G/);
     s.fakeSmi({ GPU_MIB: 12000 });
-    expect(s.run("preflight.sh").err).toMatch(/has 12000 MiB, the plan assumes ≥ 218\d\d MiB/);
+    expect(s.run("preflight.sh").err).toMatch(/has 12000 MiB, the plan assumes ≥ 22\d\d\d MiB/);
     s.fakeSmi({});
     s.osRelease("centos", "7");
     expect(s.run("preflight.sh").err).toMatch(
