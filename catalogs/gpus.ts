@@ -52,7 +52,8 @@ const rows: readonly Gpu[] = [
     p2p: true,
     interconnect: "pcie",
     architecture: "ampere",
-    source: "torch total capacity in public OOM messages (MiniCPM-V #640, vllm #9373); cc: NVIDIA CUDA GPUs",
+    source:
+      "torch total capacity in public OOM messages (MiniCPM-V #640, vllm #9373); cc: NVIDIA CUDA GPUs",
   },
   // L4 (AWS g6): cc 8.9, 24 GB; total_memory ≈ 23,580,639,232 B [props].
   {
