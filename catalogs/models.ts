@@ -1,17 +1,30 @@
 /**
- * Model catalog: Qwen2-VL Instruct models and their official quantized variants.
+ * Model catalog: the Qwen vision-language families vLLM serves, with their official quantized
+ * variants. Each number is the `config.json` of the official repository; sources per family below
+ * (research notes of issue 11: verbatim config copies in public repositories, transformers 4.57.1
+ * and vLLM sdists from PyPI; ⚠ marks a value seen in one weak source only).
  *
- * Dimensions are the `config.json` of the official repositories (Qwen/Qwen2-VL-{2B,7B,72B}-Instruct),
- * as tabulated in ../shared/reference/vllm-qwen2vl-facts.md §4. Vision tower (same for all sizes,
- * `vision_config`): depth 32, embed_dim 1280, mlp_ratio 4, num_heads 16, patch 14, spatial merge 2,
- * temporal patch 2 — the "675M ViT" of the Qwen2-VL paper (arXiv 2409.12191, Table 1).
- * Quantized repos (Qwen/Qwen2-VL-*-Instruct-AWQ, -GPTQ-Int4, -GPTQ-Int8): group size 128
- * (their `quantization_config`); the 72B ones are re-uploaded with intermediate_size padded to
- * 29696 so TP 2/4/8 aligns (QwenLM/Qwen3-VL #230, #231). AWQ/GPTQ checkpoints are float16.
- * Licenses: 2B/7B Apache-2.0; 72B the Qwen license (model cards).
+ *  - Qwen2-VL 2B/7B/72B (`Qwen2VLForConditionalGeneration`, vLLM ≥ 0.6.1): flat config with a nested
+ *    `vision_config`; ViT depth 32, embed 1280, plain fc1/fc2 MLP 5120, LayerNorm (arXiv 2409.12191
+ *    Table 1; ../shared/reference/vllm-qwen2vl-facts.md §4). AWQ/GPTQ repos: group 128, float16;
+ *    the 72B ones padded to intermediate 29696 so TP 2/4/8 align (QwenLM/Qwen3-VL #230, #231).
+ *  - Qwen2.5-VL 3B/7B/32B/72B (`Qwen2_5_VLForConditionalGeneration`, vLLM ≥ 0.7.2): flat config;
+ *    ViT depth 32, hidden 1280, gated (SwiGLU) MLP 3420 (3B/7B) or 3456 (32B/72B ⚠), RMSNorm,
+ *    window attention 112 with full attention in blocks 7/15/23/31; max_position_embeddings 128000.
+ *    The -AWQ repos keep intermediate 29568 for 72B, which TP 2 cannot split (vllm #13640).
+ *  - Qwen3-VL 2B/4B/8B/32B dense (`Qwen3VLForConditionalGeneration`) and 30B-A3B/235B-A22B MoE
+ *    (`Qwen3VLMoeForConditionalGeneration`), vLLM ≥ 0.11.0: nested `text_config`/`vision_config`;
+ *    head_dim 128 (not hidden/heads for 4B and 32B), q/k RMSNorm, no qkv bias; MoE 128 experts,
+ *    8 active, no shared expert; ViT patch 16, learned position embeddings (2304), LayerNorm with
+ *    bias, plain MLP, 3 DeepStack mergers; depth 24/hidden 1024 for 2B/4B, 27/1152 above. The
+ *    parameter formula of plan/memory.ts reproduces the published safetensors totals of 8B,
+ *    30B-A3B and 235B-A22B exactly (test/plan-models.test.ts). -FP8 repos: fp8 e4m3, 128×128 blocks.
  */
 
+export type VisionKind = "qwen2-vl" | "qwen2.5-vl" | "qwen3-vl";
+
 export interface VisionTower {
+  readonly kind: VisionKind;
   readonly depth: number;
   readonly embedDim: number;
   readonly mlpHiddenSize: number;
@@ -19,19 +32,62 @@ export interface VisionTower {
   readonly patchSize: number;
   readonly spatialMergeSize: number;
   readonly temporalPatchSize: number;
+  /** Gate/up/down (Qwen2.5-VL) or fc1/fc2. */
+  readonly gatedMlp: boolean;
+  /** LayerNorm with bias (2 vectors) or RMSNorm (1). */
+  readonly layerNorm: boolean;
+  /** Learned position embeddings (Qwen3-VL: 2304), 0 when rotary only. */
+  readonly positionEmbeddings: number;
+  /** Extra DeepStack mergers feeding decoder layers (Qwen3-VL: 3). */
+  readonly deepstackMergers: number;
+  /**
+   * Peak activation per patch at TP 1 in bf16, measured on an H200 with transformers' tower and
+   * random weights (test/gpu/h200-encoder-memory.json): the fp32 rotary of q and k dominates.
+   */
+  readonly activationBytesPerPatch: number;
 }
 
+export type QuantMethod = "awq" | "gptq" | "fp8" | "compressed-tensors" | "bitsandbytes";
+
 export interface Quantization {
-  readonly method: "awq" | "gptq";
+  readonly method: QuantMethod;
+  /** Weight bits. */
   readonly bits: 4 | 8;
+  /** Weights per scale: a group (AWQ/GPTQ/W4A16), a 128×128 block (16384) or a channel (0). */
   readonly groupSize: number;
+  /** compressed-tensors: FP8 or integer weights; bitsandbytes: double quantization. */
+  readonly float?: boolean;
+  readonly doubleQuant?: boolean;
 }
+
+export interface Moe {
+  readonly experts: number;
+  readonly activeExperts: number;
+  readonly expertIntermediateSize: number;
+}
+
+export type Architecture =
+  | "Qwen2VLForConditionalGeneration"
+  | "Qwen2_5_VLForConditionalGeneration"
+  | "Qwen3VLForConditionalGeneration"
+  | "Qwen3VLMoeForConditionalGeneration";
+
+/** First vLLM release that registers each architecture (PyPI sdists compared release to release). */
+export const MIN_VLLM_FOR: Readonly<Record<Architecture, string>> = {
+  Qwen2VLForConditionalGeneration: "0.6.1",
+  Qwen2_5_VLForConditionalGeneration: "0.7.2",
+  Qwen3VLForConditionalGeneration: "0.11.0",
+  Qwen3VLMoeForConditionalGeneration: "0.11.0",
+};
+export const ARCHITECTURES = Object.keys(MIN_VLLM_FOR) as Architecture[];
 
 export interface ModelSpec {
   /** Hugging Face repository, also the catalog key. */
   readonly id: string;
+  readonly architecture: Architecture;
   readonly layers: number;
   readonly hiddenSize: number;
+  /** Dense MLP width (unused by MoE layers). */
   readonly intermediateSize: number;
   readonly attentionHeads: number;
   readonly kvHeads: number;
@@ -39,6 +95,11 @@ export interface ModelSpec {
   readonly vocabSize: number;
   readonly tiedEmbeddings: boolean;
   readonly maxPositions: number;
+  /** q/k/v projections carry a bias (Qwen2, Qwen2.5). */
+  readonly qkvBias: boolean;
+  /** Per-head q/k RMSNorm (Qwen3). */
+  readonly qkNorm: boolean;
+  readonly moe?: Moe;
   /** `torch_dtype` of the checkpoint: what `--dtype auto` resolves to. */
   readonly torchDtype: "bfloat16" | "float16" | "float32";
   readonly quantization?: Quantization;
@@ -53,7 +114,22 @@ export interface ModelSpec {
   readonly publishedWeightBytes?: number;
 }
 
+/** Measured peak bytes per patch (test/gpu/h200-encoder-memory.json, bf16, TP 1). */
+const MEASURED_BYTES_PER_PATCH: Readonly<Record<VisionKind, { bytes: number; embedDim: number }>> =
+  {
+    "qwen2-vl": { bytes: 44176, embedDim: 1280 },
+    "qwen2.5-vl": { bytes: 44176, embedDim: 1280 },
+    "qwen3-vl": { bytes: 50560, embedDim: 1152 },
+  };
+
+/** A tower of a known kind with other widths: the measured figure scaled by its width. */
+export function scaledActivationBytesPerPatch(kind: VisionKind, embedDim: number): number {
+  const m = MEASURED_BYTES_PER_PATCH[kind];
+  return Math.round((m.bytes * embedDim) / m.embedDim);
+}
+
 export const QWEN2_VL_VISION: VisionTower = {
+  kind: "qwen2-vl",
   depth: 32,
   embedDim: 1280,
   mlpHiddenSize: 5120,
@@ -61,114 +137,366 @@ export const QWEN2_VL_VISION: VisionTower = {
   patchSize: 14,
   spatialMergeSize: 2,
   temporalPatchSize: 2,
+  gatedMlp: false,
+  layerNorm: true,
+  positionEmbeddings: 0,
+  deepstackMergers: 0,
+  activationBytesPerPatch: 44176,
 };
 
-interface Base {
-  size: "2B" | "7B" | "72B";
-  layers: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  quantizedIntermediateSize: number;
-  attentionHeads: number;
-  kvHeads: number;
-  vocabSize: number;
-  tiedEmbeddings: boolean;
-  license: string;
-  knownRevision?: string;
-  publishedWeightBytes?: number;
-}
+const qwen25Vision = (mlp: number): VisionTower => ({
+  ...QWEN2_VL_VISION,
+  kind: "qwen2.5-vl",
+  mlpHiddenSize: mlp,
+  gatedMlp: true,
+  layerNorm: false,
+  activationBytesPerPatch: 44176,
+});
 
-const bases: readonly Base[] = [
-  // 2B: 2 shards; model-00001-of-00002 is 3,988,609,112 B and the second ≈ 0.43 GB ⚠;
+const qwen3Vision = (depth: number, embedDim: number, mlp: number): VisionTower => ({
+  kind: "qwen3-vl",
+  depth,
+  embedDim,
+  mlpHiddenSize: mlp,
+  numHeads: 16,
+  patchSize: 16,
+  spatialMergeSize: 2,
+  temporalPatchSize: 2,
+  gatedMlp: false,
+  layerNorm: true,
+  positionEmbeddings: 2304,
+  deepstackMergers: 3,
+  activationBytesPerPatch: scaledActivationBytesPerPatch("qwen3-vl", embedDim),
+});
+
+type Dims = Omit<ModelSpec, "id" | "license" | "quantization" | "torchDtype"> & {
+  readonly name: string;
+  readonly license: string;
+  /** intermediate_size of the quantized re-uploads where it differs (72B AWQ/GPTQ). */
+  readonly quantizedIntermediateSize?: number;
+};
+
+const AWQ: Quantization = { method: "awq", bits: 4, groupSize: 128 };
+const GPTQ4: Quantization = { method: "gptq", bits: 4, groupSize: 128 };
+const GPTQ8: Quantization = { method: "gptq", bits: 8, groupSize: 128 };
+const FP8_BLOCK: Quantization = { method: "fp8", bits: 8, groupSize: 128 * 128, float: true };
+
+const QWEN2: Pick<Dims, "qkvBias" | "qkNorm" | "maxPositions" | "architecture"> = {
+  architecture: "Qwen2VLForConditionalGeneration",
+  qkvBias: true,
+  qkNorm: false,
+  maxPositions: 32768,
+};
+const QWEN25: typeof QWEN2 = {
+  architecture: "Qwen2_5_VLForConditionalGeneration",
+  qkvBias: true,
+  qkNorm: false,
+  maxPositions: 128000,
+};
+const QWEN3: typeof QWEN2 = {
+  architecture: "Qwen3VLForConditionalGeneration",
+  qkvBias: false,
+  qkNorm: true,
+  maxPositions: 262144,
+};
+
+const families: readonly {
+  dims: Dims;
+  variants: readonly { suffix: string; q?: Quantization }[];
+}[] = [
+  // Qwen2-VL-2B: model-00001-of-00002 is 3,988,609,112 B and the second ≈ 0.43 GB ⚠;
   // revision 895c3a49… seen in public HF cache snapshot paths.
   {
-    size: "2B",
-    layers: 28,
-    hiddenSize: 1536,
-    intermediateSize: 8960,
-    quantizedIntermediateSize: 8960,
-    attentionHeads: 12,
-    kvHeads: 2,
-    vocabSize: 151936,
-    tiedEmbeddings: true,
-    license: "apache-2.0",
-    knownRevision: "895c3a49bc3fa70a340399125c650a463535e71c",
-    publishedWeightBytes: 4_418_000_000,
+    dims: {
+      ...QWEN2,
+      name: "Qwen/Qwen2-VL-2B-Instruct",
+      layers: 28,
+      hiddenSize: 1536,
+      intermediateSize: 8960,
+      attentionHeads: 12,
+      kvHeads: 2,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: true,
+      vision: QWEN2_VL_VISION,
+      license: "apache-2.0",
+      knownRevision: "895c3a49bc3fa70a340399125c650a463535e71c",
+      publishedWeightBytes: 4_418_000_000,
+    },
+    variants: [
+      { suffix: "" },
+      { suffix: "-AWQ", q: AWQ },
+      { suffix: "-GPTQ-Int4", q: GPTQ4 },
+      { suffix: "-GPTQ-Int8", q: GPTQ8 },
+    ],
   },
-  // 7B: 5 shards ≈ 16.6 GB at revision a7a06a1c… (reference file §4).
+  // Qwen2-VL-7B: 5 shards ≈ 16.6 GB at revision a7a06a1c… (reference file §4).
   {
-    size: "7B",
-    layers: 28,
-    hiddenSize: 3584,
-    intermediateSize: 18944,
-    quantizedIntermediateSize: 18944,
-    attentionHeads: 28,
-    kvHeads: 4,
-    vocabSize: 152064,
-    tiedEmbeddings: false,
-    license: "apache-2.0",
-    knownRevision: "a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc",
-    publishedWeightBytes: 16_580_000_000,
+    dims: {
+      ...QWEN2,
+      name: "Qwen/Qwen2-VL-7B-Instruct",
+      layers: 28,
+      hiddenSize: 3584,
+      intermediateSize: 18944,
+      attentionHeads: 28,
+      kvHeads: 4,
+      headDim: 128,
+      vocabSize: 152064,
+      tiedEmbeddings: false,
+      vision: QWEN2_VL_VISION,
+      license: "apache-2.0",
+      knownRevision: "a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc",
+      publishedWeightBytes: 16_580_000_000,
+    },
+    variants: [
+      { suffix: "" },
+      { suffix: "-AWQ", q: AWQ },
+      { suffix: "-GPTQ-Int4", q: GPTQ4 },
+      { suffix: "-GPTQ-Int8", q: GPTQ8 },
+    ],
   },
-  // 72B: ≈ 147 GB bf16 ⚠; revision f400120e… seen in public HF cache snapshot paths.
+  // Qwen2-VL-72B: ≈ 147 GB bf16 ⚠; revision f400120e… seen in public HF cache snapshot paths.
   {
-    size: "72B",
-    layers: 80,
-    hiddenSize: 8192,
-    intermediateSize: 29568,
-    quantizedIntermediateSize: 29696,
-    attentionHeads: 64,
-    kvHeads: 8,
-    vocabSize: 152064,
-    tiedEmbeddings: false,
-    license: "qwen",
-    knownRevision: "f400120e59a6196b024298b7d09fb517f742db7d",
-    publishedWeightBytes: 147_000_000_000,
+    dims: {
+      ...QWEN2,
+      name: "Qwen/Qwen2-VL-72B-Instruct",
+      layers: 80,
+      hiddenSize: 8192,
+      intermediateSize: 29568,
+      quantizedIntermediateSize: 29696,
+      attentionHeads: 64,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 152064,
+      tiedEmbeddings: false,
+      vision: QWEN2_VL_VISION,
+      license: "qwen",
+      knownRevision: "f400120e59a6196b024298b7d09fb517f742db7d",
+      publishedWeightBytes: 147_000_000_000,
+    },
+    variants: [
+      { suffix: "" },
+      { suffix: "-AWQ", q: AWQ },
+      { suffix: "-GPTQ-Int4", q: GPTQ4 },
+      { suffix: "-GPTQ-Int8", q: GPTQ8 },
+    ],
   },
-];
-
-const variants: readonly { suffix: string; quantization?: Quantization }[] = [
-  { suffix: "" },
-  { suffix: "-AWQ", quantization: { method: "awq", bits: 4, groupSize: 128 } },
-  { suffix: "-GPTQ-Int4", quantization: { method: "gptq", bits: 4, groupSize: 128 } },
-  { suffix: "-GPTQ-Int8", quantization: { method: "gptq", bits: 8, groupSize: 128 } },
+  {
+    dims: {
+      ...QWEN25,
+      name: "Qwen/Qwen2.5-VL-3B-Instruct",
+      layers: 36,
+      hiddenSize: 2048,
+      intermediateSize: 11008,
+      attentionHeads: 16,
+      kvHeads: 2,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: true,
+      vision: qwen25Vision(3420),
+      license: "qwen-research",
+    },
+    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+  },
+  {
+    dims: {
+      ...QWEN25,
+      name: "Qwen/Qwen2.5-VL-7B-Instruct",
+      layers: 28,
+      hiddenSize: 3584,
+      intermediateSize: 18944,
+      attentionHeads: 28,
+      kvHeads: 4,
+      headDim: 128,
+      vocabSize: 152064,
+      tiedEmbeddings: false,
+      vision: qwen25Vision(3420),
+      license: "apache-2.0",
+    },
+    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+  },
+  {
+    dims: {
+      ...QWEN25,
+      name: "Qwen/Qwen2.5-VL-32B-Instruct",
+      layers: 64,
+      hiddenSize: 5120,
+      intermediateSize: 27648,
+      attentionHeads: 40,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 152064,
+      tiedEmbeddings: false,
+      vision: qwen25Vision(3456),
+      license: "apache-2.0",
+    },
+    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+  },
+  {
+    dims: {
+      ...QWEN25,
+      name: "Qwen/Qwen2.5-VL-72B-Instruct",
+      layers: 80,
+      hiddenSize: 8192,
+      intermediateSize: 29568,
+      attentionHeads: 64,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 152064,
+      tiedEmbeddings: false,
+      vision: qwen25Vision(3456),
+      license: "qwen",
+    },
+    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      name: "Qwen/Qwen3-VL-2B-Instruct",
+      layers: 28,
+      hiddenSize: 2048,
+      intermediateSize: 6144,
+      attentionHeads: 16,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: true,
+      vision: qwen3Vision(24, 1024, 4096),
+      license: "apache-2.0",
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      name: "Qwen/Qwen3-VL-4B-Instruct",
+      layers: 36,
+      hiddenSize: 2560,
+      intermediateSize: 9728,
+      attentionHeads: 32,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: true,
+      vision: qwen3Vision(24, 1024, 4096),
+      license: "apache-2.0",
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      name: "Qwen/Qwen3-VL-8B-Instruct",
+      layers: 36,
+      hiddenSize: 4096,
+      intermediateSize: 12288,
+      attentionHeads: 32,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: false,
+      vision: qwen3Vision(27, 1152, 4304),
+      license: "apache-2.0",
+      publishedWeightBytes: 8_767_123_696 * 2,
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      name: "Qwen/Qwen3-VL-32B-Instruct",
+      layers: 64,
+      hiddenSize: 5120,
+      intermediateSize: 25600,
+      attentionHeads: 64,
+      kvHeads: 8,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: false,
+      vision: qwen3Vision(27, 1152, 4304),
+      license: "apache-2.0",
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      architecture: "Qwen3VLMoeForConditionalGeneration",
+      name: "Qwen/Qwen3-VL-30B-A3B-Instruct",
+      layers: 48,
+      hiddenSize: 2048,
+      intermediateSize: 6144,
+      attentionHeads: 32,
+      kvHeads: 4,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: false,
+      moe: { experts: 128, activeExperts: 8, expertIntermediateSize: 768 },
+      vision: qwen3Vision(27, 1152, 4304),
+      license: "apache-2.0",
+      publishedWeightBytes: 31_070_754_032 * 2,
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
+  {
+    dims: {
+      ...QWEN3,
+      architecture: "Qwen3VLMoeForConditionalGeneration",
+      name: "Qwen/Qwen3-VL-235B-A22B-Instruct",
+      layers: 94,
+      hiddenSize: 4096,
+      intermediateSize: 12288,
+      attentionHeads: 64,
+      kvHeads: 4,
+      headDim: 128,
+      vocabSize: 151936,
+      tiedEmbeddings: false,
+      moe: { experts: 128, activeExperts: 8, expertIntermediateSize: 1536 },
+      vision: qwen3Vision(27, 1152, 4304),
+      license: "apache-2.0",
+      publishedWeightBytes: 235_670_022_896 * 2,
+    },
+    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+  },
 ];
 
 function build(): ModelSpec[] {
   const out: ModelSpec[] = [];
-  for (const b of bases) {
+  for (const { dims, variants } of families) {
+    const { name, quantizedIntermediateSize, ...d } = dims;
     for (const v of variants) {
-      const q = v.quantization;
+      const q = v.q;
+      // AWQ/GPTQ checkpoints are float16; FP8 ones keep bf16 for what they do not quantize.
+      const intGroups = q && q.method !== "fp8";
       out.push({
-        id: `Qwen/Qwen2-VL-${b.size}-Instruct${v.suffix}`,
-        layers: b.layers,
-        hiddenSize: b.hiddenSize,
-        intermediateSize: q ? b.quantizedIntermediateSize : b.intermediateSize,
-        attentionHeads: b.attentionHeads,
-        kvHeads: b.kvHeads,
-        headDim: 128,
-        vocabSize: b.vocabSize,
-        tiedEmbeddings: b.tiedEmbeddings,
-        maxPositions: 32768,
-        torchDtype: q ? "float16" : "bfloat16",
+        ...d,
+        id: `${name}${v.suffix}`,
+        intermediateSize: intGroups
+          ? (quantizedIntermediateSize ?? d.intermediateSize)
+          : d.intermediateSize,
+        torchDtype: intGroups ? "float16" : "bfloat16",
         ...(q ? { quantization: q } : {}),
-        vision: QWEN2_VL_VISION,
-        license: b.license,
-        ...(q
-          ? {}
-          : { knownRevision: b.knownRevision, publishedWeightBytes: b.publishedWeightBytes }),
+        // Pins and published sizes are of the unquantized repositories only.
+        ...(q ? { knownRevision: undefined, publishedWeightBytes: undefined } : {}),
       });
     }
   }
-  return out;
+  return out.map((m) => JSON.parse(JSON.stringify(m)) as ModelSpec);
 }
 
 const rows = build();
 export const MODELS: ReadonlyMap<string, ModelSpec> = new Map(rows.map((m) => [m.id, m]));
 export const MODEL_IDS = rows.map((m) => m.id) as [string, ...string[]];
 
-/** The catalog's quantized sibling of a model, e.g. 7B-Instruct → 7B-Instruct-AWQ. */
+/** The catalog's quantized siblings of a model (7B-Instruct → 7B-Instruct-AWQ, …), 4-bit first. */
+export function quantizedVariantsOf(id: string): ModelSpec[] {
+  if (MODELS.get(id)?.quantization) return [];
+  return rows
+    .filter((m) => m.quantization && m.id.startsWith(`${id}-`))
+    .sort((a, b) => a.quantization!.bits - b.quantization!.bits);
+}
+
+/** The catalog's 4-bit sibling of a model, e.g. 7B-Instruct → 7B-Instruct-AWQ. */
 export function awqVariantOf(id: string): ModelSpec | undefined {
-  if (id.endsWith("-AWQ") || id.includes("-GPTQ-")) return undefined;
-  return MODELS.get(`${id}-AWQ`);
+  return quantizedVariantsOf(id).find((m) => m.quantization!.method === "awq");
 }

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { GPU_NAMES } from "../catalogs/gpus";
 import { INSTANCE_TYPE_NAMES } from "../catalogs/instances";
-import { MODEL_IDS } from "../catalogs/models";
+import { ARCHITECTURES, MODEL_IDS } from "../catalogs/models";
 import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
 import { PORTS } from "../catalogs/ports";
 import { AWS_REGIONS } from "../catalogs/regions";
@@ -89,14 +89,41 @@ const secretRef = z.string().check((ctx) => {
 });
 
 const quantizationSpec = z.strictObject({
-  method: z.enum(["awq", "gptq"]),
+  method: z.enum(["awq", "gptq", "fp8", "compressed-tensors", "bitsandbytes"]),
   bits: z.union([z.literal(4), z.literal(8)]),
-  groupSize: int(1, 4096).default(128),
+  /** Weights per scale: a group (128), a 128×128 block (16384) or 0 for one per channel. */
+  groupSize: int(0, 1 << 20).default(128),
+  /** compressed-tensors: float (FP8) weights rather than integers. */
+  float: z.boolean().optional(),
+  /** bitsandbytes: double quantization. */
+  doubleQuant: z.boolean().optional(),
 });
 
-/** A model outside the catalog (a fine-tune, another VLM with Qwen2-VL's shape). */
+/** A vision tower by its `vision_config` (the family's defaults for what is left out). */
+const visionSpec = z.strictObject({
+  depth: int(1, 256),
+  embedDim: int(1),
+  mlpHiddenSize: int(1),
+  numHeads: int(1),
+  patchSize: int(1, 64),
+  spatialMergeSize: int(1, 8).default(2),
+  temporalPatchSize: int(1, 8).default(2),
+  deepstackMergers: int(0, 16).optional(),
+});
+
+/** A model outside the catalog (a fine-tune, another VLM of a Qwen VL family's shape). */
 export const customModelSchema = z.strictObject({
   name: z.string().min(1),
+  /** The Hugging Face `architectures` entry: which Qwen VL family's layers it has. */
+  architecture: z.enum(ARCHITECTURES).default("Qwen2VLForConditionalGeneration"),
+  /** Mixture of experts (Qwen3-VL MoE): expert count, experts per token, expert MLP width. */
+  moe: z
+    .strictObject({
+      experts: int(1, 4096),
+      activeExperts: int(1, 4096),
+      expertIntermediateSize: int(1),
+    })
+    .optional(),
   layers: int(1, 1000),
   hiddenSize: int(1),
   intermediateSize: int(1),
@@ -108,8 +135,8 @@ export const customModelSchema = z.strictObject({
   maxPositions: int(1),
   torchDtype: z.enum(["bfloat16", "float16", "float32"]).default("bfloat16"),
   quantization: quantizationSpec.optional(),
-  /** true: Qwen2-VL's vision tower; false: a text-only model. */
-  vision: z.boolean().default(true),
+  /** true: the family's vision tower; its dimensions; or false: a text-only model. */
+  vision: z.union([z.boolean(), visionSpec]).default(true),
   /** Total weight size when it cannot be derived from the dimensions (GiB). */
   weightsGiB: z.number().positive().optional(),
 });
@@ -232,6 +259,11 @@ export const vllmSchema = z.strictObject({
     .default(0.9),
   /** Images per prompt (`--limit-mm-per-prompt`). */
   imageLimit: int(0, 64).default(4),
+  /**
+   * Videos per prompt. 0 (default) renders `"video": 0`: left unset, vLLM V1 allows 999 videos and
+   * profiles a max-length dummy video, which reserves far more than an image (issue 11).
+   */
+  videoLimit: int(0, 16).default(0),
   dtype: z.enum(["auto", "half", "float16", "bfloat16", "float32"]).default("auto"),
   kvCacheDtype: z.enum(["auto", "fp8"]).default("auto"),
   enforceEager: z.boolean().default(false),
@@ -240,7 +272,9 @@ export const vllmSchema = z.strictObject({
   blockSize: z
     .union([z.literal(8), z.literal(16), z.literal(32)], { error: "must be 8, 16 or 32" })
     .default(16),
-  quantization: z.enum(["awq", "awq_marlin", "gptq", "gptq_marlin"]).optional(),
+  quantization: z
+    .enum(["awq", "awq_marlin", "gptq", "gptq_marlin", "fp8", "compressed-tensors", "bitsandbytes"])
+    .optional(),
   /** Server-wide image resize bounds (`--mm-processor-kwargs`); one visual token = 28×28 px. */
   minPixels: int(784, 1 << 26).optional(),
   maxPixels: int(784, 1 << 26).optional(),

@@ -6,10 +6,9 @@
  */
 import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
 import { INSTANCE_TYPES, vcpuQuota, PRICES_AS_OF } from "../catalogs/instances";
-import { awqVariantOf, type ModelSpec } from "../catalogs/models";
+import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec, type Quantization } from "../catalogs/models";
 import { CLUSTER_PORTS, PORTS, type PortName } from "../catalogs/ports";
 import {
-  MIN_VLLM_FOR_QWEN2_VL,
   NEWEST_VERIFIED_VLLM,
   compareVersions,
   parseVersion,
@@ -34,6 +33,9 @@ import {
   decoderActivationBytes,
   encoderActivationBytes,
   kvBytesPerToken,
+  maxImageTokens,
+  profiledVideoFrames,
+  videoTokens,
   layersPerStage,
   weightShare,
   type Dtype,
@@ -68,7 +70,11 @@ export interface MemoryPlan {
     readonly maxNumBatchedTokens: number;
     readonly maxNumSeqs: number;
     readonly tokensPerImage: number;
-    readonly imagesProfiled: number;
+    /** What the profile run sends through the vision tower (see `profileEncoder`). */
+    readonly modality: "image" | "video" | "none";
+    readonly itemsProfiled: number;
+    readonly tokensPerItem: number;
+    readonly videoFrames: number;
   };
   /** CUDA graphs captured outside the budget must fit in what utilization leaves free. */
   readonly headroomGiB: number;
@@ -153,6 +159,8 @@ export interface Setup {
   readonly maxModelLen: number;
   readonly util: number;
   readonly imageLimit: number;
+  /** Videos per prompt as vLLM sees the limit (0 when `"video": 0` is rendered). */
+  readonly videoLimit: number;
   readonly maxPixels: number;
   readonly enforceEager: boolean;
   readonly blockSize: number;
@@ -160,27 +168,76 @@ export interface Setup {
   readonly maxNumSeqs?: number;
 }
 
+/** What vLLM's profile run sends through the vision tower, per engine (see `profileEncoder`). */
+export interface EncoderProfile {
+  readonly modality: "image" | "video" | "none";
+  readonly items: number;
+  /** Merged visual tokens per item (what the decoder sees). */
+  readonly tokensPerItem: number;
+  /** Video frames of each profiled item (0 for images). */
+  readonly frames: number;
+  readonly tokensPerImage: number;
+}
+
+/**
+ * The encoder input of vLLM's memory profile.
+ *  - V1 (vllm/v1/worker/utils.py `MultiModalBudget`, gpu_model_runner `profile_run`, 0.11.0): the
+ *    modality with the most tokens per item among those whose limit is > 0 — a video of up to 14
+ *    frames at the largest image size that fits max_model_len wins unless `"video": 0` — and as
+ *    many items as the encoder budget max(max_num_batched_tokens, tokens per item) holds, at most
+ *    max_num_seqs × min(limit, max_model_len ÷ tokens per item), at least one.
+ *  - V0: one dummy prompt carrying every allowed image (and, from 0.7's processor profiler, one
+ *    video in what the images leave of the context).
+ */
+export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderProfile {
+  const v = s.model.vision;
+  const none = {
+    modality: "none",
+    items: 0,
+    tokensPerItem: 0,
+    frames: 0,
+    tokensPerImage: 0,
+  } as const;
+  if (!v || (s.imageLimit <= 0 && s.videoLimit <= 0)) return none;
+  const perImage = maxImageTokens(v, s.maxPixels);
+  if (s.features.engine === "v0") {
+    const images = s.imageLimit;
+    const left = s.maxModelLen - images * perImage;
+    const video = s.videoLimit > 0 && s.features.mmProfileMustFitContext === false && left > 0;
+    const frames = video ? profiledVideoFrames(v, s.maxPixels, left) : 0;
+    const videoTok = video ? videoTokens(v, s.maxPixels, frames) : 0;
+    return {
+      modality: video && images === 0 ? "video" : "image",
+      items: images + (video ? 1 : 0),
+      tokensPerItem: (images * perImage + videoTok) / Math.max(1, images + (video ? 1 : 0)),
+      frames,
+      tokensPerImage: perImage,
+    };
+  }
+  const frames = s.videoLimit > 0 ? profiledVideoFrames(v, s.maxPixels, s.maxModelLen) : 0;
+  const perVideo = frames ? videoTokens(v, s.maxPixels, frames) : 0;
+  const video = perVideo > (s.imageLimit > 0 ? perImage : 0);
+  const perItem = video ? perVideo : perImage;
+  const limit = video ? s.videoLimit : s.imageLimit;
+  const budget = Math.max(tokens, perItem);
+  const perPrompt = Math.max(1, Math.min(limit, Math.floor(s.maxModelLen / perItem)));
+  const items = Math.max(1, Math.min(Math.floor(budget / perItem), seqs * perPrompt));
+  return {
+    modality: video ? "video" : "image",
+    items,
+    tokensPerItem: perItem,
+    frames: video ? frames : 0,
+    tokensPerImage: perImage,
+  };
+}
+
 export function planMemory(s: Setup): MemoryPlan {
   const defaults = vllmDefaults(s.features, s.gpu.memoryGiB, s.maxModelLen);
   const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
   const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
-  const tokensPerImage = Math.max(1, Math.floor(s.maxPixels / PIXELS_PER_VISUAL_TOKEN));
-  const hasVision = Boolean(s.model.vision) && s.imageLimit > 0;
-  let images = 0;
-  if (hasVision) {
-    // V0 profiles one prompt carrying the image limit; V1 fills the encoder budget
-    // (max(max_num_batched_tokens, tokens per item)) with whole items (gpu_model_runner.profile_run).
-    images =
-      s.features.engine === "v0"
-        ? s.imageLimit
-        : Math.max(
-            1,
-            Math.min(
-              s.imageLimit * seqs,
-              Math.floor(Math.max(tokens, tokensPerImage) / tokensPerImage),
-            ),
-          );
-  }
+  const enc = profileEncoder(s, tokens, seqs);
+  const hasVision = enc.items > 0;
+  const visualTokens = enc.items * enc.tokensPerItem;
   const act = DTYPE_BYTES[s.dtype];
   const kvPerLayerScale = s.kvBytes;
   const w = weightShare(s.model, s.tp, s.dtype);
@@ -200,10 +257,10 @@ export function planMemory(s: Setup): MemoryPlan {
     const decoder = decoderActivationBytes(s.model, tokens, s.tp, act);
     const sampler = last ? seqs * s.model.vocabSize * 4 : 0;
     const v = s.model.vision;
-    const patches = images * tokensPerImage * (v ? v.spatialMergeSize ** 2 : 0);
+    const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
     const encoder = first && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
-    const encoderOutputs =
-      first && hasVision ? images * tokensPerImage * s.model.hiddenSize * act : 0;
+    // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's dummy run.
+    const encoderOutputs = first && hasVision ? visualTokens * s.model.hiddenSize * act : 0;
     const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
     const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
     const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);
@@ -235,8 +292,11 @@ export function planMemory(s: Setup): MemoryPlan {
     profile: {
       maxNumBatchedTokens: tokens,
       maxNumSeqs: seqs,
-      tokensPerImage,
-      imagesProfiled: images,
+      tokensPerImage: enc.tokensPerImage,
+      modality: enc.modality,
+      itemsProfiled: enc.items,
+      tokensPerItem: enc.tokensPerItem,
+      videoFrames: enc.frames,
     },
     headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
   };
@@ -253,10 +313,14 @@ export function tensorParallelProblem(model: ModelSpec, tp: number): string | un
   if (model.vision && model.vision.numHeads % tp !== 0)
     return `does not divide the vision tower's ${model.vision.numHeads} attention heads`;
   const q = model.quantization;
-  if (q) {
-    const shard = model.intermediateSize / tp;
-    if (!Number.isInteger(shard) || shard % q.groupSize !== 0)
-      return `splits intermediate_size ${model.intermediateSize} into ${shard} per GPU, not a multiple of the quantization group size ${q.groupSize} ("input size is not aligned", QwenLM/Qwen3-VL #231)`;
+  if (q && q.groupSize > 0) {
+    // Group scales (AWQ/GPTQ/W4A16) must not straddle ranks; FP8 128×128 blocks likewise
+    // ("… is not divisible by weight quantization block_n = 128", vLLM fp8.py).
+    const unit = q.groupSize >= 128 * 128 ? Math.sqrt(q.groupSize) : q.groupSize;
+    const width = model.moe ? model.moe.expertIntermediateSize : model.intermediateSize;
+    const shard = width / tp;
+    if (!Number.isInteger(shard) || shard % unit !== 0)
+      return `splits ${model.moe ? "the experts' intermediate size" : "intermediate_size"} ${width} into ${shard} per GPU, not a multiple of the quantization ${unit === q.groupSize ? "group" : "block"} size ${unit} ("input size is not aligned", QwenLM/Qwen3-VL #231)`;
   }
   return undefined;
 }
@@ -265,6 +329,63 @@ export function allowedTensorParallelSizes(model: ModelSpec, max = 64): number[]
   const out: number[] = [];
   for (let tp = 1; tp <= max; tp++) if (!tensorParallelProblem(model, tp)) out.push(tp);
   return out;
+}
+
+// ---- quantization ----------------------------------------------------------------------------
+
+/**
+ * Why vLLM cannot run this checkpoint's quantization on `gpu` at `tp`, or undefined (with a warning
+ * where it runs a slower fallback). Floors are each method's `get_min_capability` in vLLM 0.11.0:
+ * awq 7.5 (awq_marlin 8.0), gptq 6.0 (gptq_marlin 8.0), fp8 8.0 with W8A8 from 8.9 and weight-only
+ * Marlin below ("use_marlin = not has_device_capability(89)"), compressed-tensors FP8 W8A8 8.9
+ * (Marlin W8A16 from 8.0), W4A16/W8A16 8.0, bitsandbytes 7.0; pre-quantized bitsandbytes refuses
+ * TP > 1 ("Prequant BitsAndBytes models with tensor parallelism is not supported").
+ */
+export function quantizationProblem(
+  q: Quantization,
+  gpu: Gpu,
+  tp: number,
+  warnings: string[],
+): string | undefined {
+  const cc = gpu.computeCapability;
+  const on = `${gpu.name} (compute capability ${cc})`;
+  switch (q.method) {
+    case "awq":
+      if (cc < 7.5) return `AWQ needs compute capability ≥ 7.5; ${on} has none of its kernels`;
+      if (cc < 8.0)
+        warnings.push(`AWQ on ${on} runs the plain AWQ kernel (Marlin needs ≥ 8.0): slower`);
+      return undefined;
+    case "gptq":
+      if (cc < 6.0) return `GPTQ needs compute capability ≥ 6.0 (${on})`;
+      return undefined;
+    case "fp8":
+    case "compressed-tensors":
+      if (q.method === "compressed-tensors" && !q.float) {
+        if (cc < 8.0 && q.bits === 4)
+          return `compressed-tensors W4A16 runs on Marlin kernels, compute capability ≥ 8.0; ${on} has none`;
+        return undefined;
+      }
+      if (cc < 8.0)
+        return `FP8 weights need compute capability ≥ 8.0 (8.9 for FP8 compute); ${on} cannot load them. Serve the bf16/fp16 model or an AWQ/GPTQ one`;
+      if (cc < 8.9)
+        warnings.push(
+          `${on} has no FP8 compute (needs ≥ 8.9): vLLM runs the FP8 weights weight-only through Marlin, dequantizing to 16 bits`,
+        );
+      return undefined;
+    case "bitsandbytes":
+      if (cc < 7.0) return `bitsandbytes needs compute capability ≥ 7.0 (${on})`;
+      if (tp > 1)
+        return `a pre-quantized bitsandbytes checkpoint cannot be split by tensor parallelism (vLLM: "Prequant BitsAndBytes models with tensor parallelism is not supported. Please try with pipeline parallelism."); set vllm.tensorParallelSize: 1 and use pipeline stages`;
+      return undefined;
+  }
+}
+
+/** "awq-int4", "fp8", "bitsandbytes-nf4", "compressed-tensors-fp8": what the checkpoint holds. */
+export function quantizationLabel(q: Quantization): string {
+  if (q.method === "fp8") return "fp8";
+  if (q.method === "bitsandbytes") return q.bits === 4 ? "bitsandbytes-nf4" : "bitsandbytes-int8";
+  if (q.method === "compressed-tensors" && q.float) return "compressed-tensors-fp8";
+  return `${q.method}-int${q.bits}`;
 }
 
 // ---- dtype ---------------------------------------------------------------------------------
@@ -457,12 +578,15 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       value: v.version,
       message: 'must be an exact PyPI version such as "0.11.0" (no ranges: the plan depends on it)',
     });
-  } else if (compareVersions(version, parseVersion(MIN_VLLM_FOR_QWEN2_VL)!) < 0) {
-    issues.push({
-      path: "vllm.version",
-      value: v.version,
-      message: `cannot serve Qwen2-VL; needs ≥ ${MIN_VLLM_FOR_QWEN2_VL} (vllm PR #7905). The seed's 0.4.2 predates Qwen2-VL`,
-    });
+  } else {
+    const arch = resolved.model?.spec.architecture ?? "Qwen2VLForConditionalGeneration";
+    const min = MIN_VLLM_FOR[arch];
+    if (compareVersions(version, parseVersion(min)!) < 0)
+      issues.push({
+        path: "vllm.version",
+        value: v.version,
+        message: `cannot serve ${arch}; needs ≥ ${min} (the first release that registers it)${arch === "Qwen2VLForConditionalGeneration" ? ". The seed's 0.4.2 predates Qwen2-VL (vllm PR #7905)" : ""}`,
+      });
   }
   const features = version && gpu ? vllmFeatures(version, gpu.computeCapability) : undefined;
   if (features && !features.verified) {
@@ -500,7 +624,10 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     const d = resolveDtype(v.dtype, m, gpu, warnings);
     if (d.problem) issues.push({ path: "vllm.dtype", value: v.dtype, message: d.problem });
     dtype = d.dtype;
-    if (m.quantization && dtype === "bfloat16")
+    if (
+      (m.quantization?.method === "awq" || m.quantization?.method === "gptq") &&
+      dtype === "bfloat16"
+    )
       warnings.push(
         `${m.quantization.method.toUpperCase()} kernels are written for float16: "half" is recommended for quantized models`,
       );
@@ -549,6 +676,10 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         value: v.maxModelLen,
         message: `exceeds the model's max_position_embeddings (${m.maxPositions}); vLLM refuses it`,
       });
+    const qProblem = m.quantization
+      ? quantizationProblem(m.quantization, gpu, tp, warnings)
+      : undefined;
+    if (qProblem) issues.push({ path: "model", value: m.id, message: qProblem });
     if (v.quantization) {
       const base = v.quantization.replace("_marlin", "");
       if (!m.quantization)
@@ -561,7 +692,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         issues.push({
           path: "vllm.quantization",
           value: v.quantization,
-          message: `${m.id} is ${m.quantization.method.toUpperCase()}-quantized; use "${m.quantization.method}" or leave it unset (read from config.json)`,
+          message: `${m.id} is ${m.quantization.method}-quantized; use "${m.quantization.method}" or leave it unset (read from config.json)`,
         });
     }
     // vLLM checks at startup that util × total is free (V1 gpu_worker.init_device: "Free memory on
@@ -616,13 +747,16 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
           message: `must be ≥ vllm.maxModelLen (${v.maxModelLen}) on the V0 engine without chunked prefill; vLLM refuses to start`,
         });
       if (m.vision && v.imageLimit > 0) {
-        const perImage = Math.floor((v.maxPixels ?? DEFAULT_MAX_PIXELS) / PIXELS_PER_VISUAL_TOKEN);
+        const maxPixels = v.maxPixels ?? DEFAULT_MAX_PIXELS;
+        const perImage = maxImageTokens(m.vision, maxPixels);
         const need = v.imageLimit * perImage + 2;
         if (need > v.maxModelLen) {
-          const maxPixelsFit =
-            Math.floor((v.maxModelLen - 2) / v.imageLimit) * PIXELS_PER_VISUAL_TOKEN;
-          const text = `${v.imageLimit} images × ${perImage} visual tokens (max ${v.maxPixels ?? DEFAULT_MAX_PIXELS} px each) = ${need - 2} tokens > maxModelLen ${v.maxModelLen}`;
-          const ways = `set vllm.maxPixels ≤ ${maxPixelsFit}, lower vllm.imageLimit to ${Math.max(0, Math.floor((v.maxModelLen - 2) / perImage))}, or raise vllm.maxModelLen to ≥ ${need}`;
+          // The largest square image whose tokens leave room for the others and 256 of text.
+          const unit = m.vision.patchSize * m.vision.spatialMergeSize;
+          const sideFit = Math.floor(Math.sqrt(Math.max(1, (v.maxModelLen - 256) / v.imageLimit)));
+          const maxPixelsFit = (sideFit * unit) ** 2;
+          const text = `${v.imageLimit} images × ${perImage} visual tokens (max ${maxPixels} px each) = ${need - 2} tokens > maxModelLen ${v.maxModelLen}`;
+          const ways = `set vllm.maxPixels ≤ ${maxPixelsFit} (${sideFit ** 2} tokens per image, 256 left for text), lower vllm.imageLimit to ${Math.max(0, Math.floor((v.maxModelLen - 256) / perImage))}, or raise vllm.maxModelLen to ≥ ${need + 256}`;
           if (features.mmProfileMustFitContext)
             issues.push({
               path: "vllm.maxPixels",
@@ -683,6 +817,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     maxModelLen: v.maxModelLen,
     util: v.gpuMemoryUtilization,
     imageLimit: m.vision ? v.imageLimit : 0,
+    videoLimit: m.vision ? v.videoLimit : 0,
     maxPixels: v.maxPixels ?? DEFAULT_MAX_PIXELS,
     enforceEager: v.enforceEager,
     blockSize: v.blockSize,
@@ -723,9 +858,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       id: m.id,
       revision: model.revision,
       servedModelName: model.servedModelName,
-      ...(m.quantization
-        ? { quantization: `${m.quantization.method}-int${m.quantization.bits}` }
-        : {}),
+      ...(m.quantization ? { quantization: quantizationLabel(m.quantization) } : {}),
       checkpointGiB: round(givenGiB ?? derivedGiB, 2),
       license: m.license,
       dir,
@@ -957,10 +1090,10 @@ function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
     }
   }
   if (s.imageLimit > 0 && s.maxPixels > 1280 * PIXELS_PER_VISUAL_TOKEN) {
-    const mp = 1280 * PIXELS_PER_VISUAL_TOKEN;
+    const mp = 1280 * PIXELS_PER_VISUAL_TOKEN; // ≈ 1000 × 1000 px
     if (planMemory({ ...s, maxPixels: mp }).fits)
       out.push(
-        `set vllm.maxPixels to ${mp} (1280 visual tokens per image) to shrink what the vision profile reserves`,
+        `set vllm.maxPixels to ${mp} (${maxImageTokens(s.model.vision!, mp)} visual tokens per image at most) to shrink what the vision profile reserves`,
       );
   }
   if (

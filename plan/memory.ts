@@ -11,7 +11,7 @@
  * terms are estimates calibrated on published startup logs (test/plan-calibration.test.ts).
  * Pure: numbers in, numbers out.
  */
-import type { ModelSpec, VisionTower } from "../catalogs/models";
+import type { ModelSpec, Quantization, VisionTower } from "../catalogs/models";
 
 export const GiB = 1024 ** 3;
 
@@ -39,11 +39,23 @@ export interface WeightShare {
   readonly vision: number;
 }
 
-function linearBytes(params: number, bytes: number, q: ModelSpec["quantization"]): number {
-  if (!q) return params * bytes;
-  // Packed integer weights + one fp16 scale and one packed zero point per group (AWQ/GPTQ layout).
-  const groups = params / q.groupSize;
-  return (params * q.bits) / 8 + groups * (2 + q.bits / 8);
+/**
+ * Bytes per weight of a quantized linear layer (the checkpoint's tensors as vLLM loads them):
+ * packed integers plus one fp16 scale and one packed zero point per group (AWQ, GPTQ,
+ * compressed-tensors W4A16/W8A16); FP8 plus one fp32 scale per block or channel; bitsandbytes NF4
+ * with one fp32 absmax per 64 weights (8-bit absmax per 256 and an fp32 per-group scale with double
+ * quantization). Per channel: the scale per row is negligible.
+ */
+export function quantBytesPerWeight(q: Quantization): number {
+  if (q.method === "fp8" || (q.method === "compressed-tensors" && q.float))
+    return 1 + (q.groupSize > 0 ? 4 / q.groupSize : 0);
+  if (q.method === "bitsandbytes")
+    return q.bits === 8 ? 1 : 0.5 + (q.doubleQuant ? 1 / 64 + 4 / (64 * 256) : 4 / 64);
+  return q.bits / 8 + (q.groupSize > 0 ? (2 + q.bits / 8) / q.groupSize : 0);
+}
+
+function linearBytes(params: number, bytes: number, q: Quantization | undefined): number {
+  return q ? params * quantBytesPerWeight(q) : params * bytes;
 }
 
 /** KV heads each tensor-parallel rank holds: split while TP ≤ KV heads, replicated beyond. */
@@ -59,27 +71,62 @@ export function weightShare(m: ModelSpec, tp: number, dtype: Dtype): WeightShare
   const q = m.attentionHeads * hd;
   const kvPerRank = kvHeadsPerRank(m.kvHeads, tp) * hd;
   const q4 = m.quantization;
+  const mlp = m.moe
+    ? linearBytes((m.moe.experts * 3 * H * m.moe.expertIntermediateSize) / tp, b, q4) +
+      H * m.moe.experts * b // the router stays unquantized and replicated
+    : linearBytes((3 * H * m.intermediateSize) / tp, b, q4); // gate, up, down
   const perLayer =
     linearBytes((H * q) / tp, b, q4) + // q_proj
     2 * linearBytes(H * kvPerRank, b, q4) + // k_proj, v_proj (replicated heads when tp > kvHeads)
     linearBytes((q * H) / tp, b, q4) + // o_proj
-    linearBytes((3 * H * m.intermediateSize) / tp, b, q4) + // gate, up, down
-    (q / tp + 2 * kvPerRank) * b + // qkv biases (Qwen2)
+    mlp +
+    (m.qkvBias ? (q / tp + 2 * kvPerRank) * b : 0) + // qkv biases (Qwen2, Qwen2.5)
+    (m.qkNorm ? 2 * hd * b : 0) + // q_norm, k_norm (Qwen3)
     2 * H * b; // two RMSNorms, replicated
   const embedding = (m.vocabSize * H * b) / tp;
   const lmHead = m.tiedEmbeddings ? 0 : embedding;
   return { perLayer, embedding, lmHead, vision: m.vision ? visionBytes(m.vision, H, b) / tp : 0 };
 }
 
-/** Vision tower parameters × bytes (never quantized in the official AWQ/GPTQ repos). */
-export function visionBytes(v: VisionTower, lmHidden: number, bytes: number): number {
+/** Vision tower parameters (never quantized in the official repos). */
+export function visionParams(v: VisionTower, lmHidden: number): number {
   const E = v.embedDim;
   const M = v.mlpHiddenSize;
-  const block = E * 3 * E + 3 * E + E * E + E + E * M + M + M * E + E + 4 * E;
-  const patchEmbed = 3 * v.temporalPatchSize * v.patchSize * v.patchSize * E;
+  const norm = v.layerNorm ? 2 : 1;
+  const mlp = v.gatedMlp ? 2 * (E * M + M) + M * E + E : E * M + M + M * E + E;
+  const block = E * 3 * E + 3 * E + E * E + E + mlp + 2 * norm * E;
+  const patchEmbed =
+    3 * v.temporalPatchSize * v.patchSize * v.patchSize * E + (v.kind === "qwen3-vl" ? E : 0);
   const mergedIn = E * v.spatialMergeSize * v.spatialMergeSize;
-  const merger = 2 * E + mergedIn * mergedIn + mergedIn + mergedIn * lmHidden + lmHidden;
-  return (v.depth * block + patchEmbed + merger) * bytes;
+  const mergerMlp = mergedIn * mergedIn + mergedIn + mergedIn * lmHidden + lmHidden;
+  const merger = norm * E + mergerMlp;
+  // DeepStack mergers normalise the merged 4E vector (Qwen3-VL `use_postshuffle_norm`).
+  const deepstack = v.deepstackMergers * (norm * mergedIn + mergerMlp);
+  return v.depth * block + patchEmbed + v.positionEmbeddings * E + merger + deepstack;
+}
+
+export function visionBytes(v: VisionTower, lmHidden: number, bytes: number): number {
+  return visionParams(v, lmHidden) * bytes;
+}
+
+/** Whole-model parameters (unquantized count), for the published-size checks. */
+export function modelParams(m: ModelSpec): number {
+  const H = m.hiddenSize;
+  const q = m.attentionHeads * m.headDim;
+  const kv = m.kvHeads * m.headDim;
+  const mlp = m.moe
+    ? m.moe.experts * 3 * H * m.moe.expertIntermediateSize + H * m.moe.experts
+    : 3 * H * m.intermediateSize;
+  const layer =
+    H * q +
+    2 * H * kv +
+    q * H +
+    mlp +
+    (m.qkvBias ? q + 2 * kv : 0) +
+    (m.qkNorm ? 2 * m.headDim : 0) +
+    2 * H;
+  const embeddings = m.vocabSize * H * (m.tiedEmbeddings ? 1 : 2);
+  return m.layers * layer + embeddings + H + (m.vision ? visionParams(m.vision, H) : 0);
 }
 
 /** Whole-checkpoint bytes (TP 1): what is downloaded and verified. */
@@ -137,14 +184,48 @@ export function decoderActivationBytes(
   return tokens * (3 * (m.intermediateSize / tp) + 3 * m.hiddenSize) * actBytes;
 }
 
-/** Vision tower peak on `patches` patches (pre-merge): MLP hidden ×2, qkv, residuals. ⚠ estimate. */
+/**
+ * Vision tower peak on `patches` patches (pre-merge): the measured bytes per patch at TP 1
+ * (catalogs/models.ts `activationBytesPerPatch`, bf16), whose sharded part (qkv, rotary, MLP)
+ * divides by TP while the residual stream (2 × embed) stays whole on every rank.
+ */
 export function encoderActivationBytes(
   v: VisionTower,
   patches: number,
   tp: number,
   actBytes: number,
 ): number {
-  return patches * ((2 * v.mlpHiddenSize + 3 * v.embedDim) / tp + 2 * v.embedDim) * actBytes;
+  const replicated = 2 * v.embedDim * 2;
+  const perPatch = (v.activationBytesPerPatch - replicated) / tp + replicated;
+  return patches * perPatch * (actBytes / 2);
+}
+
+/**
+ * Visual tokens of the largest image the processor produces under `maxPixels`: vLLM sizes it as
+ * `smart_resize(9999999, 9999999)` (qwen2_vl.py `get_image_size_with_most_features`), a square of
+ * ⌊√maxPixels / (patch × merge)⌋ merged patches a side. 1003520 px → 35² = 1225 tokens.
+ */
+export function maxImageTokens(v: VisionTower, maxPixels: number): number {
+  const side = Math.floor(Math.sqrt(maxPixels) / (v.patchSize * v.spatialMergeSize));
+  return Math.max(1, side) ** 2;
+}
+
+/** Visual tokens of a video of `frames` frames at the largest image size (frames padded to pairs). */
+export function videoTokens(v: VisionTower, maxPixels: number, frames: number): number {
+  const padded = frames + (frames % v.temporalPatchSize);
+  return Math.max(1, Math.floor(padded / v.temporalPatchSize)) * maxImageTokens(v, maxPixels);
+}
+
+/**
+ * Frames of the dummy video vLLM profiles: the most whose tokens fit `seqLen`, at most 14 for
+ * Qwen2-VL/Qwen2.5-VL (`_MAX_FRAMES_PER_VIDEO`) and 24576 for Qwen3-VL, starting from 1 (Qwen3: 2)
+ * (qwen2_vl.py `_get_max_video_frames`, `get_num_frames_with_most_features`, vLLM 0.11.0).
+ */
+export function profiledVideoFrames(v: VisionTower, maxPixels: number, seqLen: number): number {
+  const cap = v.kind === "qwen3-vl" ? 24576 : 14;
+  let n = v.kind === "qwen3-vl" ? 2 : 1;
+  while (n < cap && videoTokens(v, maxPixels, n + 1) <= seqLen) n++;
+  return Math.min(n, cap);
 }
 
 /** CUDA graphs for decode batch sizes up to 256/512: grows with layers on the rank. ⚠ estimate. */

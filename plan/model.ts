@@ -2,7 +2,15 @@
  * Which model is served: a catalog entry, custom dimensions from the stack, or a Hugging Face
  * `config.json` given to `fit --model-config`. All three end as one `ModelSpec`.
  */
-import { MODELS, QWEN2_VL_VISION, type ModelSpec } from "../catalogs/models";
+import {
+  ARCHITECTURES,
+  MODELS,
+  scaledActivationBytesPerPatch,
+  type Architecture,
+  type ModelSpec,
+  type Quantization,
+  type VisionTower,
+} from "../catalogs/models";
 import type { Issue } from "../config/errors";
 import type { CustomModelConfig, ModelConfig } from "../config/schema";
 
@@ -16,9 +24,49 @@ export interface ResolvedModel {
 
 export const REVISION_RE = /^[0-9a-f]{40}$/;
 
-export function customSpec(c: CustomModelConfig): ModelSpec {
+/** The vision tower of a family, with the widths a custom model or config.json gives. */
+function customVision(c: CustomModelConfig): VisionTower | undefined {
+  if (c.vision === false) return undefined;
+  const family = familyVision(c.architecture);
+  if (c.vision === true) return family;
+  const v = c.vision;
+  return {
+    ...family,
+    depth: v.depth,
+    embedDim: v.embedDim,
+    mlpHiddenSize: v.mlpHiddenSize,
+    numHeads: v.numHeads,
+    patchSize: v.patchSize,
+    spatialMergeSize: v.spatialMergeSize,
+    temporalPatchSize: v.temporalPatchSize,
+    deepstackMergers: v.deepstackMergers ?? family.deepstackMergers,
+    activationBytesPerPatch: scaledActivationBytesPerPatch(family.kind, v.embedDim),
+  };
+}
+
+/** The catalog tower of an architecture's family (its medium sizes). */
+function familyVision(a: Architecture): VisionTower {
+  const sample: Record<Architecture, string> = {
+    Qwen2VLForConditionalGeneration: "Qwen/Qwen2-VL-7B-Instruct",
+    Qwen2_5_VLForConditionalGeneration: "Qwen/Qwen2.5-VL-7B-Instruct",
+    Qwen3VLForConditionalGeneration: "Qwen/Qwen3-VL-8B-Instruct",
+    Qwen3VLMoeForConditionalGeneration: "Qwen/Qwen3-VL-30B-A3B-Instruct",
+  };
+  return MODELS.get(sample[a])!.vision!;
+}
+
+export function customSpec(
+  given: Omit<CustomModelConfig, "architecture"> & { architecture?: Architecture },
+): ModelSpec {
+  const c: CustomModelConfig = {
+    ...given,
+    architecture: given.architecture ?? "Qwen2VLForConditionalGeneration",
+  };
+  const qwen3 = c.architecture.startsWith("Qwen3");
+  const vision = customVision(c);
   return {
     id: c.name,
+    architecture: c.architecture,
     layers: c.layers,
     hiddenSize: c.hiddenSize,
     intermediateSize: c.intermediateSize,
@@ -28,9 +76,12 @@ export function customSpec(c: CustomModelConfig): ModelSpec {
     vocabSize: c.vocabSize,
     tiedEmbeddings: c.tiedEmbeddings,
     maxPositions: c.maxPositions,
+    qkvBias: !qwen3,
+    qkNorm: qwen3,
+    ...(c.moe ? { moe: c.moe } : {}),
     torchDtype: c.torchDtype,
     ...(c.quantization ? { quantization: c.quantization } : {}),
-    ...(c.vision ? { vision: QWEN2_VL_VISION } : {}),
+    ...(vision ? { vision } : {}),
     license: "unknown",
   };
 }
@@ -96,8 +147,11 @@ export function resolveModel(
 }
 
 /**
- * A Hugging Face `config.json` → custom model dimensions. Reads the text config (top level or
- * `text_config`), `quantization_config` and whether a `vision_config` is present.
+ * A Hugging Face `config.json` → custom model dimensions, for the architectures vLLM serves as Qwen
+ * VL models. Reads the text config (top level for Qwen2/2.5-VL, `text_config` for Qwen3-VL), the
+ * `vision_config`, MoE fields and `quantization_config` (awq, gptq, fp8, compressed-tensors,
+ * bitsandbytes: their shapes as vLLM 0.11's `from_config` reads them). Anything else is refused
+ * with what is known: a Llama or other config would otherwise be planned with wrong numbers.
  */
 export function customFromHfConfig(
   json: unknown,
@@ -106,45 +160,69 @@ export function customFromHfConfig(
 ): CustomModelConfig {
   if (!json || typeof json !== "object") throw new Error("config.json: not a JSON object");
   const top = json as Record<string, unknown>;
+  const archs = Array.isArray(top["architectures"]) ? (top["architectures"] as unknown[]) : [];
+  const architecture = archs.find((a): a is Architecture =>
+    (ARCHITECTURES as readonly unknown[]).includes(a),
+  );
+  if (!architecture)
+    throw new Error(
+      `config.json: architectures ${JSON.stringify(archs)} is not a Qwen vision-language model this planner knows (${ARCHITECTURES.join(", ")}); its memory cannot be planned with these formulas`,
+    );
   const text = (
     top["text_config"] && typeof top["text_config"] === "object"
       ? { ...top, ...(top["text_config"] as object) }
       : top
   ) as Record<string, unknown>;
-  const num = (key: string, ...alts: string[]): number => {
-    for (const k of [key, ...alts]) {
-      const v = text[k];
-      if (typeof v === "number") return v;
-    }
-    throw new Error(`config.json: "${key}" is missing or not a number`);
+  const num = (key: string, from: Record<string, unknown> = text, where = ""): number => {
+    const v = from[key];
+    if (typeof v === "number" && Number.isFinite(v)) return v;
+    throw new Error(`config.json: "${where}${key}" is missing or not a number`);
   };
   const heads = num("num_attention_heads");
-  const qc = top["quantization_config"] as Record<string, unknown> | undefined;
-  let quantization: CustomModelConfig["quantization"];
-  if (qc) {
-    const method = String(qc["quant_method"] ?? "");
-    if (method !== "awq" && method !== "gptq")
-      throw new Error(
-        `config.json: quantization_config.quant_method "${method}" is not supported (awq, gptq)`,
-      );
-    const bits = Number(qc["bits"] ?? qc["w_bit"]);
-    if (bits !== 4 && bits !== 8)
-      throw new Error(`config.json: quantization bits ${bits} not supported (4, 8)`);
-    quantization = {
-      method,
-      bits,
-      groupSize: Number(qc["group_size"] ?? qc["q_group_size"] ?? 128),
-    };
-  }
-  const dtype = String(text["torch_dtype"] ?? text["dtype"] ?? "bfloat16");
-  if (dtype !== "bfloat16" && dtype !== "float16" && dtype !== "float32")
-    throw new Error(`config.json: torch_dtype "${dtype}" not supported`);
   const hidden = num("hidden_size");
+  const dtype = String(text["torch_dtype"] ?? text["dtype"] ?? top["torch_dtype"] ?? "bfloat16");
+  if (dtype !== "bfloat16" && dtype !== "float16" && dtype !== "float32")
+    throw new Error(
+      `config.json: torch_dtype "${dtype}" not supported (bfloat16, float16, float32)`,
+    );
+  const vc = top["vision_config"] as Record<string, unknown> | undefined;
+  const qwen2 = architecture === "Qwen2VLForConditionalGeneration";
+  const vision: CustomModelConfig["vision"] = vc
+    ? {
+        depth: num("depth", vc, "vision_config."),
+        embedDim: num(qwen2 ? "embed_dim" : "hidden_size", vc, "vision_config."),
+        mlpHiddenSize: qwen2
+          ? num("embed_dim", vc, "vision_config.") *
+            (typeof vc["mlp_ratio"] === "number" ? (vc["mlp_ratio"] as number) : 4)
+          : num("intermediate_size", vc, "vision_config."),
+        numHeads: num("num_heads", vc, "vision_config."),
+        patchSize: num("patch_size", vc, "vision_config."),
+        spatialMergeSize:
+          typeof vc["spatial_merge_size"] === "number" ? (vc["spatial_merge_size"] as number) : 2,
+        temporalPatchSize:
+          typeof vc["temporal_patch_size"] === "number" ? (vc["temporal_patch_size"] as number) : 2,
+        ...(Array.isArray(vc["deepstack_visual_indexes"])
+          ? { deepstackMergers: (vc["deepstack_visual_indexes"] as unknown[]).length }
+          : {}),
+      }
+    : false;
+  const moe =
+    architecture === "Qwen3VLMoeForConditionalGeneration"
+      ? {
+          experts: num("num_experts"),
+          activeExperts: num("num_experts_per_tok"),
+          expertIntermediateSize: num("moe_intermediate_size"),
+        }
+      : undefined;
+  const qc = (top["quantization_config"] ?? text["quantization_config"]) as
+    Record<string, unknown> | undefined;
   return {
     name,
+    architecture,
     layers: num("num_hidden_layers"),
     hiddenSize: hidden,
-    intermediateSize: num("intermediate_size"),
+    intermediateSize:
+      typeof text["intermediate_size"] === "number" ? (text["intermediate_size"] as number) : 0,
     attentionHeads: heads,
     kvHeads:
       typeof text["num_key_value_heads"] === "number"
@@ -152,11 +230,63 @@ export function customFromHfConfig(
         : heads,
     headDim: typeof text["head_dim"] === "number" ? (text["head_dim"] as number) : hidden / heads,
     vocabSize: num("vocab_size"),
-    tiedEmbeddings: Boolean(text["tie_word_embeddings"] ?? false),
+    tiedEmbeddings: Boolean(text["tie_word_embeddings"] ?? top["tie_word_embeddings"] ?? false),
     maxPositions: num("max_position_embeddings"),
     torchDtype: dtype,
-    ...(quantization ? { quantization } : {}),
-    vision: top["vision_config"] !== undefined,
+    ...(moe ? { moe } : {}),
+    ...(qc ? { quantization: quantizationFromHf(qc) } : {}),
+    vision,
     ...(weightsGiB !== undefined ? { weightsGiB } : {}),
   };
+}
+
+/** `quantization_config` → what the planner needs: method, weight bits, weights per scale. */
+export function quantizationFromHf(qc: Record<string, unknown>): Quantization {
+  const method = String(qc["quant_method"] ?? "");
+  const group = (v: unknown): number => (typeof v === "number" && v > 0 ? v : 0);
+  switch (method) {
+    case "awq":
+    case "gptq": {
+      const bits = Number(qc["bits"] ?? qc["w_bit"]);
+      if (bits !== 4 && bits !== 8)
+        throw new Error(`config.json: ${method} bits ${bits} not supported (4, 8)`);
+      return { method, bits, groupSize: group(qc["group_size"] ?? qc["q_group_size"]) };
+    }
+    case "fp8": {
+      const block = qc["weight_block_size"];
+      const size = Array.isArray(block) ? Number(block[0]) * Number(block[1]) : 0;
+      return { method: "fp8", bits: 8, groupSize: size, float: true };
+    }
+    case "compressed-tensors": {
+      const groups = Object.values((qc["config_groups"] ?? {}) as Record<string, unknown>);
+      const w = (groups[0] as { weights?: Record<string, unknown> } | undefined)?.weights;
+      if (!w)
+        throw new Error("config.json: compressed-tensors config_groups has no weights scheme");
+      const bits = Number(w["num_bits"]);
+      if (bits !== 4 && bits !== 8)
+        throw new Error(`config.json: compressed-tensors num_bits ${bits} not supported (4, 8)`);
+      const strategy = String(w["strategy"] ?? "");
+      const blk = w["block_structure"];
+      const size =
+        strategy === "group"
+          ? group(w["group_size"])
+          : strategy === "block" && Array.isArray(blk)
+            ? Number(blk[0]) * Number(blk[1])
+            : 0;
+      return { method: "compressed-tensors", bits, groupSize: size, float: w["type"] === "float" };
+    }
+    case "bitsandbytes": {
+      const four = Boolean(qc["load_in_4bit"]);
+      return {
+        method: "bitsandbytes",
+        bits: four ? 4 : 8,
+        groupSize: four ? 64 : 0,
+        doubleQuant: Boolean(qc["bnb_4bit_use_double_quant"]),
+      };
+    }
+    default:
+      throw new Error(
+        `config.json: quantization_config.quant_method "${method}" is not supported (awq, gptq, fp8, compressed-tensors, bitsandbytes)`,
+      );
+  }
 }

@@ -21,7 +21,7 @@ export const RENDERED_FLAGS: Readonly<Record<string, string>> = {
   "--dtype": "vllm.dtype",
   "--max-model-len": "vllm.maxModelLen",
   "--gpu-memory-utilization": "vllm.gpuMemoryUtilization",
-  "--limit-mm-per-prompt": "vllm.imageLimit",
+  "--limit-mm-per-prompt": "vllm.imageLimit / vllm.videoLimit",
   "--tensor-parallel-size": "vllm.tensorParallelSize",
   "--pipeline-parallel-size": "vllm.pipelineParallelSize",
   "--distributed-executor-backend": "(rendered from the node count)",
@@ -80,8 +80,8 @@ export function renderVllmArgs(a: ArgsInput): string[] {
     args.push(
       "--limit-mm-per-prompt",
       a.features.limitMmSyntax === "json"
-        ? JSON.stringify({ image: v.imageLimit })
-        : `image=${v.imageLimit}`,
+        ? JSON.stringify({ image: v.imageLimit, video: v.videoLimit })
+        : `image=${v.imageLimit},video=${v.videoLimit}`,
     );
   }
   if (a.tp > 1) args.push("--tensor-parallel-size", String(a.tp));

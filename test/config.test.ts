@@ -81,7 +81,7 @@ describe("shipped stacks", () => {
     expect(a).toContain(
       "--tensor-parallel-size 4 --pipeline-parallel-size 2 --distributed-executor-backend ray",
     );
-    expect(a).toContain(`--limit-mm-per-prompt {"image":4}`);
+    expect(a).toContain(`--limit-mm-per-prompt {"image":4,"video":0}`);
     expect(a).toContain("--gpu-memory-utilization 0.7");
     expect(a).not.toContain("--worker-use-ray");
     expect(a).not.toContain("--swap-space");
@@ -195,7 +195,7 @@ describe("broken configs", () => {
     const e = errorsOf({ ...good(), vllm: { version: "0.6.3", maxModelLen: 8192, imageLimit: 4 } });
     expect(e.issues[0]!.path).toBe("vllm.maxPixels");
     expect(e.issues[0]!.message).toMatch(
-      /Qwen2-VL cannot process 4 images in a prompt.*maxPixels ≤ 1604848/,
+      /Qwen2-VL cannot process 4 images in a prompt.*maxPixels ≤ 1517824 \(1936 tokens per image, 256 left for text\)/,
     );
   });
 
@@ -210,7 +210,7 @@ describe("broken configs", () => {
         swapSpaceGiB: 8,
       },
     });
-    expect(p.vllmArgs.join(" ")).toContain("--limit-mm-per-prompt image=4");
+    expect(p.vllmArgs.join(" ")).toContain("--limit-mm-per-prompt image=4,video=0");
     expect(p.vllmArgs.join(" ")).toContain("--swap-space 8");
     expect(p.engine).toBe("v0");
   });

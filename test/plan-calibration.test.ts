@@ -54,6 +54,7 @@ const base = {
   dtype: "bfloat16" as const,
   kvBytes: 2,
   imageLimit: 0,
+  videoLimit: 0,
   maxPixels: 1,
   enforceEager: false,
   blockSize: 16,

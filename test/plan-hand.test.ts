@@ -144,25 +144,31 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
       maxModelLen: 8192,
       util: 0.8,
       imageLimit: 4,
+      videoLimit: 0,
       maxPixels: 1003520,
       enforceEager: true,
       blockSize: 16,
     });
     const budget = 22.19 * 0.8 * GiB; // A10G as PyTorch reports it (catalogs/gpus.ts)
     const weights = 16_582_744_064;
-    // V1 on a < 70 GiB card profiles 2048 tokens; one 1280-token image (5120 patches) fits the encoder budget.
+    // V1 on a < 70 GiB card profiles 2048 tokens. The largest image under 1003520 px is a 980 × 980
+    // square (smart_resize): 35² = 1225 tokens, 4900 patches; one fits the encoder budget, and with
+    // "video": 0 rendered no dummy video is profiled. The tower's peak is the measured 44176 B/patch.
     const decoder = 2048 * (3 * 18944 + 3 * 3584) * 2;
     const sampler = 256 * 152064 * 4;
-    const encoder = 5120 * (2 * 5120 + 3 * 1280 + 2 * 1280) * 2;
-    const encoderOutputs = 1280 * 3584 * 2;
+    const encoder = 4900 * 44176;
+    const encoderOutputs = 1225 * 3584 * 2;
     const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
     const kv = budget - weights - activation - 0.35 * GiB;
     const tokens = Math.floor(kv / (57344 * 16)) * 16;
     expect(p.profile).toEqual({
       maxNumBatchedTokens: 2048,
       maxNumSeqs: 256,
-      tokensPerImage: 1280,
-      imagesProfiled: 1,
+      tokensPerImage: 1225,
+      modality: "image",
+      itemsProfiled: 1,
+      tokensPerItem: 1225,
+      videoFrames: 0,
     });
     expect(p.stages[0]!.weightsGiB * GiB).toBeCloseTo(weights, 0);
     expect(p.stages[0]!.activationGiB * GiB).toBeCloseTo(activation, 0);
