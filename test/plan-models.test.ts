@@ -1,0 +1,252 @@
+/**
+ * The model families, their quantizations and the vision profile (issue 11 items 1 and 2), each
+ * against its source: published parameter counts, vLLM 0.11.0's profiling code, the tower measured
+ * on a GPU, and the constraints vLLM's quantization methods state.
+ */
+import { describe, expect, it } from "vitest";
+import { GPUS } from "../catalogs/gpus";
+import { MODELS, quantizedVariantsOf } from "../catalogs/models";
+import { parseVersion, vllmFeatures } from "../catalogs/vllm";
+import { ConfigError } from "../config/errors";
+import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
+import { maxImageTokens, modelParams, quantBytesPerWeight } from "../plan/memory";
+import { customFromHfConfig, customSpec } from "../plan/model";
+
+const model = (id: string) => MODELS.get(id)!;
+
+describe("parameter counts of the catalog against the published checkpoints", () => {
+  // Safetensors totals quoted with the raw config.json in public model reports (issue 11 research),
+  // and Hugging Face's parameter counts for Qwen2-VL.
+  const published: [string, number][] = [
+    ["Qwen/Qwen2-VL-2B-Instruct", 2_208_985_600],
+    ["Qwen/Qwen2-VL-7B-Instruct", 8_291_375_616],
+    ["Qwen/Qwen3-VL-8B-Instruct", 8_767_123_696],
+    ["Qwen/Qwen3-VL-30B-A3B-Instruct", 31_070_754_032],
+    ["Qwen/Qwen3-VL-235B-A22B-Instruct", 235_670_022_896],
+  ];
+  for (const [id, n] of published)
+    it(`${id}: ${n.toLocaleString("en")} parameters, exactly`, () => {
+      expect(modelParams(model(id))).toBe(n);
+    });
+
+  it("Qwen2.5-VL-7B within 0.01 % of its 8.29 B", () => {
+    expect(Math.abs(modelParams(model("Qwen/Qwen2.5-VL-7B-Instruct")) / 8.292e9 - 1)).toBeLessThan(
+      1e-4,
+    );
+  });
+});
+
+describe("quantized weights", () => {
+  it("bytes per weight by method (scales included)", () => {
+    expect(quantBytesPerWeight({ method: "awq", bits: 4, groupSize: 128 })).toBeCloseTo(0.5195, 4);
+    expect(
+      quantBytesPerWeight({ method: "fp8", bits: 8, groupSize: 16384, float: true }),
+    ).toBeCloseTo(1.00024, 5);
+    expect(quantBytesPerWeight({ method: "bitsandbytes", bits: 4, groupSize: 64 })).toBe(0.5625);
+  });
+
+  it("a 72B AWQ is about a quarter of the bf16 checkpoint; FP8 about half", () => {
+    const bf16 = modelParams(model("Qwen/Qwen2.5-VL-72B-Instruct")) * 2;
+    expect(quantizedVariantsOf("Qwen/Qwen2.5-VL-72B-Instruct").map((m) => m.id)).toEqual([
+      "Qwen/Qwen2.5-VL-72B-Instruct-AWQ",
+    ]);
+    expect(quantizedVariantsOf("Qwen/Qwen3-VL-8B-Instruct").map((m) => m.id)).toEqual([
+      "Qwen/Qwen3-VL-8B-Instruct-FP8",
+    ]);
+    const awq = planStack({
+      model: { id: "Qwen/Qwen2.5-VL-72B-Instruct-AWQ", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "p4d.24xlarge" },
+      vllm: { maxModelLen: 8192, tensorParallelSize: 1 },
+    });
+    expect(awq.model.checkpointGiB * 1024 ** 3).toBeGreaterThan(0.25 * bf16);
+    expect(awq.model.checkpointGiB * 1024 ** 3).toBeLessThan(0.3 * bf16);
+  });
+});
+
+describe("what vLLM can run where (quantization floors, architecture versions)", () => {
+  const cfg = (id: string, instanceType: string, vllm: Record<string, unknown> = {}) => ({
+    model: { id, revision: "a".repeat(40) },
+    target: { kind: "aws", region: "us-east-1", instanceType },
+    vllm: { maxModelLen: 4096, version: "0.11.0", ...vllm },
+  });
+  const problems = (raw: Record<string, unknown>) => {
+    try {
+      planStack(raw);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
+      throw e;
+    }
+  };
+
+  it("FP8 weights: refused on a T4 (7.5), weight-only Marlin with a warning on an A10G (8.6), native on an L4 (8.9)", () => {
+    expect(problems(cfg("Qwen/Qwen3-VL-8B-Instruct-FP8", "g4dn.xlarge")).join()).toMatch(
+      /FP8 weights need compute capability ≥ 8.0/,
+    );
+    const a10g = planStack(cfg("Qwen/Qwen3-VL-8B-Instruct-FP8", "g5.xlarge"));
+    expect(a10g.warnings.join()).toMatch(/no FP8 compute.*Marlin/);
+    const l4 = planStack(cfg("Qwen/Qwen3-VL-8B-Instruct-FP8", "g6.xlarge"));
+    expect(l4.warnings.join()).not.toMatch(/FP8/);
+    expect(l4.model.quantization).toBe("fp8");
+  });
+
+  it("Qwen3-VL needs vLLM ≥ 0.11.0 and Qwen2.5-VL ≥ 0.7.2", () => {
+    expect(
+      problems(cfg("Qwen/Qwen3-VL-8B-Instruct", "g6e.xlarge", { version: "0.10.2" })).join(),
+    ).toMatch(/vllm.version: cannot serve Qwen3VLForConditionalGeneration; needs ≥ 0.11.0/);
+    expect(
+      problems(cfg("Qwen/Qwen2.5-VL-7B-Instruct", "g6e.xlarge", { version: "0.7.1" })).join(),
+    ).toMatch(/needs ≥ 0.7.2/);
+  });
+
+  it("FP8 128×128 blocks must not straddle ranks: the 30B-A3B's 768-wide experts split by 8 are refused", () => {
+    expect(
+      problems(
+        cfg("Qwen/Qwen3-VL-30B-A3B-Instruct-FP8", "g6e.48xlarge", { tensorParallelSize: 8 }),
+      ).join(),
+    ).toMatch(
+      /experts' intermediate size 768 into 96 per GPU, not a multiple of the quantization block size 128/,
+    );
+  });
+});
+
+describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py MultiModalBudget)", () => {
+  const base: Setup = {
+    model: model("Qwen/Qwen2-VL-7B-Instruct"),
+    weightsScale: 1,
+    gpu: GPUS.get("A10G")!,
+    tp: 1,
+    pp: 1,
+    dtype: "bfloat16",
+    kvBytes: 2,
+    features: vllmFeatures(parseVersion("0.11.0")!, 8.6),
+    maxModelLen: 8192,
+    util: 0.8,
+    imageLimit: 4,
+    videoLimit: 0,
+    maxPixels: 1003520,
+    enforceEager: true,
+    blockSize: 16,
+  };
+
+  it("the largest image under max_pixels is smart_resize's square: 1003520 px → 980² → 1225 tokens", () => {
+    expect(maxImageTokens(base.model.vision!, 1003520)).toBe(1225);
+    expect(maxImageTokens(base.model.vision!, 16384 * 784)).toBe(16384);
+    // Qwen3-VL's 16-px patches: 32-px merged units.
+    expect(maxImageTokens(model("Qwen/Qwen3-VL-8B-Instruct").vision!, 1024 * 1024)).toBe(1024);
+  });
+
+  it('without "video": 0, V1 profiles a 12-frame, 7350-token dummy video and the KV cache shrinks by half', () => {
+    // vLLM's default video limit on V1 is 999 (config/multimodal.py get_limit_per_prompt); the video
+    // of the most frames whose tokens fit max_model_len (≤ 14) has more tokens than an image.
+    const withVideo = { ...base, videoLimit: 999 };
+    expect(profileEncoder(withVideo, 2048, 256)).toEqual({
+      modality: "video",
+      items: 1,
+      tokensPerItem: 7350,
+      frames: 12,
+      tokensPerImage: 1225,
+    });
+    const image = planMemory(base);
+    const video = planMemory(withVideo);
+    expect(image.profile.modality).toBe("image");
+    const cut = 1 - video.kvCacheTokens / image.kvCacheTokens;
+    expect(cut).toBeGreaterThan(0.4);
+    expect(cut).toBeLessThan(0.75);
+  });
+
+  it("images fill the encoder budget max(max_num_batched_tokens, tokens per image), at least one", () => {
+    expect(profileEncoder({ ...base, maxNumBatchedTokens: 8192 }, 8192, 256).items).toBe(6);
+    expect(profileEncoder({ ...base, maxPixels: 16384 * 784 }, 2048, 256)).toMatchObject({
+      items: 1,
+      tokensPerItem: 16384,
+    });
+    // At most limit × sequences, and a prompt holds at most max_model_len ÷ tokens per item.
+    expect(profileEncoder({ ...base, imageLimit: 1 }, 1_000_000, 2).items).toBe(2);
+  });
+
+  it('the shipped stacks render "video": 0 and plan an image profile', () => {
+    const p = planStack({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxModelLen: 8192, maxPixels: 1003520 },
+    });
+    expect(p.vllmArgs.join(" ")).toContain('--limit-mm-per-prompt {"image":4,"video":0}');
+    expect(p.memory.profile.modality).toBe("image");
+    const v = planStack({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxModelLen: 8192, maxPixels: 1003520, videoLimit: 1 },
+    });
+    expect(v.vllmArgs.join(" ")).toContain('{"image":4,"video":1}');
+    expect(v.memory.profile).toMatchObject({ modality: "video", videoFrames: 12 });
+  });
+});
+
+describe("config.json → model (fit --model-config)", () => {
+  const qwen3moe = {
+    architectures: ["Qwen3VLMoeForConditionalGeneration"],
+    model_type: "qwen3_vl_moe",
+    text_config: {
+      num_hidden_layers: 48,
+      hidden_size: 2048,
+      intermediate_size: 6144,
+      num_attention_heads: 32,
+      num_key_value_heads: 4,
+      head_dim: 128,
+      vocab_size: 151936,
+      tie_word_embeddings: false,
+      max_position_embeddings: 262144,
+      num_experts: 128,
+      num_experts_per_tok: 8,
+      moe_intermediate_size: 768,
+      dtype: "bfloat16",
+    },
+    vision_config: {
+      depth: 27,
+      hidden_size: 1152,
+      intermediate_size: 4304,
+      num_heads: 16,
+      patch_size: 16,
+      spatial_merge_size: 2,
+      temporal_patch_size: 2,
+      out_hidden_size: 2048,
+      deepstack_visual_indexes: [8, 16, 24],
+    },
+  };
+
+  it("a Qwen3-VL MoE config.json (nested text_config) plans as the catalog's 30B-A3B", () => {
+    const spec = customSpec(customFromHfConfig(qwen3moe, "my-org/finetune"));
+    expect(modelParams(spec)).toBe(31_070_754_032);
+    expect(spec.moe).toEqual({ experts: 128, activeExperts: 8, expertIntermediateSize: 768 });
+  });
+
+  it("reads FP8, compressed-tensors and bitsandbytes quantization_config", () => {
+    const withQ = (qc: object) =>
+      customFromHfConfig({ ...qwen3moe, quantization_config: qc }, "m").quantization;
+    expect(
+      withQ({ quant_method: "fp8", activation_scheme: "dynamic", weight_block_size: [128, 128] }),
+    ).toEqual({ method: "fp8", bits: 8, groupSize: 16384, float: true });
+    expect(
+      withQ({
+        quant_method: "compressed-tensors",
+        config_groups: {
+          group_0: { weights: { num_bits: 4, type: "int", strategy: "group", group_size: 128 } },
+        },
+      }),
+    ).toEqual({ method: "compressed-tensors", bits: 4, groupSize: 128, float: false });
+    expect(
+      withQ({ quant_method: "bitsandbytes", load_in_4bit: true, bnb_4bit_use_double_quant: true }),
+    ).toEqual({ method: "bitsandbytes", bits: 4, groupSize: 64, doubleQuant: true });
+    expect(() => withQ({ quant_method: "hqq" })).toThrow(/"hqq" is not supported/);
+  });
+
+  it("refuses an architecture it does not know instead of planning it as Qwen2-VL", () => {
+    expect(() =>
+      customFromHfConfig(
+        { architectures: ["LlamaForCausalLM"], hidden_size: 4096, num_attention_heads: 32 },
+        "meta-llama/Llama-3.1-8B",
+      ),
+    ).toThrow(/\["LlamaForCausalLM"\] is not a Qwen vision-language model this planner knows/);
+  });
+});
