@@ -11,6 +11,8 @@ export interface AmiSource {
   /** The image already carries the NVIDIA driver, CUDA, EFA and aws-ofi-nccl. */
   readonly nvidiaPreinstalled: boolean;
   readonly os: "ubuntu-22.04" | "ubuntu-24.04" | "debian-12";
+  /** The system python3 the Python environment is built on (Ubuntu and Debian package archives). */
+  readonly python: string;
 }
 
 export const AMIS: Readonly<
@@ -22,6 +24,7 @@ export const AMIS: Readonly<
     user: "ubuntu",
     nvidiaPreinstalled: true,
     os: "ubuntu-22.04",
+    python: "3.10",
   },
   "ubuntu-22.04": {
     ssmParameter:
@@ -29,6 +32,7 @@ export const AMIS: Readonly<
     user: "ubuntu",
     nvidiaPreinstalled: false,
     os: "ubuntu-22.04",
+    python: "3.10",
   },
   "ubuntu-24.04": {
     ssmParameter:
@@ -36,11 +40,13 @@ export const AMIS: Readonly<
     user: "ubuntu",
     nvidiaPreinstalled: false,
     os: "ubuntu-24.04",
+    python: "3.12",
   },
   "debian-12": {
     ssmParameter: "/aws/service/debian/release/12/latest/amd64",
     user: "admin",
     nvidiaPreinstalled: false,
     os: "debian-12",
+    python: "3.11",
   },
 };

@@ -12,9 +12,20 @@ export const TOOL_VERSIONS = {
   botocore: "1.44.8",
 } as const;
 
-/** vLLM's Grafana dashboard at the pinned version (examples/online_serving/prometheus_grafana ⚠ path moved in later versions). */
+/**
+ * vLLM's Grafana dashboard at the pinned version. The examples moved twice: production_monitoring/
+ * (0.6.x), online_serving/prometheus_grafana/ (0.7.0–0.19.1), observability/prometheus_grafana/
+ * (0.20.0 on) — the examples/ folders of each release's sdist, and the repository's file list.
+ */
 export function vllmDashboardUrl(vllmVersion: string): string {
-  return `https://raw.githubusercontent.com/vllm-project/vllm/v${vllmVersion}/examples/online_serving/prometheus_grafana/grafana.json`;
+  const [major = 0, minor = 0] = vllmVersion.split(".").map(Number);
+  const at =
+    major > 0 || minor >= 20
+      ? "observability/prometheus_grafana/grafana.json"
+      : minor >= 7
+        ? "online_serving/prometheus_grafana/grafana.json"
+        : "production_monitoring/grafana.json";
+  return `https://raw.githubusercontent.com/vllm-project/vllm/v${vllmVersion}/examples/${at}`;
 }
 
 /** Minimum NCCL all-reduce bus bandwidth (GB/s, 1 GiB messages) per GPU interconnect, below which the gate fails. */

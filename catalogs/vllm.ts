@@ -13,12 +13,158 @@ export interface Version {
   readonly text: string;
 }
 
-const VERSION_RE = /^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+))?$/;
+/** `X.Y.Z`, `X.Y.Z.postN`, or vLLM's four-part hotfixes (`0.9.0.1`, `0.10.1.1`), ordered as posts. */
+const VERSION_RE = /^(\d+)\.(\d+)\.(\d+)(?:\.post(\d+)|\.(\d+))?$/;
 
 export function parseVersion(text: string): Version | undefined {
   const m = VERSION_RE.exec(text);
   if (!m) return undefined;
-  return { major: +m[1]!, minor: +m[2]!, patch: +m[3]!, post: m[4] ? +m[4] : 0, text };
+  const post = m[4] ?? m[5];
+  return { major: +m[1]!, minor: +m[2]!, patch: +m[3]!, post: post ? +post : 0, text };
+}
+
+/**
+ * Every vLLM release on PyPI from 0.6.0 (the first to list Qwen2-VL's predecessor fixes) to the
+ * newest, with its upload date: https://pypi.org/pypi/vllm/json `releases`, read 2026-11-25, release
+ * candidates and dev builds left out, none yanked. A version not listed here was never released
+ * (0.10.3, 0.9.3, 0.8.6, 0.6.7 …) and is refused.
+ */
+export const VLLM_RELEASES: readonly (readonly [string, string])[] = [
+  ["0.6.0", "2024-09-05"],
+  ["0.6.1", "2024-09-11"],
+  ["0.6.1.post1", "2024-09-13"],
+  ["0.6.1.post2", "2024-09-13"],
+  ["0.6.2", "2024-09-25"],
+  ["0.6.3", "2024-10-14"],
+  ["0.6.3.post1", "2024-10-17"],
+  ["0.6.4", "2024-11-15"],
+  ["0.6.4.post1", "2024-11-15"],
+  ["0.6.5", "2024-12-18"],
+  ["0.6.6", "2024-12-27"],
+  ["0.6.6.post1", "2024-12-27"],
+  ["0.7.0", "2025-01-27"],
+  ["0.7.1", "2025-02-01"],
+  ["0.7.2", "2025-02-06"],
+  ["0.7.3", "2025-02-20"],
+  ["0.8.0", "2025-03-18"],
+  ["0.8.1", "2025-03-19"],
+  ["0.8.2", "2025-03-25"],
+  ["0.8.3", "2025-04-06"],
+  ["0.8.4", "2025-04-15"],
+  ["0.8.5", "2025-04-28"],
+  ["0.8.5.post1", "2025-05-02"],
+  ["0.9.0", "2025-05-28"],
+  ["0.9.0.1", "2025-05-30"],
+  ["0.9.1", "2025-06-10"],
+  ["0.9.2", "2025-07-08"],
+  ["0.10.0", "2025-07-25"],
+  ["0.10.1", "2025-08-19"],
+  ["0.10.1.1", "2025-08-20"],
+  ["0.10.2", "2025-09-13"],
+  ["0.11.0", "2025-10-04"],
+  ["0.11.1", "2025-11-19"],
+  ["0.11.2", "2025-11-20"],
+  ["0.12.0", "2025-12-03"],
+  ["0.13.0", "2025-12-19"],
+  ["0.14.0", "2026-01-20"],
+  ["0.14.1", "2026-01-24"],
+  ["0.15.0", "2026-01-29"],
+  ["0.15.1", "2026-02-05"],
+  ["0.16.0", "2026-02-26"],
+  ["0.17.0", "2026-03-07"],
+  ["0.17.1", "2026-03-11"],
+  ["0.18.0", "2026-03-20"],
+  ["0.18.1", "2026-03-31"],
+  ["0.19.0", "2026-04-03"],
+  ["0.19.1", "2026-04-18"],
+  ["0.20.0", "2026-04-27"],
+  ["0.20.1", "2026-05-03"],
+  ["0.20.2", "2026-05-10"],
+  ["0.21.0", "2026-05-15"],
+  ["0.22.0", "2026-05-29"],
+  ["0.22.1", "2026-06-05"],
+  ["0.23.0", "2026-06-13"],
+  ["0.24.0", "2026-06-30"],
+  ["0.25.0", "2026-07-11"],
+  ["0.25.1", "2026-07-14"],
+  ["0.26.0", "2026-07-25"],
+  ["0.27.0", "2026-08-10"],
+  ["0.27.1", "2026-08-11"],
+  ["0.28.0", "2026-08-26"],
+  ["0.29.0", "2026-09-09"],
+  ["0.30.0", "2026-09-22"],
+  ["0.31.0", "2026-10-05"],
+  ["0.32.0", "2026-10-18"],
+  ["0.33.0", "2026-11-02"],
+];
+
+export const NEWEST_VLLM = VLLM_RELEASES[VLLM_RELEASES.length - 1]![0];
+
+/** Why `text` is not a release, with the releases of its minor line; undefined when it is one. */
+export function unreleasedProblem(text: string): string | undefined {
+  if (VLLM_RELEASES.some(([r]) => r === text)) return undefined;
+  const v = parseVersion(text);
+  const line = v
+    ? VLLM_RELEASES.filter(([r]) => r.startsWith(`${v.major}.${v.minor}.`)).map(([r]) => r)
+    : [];
+  return `was never released on PyPI${line.length ? ` (releases of ${v!.major}.${v!.minor}: ${line.join(", ")})` : ""}; the newest is ${NEWEST_VLLM}`;
+}
+
+/**
+ * Facts that change at a release, each with the first version it holds for (ascending), read from
+ * that release's own files: `Requires-Dist: torch==` and `Requires-Python` of the wheel METADATA,
+ * `transformers>=` likewise, and `VLLM_MAIN_CUDA_VERSION` in vllm/envs.py (0.11.0 on; before it the
+ * default wheel followed torch's: 2.4 → CUDA 12.1, 2.5/2.6 → 12.4, vLLM's 0.9–0.10 wheels 12.8).
+ */
+const BY_RELEASE = {
+  torch: [
+    ["0.6.0", "2.4.0"],
+    ["0.6.4", "2.5.1"],
+    ["0.8.0", "2.6.0"],
+    ["0.9.0", "2.7.0"],
+    ["0.10.0", "2.7.1"],
+    ["0.10.2", "2.8.0"],
+    ["0.11.1", "2.9.0"],
+    ["0.14.0", "2.9.1"],
+    ["0.17.0", "2.10.0"],
+    ["0.20.0", "2.11.0"],
+    ["0.27.0", "2.13.0"],
+    ["0.33.0", "2.14.0"],
+  ],
+  python: [
+    ["0.6.0", "3.8"],
+    ["0.6.4", "3.9"],
+    ["0.11.1", "3.10"],
+    ["0.32.0", "3.11"],
+  ],
+  cuda: [
+    ["0.6.0", "12.1"],
+    ["0.6.4", "12.4"],
+    ["0.9.0", "12.8"],
+    ["0.12.0", "12.9"],
+    ["0.20.0", "13.0"],
+  ],
+  transformers: [
+    ["0.6.0", "4.43.2"],
+    ["0.6.2", "4.45.0"],
+    ["0.6.3.post1", "4.45.2"],
+    ["0.7.1", "4.48.2"],
+    ["0.8.3", "4.51.0"],
+    ["0.8.4", "4.51.1"],
+    ["0.10.0", "4.53.2"],
+    ["0.10.1", "4.55.0"],
+    ["0.10.2", "4.55.2"],
+    ["0.11.1", "4.56.0"],
+    ["0.24.0", "5.5.3"],
+    ["0.29.0", "5.10.4"],
+    ["0.32.0", "5.16.1"],
+  ],
+} as const satisfies Record<string, readonly (readonly [string, string])[]>;
+
+function atRelease(v: Version, table: readonly (readonly [string, string])[]): string {
+  let out = table[0]![1];
+  for (const [from, value] of table) if (compareVersions(v, parseVersion(from)!) >= 0) out = value;
+  return out;
 }
 
 export function compareVersions(a: Version, b: Version): number {
@@ -29,17 +175,20 @@ function atLeast(v: Version, text: string): boolean {
   return compareVersions(v, parseVersion(text)!) >= 0;
 }
 
-/** First vLLM that serves Qwen2-VL (vllm PR #7905; 0.6.0 fails, QwenLM/Qwen3 #914). */
-export const MIN_VLLM_FOR_QWEN2_VL = "0.6.1";
 /** transformers that fixes the 'qwen2_vl' KeyError and rope_scaling 'factor' (transformers #33401). */
 export const MIN_TRANSFORMERS_FOR_QWEN2_VL = "4.45.2";
 /**
- * Newest version whose flags this project has checked against vLLM's docs/changelogs. Later versions
- * plan, with a warning that their flags are assumed unchanged.
+ * Newest version whose flags and profiling this project has read in its sdist (catalogs/vllm-flags.ts,
+ * the MultiModalBudget and CUDA-graph code quoted in plan/). Later versions plan, with a warning.
  */
-export const NEWEST_VERIFIED_VLLM = "0.11.0";
-/** The version new stacks pin: the newest verified one. */
-export const DEFAULT_VLLM_VERSION = "0.11.0";
+export const NEWEST_VERIFIED_VLLM = NEWEST_VLLM;
+/**
+ * The version new stacks pin: the newest release whose wheels install on the default image's
+ * Python. 0.32.0 on require Python ≥ 3.11 (their METADATA), and Ubuntu 22.04 — the Deep Learning
+ * Base AMI — ships 3.10, so 0.31.0 is the newest that installs there; stacks on Ubuntu 24.04 or
+ * Debian 12 may pin 0.33.0.
+ */
+export const DEFAULT_VLLM_VERSION = "0.31.0";
 
 /** Minimum NVIDIA driver for a CUDA major version under minor-version compatibility (CUDA docs). */
 export const DRIVER_FOR_CUDA_MAJOR: Readonly<Record<number, string>> = {
@@ -61,7 +210,7 @@ export interface VllmFeatures {
   readonly swapSpace: boolean;
   /** `--mm-processor-kwargs` exists (server-wide min/max pixels). */
   readonly mmProcessorKwargs: boolean;
-  /** CUDA-graph memory is profiled and taken out of the KV-cache budget (default since 0.21.0). */
+  /** CUDA-graph memory is profiled and taken out of the KV-cache budget (default since 0.20.0). */
   readonly cudaGraphsInBudget: boolean;
   /**
    * Qwen2-VL's dummy profile prompt holds image limit × max image tokens and startup fails when it
@@ -76,6 +225,12 @@ export interface VllmFeatures {
   readonly cudaVersion: string;
   readonly minDriver: string;
   readonly minTransformers: string;
+  /** The wheel's `Requires-Python` floor, e.g. "3.10". */
+  readonly minPython: string;
+  /** torch the release pins. */
+  readonly torch: string;
+  /** Lowest compute capability its default wheels are built for (CUDA 13 dropped Volta). */
+  readonly minComputeCapability: number;
   /** Within the range of versions this project has checked. */
   readonly verified: boolean;
 }
@@ -88,59 +243,70 @@ export interface VllmFeatures {
  *  - limit-mm-per-prompt key=value rejected from 0.10.0 (vllm #21615); JSON accepted since ≤ 0.9.1.
  *  - --swap-space removed with V1 (reference file §1).
  *  - --mm-processor-kwargs since 0.6.2 ⚠ (vllm PR #8657).
- *  - CUDA-graph memory profiling default since 0.21.0 (its own startup message, quoted in vllm #46462).
+ *  - CUDA-graph memory profiled into the budget by default from 0.20.0: its vllm/envs.py sets
+ *    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS to "1" (0.19.1: "0"), and gpu_worker.py subtracts the
+ *    estimate (its log line says "default since v0.21.0"; the code is the source).
  *  - rope_scaling KeyError 'factor' fixed by vLLM PR #9250, released in 0.6.3 ⚠.
- *  - Wheels: 0.6.x CUDA 12.1 (torch 2.4); 0.7–0.8 CUDA 12.4 (torch 2.5/2.6); 0.9–0.11 CUDA 12.8
- *    (torch 2.7/2.8); later CUDA 12.9 ⚠ (vLLM install docs, "pip install vllm" default build).
- *  - vLLM 0.11 requires transformers ≥ 4.56 ⚠ (its requirements/common.txt).
+ *  - torch, Python, CUDA and transformers floors: `BY_RELEASE` above.
+ *  - Compute capability: CMakeLists.txt CUDA_SUPPORTED_ARCHS for CUDA ≥ 13.0 starts at 7.5 (13.0
+ *    dropped sm_70); CUDA 12 builds include 7.0.
  */
 export function vllmFeatures(version: Version, computeCapability: number): VllmFeatures {
   const v1 = atLeast(version, "0.8.0") && (atLeast(version, "0.10.0") || computeCapability >= 8.0);
-  const cudaVersion = atLeast(version, "0.12.0")
-    ? "12.9"
-    : atLeast(version, "0.9.0")
-      ? "12.8"
-      : atLeast(version, "0.7.0")
-        ? "12.4"
-        : "12.1";
+  const cudaVersion = atRelease(version, BY_RELEASE.cuda);
   const cudaMajor = Number(cudaVersion.split(".")[0]);
+  const vllmTransformers = atRelease(version, BY_RELEASE.transformers);
   return {
     version,
     engine: v1 ? "v1" : "v0",
     limitMmSyntax: atLeast(version, "0.10.0") ? "json" : "kv",
     swapSpace: !v1,
     mmProcessorKwargs: atLeast(version, "0.6.2"),
-    cudaGraphsInBudget: atLeast(version, "0.21.0"),
+    cudaGraphsInBudget: atLeast(version, "0.20.0"),
     mmProfileMustFitContext: !atLeast(version, "0.7.0"),
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,
     cudaVersion,
     minDriver: DRIVER_FOR_CUDA_MAJOR[cudaMajor] ?? MIN_DRIVER,
-    minTransformers: atLeast(version, "0.11.0") ? "4.56.0" : MIN_TRANSFORMERS_FOR_QWEN2_VL,
+    minTransformers:
+      compareVersions(
+        parseVersion(vllmTransformers)!,
+        parseVersion(MIN_TRANSFORMERS_FOR_QWEN2_VL)!,
+      ) > 0
+        ? vllmTransformers
+        : MIN_TRANSFORMERS_FOR_QWEN2_VL,
+    minPython: atRelease(version, BY_RELEASE.python),
+    torch: atRelease(version, BY_RELEASE.torch),
+    minComputeCapability: cudaMajor >= 13 ? 7.5 : 7.0,
     verified: compareVersions(version, parseVersion(NEWEST_VERIFIED_VLLM)!) <= 0,
   };
 }
 
-/** vLLM's defaults that the planner must know to predict what it profiles (engine arg_utils). */
+/**
+ * vLLM's defaults that the planner must know to predict what it profiles (engine arg_utils
+ * `_set_default_args`, OpenAI API server): V1 8192 tokens / 1024 sequences on cards of ≥ 70 GiB,
+ * except A100s from 0.9.0 ("a100" not in device_name, PR #17885), 16384 / 1024 on ≥ 160 GiB from
+ * 0.28.0, else 2048 / 256. V0 without chunked prefill: max(max_model_len, 2048) / 256.
+ */
 export function vllmDefaults(
   f: VllmFeatures,
   gpuMemoryGiB: number,
   maxModelLen: number,
+  gpuName = "",
 ): { maxNumBatchedTokens: number; maxNumSeqs: number; gpuMemoryUtilization: number } {
   if (f.engine === "v0") {
-    // V0 without chunked prefill: max_num_batched_tokens = max(max_model_len, 2048); 256 seqs.
     return {
       maxNumBatchedTokens: Math.max(maxModelLen, 2048),
       maxNumSeqs: 256,
       gpuMemoryUtilization: 0.9,
     };
   }
-  // V1 API server: 8192 tokens / 1024 seqs on ≥ 70 GiB cards, else 2048 / 256 (arg_utils
-  // `_set_default_args_v1`, vllm ≥ 0.8; vllm #15228 comment: "in V1 we set this to be 1024").
-  const large = gpuMemoryGiB >= 70;
+  const huge = atLeast(f.version, "0.28.0") && gpuMemoryGiB >= 160;
+  const a100 = atLeast(f.version, "0.9.0") && /a100/i.test(gpuName);
+  const large = gpuMemoryGiB >= 70 && !a100;
   return {
-    maxNumBatchedTokens: large ? 8192 : 2048,
-    maxNumSeqs: large ? 1024 : 256,
+    maxNumBatchedTokens: huge ? 16384 : large ? 8192 : 2048,
+    maxNumSeqs: huge || large ? 1024 : 256,
     gpuMemoryUtilization: 0.9,
   };
 }

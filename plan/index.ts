@@ -4,6 +4,7 @@
  * listing every problem; a plan whose model does not fit comes back with `fits: false`, the numbers
  * and the ways out, and the callers (Pulumi program, `plan`, `fit`) refuse to go on.
  */
+import { AMIS } from "../catalogs/amis";
 import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
 import { INSTANCE_TYPES, vcpuQuota, PRICES_AS_OF } from "../catalogs/instances";
 import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec, type Quantization } from "../catalogs/models";
@@ -12,6 +13,7 @@ import {
   NEWEST_VERIFIED_VLLM,
   compareVersions,
   parseVersion,
+  unreleasedProblem,
   vllmDefaults,
   vllmFeatures,
   type VllmFeatures,
@@ -232,7 +234,7 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
 }
 
 export function planMemory(s: Setup): MemoryPlan {
-  const defaults = vllmDefaults(s.features, s.gpu.memoryGiB, s.maxModelLen);
+  const defaults = vllmDefaults(s.features, s.gpu.memoryGiB, s.maxModelLen, s.gpu.name);
   const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
   const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
   const enc = profileEncoder(s, tokens, seqs);
@@ -587,8 +589,44 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         value: v.version,
         message: `cannot serve ${arch}; needs ≥ ${min} (the first release that registers it)${arch === "Qwen2VLForConditionalGeneration" ? ". The seed's 0.4.2 predates Qwen2-VL (vllm PR #7905)" : ""}`,
       });
+    else if (unreleasedProblem(v.version))
+      issues.push({
+        path: "vllm.version",
+        value: v.version,
+        message: unreleasedProblem(v.version)!,
+      });
   }
   const features = version && gpu ? vllmFeatures(version, gpu.computeCapability) : undefined;
+  if (features && gpu && gpu.computeCapability < features.minComputeCapability)
+    issues.push({
+      path: "vllm.version",
+      value: v.version,
+      message: `its wheels are built for CUDA ${features.cudaVersion}, which has no kernels for ${gpu.name} (compute capability ${gpu.computeCapability}; CUDA 13 dropped Volta); pin vLLM ≤ 0.19.1 (the last CUDA 12.9 build) for this card`,
+    });
+  if (features && c.target.kind === "aws") {
+    const ami = AMIS[c.target.ami];
+    if (
+      !c.target.amiId &&
+      compareVersions(parseVersion(`${ami.python}.0`)!, parseVersion(`${features.minPython}.0`)!) <
+        0
+    )
+      issues.push({
+        path: "vllm.version",
+        value: v.version,
+        message: `needs Python ≥ ${features.minPython} (its wheel's Requires-Python), but ${c.target.ami} ships Python ${ami.python}; pin vLLM ${features.minPython === "3.11" ? "≤ 0.31.0" : "older"}, or set target.ami to an image with a newer Python (${Object.entries(
+          AMIS,
+        )
+          .filter(
+            ([, a]) =>
+              compareVersions(
+                parseVersion(`${a.python}.0`)!,
+                parseVersion(`${features.minPython}.0`)!,
+              ) >= 0,
+          )
+          .map(([n]) => n)
+          .join(", ")})`,
+      });
+  }
   if (features && !features.verified) {
     warnings.push(
       `vLLM ${v.version} is newer than ${NEWEST_VERIFIED_VLLM}, the newest this project has checked flags against; flags are assumed unchanged`,
@@ -706,7 +744,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         message: `${v.gpuMemoryUtilization} × ${gpu.memoryGiB} GiB = ${(v.gpuMemoryUtilization * gpu.memoryGiB).toFixed(2)} GiB, but the CUDA context (~${CUDA_CONTEXT_GiB} GiB) is taken before vLLM's check that this much is free ("Free memory on device … is less than desired GPU memory utilization"); allowed: ≤ ${maxUtil.toFixed(2)} on ${gpu.name}`,
       });
     if (features) {
-      const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen);
+      const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen, gpu.name);
       const tokens = v.maxNumBatchedTokens ?? d.maxNumBatchedTokens;
       const seqs = v.maxNumSeqs ?? d.maxNumSeqs;
       if (tokens < seqs)

@@ -250,3 +250,73 @@ describe("config.json → model (fit --model-config)", () => {
     ).toThrow(/\["LlamaForCausalLM"\] is not a Qwen vision-language model this planner knows/);
   });
 });
+
+describe("vLLM releases (PyPI) and what each one needs", () => {
+  const cfg = (version: string, instanceType = "g5.xlarge", ami?: string) => ({
+    model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+    target: { kind: "aws", region: "us-east-1", instanceType, ...(ami ? { ami } : {}) },
+    vllm: { maxModelLen: 4096, maxPixels: 1003520, version, dtype: "half" },
+  });
+  const problem = (raw: Record<string, unknown>) => {
+    try {
+      planStack(raw);
+      return "";
+    } catch (e) {
+      if (e instanceof ConfigError)
+        return e.issues.map((i) => `${i.path}: ${i.message}`).join("\n");
+      throw e;
+    }
+  };
+
+  it("versions that were never released are refused with their minor line's releases", () => {
+    for (const v of ["0.10.3", "0.9.3", "0.8.6", "0.6.7"])
+      expect(problem(cfg(v))).toMatch(/vllm.version: was never released on PyPI \(releases of/);
+    expect(problem(cfg("0.10.3"))).toMatch(/0.10.0, 0.10.1, 0.10.1.1, 0.10.2\)/);
+    // vLLM's four-part hotfix releases are versions too.
+    expect(planStack(cfg("0.9.0.1")).vllmVersion).toBe("0.9.0.1");
+  });
+
+  it("wheels' CUDA and torch by release (vllm/envs.py VLLM_MAIN_CUDA_VERSION, METADATA torch==)", () => {
+    const f = (v: string) => vllmFeatures(parseVersion(v)!, 8.6);
+    expect(
+      [f("0.6.3"), f("0.8.5"), f("0.11.0"), f("0.12.0"), f("0.20.0"), f("0.33.0")].map(
+        (x) => x.cudaVersion,
+      ),
+    ).toEqual(["12.1", "12.4", "12.8", "12.9", "13.0", "13.0"]);
+    expect(f("0.33.0")).toMatchObject({
+      torch: "2.14.0",
+      minPython: "3.11",
+      minDriver: "580.65.06",
+    });
+    expect(f("0.19.1").cudaGraphsInBudget).toBe(false);
+    expect(f("0.20.0").cudaGraphsInBudget).toBe(true);
+  });
+
+  it("Python ≥ 3.11 releases are refused on Ubuntu 22.04 images and accepted on 24.04", () => {
+    expect(problem(cfg("0.33.0"))).toMatch(
+      /needs Python ≥ 3.11 \(its wheel's Requires-Python\), but dlami-ubuntu-22.04 ships Python 3.10; pin vLLM ≤ 0.31.0/,
+    );
+    expect(planStack(cfg("0.33.0", "g5.xlarge", "ubuntu-24.04")).vllmVersion).toBe("0.33.0");
+  });
+
+  it("CUDA 13 wheels (0.20.0 on) have no Volta kernels: a V100 is refused, a T4 is not", () => {
+    expect(problem(cfg("0.31.0", "p3.2xlarge"))).toMatch(
+      /CUDA 13.0, which has no kernels for V100 \(compute capability 7;/,
+    );
+    expect(problem(cfg("0.19.1", "p3.2xlarge"))).toBe("");
+    expect(problem(cfg("0.31.0", "g4dn.xlarge"))).toBe("");
+  });
+
+  it("default batch sizes: ≥ 70 GiB cards get 8192/1024, except A100s from 0.9.0 (arg_utils PR #17885)", async () => {
+    const { vllmDefaults } = await import("../catalogs/vllm");
+    const f = (v: string) => vllmFeatures(parseVersion(v)!, 8.0);
+    expect(vllmDefaults(f("0.8.5"), 79.3, 4096, "A100-80GB").maxNumBatchedTokens).toBe(8192);
+    expect(vllmDefaults(f("0.11.0"), 79.3, 4096, "A100-80GB").maxNumBatchedTokens).toBe(2048);
+    expect(vllmDefaults(f("0.11.0"), 79.2, 4096, "H100").maxNumBatchedTokens).toBe(8192);
+    expect(vllmDefaults(f("0.28.0"), 178, 4096, "B200")).toMatchObject({
+      maxNumBatchedTokens: 16384,
+      maxNumSeqs: 1024,
+    });
+    expect(vllmDefaults(f("0.27.1"), 178, 4096, "B200").maxNumBatchedTokens).toBe(8192);
+  });
+});

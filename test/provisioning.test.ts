@@ -40,8 +40,8 @@ function sandbox(
   const s = new Sandbox(plan, node, addresses, overrides);
   s.osRelease("ubuntu", "22.04");
   s.fakeSmi({
-    DRIVER: "550.54.15",
-    CUDA: "12.4",
+    DRIVER: "580.95.05",
+    CUDA: "13.0",
     GPU_NAME: "NVIDIA A10G",
     GPU_MIB: 23028,
     GPU_COUNT: 1,
@@ -97,7 +97,7 @@ describe("driver", () => {
     const s = sandbox();
     const r = s.run("driver.sh");
     expect(r.code, r.all).toBe(0);
-    expect(r.out).toMatch(/driver 550.54.15 ≥ required 525.60.13: nothing to install/);
+    expect(r.out).toMatch(/driver 580.95.05 ≥ required 580.65.06: nothing to install/);
     expect(result(r.out)).toBe("unchanged");
   });
   it("absent: installs the open modules from NVIDIA's repository for the system, then asks for a reboot", () => {
@@ -121,7 +121,7 @@ describe("driver", () => {
     s.osRelease("debian", "12");
     s.fakeSmi({ DRIVER: "510.47.03" });
     const r = s.run("driver.sh", [], { QWEN_VL_DRY_RUN: "1" });
-    expect(r.out).toMatch(/driver 510.47.03 < required 525.60.13: upgrading/);
+    expect(r.out).toMatch(/driver 510.47.03 < required 580.65.06: upgrading/);
     expect(r.out).toMatch(/contrib/);
     expect(r.out).toMatch(/repos\/debian12\/x86_64/);
   });
@@ -129,7 +129,7 @@ describe("driver", () => {
     const v100 = planStack({
       ...readStackFile("single-gpu").sections,
       target: { kind: "aws", region: "us-east-1", instanceType: "p3.2xlarge" },
-      vllm: { dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
+      vllm: { version: "0.19.1", dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
     });
     const s = sandbox(v100);
     s.gpuDriver = false;
@@ -152,15 +152,15 @@ describe("driver", () => {
     l.gpuDriver = true;
     l.fakeSmi({ GPU_NAME: "NVIDIA H100 80GB HBM3", GPU_MIB: 81559, GPU_COUNT: 8 });
     expect(l.run("driver.sh").err).toMatch(/NVSwitch but Fabric Manager is not installed/);
-    // Installed, but of another version than the driver (the fake driver reports 550.54.15).
+    // Installed, but of another version than the driver (the fake driver reports 580.95.05).
     const fm = join(ROOT, "test/fakes/fabricmanager");
     const path = `${join(ROOT, "test/fakes")}:${fm}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
     const other = l.run("driver.sh", [], { PATH: path, FAKE_FM_VERSION: "550.40.07" });
-    expect(other.err).toMatch(/Fabric Manager 550\.40\.07 does not match driver 550\.54\.15/);
+    expect(other.err).toMatch(/Fabric Manager 550\.40\.07 does not match driver 580\.95\.05/);
     // The right version but no daemon (no systemd here): named too.
-    const idle = l.run("driver.sh", [], { PATH: path, FAKE_FM_VERSION: "550.54.15" });
+    const idle = l.run("driver.sh", [], { PATH: path, FAKE_FM_VERSION: "580.95.05" });
     expect(idle.err).toMatch(
-      /Fabric Manager 550\.54\.15 is installed but nvidia-fabricmanager is not running/,
+      /Fabric Manager 580\.95\.05 is installed but nvidia-fabricmanager is not running/,
     );
   });
   it("after the reboot: clears the marker; still not loaded after a reboot: says what to check", () => {
@@ -183,7 +183,7 @@ describe("driver", () => {
     s.fakeSmi({ DRIVER: "470.82.01" });
     s.writeEnv({ INSTALL_DRIVER: "0" });
     expect(s.run("driver.sh").err).toMatch(
-      /driver 470.82.01 < required 525.60.13 and provisioning.installDriver is false/,
+      /driver 470.82.01 < required 580.65.06 and provisioning.installDriver is false/,
     );
   });
 });
@@ -192,13 +192,13 @@ describe("cuda", () => {
   it("accepts what the driver supports for the vLLM build, refuses older", () => {
     const s = sandbox();
     expect(s.run("cuda.sh").out).toMatch(
-      /driver supports CUDA 12.4: ≥ 11.7 and runs vLLM's CUDA 12.8 wheels/,
+      /driver supports CUDA 13.0: ≥ 11.7 and runs vLLM's CUDA 13.0 wheels/,
     );
     s.fakeSmi({ CUDA: "11.4" });
     expect(s.run("cuda.sh").err).toMatch(/the driver supports CUDA 11.4 < 11.7/);
     s.fakeSmi({ CUDA: "11.8" });
     expect(s.run("cuda.sh").err).toMatch(
-      /supports CUDA 11.8, but vLLM 0.11.0 wheels are built for CUDA 12.8/,
+      /supports CUDA 11.8, but vLLM 0.31.0 wheels are built for CUDA 13.0/,
     );
   });
 });
@@ -206,6 +206,7 @@ describe("cuda", () => {
 describe("monitoring: the DCGM exporter on GPU nodes", () => {
   it("a GPU present: NVIDIA's repository, DCGM for the driver's CUDA major, the exporter package under our drop-in", () => {
     const s = sandbox();
+    s.fakeSmi({ DRIVER: "550.54.15", CUDA: "12.4" });
     const device = join(s.root, "nvidiactl");
     writeFileSync(device, "");
     const r = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1", QWEN_VL_NVIDIA_DEVICE: device });

@@ -132,7 +132,7 @@ describe("renderProvisioning", () => {
       NVSWITCH: "1",
       GPU_COUNT: "8",
       GRAFANA: "1",
-      MIN_DRIVER: "525.60.13",
+      MIN_DRIVER: "580.65.06",
     });
     const p = planStack({
       ...readStackFile("hosts").sections,
@@ -142,7 +142,7 @@ describe("renderProvisioning", () => {
           { name: "a", address: "192.0.2.1", gpu: "V100", gpuCount: 1, networkInterface: "enp1s0" },
         ],
       },
-      vllm: { dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
+      vllm: { version: "0.19.1", dtype: "half", maxPixels: 1003520, maxModelLen: 4096 },
     });
     const [h] = renderProvisioning(p, { addresses: { a: "192.0.2.1" } });
     expect(sourced(h!)).toMatchObject({
@@ -157,7 +157,7 @@ describe("renderProvisioning", () => {
     const [b] = renderProvisioning(p, { addresses: { head: "10.0.0.10" } });
     expect(sourced(b!)["GPU_SMI_NAME"]).toBe("NVIDIA A10G");
     expect(sourced(b!)["VLLM_DASHBOARD_URL"]).toMatch(
-      /^https:\/\/raw.githubusercontent.com\/vllm-project\/vllm\/v0.11.0\//,
+      /^https:\/\/raw.githubusercontent.com\/vllm-project\/vllm\/v0.31.0\/examples\/observability\/prometheus_grafana\/grafana.json$/,
     );
   });
 });
