@@ -113,8 +113,8 @@ export function unreleasedProblem(text: string): string | undefined {
 /**
  * Facts that change at a release, each with the first version it holds for (ascending), read from
  * that release's own files: `Requires-Dist: torch==` and `Requires-Python` of the wheel METADATA,
- * `transformers>=` likewise, and `VLLM_MAIN_CUDA_VERSION` in vllm/envs.py (0.11.0 on; before it the
- * default wheel followed torch's: 2.4 → CUDA 12.1, 2.5/2.6 → 12.4, vLLM's 0.9–0.10 wheels 12.8).
+ * `transformers>=` likewise, and the CUDA of the default wheel: `MAIN_CUDA_VERSION` in setup.py up to
+ * 0.10.2, `VLLM_MAIN_CUDA_VERSION` in vllm/envs.py from 0.11.0.
  */
 const BY_RELEASE = {
   torch: [
@@ -139,7 +139,7 @@ const BY_RELEASE = {
   ],
   cuda: [
     ["0.6.0", "12.1"],
-    ["0.6.4", "12.4"],
+    ["0.8.0", "12.4"],
     ["0.9.0", "12.8"],
     ["0.12.0", "12.9"],
     ["0.20.0", "13.0"],
@@ -284,29 +284,38 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
 
 /**
  * vLLM's defaults that the planner must know to predict what it profiles (engine arg_utils
- * `_set_default_args`, OpenAI API server): V1 8192 tokens / 1024 sequences on cards of ≥ 70 GiB,
- * except A100s from 0.9.0 ("a100" not in device_name, PR #17885), 16384 / 1024 on ≥ 160 GiB from
- * 0.28.0, else 2048 / 256. V0 without chunked prefill: max(max_model_len, 2048) / 256.
+ * `_set_default_args`, OpenAI API server): V1 8192 tokens / 1024 sequences on cards of ≥ 70 GiB
+ * (0.8.0–0.8.4: on H100/H200 by name), except A100s from 0.9.0 ("a100" not in device_name, PR
+ * #17885), 16384 / 1024 on ≥ 160 GiB from 0.28.0, else 2048 / 256. V0: no chunked prefill for
+ * multimodal models, max(max_model_len, 5120) / 256. gpu_memory_utilization 0.92 from 0.20.0.
  */
 export function vllmDefaults(
   f: VllmFeatures,
   gpuMemoryGiB: number,
   maxModelLen: number,
   gpuName = "",
+  multimodal = true,
 ): { maxNumBatchedTokens: number; maxNumSeqs: number; gpuMemoryUtilization: number } {
+  const util = atLeast(f.version, "0.20.0") ? 0.92 : 0.9;
   if (f.engine === "v0") {
+    // Chunked prefill is off for multimodal models (forced from 0.6.5), and the batch must hold a
+    // whole sequence and the multimodal floor: 5120 tokens (4096 before 0.6.3) — arg_utils.
+    const floor = multimodal ? (atLeast(f.version, "0.6.3") ? 5120 : 4096) : 2048;
     return {
-      maxNumBatchedTokens: Math.max(maxModelLen, 2048),
+      maxNumBatchedTokens: Math.max(maxModelLen, floor),
       maxNumSeqs: 256,
-      gpuMemoryUtilization: 0.9,
+      gpuMemoryUtilization: util,
     };
   }
   const huge = atLeast(f.version, "0.28.0") && gpuMemoryGiB >= 160;
   const a100 = atLeast(f.version, "0.9.0") && /a100/i.test(gpuName);
-  const large = gpuMemoryGiB >= 70 && !a100;
+  // 0.8.0–0.8.4 chose by name (h100/h200), 0.8.5 on by memory.
+  const large = atLeast(f.version, "0.8.5")
+    ? gpuMemoryGiB >= 70 && !a100
+    : /h100|h200/i.test(gpuName);
   return {
     maxNumBatchedTokens: huge ? 16384 : large ? 8192 : 2048,
     maxNumSeqs: huge || large ? 1024 : 256,
-    gpuMemoryUtilization: 0.9,
+    gpuMemoryUtilization: util,
   };
 }

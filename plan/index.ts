@@ -202,21 +202,31 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
   } as const;
   if (!v || (s.imageLimit <= 0 && s.videoLimit <= 0)) return none;
   const perImage = maxImageTokens(v, s.maxPixels);
+  const ver = s.features.version;
+  const maxFrames = ver.minor >= 11 || ver.major > 0 ? 14 : 16;
+  // Up to 0.10.1 the video's frames fit what one image leaves of the context (0.10.2 dropped it).
+  const imageFirst = ver.major === 0 && (ver.minor < 10 || (ver.minor === 10 && ver.patch < 2));
   if (s.features.engine === "v0") {
+    // Every dummy sequence carries each modality at its limit (0.6.x: images only), and the batch
+    // holds as many such sequences as max_num_batched_tokens covers, at least one.
     const images = s.imageLimit;
     const left = s.maxModelLen - images * perImage;
-    const video = s.videoLimit > 0 && s.features.mmProfileMustFitContext === false && left > 0;
-    const frames = video ? profiledVideoFrames(v, s.maxPixels, left) : 0;
-    const videoTok = video ? videoTokens(v, s.maxPixels, frames) : 0;
+    const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext && left > 0;
+    const frames = video ? profiledVideoFrames(v, s.maxPixels, left, maxFrames) : 0;
+    const perSeq = images * perImage + (video ? videoTokens(v, s.maxPixels, frames) : 0);
+    const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
+    const items = seqCount * (images + (video ? 1 : 0));
     return {
       modality: video && images === 0 ? "video" : "image",
-      items: images + (video ? 1 : 0),
-      tokensPerItem: (images * perImage + videoTok) / Math.max(1, images + (video ? 1 : 0)),
+      items,
+      tokensPerItem: (seqCount * perSeq) / Math.max(1, items),
       frames,
       tokensPerImage: perImage,
     };
   }
-  const frames = s.videoLimit > 0 ? profiledVideoFrames(v, s.maxPixels, s.maxModelLen) : 0;
+  const videoSeq = imageFirst && s.imageLimit > 0 ? s.maxModelLen - perImage : s.maxModelLen;
+  const frames =
+    s.videoLimit > 0 && videoSeq > 0 ? profiledVideoFrames(v, s.maxPixels, videoSeq, maxFrames) : 0;
   const perVideo = frames ? videoTokens(v, s.maxPixels, frames) : 0;
   const video = perVideo > (s.imageLimit > 0 ? perImage : 0);
   const perItem = video ? perVideo : perImage;
@@ -234,7 +244,13 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
 }
 
 export function planMemory(s: Setup): MemoryPlan {
-  const defaults = vllmDefaults(s.features, s.gpu.memoryGiB, s.maxModelLen, s.gpu.name);
+  const defaults = vllmDefaults(
+    s.features,
+    s.gpu.memoryGiB,
+    s.maxModelLen,
+    s.gpu.name,
+    Boolean(s.model.vision),
+  );
   const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
   const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
   const enc = profileEncoder(s, tokens, seqs);
@@ -744,7 +760,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         message: `${v.gpuMemoryUtilization} × ${gpu.memoryGiB} GiB = ${(v.gpuMemoryUtilization * gpu.memoryGiB).toFixed(2)} GiB, but the CUDA context (~${CUDA_CONTEXT_GiB} GiB) is taken before vLLM's check that this much is free ("Free memory on device … is less than desired GPU memory utilization"); allowed: ≤ ${maxUtil.toFixed(2)} on ${gpu.name}`,
       });
     if (features) {
-      const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen, gpu.name);
+      const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen, gpu.name, Boolean(m.vision));
       const tokens = v.maxNumBatchedTokens ?? d.maxNumBatchedTokens;
       const seqs = v.maxNumSeqs ?? d.maxNumSeqs;
       if (tokens < seqs)

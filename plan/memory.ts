@@ -218,11 +218,16 @@ export function videoTokens(v: VisionTower, maxPixels: number, frames: number): 
 
 /**
  * Frames of the dummy video vLLM profiles: the most whose tokens fit `seqLen`, at most 14 for
- * Qwen2-VL/Qwen2.5-VL (`_MAX_FRAMES_PER_VIDEO`) and 24576 for Qwen3-VL, starting from 1 (Qwen3: 2)
- * (qwen2_vl.py `_get_max_video_frames`, `get_num_frames_with_most_features`, vLLM 0.11.0).
+ * Qwen2-VL/Qwen2.5-VL from 0.11.0 (16 before: `_MAX_FRAMES_PER_VIDEO`) and 24576 for Qwen3-VL,
+ * starting from 1 (Qwen3: 2) (qwen2_vl.py `_get_max_video_frames`, `get_num_frames_with_most_features`).
  */
-export function profiledVideoFrames(v: VisionTower, maxPixels: number, seqLen: number): number {
-  const cap = v.kind === "qwen3-vl" ? 24576 : 14;
+export function profiledVideoFrames(
+  v: VisionTower,
+  maxPixels: number,
+  seqLen: number,
+  maxFrames = 14,
+): number {
+  const cap = v.kind === "qwen3-vl" ? 24576 : maxFrames;
   let n = v.kind === "qwen3-vl" ? 2 : 1;
   while (n < cap && videoTokens(v, maxPixels, n + 1) <= seqLen) n++;
   return Math.min(n, cap);
