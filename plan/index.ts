@@ -9,6 +9,7 @@ import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
 import { INSTANCE_TYPES, vcpuQuota, PRICES_AS_OF } from "../catalogs/instances";
 import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec, type Quantization } from "../catalogs/models";
 import { CLUSTER_PORTS, PORTS, type PortName } from "../catalogs/ports";
+import { VLLM_FLAG_SPANS, VLLM_FLAGS_READ_UP_TO, VLLM_SHORT_FLAGS } from "../catalogs/vllm-flags";
 import {
   NEWEST_VERIFIED_VLLM,
   compareVersions,
@@ -19,7 +20,7 @@ import {
   type VllmFeatures,
 } from "../catalogs/vllm";
 import { describeExposure, exposure } from "../config/cidr";
-import { ConfigError, type Issue } from "../config/errors";
+import { ConfigError, closest, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { HostConfig, StackConfig, VllmConfig } from "../config/schema";
 import {
@@ -1084,16 +1085,64 @@ function checkPort(port: number, issues: Issue[]): void {
     });
 }
 
+/**
+ * Extra flags: none that the plan renders (under any spelling: a short alias such as `-tp` would
+ * slip past a check of long names), and none that the pinned release does not have (its flags as
+ * read from its sdist, catalogs/vllm-flags.ts) — vLLM would refuse to start with "unrecognized
+ * arguments" after the machines are paid for.
+ */
 function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
+  const version = parseVersion(v.version);
   v.extraArgs.forEach((arg, i) => {
-    const flag = arg.split("=")[0]!.replace(/_/g, "-");
+    if (!arg.startsWith("-") || /^-\d/.test(arg)) return; // a value
+    const path = `vllm.extraArgs[${i}]`;
+    const name = arg.split("=")[0]!;
+    let flag = name.replace(/_/g, "-");
+    if (!flag.startsWith("--")) {
+      const short = /^-O\d/.test(flag) ? "-O" : flag;
+      const long = VLLM_SHORT_FLAGS[short];
+      if (!long) {
+        issues.push({
+          path,
+          value: arg,
+          message: `${name} is not one of vLLM's short aliases (${Object.keys(VLLM_SHORT_FLAGS).join(", ")}); write the long flag`,
+        });
+        return;
+      }
+      flag = long;
+    }
     const owner = RENDERED_FLAGS[flag];
-    if (owner)
+    if (owner) {
       issues.push({
-        path: `vllm.extraArgs[${i}]`,
+        path,
         value: arg,
-        message: `${flag} is rendered from ${owner}; set that instead`,
+        message: `${name === flag ? flag : `${name} (${flag})`} is rendered from ${owner}; set that instead`,
       });
+      return;
+    }
+    if (!version || compareVersions(version, parseVersion(VLLM_FLAGS_READ_UP_TO)!) > 0) return;
+    const spans = VLLM_FLAG_SPANS[flag];
+    const has = (spans ?? "").split(",").some((span) => {
+      if (!span) return false;
+      const [from, to] = span.split("-");
+      return (
+        compareVersions(version, parseVersion(from!)!) >= 0 &&
+        (!to || compareVersions(version, parseVersion(to)!) <= 0)
+      );
+    });
+    if (has) return;
+    const hint = closest(flag, Object.keys(VLLM_FLAG_SPANS));
+    issues.push({
+      path,
+      value: arg,
+      message: spans
+        ? `${flag} is not a flag of vLLM ${v.version}; it exists in ${spans
+            .replace(/-$/, " on")
+            .replace(/-(?=,|$)/g, " on")
+            .split(",")
+            .join(", ")}`
+        : `${flag} is not a flag of any vLLM release${hint ? ` (did you mean ${hint}?)` : ""}; vLLM ${v.version} would stop with "unrecognized arguments"`,
+    });
   });
 }
 

@@ -394,3 +394,41 @@ describe("the refusals a user needs, all at once (issue 11 item 5)", () => {
     rmSync(root, { recursive: true });
   });
 });
+
+describe("extra vLLM flags (issue 11 item 5): the pinned release's own flags, no alias around the guard", () => {
+  const withArgs = (extraArgs: string[], version = "0.31.0") => ({
+    ...good(),
+    vllm: { ...good().vllm, version, extraArgs },
+  });
+  const messages = (raw: Record<string, unknown>) => {
+    try {
+      planStack(raw);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
+      throw e;
+    }
+  };
+
+  it("short aliases are resolved before the duplicate-flag guard", () => {
+    expect(messages(withArgs(["-tp", "2", "-q", "awq"]))).toEqual([
+      "vllm.extraArgs[0]: -tp (--tensor-parallel-size) is rendered from vllm.tensorParallelSize; set that instead",
+      "vllm.extraArgs[2]: -q (--quantization) is rendered from vllm.quantization; set that instead",
+    ]);
+    expect(messages(withArgs(["-x"]))[0]).toMatch(/-x is not one of vLLM's short aliases/);
+  });
+
+  it("a flag the pinned release lacks, or no release has, is refused; its own flags pass", () => {
+    // --disable-log-requests left with 0.17.0 (vLLM's sdists, catalogs/vllm-flags.ts).
+    expect(messages(withArgs(["--disable-log-requests"]))).toEqual([
+      "vllm.extraArgs[0]: --disable-log-requests is not a flag of vLLM 0.31.0; it exists in 0.6.0–0.16.0",
+    ]);
+    expect(messages(withArgs(["--enable-prefix-cachng"]))[0]).toMatch(
+      /is not a flag of any vLLM release \(did you mean --enable-prefix-caching\?\)/,
+    );
+    expect(messages(withArgs(["--enable-prefix-caching", "--max-logprobs=5"]))).toEqual([]);
+    expect(messages(withArgs(["--kv-cache-memory-bytes", "1G"], "0.10.1"))[0]).toMatch(
+      /--kv-cache-memory-bytes is not a flag of vLLM 0.10.1; it exists in 0.10.2 on/,
+    );
+  });
+});
