@@ -1137,9 +1137,8 @@ function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
       value: arg,
       message: spans
         ? `${flag} is not a flag of vLLM ${v.version}; it exists in ${spans
-            .replace(/-$/, " on")
-            .replace(/-(?=,|$)/g, " on")
             .split(",")
+            .map((sp) => (sp.endsWith("-") ? `${sp.slice(0, -1)} on` : sp.replace("-", "–")))
             .join(", ")}`
         : `${flag} is not a flag of any vLLM release${hint ? ` (did you mean ${hint}?)` : ""}; vLLM ${v.version} would stop with "unrecognized arguments"`,
     });
