@@ -40,10 +40,7 @@ export interface VisionTower {
   readonly positionEmbeddings: number;
   /** Extra DeepStack mergers feeding decoder layers (Qwen3-VL: 3). */
   readonly deepstackMergers: number;
-  /**
-   * Peak activation per patch at TP 1 in bf16, measured on an H200 with transformers' tower and
-   * random weights (test/gpu/h200-encoder-memory.json): the fp32 rotary of q and k dominates.
-   */
+  /** Peak activation per patch at TP 1 in bf16 (see `MEASURED_BYTES_PER_PATCH`). */
   readonly activationBytesPerPatch: number;
 }
 
@@ -114,12 +111,23 @@ export interface ModelSpec {
   readonly publishedWeightBytes?: number;
 }
 
-/** Measured peak bytes per patch (test/gpu/h200-encoder-memory.json, bf16, TP 1). */
+/**
+ * Peak bytes per patch of the vision towers in bf16 at TP 1. Measured on an H200 with transformers'
+ * towers (test/gpu/h200-encoder-memory.json): 44176 (Qwen2-VL, Qwen2.5-VL), 50560 (Qwen3-VL).
+ * vLLM's own towers need less: its startup logs put Qwen2/2.5-VL at 34000 (C01–C03 and C20 of
+ * test/plan-calibration-vl.test.ts, from "Available KV cache memory" with one 65536-patch image or
+ * a 458752-patch video), and Qwen3-VL is taken at the same vLLM/transformers ratio (0.77).
+ */
+const TRANSFORMERS_BYTES_PER_PATCH = { "qwen2-vl": 44176, "qwen2.5-vl": 44176, "qwen3-vl": 50560 };
+const VLLM_TO_TRANSFORMERS = 34000 / TRANSFORMERS_BYTES_PER_PATCH["qwen2-vl"];
 const MEASURED_BYTES_PER_PATCH: Readonly<Record<VisionKind, { bytes: number; embedDim: number }>> =
   {
-    "qwen2-vl": { bytes: 44176, embedDim: 1280 },
-    "qwen2.5-vl": { bytes: 44176, embedDim: 1280 },
-    "qwen3-vl": { bytes: 50560, embedDim: 1152 },
+    "qwen2-vl": { bytes: 34000, embedDim: 1280 },
+    "qwen2.5-vl": { bytes: 34000, embedDim: 1280 },
+    "qwen3-vl": {
+      bytes: Math.round(TRANSFORMERS_BYTES_PER_PATCH["qwen3-vl"] * VLLM_TO_TRANSFORMERS),
+      embedDim: 1152,
+    },
   };
 
 /** A tower of a known kind with other widths: the measured figure scaled by its width. */
@@ -141,7 +149,7 @@ export const QWEN2_VL_VISION: VisionTower = {
   layerNorm: true,
   positionEmbeddings: 0,
   deepstackMergers: 0,
-  activationBytesPerPatch: 44176,
+  activationBytesPerPatch: MEASURED_BYTES_PER_PATCH["qwen2-vl"].bytes,
 };
 
 const qwen25Vision = (mlp: number): VisionTower => ({
@@ -150,7 +158,7 @@ const qwen25Vision = (mlp: number): VisionTower => ({
   mlpHiddenSize: mlp,
   gatedMlp: true,
   layerNorm: false,
-  activationBytesPerPatch: 44176,
+  activationBytesPerPatch: MEASURED_BYTES_PER_PATCH["qwen2.5-vl"].bytes,
 });
 
 const qwen3Vision = (depth: number, embedDim: number, mlp: number): VisionTower => ({

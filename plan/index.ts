@@ -212,7 +212,8 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
     // holds as many such sequences as max_num_batched_tokens covers, at least one.
     const images = s.imageLimit;
     const left = s.maxModelLen - images * perImage;
-    const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext && left > 0;
+    // (`_get_max_video_frames` starts at one frame, so a video is there even when images fill it.)
+    const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext;
     const frames = video ? profiledVideoFrames(v, s.maxPixels, left, maxFrames) : 0;
     const perSeq = images * perImage + (video ? videoTokens(v, s.maxPixels, frames) : 0);
     const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
@@ -226,10 +227,10 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
     };
   }
   const videoSeq = imageFirst && s.imageLimit > 0 ? s.maxModelLen - perImage : s.maxModelLen;
-  const frames =
-    s.videoLimit > 0 && videoSeq > 0 ? profiledVideoFrames(v, s.maxPixels, videoSeq, maxFrames) : 0;
+  const frames = s.videoLimit > 0 ? profiledVideoFrames(v, s.maxPixels, videoSeq, maxFrames) : 0;
   const perVideo = frames ? videoTokens(v, s.maxPixels, frames) : 0;
-  const video = perVideo > (s.imageLimit > 0 ? perImage : 0);
+  // Ties go to video (the last of the modalities with the most tokens per item).
+  const video = frames > 0 && perVideo >= (s.imageLimit > 0 ? perImage : 0);
   const perItem = video ? perVideo : perImage;
   const limit = video ? s.videoLimit : s.imageLimit;
   const budget = Math.max(tokens, perItem);
