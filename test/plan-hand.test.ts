@@ -153,10 +153,10 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
     const weights = 16_582_744_064;
     // V1 on a < 70 GiB card profiles 2048 tokens. The largest image under 1003520 px is a 980 × 980
     // square (smart_resize): 35² = 1225 tokens, 4900 patches; one fits the encoder budget, and with
-    // "video": 0 rendered no dummy video is profiled. The tower's peak is the measured 44176 B/patch.
+    // "video": 0 rendered no dummy video is profiled. The tower peaks at 34000 B/patch (calibrated).
     const decoder = 2048 * (3 * 18944 + 3 * 3584) * 2;
     const sampler = 256 * 152064 * 4;
-    const encoder = 4900 * 44176;
+    const encoder = 4900 * 34000;
     const encoderOutputs = 1225 * 3584 * 2;
     const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
     const kv = budget - weights - activation - 0.35 * GiB;
