@@ -4,10 +4,12 @@
  * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`.
  */
 import { readFileSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { customGpu, GPU_NAMES, GPUS } from "../catalogs/gpus";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { MODELS } from "../catalogs/models";
+import { ConfigError } from "../config/errors";
 import { planStack } from "../plan";
 import { customFromHfConfig } from "../plan/model";
 import { runCommand, UsageError } from "./main";
@@ -27,6 +29,49 @@ function positiveNumber(flag: string, text: string | undefined): number | undefi
   if (!Number.isFinite(n) || n <= 0)
     throw new UsageError(`${flag}: "${text}" is not a positive number`);
   return n;
+}
+
+/** Stack-config paths → the fit flag that sets them. */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  "vllm.maxModelLen": "--max-model-len",
+  "vllm.gpuMemoryUtilization": "--gpu-memory-utilization",
+  "vllm.imageLimit": "--image-limit",
+  "vllm.maxPixels": "--max-pixels",
+  "vllm.tensorParallelSize": "--tp",
+  "vllm.pipelineParallelSize": "--pp",
+  "vllm.dtype": "--dtype",
+  "vllm.version": "--vllm-version",
+  "vllm.enforceEager": "--enforce-eager",
+  "target.instanceType": "--instance-type",
+  "target.nodes": "--nodes",
+  "model.id": "--model",
+  "model.custom": "--model-config",
+  "model.revision": "--model",
+};
+
+function flagOf(path: string): string {
+  if (path.startsWith("vllm.tensorParallelSize (default")) return "--tp (default: --gpus-per-node)";
+  const key = Object.keys(FLAG_OF).find(
+    (k) =>
+      path === k ||
+      path.startsWith(`${k} `) ||
+      path.startsWith(`${k}.`) ||
+      path.startsWith(`${k}[`),
+  );
+  if (key) return FLAG_OF[key]!;
+  if (path.startsWith("target.hosts")) return "--gpu / --gpus-per-node";
+  return path;
+}
+
+/**
+ * A readable name for a config.json's model: its `_name_or_path` when it names a repository, else
+ * the folder holding the file (models/Qwen3-VL-8B-Instruct/config.json → Qwen3-VL-8B-Instruct).
+ */
+export function modelConfigName(json: unknown, path: string): string {
+  const named = (json as Record<string, unknown> | null)?.["_name_or_path"];
+  if (typeof named === "string" && /^[\w.-]+\/[\w.-]+$/.test(named)) return named;
+  const dir = basename(dirname(resolve(path)));
+  return dir && dir !== "." && dir !== "/" ? dir : basename(path);
 }
 
 export function fitCommand(argv: string[]): { code: number; output: string } {
@@ -76,12 +121,16 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
     }
     let custom;
     try {
-      custom = customFromHfConfig(json, path, weightsGiB);
+      custom = customFromHfConfig(json, modelConfigName(json, path), weightsGiB);
     } catch (e) {
       throw new UsageError(`--model-config ${path}: ${(e as Error).message}`);
     }
     model = { custom, revision: "0".repeat(40) };
   }
+  // vLLM's own default when --max-model-len is not given: the model's max_position_embeddings.
+  const maxPositions = o.model
+    ? MODELS.get(o.model)?.maxPositions
+    : ((model["custom"] as { maxPositions?: number } | undefined)?.maxPositions ?? undefined);
 
   // Hardware.
   const hwFlags = [o.gpu, o["gpu-memory-gib"], o["instance-type"]].filter(
@@ -129,8 +178,15 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   const vllm: Record<string, unknown> = {};
   const num = (flag: string, key: string) => {
     const text = o[flag as keyof typeof o] as string | undefined;
-    if (text !== undefined) vllm[key] = Number(text);
+    if (text === undefined) return;
+    const n = Number(text);
+    if (Number.isNaN(n)) throw new UsageError(`--${flag}: "${text}" is not a number (NaN)`);
+    if (!Number.isFinite(n))
+      throw new UsageError(`--${flag}: ${text} is infinite; give a finite number`);
+    vllm[key] = n;
   };
+  if (o["max-model-len"] === undefined && maxPositions !== undefined)
+    vllm["maxModelLen"] = maxPositions;
   num("max-model-len", "maxModelLen");
   num("gpu-memory-utilization", "gpuMemoryUtilization");
   num("image-limit", "imageLimit");
@@ -141,10 +197,21 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   if (o["vllm-version"]) vllm["version"] = o["vllm-version"];
   if (o["enforce-eager"]) vllm["enforceEager"] = true;
 
-  const plan = planStack(
-    { model, target, vllm },
-    { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
-  );
+  let plan;
+  try {
+    plan = planStack(
+      { model, target, vllm },
+      { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
+    );
+  } catch (e) {
+    // Name what the user typed: --tp, not vllm.tensorParallelSize.
+    if (e instanceof ConfigError)
+      throw new ConfigError(
+        e.issues.map((i) => ({ ...i, path: flagOf(i.path) })),
+        "The fit cannot be planned",
+      );
+    throw e;
+  }
   const output = o.json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan);
   return { code: plan.fits ? 0 : 1, output };
 }

@@ -113,7 +113,10 @@ export function zodIssues(
       continue;
     }
     let message = issue.message;
-    if (issue.code === "invalid_value" && "values" in issue) {
+    const given = valueAt(root, rel);
+    if (typeof given === "number" && !Number.isFinite(given)) {
+      message = `is ${String(given)}, not a finite number; ${message}`;
+    } else if (issue.code === "invalid_value" && "values" in issue) {
       message = `must be one of: ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     } else if (issue.code === "invalid_type" && valueAt(root, rel) === undefined) {
       message = `required (${issue.expected})`;

@@ -450,7 +450,9 @@ function resolveHardware(c: StackConfig, issues: Issue[]): Hardware | undefined 
     const it = INSTANCE_TYPES.get(t.instanceType)!;
     const gpu = GPUS.get(it.gpu)!;
     const spot = t.spot?.enabled;
-    const price = t.spot?.maxPriceUsdPerHour ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
+    // A max price is the price only while spot is on; off, the instance is on-demand.
+    const price =
+      (spot ? t.spot?.maxPriceUsdPerHour : undefined) ?? t.pricePerHourUsd ?? it.onDemandUsdPerHour;
     if (t.availabilityZone && t.availabilityZone.slice(0, -1) !== t.region)
       issues.push({
         path: "target.availabilityZone",

@@ -176,6 +176,68 @@ describe("fit", () => {
     expect(heavier.kvCacheTokens).toBeLessThan(a.kvCacheTokens);
   });
 
+  it("issue 11 item 8: vLLM's default context, the flags the user typed, a readable name, NaN named", () => {
+    // No --max-model-len: vLLM's default, the model's max_position_embeddings (32768 for Qwen2-VL).
+    const j = JSON.parse(
+      fitCommand(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--gpu", "L4", "--json"]).output,
+    );
+    expect(j.maxModelLen).toBe(32768);
+    expect(() =>
+      fitCommand(["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "A10G", "--tp", "3"]),
+    ).toThrow(/--tp: 3 — does not divide the model's 28 attention heads/);
+    expect(() =>
+      fitCommand([
+        "--model",
+        "Qwen/Qwen2-VL-7B-Instruct",
+        "--gpu",
+        "A10G",
+        "--max-model-len",
+        "abc",
+      ]),
+    ).toThrow(/--max-model-len: "abc" is not a number \(NaN\)/);
+    expect(() =>
+      fitCommand(["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "A10G", "--tp", "Infinity"]),
+    ).toThrow(/--tp: Infinity is infinite/);
+    const named = join(dir, "Qwen3-VL-8B-Instruct");
+    mkdirSync(named, { recursive: true });
+    writeFileSync(
+      join(named, "config.json"),
+      JSON.stringify({
+        architectures: ["Qwen3VLForConditionalGeneration"],
+        text_config: {
+          num_hidden_layers: 36,
+          hidden_size: 4096,
+          intermediate_size: 12288,
+          num_attention_heads: 32,
+          num_key_value_heads: 8,
+          head_dim: 128,
+          vocab_size: 151936,
+          max_position_embeddings: 262144,
+          dtype: "bfloat16",
+        },
+        vision_config: {
+          depth: 27,
+          hidden_size: 1152,
+          intermediate_size: 4304,
+          num_heads: 16,
+          patch_size: 16,
+        },
+      }),
+    );
+    const q3 = JSON.parse(
+      fitCommand([
+        "--model-config",
+        join(named, "config.json"),
+        "--gpu",
+        "H100",
+        "--max-model-len",
+        "32768",
+        "--json",
+      ]).output,
+    );
+    expect(q3.model.id).toBe("Qwen3-VL-8B-Instruct");
+  });
+
   it("as a process: bad input exits 2 with a clear message", () => {
     const r = run("cli/fit.ts", ["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "GTX-1080"]);
     expect(r.code).toBe(2);
@@ -190,7 +252,7 @@ describe("fit", () => {
     ]);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(
-      /tensorParallelSize.*3 — does not divide the model's 28 attention heads/,
+      /--tp \(default: --gpus-per-node\): 3 — does not divide the model's 28 attention heads/,
     );
     expect(r2.stderr).not.toMatch(/\n\s+at /);
   });

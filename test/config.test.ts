@@ -432,3 +432,20 @@ describe("extra vLLM flags (issue 11 item 5): the pinned release's own flags, no
     );
   });
 });
+
+describe("cost label (issue 11 item 8)", () => {
+  it("spot disabled with a max price is on-demand, at the on-demand price", () => {
+    const off = planStack({
+      ...good(),
+      target: { ...good().target, spot: { enabled: false, maxPriceUsdPerHour: 0.5 } },
+    });
+    expect(off.costNote).toMatch(/on-demand/);
+    expect(off.costPerHourUsd).toBeGreaterThan(0.5);
+    const on = planStack({
+      ...good(),
+      target: { ...good().target, spot: { enabled: true, maxPriceUsdPerHour: 0.5 } },
+    });
+    expect(on.costPerHourUsd).toBe(0.5);
+    expect(on.costNote).toMatch(/spot, at most the configured max price/);
+  });
+});
