@@ -7,7 +7,13 @@
 import { AMIS } from "../catalogs/amis";
 import { GPUS, supportsBf16, type Gpu } from "../catalogs/gpus";
 import { INSTANCE_TYPES, vcpuQuota, PRICES_AS_OF } from "../catalogs/instances";
-import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec, type Quantization } from "../catalogs/models";
+import {
+  MIN_VLLM_FOR,
+  awqVariantOf,
+  quantizedVariantsOf,
+  type ModelSpec,
+  type Quantization,
+} from "../catalogs/models";
 import { CLUSTER_PORTS, PORTS, type PortName } from "../catalogs/ports";
 import { VLLM_FLAG_SPANS, VLLM_FLAGS_READ_UP_TO, VLLM_SHORT_FLAGS } from "../catalogs/vllm-flags";
 import {
@@ -1150,6 +1156,60 @@ function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
 
 // ---- ways out ------------------------------------------------------------------------------
 
+/**
+ * One machine of another type, with the model or one of its quantized variants, that fits: the
+ * three cheapest per hour, each with the KV cache it leaves. The same model is tried before its
+ * variants; a variant must run on the type's GPU (`quantizationProblem`) and split over its GPUs.
+ */
+function instanceWaysOut(s: Setup, hw: Hardware): string[] {
+  const options: { price: number; text: string }[] = [];
+  const models = [s.model, ...quantizedVariantsOf(s.model.id)];
+  for (const it of INSTANCE_TYPES.values()) {
+    if (
+      it.onDemandUsdPerHour >= hw.pricePerNode * hw.nodesPerReplica &&
+      it.gpu === s.gpu.name &&
+      it.gpuCount <= s.tp * s.pp
+    )
+      continue;
+    const gpu = GPUS.get(it.gpu)!;
+    const features = vllmFeatures(s.features.version, gpu.computeCapability);
+    if (gpu.computeCapability < features.minComputeCapability) continue;
+    for (const m of models) {
+      if (m.quantization && quantizationProblem(m.quantization, gpu, it.gpuCount, []) !== undefined)
+        continue;
+      const tps = allowedTensorParallelSizes(m, it.gpuCount).filter((t) => t <= it.gpuCount);
+      const tp = tps[tps.length - 1];
+      if (!tp) continue;
+      const dtype: Dtype =
+        m.quantization && m.quantization.method !== "fp8"
+          ? "float16"
+          : s.dtype === "bfloat16" && !supportsBf16(gpu)
+            ? "float16"
+            : s.dtype;
+      const p = planMemory({
+        ...s,
+        model: m,
+        weightsScale: m === s.model ? s.weightsScale : 1,
+        gpu,
+        features,
+        tp,
+        pp: 1,
+        dtype,
+      });
+      if (!p.fits) continue;
+      options.push({
+        price: it.onDemandUsdPerHour,
+        text: `${m === s.model ? "" : `serve ${m.id} `}on ${it.name} (${it.gpuCount} × ${it.gpu}, TP ${tp}) at $${it.onDemandUsdPerHour.toFixed(2)}/h: ${p.kvCacheTokens} KV tokens`,
+      });
+      break;
+    }
+  }
+  return options
+    .sort((a, b) => a.price - b.price)
+    .slice(0, 3)
+    .map((o) => o.text);
+}
+
 /** The fewest GPUs of this card (TP within a node, PP across nodes) on which the setup fits. */
 function smallestGrid(
   s: Setup,
@@ -1233,20 +1293,6 @@ function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
         `serve ${awqSetup.model.id} on ${g.tp * g.pp} × ${s.gpu.name} (TP ${g.tp} × PP ${g.pp}): ${g.tokens} KV tokens`,
       );
   }
-  if (c.target.kind === "aws") {
-    const sameGpu = [...INSTANCE_TYPES.values()].filter(
-      (it) => it.gpu === hw.gpu.name && it.gpuCount > hw.gpusPerNode,
-    );
-    for (const it of sameGpu) {
-      if (tensorParallelProblem(s.model, it.gpuCount)) continue;
-      const p = planMemory({ ...s, tp: it.gpuCount });
-      if (p.fits) {
-        out.push(
-          `use ${it.name} (${it.gpuCount} × ${it.gpu}, TP ${it.gpuCount}): ${p.kvCacheTokens} KV tokens`,
-        );
-        break;
-      }
-    }
-  }
+  if (c.target.kind === "aws") out.push(...instanceWaysOut(s, hw));
   return out;
 }

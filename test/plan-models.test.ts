@@ -320,3 +320,32 @@ describe("vLLM releases (PyPI) and what each one needs", () => {
     expect(vllmDefaults(f("0.27.1"), 178, 4096, "B200").maxNumBatchedTokens).toBe(8192);
   });
 });
+
+describe("ways out a person would pick (issue 11 item 7)", () => {
+  it("72B on one A10G: quantized variants on bigger machines, cheapest first, each with its KV cache", () => {
+    const p = planStack({
+      model: { id: "Qwen/Qwen2-VL-72B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxModelLen: 32768 },
+    });
+    expect(p.fits).toBe(false);
+    const machines = p.waysOut.filter((w) => / at \$[\d.]+\/h: \d+ KV tokens$/.test(w));
+    expect(machines.join("\n")).toMatch(
+      /serve Qwen\/Qwen2-VL-72B-Instruct-AWQ on g5.12xlarge \(4 × A10G, TP 4\) at \$5.67\/h: \d+ KV tokens/,
+    );
+    const prices = machines.map((w) => Number(/\$([\d.]+)\/h/.exec(w)![1]));
+    expect(prices).toEqual([...prices].sort((a, b) => a - b));
+    expect(Math.max(...prices)).toBeLessThan(16.29); // not only g5.48xlarge
+  });
+
+  it("the images hint counts tokens per image and leaves room for text", () => {
+    const p = planStack({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g6e.xlarge" },
+      vllm: { maxModelLen: 8192, imageLimit: 4 },
+    });
+    expect(p.warnings.join("\n")).toMatch(
+      /4 images × 16384 visual tokens .* set vllm.maxPixels ≤ 1517824 \(1936 tokens per image, 256 left for text\)/,
+    );
+  });
+});
