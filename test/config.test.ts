@@ -261,7 +261,9 @@ describe("broken configs", () => {
     expect(p.waysOut[0]).toMatch(/budget − .* weights − .* reserved/);
     expect(p.waysOut.join("\n")).toMatch(/Qwen2-VL-7B-Instruct-AWQ/);
     expect(p.waysOut.join("\n")).toMatch(/2 node\(s\) of 1/);
-    expect(p.waysOut.join("\n")).toMatch(/on g6.xlarge \(1 × L4, TP 1\) at \$0.80\/h: \d+ KV tokens/);
+    expect(p.waysOut.join("\n")).toMatch(
+      /on g6.xlarge \(1 × L4, TP 1\) at \$0.80\/h: \d+ KV tokens/,
+    );
   });
 
   it("the largest max model length offered as a way out does fit", () => {
