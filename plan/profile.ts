@@ -1,0 +1,172 @@
+/**
+ * Memory per rank as vLLM's startup profile will find it: the encoder profile and the KV cache.
+ */
+import { vllmDefaults } from "../catalogs/vllm";
+import {
+  CUDA_CONTEXT_GiB,
+  DTYPE_BYTES,
+  GiB,
+  NON_TORCH_DISTRIBUTED_GiB,
+  NON_TORCH_GiB,
+  cudaGraphBytes,
+  decoderActivationBytes,
+  encoderActivationBytes,
+  kvBytesPerToken,
+  maxImageTokens,
+  profiledVideoFrames,
+  videoTokens,
+  layersPerStage,
+  weightShare,
+} from "./memory";
+import type { StageMemory, MemoryPlan, Setup } from "./types";
+
+/** What vLLM's profile run sends through the vision tower, per engine (see `profileEncoder`). */
+export interface EncoderProfile {
+  readonly modality: "image" | "video" | "none";
+  readonly items: number;
+  /** Merged visual tokens per item (what the decoder sees). */
+  readonly tokensPerItem: number;
+  /** Video frames of each profiled item (0 for images). */
+  readonly frames: number;
+  readonly tokensPerImage: number;
+}
+
+/**
+ * The encoder input of vLLM's memory profile.
+ *  - V1 (vllm/v1/worker/utils.py `MultiModalBudget`, gpu_model_runner `profile_run`, 0.11.0): the
+ *    modality with the most tokens per item among those whose limit is > 0 — a video of up to 14
+ *    frames at the largest image size that fits max_model_len wins unless `"video": 0` — and as
+ *    many items as the encoder budget max(max_num_batched_tokens, tokens per item) holds, at most
+ *    max_num_seqs × min(limit, max_model_len ÷ tokens per item), at least one.
+ *  - V0: one dummy prompt carrying every allowed image (and, from 0.7's processor profiler, one
+ *    video in what the images leave of the context).
+ */
+export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderProfile {
+  const v = s.model.vision;
+  const none = {
+    modality: "none",
+    items: 0,
+    tokensPerItem: 0,
+    frames: 0,
+    tokensPerImage: 0,
+  } as const;
+  if (!v || (s.imageLimit <= 0 && s.videoLimit <= 0)) return none;
+  const perImage = maxImageTokens(v, s.maxPixels);
+  const ver = s.features.version;
+  const maxFrames = ver.minor >= 11 || ver.major > 0 ? 14 : 16;
+  // Up to 0.10.1 the video's frames fit what one image leaves of the context (0.10.2 dropped it).
+  const imageFirst = ver.major === 0 && (ver.minor < 10 || (ver.minor === 10 && ver.patch < 2));
+  if (s.features.engine === "v0") {
+    // Every dummy sequence carries each modality at its limit (0.6.x: images only), and the batch
+    // holds as many such sequences as max_num_batched_tokens covers, at least one.
+    const images = s.imageLimit;
+    const left = s.maxModelLen - images * perImage;
+    // (`_get_max_video_frames` starts at one frame, so a video is there even when images fill it.)
+    const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext;
+    const frames = video ? profiledVideoFrames(v, s.maxPixels, left, maxFrames) : 0;
+    const perSeq = images * perImage + (video ? videoTokens(v, s.maxPixels, frames) : 0);
+    const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
+    const items = seqCount * (images + (video ? 1 : 0));
+    return {
+      modality: video && images === 0 ? "video" : "image",
+      items,
+      tokensPerItem: (seqCount * perSeq) / Math.max(1, items),
+      frames,
+      tokensPerImage: perImage,
+    };
+  }
+  const videoSeq = imageFirst && s.imageLimit > 0 ? s.maxModelLen - perImage : s.maxModelLen;
+  const frames = s.videoLimit > 0 ? profiledVideoFrames(v, s.maxPixels, videoSeq, maxFrames) : 0;
+  const perVideo = frames ? videoTokens(v, s.maxPixels, frames) : 0;
+  // Ties go to video (the last of the modalities with the most tokens per item).
+  const video = frames > 0 && perVideo >= (s.imageLimit > 0 ? perImage : 0);
+  const perItem = video ? perVideo : perImage;
+  const limit = video ? s.videoLimit : s.imageLimit;
+  const budget = Math.max(tokens, perItem);
+  const perPrompt = Math.max(1, Math.min(limit, Math.floor(s.maxModelLen / perItem)));
+  const items = Math.max(1, Math.min(Math.floor(budget / perItem), seqs * perPrompt));
+  return {
+    modality: video ? "video" : "image",
+    items,
+    tokensPerItem: perItem,
+    frames: video ? frames : 0,
+    tokensPerImage: perImage,
+  };
+}
+
+export function planMemory(s: Setup): MemoryPlan {
+  const defaults = vllmDefaults(
+    s.features,
+    s.gpu.memoryGiB,
+    s.maxModelLen,
+    s.gpu.name,
+    Boolean(s.model.vision),
+  );
+  const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
+  const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
+  const enc = profileEncoder(s, tokens, seqs);
+  const hasVision = enc.items > 0;
+  const visualTokens = enc.items * enc.tokensPerItem;
+  const act = DTYPE_BYTES[s.dtype];
+  const kvPerLayerScale = s.kvBytes;
+  const w = weightShare(s.model, s.tp, s.dtype);
+  const layers = layersPerStage(s.model.layers, s.pp);
+  const capacity = s.gpu.memoryGiB;
+  const budget = capacity * s.util;
+  const distributed = s.tp * s.pp > 1;
+
+  const stages: StageMemory[] = layers.map((n, i) => {
+    const first = i === 0;
+    const last = i === layers.length - 1;
+    // Tied embeddings share the embedding matrix unless the LM head sits on another stage.
+    const lmHead = s.model.tiedEmbeddings ? (s.pp > 1 ? w.embedding : 0) : w.lmHead;
+    const weights =
+      s.weightsScale *
+      (n * w.perLayer + (first ? w.embedding + w.vision : 0) + (last ? lmHead : 0));
+    const decoder = decoderActivationBytes(s.model, tokens, s.tp, act);
+    const sampler = last ? seqs * s.model.vocabSize * 4 : 0;
+    const v = s.model.vision;
+    const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
+    const encoder = first && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
+    // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's dummy run.
+    const encoderOutputs = first && hasVision ? visualTokens * s.model.hiddenSize * act : 0;
+    const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
+    const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
+    const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);
+    const reserved = activation + nonTorch + (s.features.cudaGraphsInBudget ? graphs : 0);
+    const kvBytes = Math.max(0, budget * GiB - weights - reserved);
+    const perToken = kvBytesPerToken(s.model, n, s.tp, kvPerLayerScale);
+    const blocks = Math.floor(kvBytes / (perToken * s.blockSize));
+    return {
+      stage: i,
+      layers: n,
+      capacityGiB: capacity,
+      budgetGiB: budget,
+      weightsGiB: weights / GiB,
+      activationGiB: activation / GiB,
+      nonTorchGiB: nonTorch / GiB,
+      cudaGraphGiB: graphs / GiB,
+      reservedGiB: reserved / GiB,
+      kvCacheGiB: kvBytes / GiB,
+      kvBytesPerToken: perToken,
+      kvCacheTokens: blocks * s.blockSize,
+    };
+  });
+  const kvCacheTokens = Math.min(...stages.map((st) => st.kvCacheTokens));
+  return {
+    stages,
+    kvCacheTokens,
+    maxConcurrency: kvCacheTokens / s.maxModelLen,
+    fits: kvCacheTokens > 0 && kvCacheTokens >= s.maxModelLen,
+    profile: {
+      maxNumBatchedTokens: tokens,
+      maxNumSeqs: seqs,
+      tokensPerImage: enc.tokensPerImage,
+      modality: enc.modality,
+      itemsProfiled: enc.items,
+      tokensPerItem: enc.tokensPerItem,
+      videoFrames: enc.frames,
+    },
+    headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
+  };
+}

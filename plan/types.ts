@@ -1,0 +1,140 @@
+/**
+ * The plan's shapes: what `planStack` returns and what the memory model takes.
+ */
+import type { Gpu } from "../catalogs/gpus";
+import type { ModelSpec } from "../catalogs/models";
+import type { PortName } from "../catalogs/ports";
+import type { VllmFeatures } from "../catalogs/vllm";
+import type { HostConfig, StackConfig } from "../config/schema";
+import { type Dtype } from "./memory";
+
+export interface StageMemory {
+  readonly stage: number;
+  readonly layers: number;
+  readonly capacityGiB: number;
+  readonly budgetGiB: number;
+  readonly weightsGiB: number;
+  readonly activationGiB: number;
+  readonly nonTorchGiB: number;
+  readonly cudaGraphGiB: number;
+  /** Memory vLLM keeps back from the KV cache: activation peak + non-torch (+ CUDA graphs ≥ 0.21). */
+  readonly reservedGiB: number;
+  readonly kvCacheGiB: number;
+  readonly kvBytesPerToken: number;
+  readonly kvCacheTokens: number;
+}
+
+export interface MemoryPlan {
+  readonly stages: readonly StageMemory[];
+  readonly kvCacheTokens: number;
+  readonly maxConcurrency: number;
+  readonly fits: boolean;
+  readonly profile: {
+    readonly maxNumBatchedTokens: number;
+    readonly maxNumSeqs: number;
+    readonly tokensPerImage: number;
+    /** What the profile run sends through the vision tower (see `profileEncoder`). */
+    readonly modality: "image" | "video" | "none";
+    readonly itemsProfiled: number;
+    readonly tokensPerItem: number;
+    readonly videoFrames: number;
+  };
+  /** CUDA graphs captured outside the budget must fit in what utilization leaves free. */
+  readonly headroomGiB: number;
+}
+
+export interface PlanNode {
+  readonly name: string;
+  readonly role: "head" | "worker";
+  readonly replica: number;
+  /** Pipeline stage this node runs (its index within the replica). */
+  readonly stage: number;
+  readonly gpus: number;
+  readonly host?: HostConfig;
+}
+
+export interface PlannedPort {
+  readonly name: PortName;
+  readonly port: number;
+  /** api: reachable from apiCidrs; cluster: between members only; local: on the node only. */
+  readonly exposure: "api" | "cluster" | "local";
+}
+
+export interface Plan {
+  readonly stack?: string;
+  readonly model: {
+    readonly id: string;
+    readonly revision: string;
+    readonly servedModelName: string;
+    readonly quantization?: string;
+    readonly checkpointGiB: number;
+    readonly license: string;
+    readonly dir: string;
+  };
+  readonly target: "aws" | "hosts";
+  readonly instanceType?: string;
+  readonly region?: string;
+  readonly gpu: Gpu;
+  readonly gpusPerNode: number;
+  readonly nodesPerReplica: number;
+  readonly replicas: number;
+  readonly nodes: readonly PlanNode[];
+  readonly tensorParallelSize: number;
+  readonly pipelineParallelSize: number;
+  readonly dtype: Dtype;
+  readonly vllmVersion: string;
+  readonly engine: "v0" | "v1";
+  readonly features: VllmFeatures;
+  readonly maxModelLen: number;
+  readonly gpuMemoryUtilization: number;
+  readonly imageLimit: number;
+  readonly memory: MemoryPlan;
+  readonly fits: boolean;
+  readonly kvCacheTokens: number;
+  readonly maxConcurrency: number;
+  /** The binding (smallest-KV) stage's numbers. */
+  readonly perGpu: Pick<StageMemory, "weightsGiB" | "kvCacheGiB" | "reservedGiB" | "capacityGiB">;
+  readonly waysOut: readonly string[];
+  readonly warnings: readonly string[];
+  readonly vllmArgs: readonly string[];
+  readonly ports: readonly PlannedPort[];
+  readonly rootVolumeGiB: number;
+  readonly costPerHourUsd: number;
+  readonly costNote: string;
+  /** AWS: the vCPU quota the launch draws on and how many vCPUs it needs (all nodes, all replicas). */
+  readonly quota?: { readonly name: string; readonly code?: string; readonly vcpus: number };
+  readonly driver: { readonly min: string; readonly cuda: string };
+  readonly config: StackConfig;
+}
+
+export interface Setup {
+  readonly model: ModelSpec;
+  /** Scales computed weights to a user-given checkpoint size (1 when derived). */
+  readonly weightsScale: number;
+  readonly gpu: Gpu;
+  readonly tp: number;
+  readonly pp: number;
+  readonly dtype: Dtype;
+  readonly kvBytes: number;
+  readonly features: VllmFeatures;
+  readonly maxModelLen: number;
+  readonly util: number;
+  readonly imageLimit: number;
+  /** Videos per prompt as vLLM sees the limit (0 when `"video": 0` is rendered). */
+  readonly videoLimit: number;
+  readonly maxPixels: number;
+  readonly enforceEager: boolean;
+  readonly blockSize: number;
+  readonly maxNumBatchedTokens?: number;
+  readonly maxNumSeqs?: number;
+}
+
+export interface PlanOptions {
+  readonly stack?: string;
+  /** Pulumi config keys that hold secrets; `config:` references are checked against it when given. */
+  readonly secretKeys?: ReadonlySet<string>;
+  /** Override the GPU (fit --gpu-memory-gib): a card outside the catalog. */
+  readonly gpu?: Gpu;
+  /** Checkpoint size given by the user when the dimensions cannot give it. */
+  readonly weightsGiB?: number;
+}
