@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fitCommand } from "../cli/fit";
+import { QWEN3_VL_VISION_CONFIG } from "./support/plans";
 import { planCommand } from "../cli/plan";
 import { stackNames } from "../config/stack-file";
 import { runStep, StepFailed } from "../provisioning/remote";
@@ -215,13 +216,7 @@ describe("fit", () => {
           max_position_embeddings: 262144,
           dtype: "bfloat16",
         },
-        vision_config: {
-          depth: 27,
-          hidden_size: 1152,
-          intermediate_size: 4304,
-          num_heads: 16,
-          patch_size: 16,
-        },
+        vision_config: QWEN3_VL_VISION_CONFIG,
       }),
     );
     const q3 = JSON.parse(

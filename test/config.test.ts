@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { planProblems } from "./support/plans";
 import { ConfigError } from "../config/errors";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
@@ -403,15 +404,7 @@ describe("extra vLLM flags (issue 11 item 5): the pinned release's own flags, no
     ...good(),
     vllm: { ...good().vllm, version, extraArgs },
   });
-  const messages = (raw: Record<string, unknown>) => {
-    try {
-      planStack(raw);
-      return [];
-    } catch (e) {
-      if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
-      throw e;
-    }
-  };
+  const messages = planProblems;
 
   it("short aliases are resolved before the duplicate-flag guard", () => {
     expect(messages(withArgs(["-tp", "2", "-q", "awq"]))).toEqual([
