@@ -234,6 +234,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,
       TRANSFORMERS_MIN: plan.features.minTransformers,
+      VLLM_MIN_PYTHON: plan.features.minPython,
       HF_HUB_VERSION: TOOL_VERSIONS.huggingfaceHub,
       RAY_VERSION: TOOL_VERSIONS.ray,
       UV_VERSION: TOOL_VERSIONS.uv,

@@ -188,6 +188,17 @@ describe("driver", () => {
   });
 });
 
+describe("python-env", () => {
+  it("refuses a system python3 older than the pinned vLLM's Requires-Python, before uv runs", () => {
+    const s = sandbox(single, "head", ADDR, { VLLM_MIN_PYTHON: "3.99" });
+    const r = s.run("python-env.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(
+      /vLLM 0\.31\.0 needs Python ≥ 3\.99 \(its wheel's Requires-Python\); this system's python3 is 3\.\d+/,
+    );
+  });
+});
+
 describe("cuda", () => {
   it("accepts what the driver supports for the vLLM build, refuses older", () => {
     const s = sandbox();
