@@ -120,16 +120,21 @@ export function planMemory(s: Setup): MemoryPlan {
     const last = i === layers.length - 1;
     // Tied embeddings share the embedding matrix unless the LM head sits on another stage.
     const lmHead = s.model.tiedEmbeddings ? (s.pp > 1 ? w.embedding : 0) : w.lmHead;
+    // vLLM builds `self.visual` on every rank, pipeline stages included, unless both the image and
+    // the video limit are 0 (qwen2_vl.py / qwen2_5_vl.py / qwen3_vl.py __init__, vLLM 0.11.0).
+    const tower = s.imageLimit > 0 || s.videoLimit > 0 ? w.vision : 0;
     const weights =
-      s.weightsScale *
-      (n * w.perLayer + (first ? w.embedding + w.vision : 0) + (last ? lmHead : 0));
+      s.weightsScale * (n * w.perLayer + (first ? w.embedding : 0) + tower + (last ? lmHead : 0));
+    // V1's profile_run runs the dummy encoder batch on every rank; V0 only where the inputs are
+    // embedded (the first stage).
+    const encodes = s.features.engine === "v1" || first;
     const decoder = decoderActivationBytes(s.model, tokens, s.tp, act);
     const sampler = last ? seqs * s.model.vocabSize * 4 : 0;
     const v = s.model.vision;
     const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
-    const encoder = first && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
+    const encoder = encodes && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
     // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's dummy run.
-    const encoderOutputs = first && hasVision ? visualTokens * s.model.hiddenSize * act : 0;
+    const encoderOutputs = encodes && hasVision ? visualTokens * s.model.hiddenSize * act : 0;
     const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
     const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
     const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);

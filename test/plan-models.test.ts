@@ -9,7 +9,7 @@ import { GPUS } from "../catalogs/gpus";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
-import { maxImageTokens, modelParams, quantBytesPerWeight } from "../plan/memory";
+import { maxImageTokens, modelParams, quantBytesPerWeight, visionBytes } from "../plan/memory";
 import { customFromHfConfig, customSpec } from "../plan/model";
 
 const model = (id: string) => MODELS.get(id)!;
@@ -320,5 +320,27 @@ describe("ways out a person would pick (issue 11 item 7)", () => {
     expect(p.warnings.join("\n")).toMatch(
       /4 images × 16384 visual tokens .* set vllm.maxPixels ≤ 1517824 \(1936 tokens per image, 256 left for text\)/,
     );
+  });
+});
+
+describe("the vision tower on every pipeline stage (vLLM builds self.visual on every rank)", () => {
+  it("PP 2: both stages hold the tower, and on V1 both run the encoder profile; no limits, no tower", () => {
+    const raw = (vllm: Record<string, unknown>) => ({
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.12xlarge", nodes: 2 },
+      vllm: { maxModelLen: 8192, maxPixels: 1003520, tensorParallelSize: 4, ...vllm },
+    });
+    const p = planStack(raw({}));
+    const tower = visionBytes(model("Qwen/Qwen2-VL-7B-Instruct").vision!, 3584, 2) / 4 / 1024 ** 3;
+    const none = planStack(raw({ imageLimit: 0 }));
+    for (const i of [0, 1]) {
+      expect(p.memory.stages[i]!.weightsGiB - none.memory.stages[i]!.weightsGiB).toBeCloseTo(
+        tower,
+        6,
+      );
+      expect(p.memory.stages[i]!.activationGiB).toBeGreaterThan(
+        none.memory.stages[i]!.activationGiB,
+      );
+    }
   });
 });
