@@ -81,7 +81,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
         apiCidrs: net.apiCidrs,
         publicApiApproved: net.allowPublicApi && Boolean(plan.config.secrets.apiKey),
         sshCidrs: net.sshCidrs,
-        multiNode: plan.nodesPerReplica > 1,
+        multiNode: plan.multiNode,
         efa: target.efa,
         loadBalanced,
         https: Boolean(net.certificateArn),

@@ -141,7 +141,9 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       );
   }
 
-  const multiNode = pp > 1 && hw.nodesPerReplica > 1;
+  // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
+  // parallelism wider than a node), so Ray runs across them and the members must reach each other.
+  const multiNode = tp * pp > hw.gpusPerNode;
   const dir = modelDir(m.id, model.revision);
   const vllmArgs = renderVllmArgs({
     modelDir: dir,
@@ -155,7 +157,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     hasVision: Boolean(m.vision),
   });
   const nodes = planNodes(hw);
-  const ports = planPorts(c, hw.nodesPerReplica > 1);
+  const ports = planPorts(c, multiNode);
   const instances = hw.nodesPerReplica * hw.replicas;
 
   const plan: Plan = {
@@ -176,6 +178,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     gpu,
     gpusPerNode: hw.gpusPerNode,
     nodesPerReplica: hw.nodesPerReplica,
+    multiNode,
     replicas: hw.replicas,
     nodes,
     tensorParallelSize: tp,

@@ -77,6 +77,8 @@ export interface Plan {
   readonly gpu: Gpu;
   readonly gpusPerNode: number;
   readonly nodesPerReplica: number;
+  /** The vLLM group spans nodes (TP × PP > GPUs per node): Ray across them, cluster ports open. */
+  readonly multiNode: boolean;
   readonly replicas: number;
   readonly nodes: readonly PlanNode[];
   readonly tensorParallelSize: number;

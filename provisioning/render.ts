@@ -187,7 +187,7 @@ export interface RenderOptions {
 export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[] {
   const scripts = opts.scripts ?? loadScripts();
   const c = plan.config;
-  const multiNode = plan.nodesPerReplica > 1 && plan.pipelineParallelSize > 1;
+  const multiNode = plan.multiNode;
   const nvswitch = plan.instanceType
     ? INSTANCE_TYPES.get(plan.instanceType)!.nvswitch
     : plan.gpu.interconnect === "nvswitch";

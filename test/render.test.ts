@@ -161,3 +161,33 @@ describe("renderProvisioning", () => {
     );
   });
 });
+
+describe("multi-node has one definition: the plan's (TP × PP wider than a node)", () => {
+  it("TP spanning two nodes with PP 1: Ray across them, the Ray executor, cluster ports", () => {
+    const p = planStack({
+      ...readStackFile("hosts").sections,
+      target: {
+        kind: "hosts",
+        hosts: [
+          { name: "a", address: "192.0.2.1", gpu: "RTX-3090", gpuCount: 1 },
+          { name: "b", address: "192.0.2.2", gpu: "RTX-3090", gpuCount: 1 },
+        ],
+      },
+      vllm: {
+        maxPixels: 1003520,
+        maxModelLen: 4096,
+        tensorParallelSize: 2,
+        pipelineParallelSize: 1,
+      },
+    });
+    expect(p.multiNode).toBe(true);
+    expect(p.vllmArgs.join(" ")).toContain("--distributed-executor-backend ray");
+    expect(p.ports.some((x) => x.name === "rayGcs" && x.exposure === "cluster")).toBe(true);
+    const [a, b] = renderProvisioning(p, { addresses: { a: "192.0.2.1", b: "192.0.2.2" } });
+    expect(sourced(a!)["MULTI_NODE"]).toBe("1");
+    expect(sourced(b!)["RAY_ADDRESS"]).toBe(`192.0.2.1:6379`);
+    // One node's GPUs are enough: not multi-node, whatever else the stack has.
+    const single = planStack(readStackFile("single-gpu").sections);
+    expect(single.multiNode).toBe(false);
+  });
+});
