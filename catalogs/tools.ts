@@ -1,3 +1,5 @@
+import { vllmAtLeast } from "./vllm";
+
 /**
  * Versions of the tools provisioning installs on a node, pinned so that every node (and every
  * re-run) gets the same: uv and huggingface_hub (the `hf` CLI, since 0.34) from PyPI; Ray at a
@@ -18,13 +20,11 @@ export const TOOL_VERSIONS = {
  * (0.20.0 on) — the examples/ folders of each release's sdist, and the repository's file list.
  */
 export function vllmDashboardUrl(vllmVersion: string): string {
-  const [major = 0, minor = 0] = vllmVersion.split(".").map(Number);
-  const at =
-    major > 0 || minor >= 20
-      ? "observability/prometheus_grafana/grafana.json"
-      : minor >= 7
-        ? "online_serving/prometheus_grafana/grafana.json"
-        : "production_monitoring/grafana.json";
+  const at = vllmAtLeast(vllmVersion, "0.20.0")
+    ? "observability/prometheus_grafana/grafana.json"
+    : vllmAtLeast(vllmVersion, "0.7.0")
+      ? "online_serving/prometheus_grafana/grafana.json"
+      : "production_monitoring/grafana.json";
   return `https://raw.githubusercontent.com/vllm-project/vllm/v${vllmVersion}/examples/${at}`;
 }
 

@@ -100,6 +100,24 @@ export const VLLM_RELEASES: readonly (readonly [string, string])[] = [
 
 export const NEWEST_VLLM = VLLM_RELEASES[VLLM_RELEASES.length - 1]![0];
 
+/** Whether release text `a` is `min` or later (for tables outside this file that change at a release). */
+export function vllmAtLeast(text: string, min: string): boolean {
+  const v = parseVersion(text);
+  return v !== undefined && compareVersions(v, parseVersion(min)!) >= 0;
+}
+
+/** The newest release that `ok` accepts (by its features on a card of `computeCapability`). */
+export function newestReleaseWhere(
+  computeCapability: number,
+  ok: (f: VllmFeatures) => boolean,
+): string | undefined {
+  for (let i = VLLM_RELEASES.length - 1; i >= 0; i--) {
+    const text = VLLM_RELEASES[i]![0];
+    if (ok(vllmFeatures(parseVersion(text)!, computeCapability))) return text;
+  }
+  return undefined;
+}
+
 /** Why `text` is not a release, with the releases of its minor line; undefined when it is one. */
 export function unreleasedProblem(text: string): string | undefined {
   if (VLLM_RELEASES.some(([r]) => r === text)) return undefined;
@@ -231,6 +249,10 @@ export interface VllmFeatures {
   readonly torch: string;
   /** Lowest compute capability its default wheels are built for (CUDA 13 dropped Volta). */
   readonly minComputeCapability: number;
+  /** Frames of Qwen2/2.5-VL's profiled dummy video at most (`_MAX_FRAMES_PER_VIDEO`: 16, 14 from 0.11.0). */
+  readonly maxVideoFrames: number;
+  /** The dummy video fits what one image leaves of the context (up to 0.10.1; 0.10.2 dropped it). */
+  readonly videoAfterImage: boolean;
   /** Within the range of versions this project has checked. */
   readonly verified: boolean;
 }
@@ -278,6 +300,8 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
     minPython: atRelease(version, BY_RELEASE.python),
     torch: atRelease(version, BY_RELEASE.torch),
     minComputeCapability: cudaMajor >= 13 ? 7.5 : 7.0,
+    maxVideoFrames: atLeast(version, "0.11.0") ? 14 : 16,
+    videoAfterImage: !atLeast(version, "0.10.2"),
     verified: compareVersions(version, parseVersion(NEWEST_VERIFIED_VLLM)!) <= 0,
   };
 }

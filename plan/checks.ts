@@ -10,6 +10,7 @@ import {
   NEWEST_VERIFIED_VLLM,
   compareVersions,
   parseVersion,
+  newestReleaseWhere,
   unreleasedProblem,
   vllmDefaults,
   vllmFeatures,
@@ -193,7 +194,7 @@ export function checkVersion(
     issues.push({
       path: "vllm.version",
       value: v.version,
-      message: `its wheels are built for CUDA ${features.cudaVersion}, which has no kernels for ${gpu.name} (compute capability ${gpu.computeCapability}; CUDA 13 dropped Volta); pin vLLM ≤ 0.19.1 (the last CUDA 12.9 build) for this card`,
+      message: `its wheels are built for CUDA ${features.cudaVersion}, which has no kernels for ${gpu.name} (compute capability ${gpu.computeCapability}; CUDA 13 dropped Volta); pin vLLM ≤ ${newestReleaseWhere(gpu.computeCapability, (f) => gpu.computeCapability >= f.minComputeCapability) ?? "an older release"} (the newest built for it)`,
     });
   if (features && c.target.kind === "aws") {
     const ami = AMIS[c.target.ami];
@@ -205,7 +206,7 @@ export function checkVersion(
       issues.push({
         path: "vllm.version",
         value: v.version,
-        message: `needs Python ≥ ${features.minPython} (its wheel's Requires-Python), but ${c.target.ami} ships Python ${ami.python}; pin vLLM ${features.minPython === "3.11" ? "≤ 0.31.0" : "older"}, or set target.ami to an image with a newer Python (${Object.entries(
+        message: `needs Python ≥ ${features.minPython} (its wheel's Requires-Python), but ${c.target.ami} ships Python ${ami.python}; pin vLLM ≤ ${newestReleaseWhere(gpu?.computeCapability ?? 8.0, (f) => compareVersions(parseVersion(`${ami.python}.0`)!, parseVersion(`${f.minPython}.0`)!) >= 0) ?? "an older release"}, or set target.ami to an image with a newer Python (${Object.entries(
           AMIS,
         )
           .filter(

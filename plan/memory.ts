@@ -23,7 +23,10 @@ export const PIXELS_PER_VISUAL_TOKEN = 28 * 28;
 export const DEFAULT_MIN_PIXELS = 4 * PIXELS_PER_VISUAL_TOKEN; // 3136
 export const DEFAULT_MAX_PIXELS = 16384 * PIXELS_PER_VISUAL_TOKEN; // 12,845,056
 
-/** CUDA context and driver state outside vLLM's budget (seen as 0.3–0.5 GiB in nvidia-smi). */
+/**
+ * CUDA context and driver state outside vLLM's budget: 0.3–0.5 GiB in nvidia-smi on 24–80 GB cards;
+ * 0.51 GiB measured on an H200 (test/gpu/h200-encoder-memory.json), the largest card here.
+ */
 export const CUDA_CONTEXT_GiB = 0.45;
 /** Non-torch memory inside the budget: 0.35 GiB measured single-GPU (vllm #10517), more with NCCL. */
 export const NON_TORCH_GiB = 0.35;

@@ -52,10 +52,9 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
   } as const;
   if (!v || (s.imageLimit <= 0 && s.videoLimit <= 0)) return none;
   const perImage = maxImageTokens(v, s.maxPixels);
-  const ver = s.features.version;
-  const maxFrames = ver.minor >= 11 || ver.major > 0 ? 14 : 16;
+  const maxFrames = s.features.maxVideoFrames;
   // Up to 0.10.1 the video's frames fit what one image leaves of the context (0.10.2 dropped it).
-  const imageFirst = ver.major === 0 && (ver.minor < 10 || (ver.minor === 10 && ver.patch < 2));
+  const imageFirst = s.features.videoAfterImage;
   if (s.features.engine === "v0") {
     // Every dummy sequence carries each modality at its limit (0.6.x: images only), and the batch
     // holds as many such sequences as max_num_batched_tokens covers, at least one.

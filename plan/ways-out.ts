@@ -9,7 +9,12 @@ import type { StackConfig } from "../config/schema";
 import { PIXELS_PER_VISUAL_TOKEN, maxImageTokens, type Dtype } from "./memory";
 import type { Setup } from "./types";
 import { planMemory } from "./profile";
-import { tensorParallelProblem, allowedTensorParallelSizes, quantizationProblem } from "./parallel";
+import {
+  allowedTensorParallelSizes,
+  quantizationProblem,
+  resolveDtype,
+  tensorParallelProblem,
+} from "./parallel";
 import type { Hardware } from "./hardware";
 
 // ---- ways out ------------------------------------------------------------------------------
@@ -38,12 +43,11 @@ function instanceWaysOut(s: Setup, hw: Hardware): string[] {
       const tps = allowedTensorParallelSizes(m, it.gpuCount).filter((t) => t <= it.gpuCount);
       const tp = tps[tps.length - 1];
       if (!tp) continue;
+      // The stack's dtype where this card has it; a variant's own (`--dtype auto`) otherwise.
       const dtype: Dtype =
-        m.quantization && m.quantization.method !== "fp8"
-          ? "float16"
-          : s.dtype === "bfloat16" && !supportsBf16(gpu)
-            ? "float16"
-            : s.dtype;
+        m === s.model && (s.dtype !== "bfloat16" || supportsBf16(gpu))
+          ? s.dtype
+          : resolveDtype("auto", m, gpu, []).dtype!;
       const p = planMemory({
         ...s,
         model: m,

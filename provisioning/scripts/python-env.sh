@@ -18,10 +18,10 @@ ensure_service_account
 ensure_package python3-venv python3-dev gcc
 
 # The environment is built on the system's python3: refuse early when vLLM's wheels need a newer
-# one (their Requires-Python; 0.32.0 on need 3.11, Ubuntu 22.04 has 3.10) rather than fail in uv.
+# one (their Requires-Python, rendered from catalogs/vllm.ts) rather than fail in uv.
 have_python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [[ -n ${VLLM_MIN_PYTHON:-} ]] && ! version_ge "$have_python.0" "$VLLM_MIN_PYTHON.0"; then
-  die "vLLM $VLLM_VERSION needs Python ≥ $VLLM_MIN_PYTHON (its wheel's Requires-Python); this system's python3 is $have_python: use an image with a newer Python (Ubuntu 24.04, Debian 12) or pin vllm.version ≤ 0.31.0"
+  die "vLLM $VLLM_VERSION needs Python ≥ $VLLM_MIN_PYTHON (its wheel's Requires-Python); this system's python3 is $have_python: use an image with a newer Python (Ubuntu 24.04, Debian 12) or pin a vllm.version whose Requires-Python it meets (catalogs/vllm.ts lists each release's)"
 fi
 
 index_args=()
