@@ -14,6 +14,7 @@ import { MODELS } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, type Setup } from "../plan";
 import { kvBytesPerToken } from "../plan/memory";
+import { setupFor } from "./support/plans";
 
 const GiB = 1024 ** 3;
 const model = (id: string) => MODELS.get(id)!;
@@ -29,27 +30,20 @@ interface VlCase {
   readonly failed?: boolean;
 }
 
+// vLLM's own defaults where a log does not show a setting: both limits 999 (V1 from 0.8.4), the
+// preprocessor's max_pixels (16384 tokens per image).
 const setup = (
   id: string,
   gpu: Gpu,
   version: string,
   s: Partial<Setup> & Pick<Setup, "maxModelLen" | "util">,
-): Setup => ({
-  model: model(id),
-  weightsScale: 1,
-  gpu,
-  tp: 1,
-  pp: 1,
-  dtype: "bfloat16",
-  kvBytes: 2,
-  features: vllmFeatures(parseVersion(version)!, gpu.computeCapability),
-  imageLimit: 999,
-  videoLimit: 999,
-  maxPixels: 16384 * 784, // the preprocessor's default max_pixels: 16384 tokens per image
-  enforceEager: false,
-  blockSize: 16,
-  ...s,
-});
+): Setup =>
+  setupFor(id, gpu, version, {
+    imageLimit: 999,
+    videoLimit: 999,
+    maxPixels: 16384 * 784,
+    ...s,
+  });
 
 const v1Default = 999; // limit_mm_per_prompt when unset, V1 from 0.8.4 (V0: 1)
 

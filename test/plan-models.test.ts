@@ -4,7 +4,7 @@
  * on a GPU, and the constraints vLLM's quantization methods state.
  */
 import { describe, expect, it } from "vitest";
-import { QWEN3_VL_VISION_CONFIG, planProblems } from "./support/plans";
+import { QWEN3_VL_VISION_CONFIG, planProblems, setupFor } from "./support/plans";
 import { GPUS } from "../catalogs/gpus";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
@@ -103,23 +103,14 @@ describe("what vLLM can run where (quantization floors, architecture versions)",
 });
 
 describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py MultiModalBudget)", () => {
-  const base: Setup = {
-    model: model("Qwen/Qwen2-VL-7B-Instruct"),
-    weightsScale: 1,
-    gpu: GPUS.get("A10G")!,
-    tp: 1,
-    pp: 1,
-    dtype: "bfloat16",
-    kvBytes: 2,
-    features: vllmFeatures(parseVersion("0.11.0")!, 8.6),
+  const base: Setup = setupFor("Qwen/Qwen2-VL-7B-Instruct", GPUS.get("A10G")!, "0.11.0", {
     maxModelLen: 8192,
     util: 0.8,
     imageLimit: 4,
     videoLimit: 0,
     maxPixels: 1003520,
     enforceEager: true,
-    blockSize: 16,
-  };
+  });
 
   it("the largest image under max_pixels is smart_resize's square: 1003520 px → 980² → 1225 tokens", () => {
     expect(maxImageTokens(base.model.vision!, 1003520)).toBe(1225);

@@ -1,6 +1,9 @@
 /** Helpers for tests that look at what the planner refuses. */
+import type { Gpu } from "../../catalogs/gpus";
+import { MODELS } from "../../catalogs/models";
+import { parseVersion, vllmFeatures } from "../../catalogs/vllm";
 import { ConfigError } from "../../config/errors";
-import { planStack } from "../../plan";
+import { planStack, type Setup } from "../../plan";
 
 /** Every problem of a raw stack config as "path: message", or [] when it plans. */
 export function planProblems(raw: Record<string, unknown>): string[] {
@@ -24,3 +27,29 @@ export const QWEN3_VL_VISION_CONFIG = {
   temporal_patch_size: 2,
   deepstack_visual_indexes: [8, 16, 24],
 };
+
+/**
+ * A memory-plan setup for a catalog model on `gpu` at a vLLM release: one GPU, bf16, a 16-bit KV
+ * cache, 16-token blocks, CUDA graphs on; `given` sets the rest.
+ */
+export function setupFor(
+  id: string,
+  gpu: Gpu,
+  version: string,
+  given: Partial<Setup> &
+    Pick<Setup, "maxModelLen" | "util" | "imageLimit" | "videoLimit" | "maxPixels">,
+): Setup {
+  return {
+    model: MODELS.get(id)!,
+    weightsScale: 1,
+    gpu,
+    tp: 1,
+    pp: 1,
+    dtype: "bfloat16",
+    kvBytes: 2,
+    features: vllmFeatures(parseVersion(version)!, gpu.computeCapability),
+    enforceEager: false,
+    blockSize: 16,
+    ...given,
+  };
+}
