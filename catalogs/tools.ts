@@ -1,15 +1,12 @@
 import { vllmAtLeast } from "./vllm";
 
 /**
- * Versions of the tools provisioning installs on a node, pinned so that every node (and every
- * re-run) gets the same: uv and huggingface_hub (the `hf` CLI, since 0.34) from PyPI; Ray at a
- * version the pinned vLLM accepts (vLLM 0.11 requires ray ≥ 2.48, its requirements/cuda.txt ⚠).
- * Every node of a Ray cluster must run the same Ray and Python versions (Ray docs).
+ * Versions of the tools provisioning installs on a node outside vLLM's environment, pinned so that
+ * every node (and every re-run) gets the same: uv, which makes and syncs that environment (whose
+ * packages, the hf CLI and Ray among them, are pinned by the release's lock file: catalogs/locks.ts).
  */
 export const TOOL_VERSIONS = {
   uv: "0.13.9",
-  ray: "2.49.2",
-  huggingfaceHub: "0.35.3",
   /** The AWS SDK's core, for the S3 weights mirror (presigned URLs for aria2c; PyPI, 2026-11). */
   botocore: "1.44.8",
 } as const;

@@ -60,6 +60,8 @@ export function planToJson(p: Plan): Record<string, unknown> {
     costNote: p.costNote,
     ...(p.quota ? { quota: p.quota } : {}),
     driver: p.driver,
+    python: p.python,
+    disk: p.disk,
     warnings: p.warnings,
     waysOut: p.waysOut,
   };
@@ -151,6 +153,11 @@ export function planToText(p: Plan): string {
   line(
     "Driver",
     `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
+  );
+  const py = p.python;
+  line(
+    "Python",
+    `${py.lock}: vllm ${py.vllm}${py.torch ? `, torch ${py.torch}` : ""}, transformers ${py.transformers}, hf CLI ${py.huggingfaceHub}${py.ray ? `, Ray ${py.ray}` : ""} (${py.packages} packages, the same on every node)`,
   );
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
   if (p.quota)

@@ -9,7 +9,7 @@ import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
 import type { AwsTarget } from "../config/schema";
-import type { Plan } from "../plan";
+import type { DiskBudget, Plan } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
 import { Network } from "./network";
@@ -120,7 +120,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
       .apply((image) =>
         Math.max(0, ...image.blockDeviceMappings.map((b) => Number(b.ebs?.["volume_size"] ?? 0))),
       );
-    const disk = rootDisk(plan.model.checkpointGiB, plan.rootVolumeGiB, target.rootVolumeGiB);
+    const disk = rootDisk(plan.disk, plan.rootVolumeGiB, target.rootVolumeGiB);
     // The plan refuses target.efa on a type without EFA; here every interface the type takes.
     const efaInterfaces = target.efa ? instanceType.efaInterfaces : 0;
     // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
@@ -244,11 +244,6 @@ ssh_authorized_keys:
   }
 }
 
-/** What the steps write beside the AMI: the Python environment (vLLM, torch, CUDA libraries). */
-export const VENV_GIB = 25;
-/** Caches: the hf CLI's, Triton's and torch.compile's kernels, logs, Prometheus's TSDB. */
-export const CACHES_GIB = 20;
-
 /**
  * The root volume for a node: the AMI's snapshot + the venv + the weights + caches, never below the
  * plan's figure or the stack's `target.rootVolumeGiB`; and gp3 throughput for large weights, which
@@ -256,17 +251,17 @@ export const CACHES_GIB = 20;
  * 1000 MiB/s, gp3's maximum, in under 3; it needs ≥ 4000 IOPS: AWS EBS volume types). Pure.
  */
 export function rootDisk(
-  weightsGiB: number,
+  disk: DiskBudget,
   plannedGiB: number,
   configuredGiB?: number,
 ): { sizeGiB: (amiSnapshotGiB: number) => number; throughputMiBs?: number; iops?: number } {
-  const large = weightsGiB >= 40;
+  const large = disk.weightsGiB >= 40;
   return {
     sizeGiB: (snap) =>
       Math.max(
         configuredGiB ?? 0,
         plannedGiB,
-        Math.ceil(snap + VENV_GIB + weightsGiB + CACHES_GIB),
+        Math.ceil(snap + disk.venvGiB + disk.weightsGiB + disk.cachesGiB),
       ),
     ...(large ? { throughputMiBs: 1000, iops: 4000 } : {}),
   };

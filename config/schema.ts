@@ -337,6 +337,12 @@ export const provisioningSchema = z.strictObject({
   pythonIndexUrl: httpUrl.optional(),
   /** A flat directory of wheels (air-gapped sites): used instead of an index. */
   pythonFindLinks: httpUrl.optional(),
+  /**
+   * The lock file the node's Python environment is synced to (`uv pip sync`), relative to the
+   * project: every package at one version. Default: locks/vllm-<vllm.version>.txt, made with
+   * `npm run lock -- <version>`.
+   */
+  pythonLock: z.string().min(1).optional(),
   /** Install the NVIDIA driver when missing or too old (false: refuse instead). */
   installDriver: z.boolean().default(true),
   installCudaToolkit: z.boolean().default(false),

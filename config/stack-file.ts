@@ -7,9 +7,10 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { PROJECT_ROOT } from "../catalogs/locks";
 import { ConfigError, closest, type Issue } from "./errors";
 
-export const PROJECT_ROOT = join(__dirname, "..");
+export { PROJECT_ROOT };
 
 export function projectName(root = PROJECT_ROOT): string {
   const doc = parseYaml(readFileSync(join(root, "Pulumi.yaml"), "utf8")) as { name?: string };

@@ -7,6 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readLock } from "../catalogs/locks";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
@@ -23,14 +24,20 @@ import {
 
 export const MIRROR_DIR = join(LAB_DIR, "mirror");
 
-export function wheelRequirements(plan: Plan): string[] {
-  return [
-    `uv==${TOOL_VERSIONS.uv}`,
-    `huggingface_hub[cli]==${TOOL_VERSIONS.huggingfaceHub}`,
-    `transformers>=${plan.features.minTransformers}`,
-    `ray[default]==${TOOL_VERSIONS.ray}`,
-    `botocore==${TOOL_VERSIONS.botocore}`,
-  ];
+/**
+ * What the mirror serves: every package of the plan's lock at the lock's version (the FAKE vLLM is
+ * built here), and the tools the nodes install outside it with their dependencies (uv; botocore
+ * for the S3 mirror path), as an air-gapped site mirrors its lock.
+ */
+export function wheelRequirements(plan: Plan): { locked: string[]; tools: string[] } {
+  const lock = readLock(plan.python.lock);
+  if (!lock) throw new LabError(`the plan's lock ${plan.python.lock} is missing`);
+  return {
+    locked: Object.entries(lock.pins)
+      .filter(([name]) => name !== "vllm")
+      .map(([name, version]) => `${name}==${version}`),
+    tools: [`uv==${TOOL_VERSIONS.uv}`, `botocore==${TOOL_VERSIONS.botocore}`],
+  };
 }
 
 /** moto, the S3 emulator the lab's S3 mirror runs on (lab/s3_server.py), from PyPI. */
@@ -66,33 +73,42 @@ export function ensureS3Venv(log: (s: string) => void = () => {}): string {
 export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): string {
   const dir = join(MIRROR_DIR, "wheels");
   mkdirSync(dir, { recursive: true });
-  const reqs = wheelRequirements(plan);
+  const { locked, tools } = wheelRequirements(plan);
+  const all = [...locked, "--", ...tools];
   const stamp = join(
     dir,
-    `.requirements-${createHash("sha256").update(reqs.join("\n")).digest("hex").slice(0, 12)}`,
+    `.requirements-${createHash("sha256").update(all.join("\n")).digest("hex").slice(0, 12)}`,
   );
   if (!existsSync(stamp)) {
-    log(`downloading wheels for the mirror: ${reqs.join(" ")}`);
-    const r = spawnSync(
-      "python3",
-      [
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--only-binary=:all:", // The nodes run Debian 12's CPython 3.11 on this machine's architecture.
-        "--python-version",
-        "3.11",
-        "--dest",
-        dir,
-        ...reqs,
-      ],
-      { encoding: "utf8" },
-    );
-    if (r.status !== 0)
-      throw new LabError(`pip download for the lab mirror failed: ${r.stderr.slice(-2000)}`);
-    writeFileSync(stamp, reqs.join("\n") + "\n");
+    log(`downloading wheels for the mirror: ${locked.length} locked packages, ${tools.join(" ")}`);
+    // The nodes run Debian 12's CPython 3.11 on this machine's architecture. The lock lists every
+    // package (nothing to resolve); the tools come with their dependencies.
+    for (const [reqs, deps] of [
+      [locked, false],
+      [tools, true],
+    ] as const) {
+      const r = spawnSync(
+        "python3",
+        [
+          "-m",
+          "pip",
+          "download",
+          "--quiet",
+          "--disable-pip-version-check",
+          "--only-binary=:all:",
+          "--python-version",
+          "3.11",
+          ...(deps ? [] : ["--no-deps"]),
+          "--dest",
+          dir,
+          ...reqs,
+        ],
+        { encoding: "utf8" },
+      );
+      if (r.status !== 0)
+        throw new LabError(`pip download for the lab mirror failed: ${r.stderr.slice(-2000)}`);
+    }
+    writeFileSync(stamp, all.join("\n") + "\n");
   }
   const fake = spawnSync(
     "python3",

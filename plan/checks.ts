@@ -2,6 +2,7 @@
  * The refusals and cautions of a stack, each with its path, the value and what is allowed.
  */
 import { AMIS } from "../catalogs/amis";
+import { defaultLockPath, lockedVllmVersions, publicVersion, readLock } from "../catalogs/locks";
 import type { Gpu } from "../catalogs/gpus";
 import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec } from "../catalogs/models";
 import { PORTS, type PortName } from "../catalogs/ports";
@@ -28,7 +29,7 @@ import {
   resolveDtype,
 } from "./parallel";
 import type { Hardware } from "./hardware";
-import type { PlanOptions } from "./types";
+import type { PlanOptions, PythonEnvPlan } from "./types";
 
 export function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues: Issue[]): void {
   const api = exposure(c.network.apiCidrs);
@@ -246,6 +247,69 @@ export function checkProvisioning(c: StackConfig, issues: Issue[], warnings: str
       value: c.provisioning.pythonFindLinks,
       message: "give pythonIndexUrl or pythonFindLinks, not both",
     });
+}
+
+/**
+ * The Python lock the nodes sync to: it exists, pins the release the plan is for, the transformers
+ * floor the plan computed, the hf CLI the weights step runs and (multi-node) Ray. Returns what the
+ * plan shows of it.
+ */
+export function checkPythonLock(
+  c: StackConfig,
+  features: VllmFeatures | undefined,
+  multiNode: boolean,
+  issues: Issue[],
+): PythonEnvPlan | undefined {
+  const path = c.provisioning.pythonLock ?? defaultLockPath(c.vllm.version);
+  const where =
+    c.provisioning.pythonLock !== undefined
+      ? "provisioning.pythonLock"
+      : "provisioning.pythonLock (default: locks/vllm-<vllm.version>.txt)";
+  const lock = readLock(path);
+  if (!lock) {
+    issues.push({
+      path: where,
+      value: path,
+      message: `no lock file there: make it with "npm run lock -- ${c.vllm.version}" (resolves vLLM ${c.vllm.version}'s environment from PyPI once and pins every package, so every node gets the same) and commit it, or name your own (locked releases: ${lockedVllmVersions().join(", ") || "none"})`,
+    });
+    return undefined;
+  }
+  const problems: string[] = [];
+  const pinned = lock.pins["vllm"];
+  if (!pinned) problems.push("it pins no vllm");
+  else if (publicVersion(pinned) !== c.vllm.version)
+    problems.push(`it pins vllm ${pinned}, the stack's vllm.version is ${c.vllm.version}`);
+  const transformers = lock.pins["transformers"];
+  const floor = features?.minTransformers;
+  if (!transformers) problems.push("it pins no transformers");
+  else if (
+    floor &&
+    compareVersions(parseVersion(transformers) ?? parseVersion("0.0.0")!, parseVersion(floor)!) < 0
+  )
+    problems.push(
+      `it pins transformers ${transformers}, older than the ${floor} this model and release need`,
+    );
+  if (!lock.pins["huggingface-hub"]) problems.push("it pins no huggingface-hub (the hf CLI)");
+  if (multiNode && !lock.pins["ray"])
+    problems.push("it pins no ray, which a multi-node replica runs");
+  if (problems.length) {
+    issues.push({
+      path: where,
+      value: path,
+      message: `${problems.join("; ")}: remake it with "npm run lock -- ${c.vllm.version}"`,
+    });
+    return undefined;
+  }
+  const pick = (name: string) => lock.pins[name];
+  return {
+    lock: path,
+    packages: Object.keys(lock.pins).length,
+    vllm: pinned!,
+    ...(pick("torch") ? { torch: pick("torch") } : {}),
+    transformers: transformers!,
+    huggingfaceHub: pick("huggingface-hub")!,
+    ...(pick("ray") ? { ray: pick("ray") } : {}),
+  };
 }
 
 /**

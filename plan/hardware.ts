@@ -10,6 +10,13 @@ import type { PlanNode, PlannedPort } from "./types";
 
 // ---- hardware ------------------------------------------------------------------------------
 
+/** What the steps write beside the system: the Python environments (vLLM, torch, CUDA libraries). */
+export const VENV_GIB = 25;
+/** Caches: the hf CLI's, Triton's and torch.compile's kernels, logs, Prometheus's TSDB. */
+export const CACHES_GIB = 20;
+/** A stock Ubuntu or Debian system with its packages (hosts; AWS sizes from the AMI's own snapshot). */
+export const SYSTEM_GIB = 19;
+
 export interface Hardware {
   gpu: Gpu;
   gpusPerNode: number;

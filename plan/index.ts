@@ -14,13 +14,21 @@ import { modelDir, renderVllmArgs } from "./vllm-args";
 import type { Plan, PlanOptions, Setup } from "./types";
 import { planMemory } from "./profile";
 import { quantizationLabel } from "./parallel";
-import { resolveHardware, planNodes, planPorts } from "./hardware";
+import {
+  CACHES_GIB,
+  SYSTEM_GIB,
+  VENV_GIB,
+  resolveHardware,
+  planNodes,
+  planPorts,
+} from "./hardware";
 import {
   checkNetworkAndSecrets,
   checkPort,
   checkExtraArgs,
   checkVersion,
   checkProvisioning,
+  checkPythonLock,
   checkModelOnHardware,
 } from "./checks";
 import { waysOut } from "./ways-out";
@@ -85,7 +93,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   if (model) {
     const ckptGiB =
       opts.weightsGiB ?? model.weightsGiBOverride ?? checkpointBytes(model.spec) / GiB;
-    rootVolumeGiB = Math.ceil(ckptGiB + 64);
+    rootVolumeGiB = Math.ceil(ckptGiB + SYSTEM_GIB + VENV_GIB + CACHES_GIB);
     if (
       c.target.kind === "aws" &&
       c.target.rootVolumeGiB !== undefined &&
@@ -94,13 +102,18 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       issues.push({
         path: "target.rootVolumeGiB",
         value: c.target.rootVolumeGiB,
-        message: `too small for ${ckptGiB.toFixed(1)} GiB of weights + 64 GiB for the system and Python environment; needs ≥ ${rootVolumeGiB}`,
+        message: `too small for ${ckptGiB.toFixed(1)} GiB of weights + ${SYSTEM_GIB + VENV_GIB + CACHES_GIB} GiB for the system, the Python environment and caches; needs ≥ ${rootVolumeGiB}`,
       });
     if (c.target.kind === "aws" && c.target.rootVolumeGiB !== undefined)
       rootVolumeGiB = c.target.rootVolumeGiB;
   }
 
-  if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype) {
+  // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
+  // parallelism wider than a node), so Ray runs across them and the members must reach each other.
+  const multiNode = hw !== undefined && tp * pp > hw.gpusPerNode;
+  const python = checkPythonLock(c, features, multiNode, issues);
+
+  if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype || !python) {
     throw new ConfigError(
       issues.length
         ? issues
@@ -141,9 +154,6 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       );
   }
 
-  // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
-  // parallelism wider than a node), so Ray runs across them and the members must reach each other.
-  const multiNode = tp * pp > hw.gpusPerNode;
   const dir = modelDir(m.id, model.revision);
   const vllmArgs = renderVllmArgs({
     modelDir: dir,
@@ -216,6 +226,12 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         }
       : {}),
     driver: { min: features.minDriver, cuda: features.cudaVersion },
+    python,
+    disk: {
+      weightsGiB: round(givenGiB ?? derivedGiB, 2),
+      venvGiB: VENV_GIB,
+      cachesGiB: CACHES_GIB,
+    },
     config: c,
   };
   return plan;

@@ -106,7 +106,32 @@ export interface Plan {
   /** AWS: the vCPU quota the launch draws on and how many vCPUs it needs (all nodes, all replicas). */
   readonly quota?: { readonly name: string; readonly code?: string; readonly vcpus: number };
   readonly driver: { readonly min: string; readonly cuda: string };
+  /** The Python environment the nodes sync to, from its lock file. */
+  readonly python: PythonEnvPlan;
+  /** What the steps write on a node besides the system (GiB): preflight checks the space for it. */
+  readonly disk: DiskBudget;
   readonly config: StackConfig;
+}
+
+export interface PythonEnvPlan {
+  /** The lock file, as the stack names it (relative to the project). */
+  readonly lock: string;
+  /** Packages it pins. */
+  readonly packages: number;
+  readonly vllm: string;
+  readonly torch?: string;
+  readonly transformers: string;
+  readonly huggingfaceHub: string;
+  readonly ray?: string;
+}
+
+export interface DiskBudget {
+  /** The checkpoint, under the model folder's filesystem. */
+  readonly weightsGiB: number;
+  /** vLLM's environment (vLLM, torch, CUDA libraries) and the tools', under /opt/qwen-vl. */
+  readonly venvGiB: number;
+  /** The service account's caches (hf, Triton, torch.compile kernels) and logs, under /var/lib/qwen-vl. */
+  readonly cachesGiB: number;
 }
 
 export interface Setup {

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { INSTANCE_TYPES } from "../catalogs/instances";
+import { readLock } from "../catalogs/locks";
 import { PORTS } from "../catalogs/ports";
 import { NCCL_MIN_BUSBW_GBPS, TOOL_VERSIONS, vllmDashboardUrl } from "../catalogs/tools";
 import { MIN_CUDA, MIN_DRIVER, compareVersions, parseVersion } from "../catalogs/vllm";
@@ -182,10 +183,14 @@ export interface RenderOptions {
   readonly scripts?: Readonly<Record<string, string>>;
   /** EFA interfaces are in use (AWS, target.efa). */
   readonly efa?: boolean;
+  /** The Python lock's text (default: read from the plan's lock file). */
+  readonly pythonLock?: string;
 }
 
 export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[] {
   const scripts = opts.scripts ?? loadScripts();
+  const pythonLock = opts.pythonLock ?? readLock(plan.python.lock)?.text;
+  if (pythonLock === undefined) throw new Error(`the plan's lock ${plan.python.lock} is gone`);
   const c = plan.config;
   const multiNode = plan.multiNode;
   const nvswitch = plan.instanceType
@@ -233,10 +238,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       MIN_CUDA,
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,
-      TRANSFORMERS_MIN: plan.features.minTransformers,
       VLLM_MIN_PYTHON: plan.features.minPython,
-      HF_HUB_VERSION: TOOL_VERSIONS.huggingfaceHub,
-      RAY_VERSION: TOOL_VERSIONS.ray,
       UV_VERSION: TOOL_VERSIONS.uv,
       BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
       SERVICE_USER,
@@ -285,6 +287,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     files.push({ path: `${NODE_ETC}/node.env`, content: envFile(env), mode: 0o644 });
     const r = (name: string, content: string) =>
       files.push({ path: `${NODE_HOME}/rendered/${name}`, content, mode: 0o644 });
+    r("python.lock", pythonLock);
     if (node.role === "head") {
       r("vllm.args", plan.vllmArgs.join("\n") + "\n");
       r("qwen-vl-vllm.service", vllmUnit(plan, multiNode));

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { planProblems } from "./support/plans";
+import { planProblems, testLock } from "./support/plans";
 import { ConfigError } from "../config/errors";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
@@ -210,6 +210,7 @@ describe("broken configs", () => {
         maxPixels: 1003520,
         swapSpaceGiB: 8,
       },
+      provisioning: { pythonLock: testLock("0.6.3") },
     });
     expect(p.vllmArgs.join(" ")).toContain("--limit-mm-per-prompt image=4,video=0");
     expect(p.vllmArgs.join(" ")).toContain("--swap-space 8");

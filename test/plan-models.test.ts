@@ -4,7 +4,7 @@
  * on a GPU, and the constraints vLLM's quantization methods state.
  */
 import { describe, expect, it } from "vitest";
-import { QWEN3_VL_VISION_CONFIG, planProblems, setupFor } from "./support/plans";
+import { QWEN3_VL_VISION_CONFIG, planProblems, setupFor, testLock } from "./support/plans";
 import { GPUS } from "../catalogs/gpus";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
@@ -237,7 +237,10 @@ describe("vLLM releases (PyPI) and what each one needs", () => {
       expect(problem(cfg(v))).toMatch(/vllm.version: was never released on PyPI \(releases of/);
     expect(problem(cfg("0.10.3"))).toMatch(/0.10.0, 0.10.1, 0.10.1.1, 0.10.2\)/);
     // vLLM's four-part hotfix releases are versions too.
-    expect(planStack(cfg("0.9.0.1")).vllmVersion).toBe("0.9.0.1");
+    expect(
+      planStack({ ...cfg("0.9.0.1"), provisioning: { pythonLock: testLock("0.9.0.1") } })
+        .vllmVersion,
+    ).toBe("0.9.0.1");
   });
 
   it("wheels' CUDA and torch by release (vllm/envs.py VLLM_MAIN_CUDA_VERSION, METADATA torch==)", () => {

@@ -1,8 +1,10 @@
 /** What the renderer gives each node, per shipped stack (the scripts themselves run in provisioning.test.ts and the lab). */
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { readStackFile } from "../config/stack-file";
+import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import {
   NODE_ETC,
@@ -150,6 +152,22 @@ describe("renderProvisioning", () => {
       DRIVER_FLAVOR: "proprietary",
       NODE_NAME: "a",
     });
+  });
+
+  it("every node gets the plan's lock; a new lock re-runs python-env and what builds on it, no other step", () => {
+    const p = plan("multi-gpu");
+    const addresses = Object.fromEntries(p.nodes.map((n, i) => [n.name, `10.0.0.${i + 10}`]));
+    const lockText = readFileSync(join(PROJECT_ROOT, p.python.lock), "utf8");
+    const before = renderProvisioning(p, { addresses });
+    for (const b of before) expect(file(b, `${NODE_HOME}/rendered/python.lock`)).toBe(lockText);
+    const after = renderProvisioning(p, { addresses, pythonLock: lockText + "extra==1.0\n" });
+    const changed = after[0]!.steps
+      .filter((s, i) => s.digest !== before[0]!.steps[i]!.digest)
+      .map((s) => s.id);
+    expect(changed).toEqual(["python-env"]);
+    // The node.env no longer carries package versions: the lock does.
+    expect(sourced(before[0]!)).not.toHaveProperty("RAY_VERSION");
+    expect(sourced(before[0]!)).not.toHaveProperty("TRANSFORMERS_MIN");
   });
 
   it("values with spaces and quotes survive the env file", () => {

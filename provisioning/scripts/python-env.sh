@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vLLM at the pinned version in its own virtual environment, made and filled with uv, with
-# transformers new enough for Qwen2-VL, the hf CLI and (multi-node) Ray at the cluster's version.
+# vLLM at the pinned version in its own virtual environment, made with uv and synced to the release's
+# lock file: transformers, the hf CLI and Ray at the lock's versions, the same on every node.
 # Packages come from PYTHON_INDEX_URL or, air-gapped, from a flat mirror (PYTHON_FIND_LINKS). Also the
 # unprivileged account that runs them (lib.sh: ensure_service_account).
 set -euo pipefail
@@ -65,30 +65,29 @@ if [[ ! -x $venv/bin/python ]]; then
   changed "virtual environment $venv"
 fi
 
-wanted=("vllm==$VLLM_VERSION" "transformers>=$TRANSFORMERS_MIN" "huggingface_hub[cli]==$HF_HUB_VERSION")
-[[ ${MULTI_NODE:-0} == 1 ]] && wanted+=("ray[default]==$RAY_VERSION")
-
-# Nothing to do when every requirement is already met (checked by the environment's own Python).
-if "$venv/bin/python" - "${wanted[@]}" <<'PY'; then
-import sys
-from importlib.metadata import version, PackageNotFoundError
-def parse(v): return tuple(int(x) if x.isdigit() else 0 for x in v.split(".")[:3])
-for req in sys.argv[1:]:
-    name = req.split("[")[0].split("=")[0].split(">")[0]
-    try:
-        have = version(name)
-    except PackageNotFoundError:
-        sys.exit(1)
-    if "==" in req and have != req.split("==")[1]:
-        sys.exit(1)
-    if ">=" in req and parse(have) < parse(req.split(">=")[1]):
-        sys.exit(1)
-PY
-  log "already installed: ${wanted[*]}"
+# Every package at the version of the release's lock (rendered/python.lock, `uv pip compile`
+# output checked in under locks/): nodes made on different days get the same torch, transformers,
+# hf CLI and Ray. `uv pip sync` installs exactly the lock and removes what it does not list.
+lock=$QWEN_VL_HOME/rendered/python.lock
+[[ -s $lock ]] || die "no lock file at $lock: the bundle step writes it (run pulumi up again)"
+want=$(sha256sum "$lock" | awk '{print $1}')
+synced=$venv/.qwen-vl-lock.sha256
+pins() { awk '/^(vllm|torch|transformers|huggingface-hub|ray)==/ { sub(/[ ;].*/, ""); printf "%s%s", sep, $0; sep=" " }' "$lock"; }
+if [[ -r $synced && "$(cat "$synced")" == "$want" ]]; then
+  log "environment matches the lock ($(pins))"
 else
-  log "installing: ${wanted[*]}"
-  "$uv" pip install --quiet --python "$venv/bin/python" "${index_args[@]}" "${wanted[@]}" || die "uv could not install ${wanted[*]} (index: ${PYTHON_FIND_LINKS:-${PYTHON_INDEX_URL:-PyPI}})"
-  changed "installed ${wanted[*]}"
+  log "syncing $venv to the lock ($(pins))"
+  "$uv" pip sync --quiet --python "$venv/bin/python" "${index_args[@]}" "$lock" ||
+    die "uv could not install the lock (index: ${PYTHON_FIND_LINKS:-${PYTHON_INDEX_URL:-PyPI}}): a mirror must serve every package the lock pins"
+  echo "$want" >"$synced"
+  changed "synced to the lock: $(pins)"
+fi
+# The release the plan is for, and the tools the other steps run.
+have_vllm=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("vllm"))' 2>/dev/null || true)
+[[ ${have_vllm%%+*} == "$VLLM_VERSION" ]] || die "the environment has vllm ${have_vllm:-none}, the plan is for $VLLM_VERSION: the lock and vllm.version disagree"
+[[ -x $venv/bin/hf ]] || die "the lock installs no hf CLI (huggingface_hub ≥ 0.34): the weights step needs it"
+if [[ ${MULTI_NODE:-0} == 1 ]]; then
+  [[ -x $venv/bin/ray ]] || die "the lock installs no Ray: a multi-node replica needs it"
 fi
 "$venv/bin/vllm" --version >/dev/null 2>&1 || die "vllm does not run from $venv"
 finish

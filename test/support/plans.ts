@@ -1,4 +1,7 @@
 /** Helpers for tests that look at what the planner refuses. */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Gpu } from "../../catalogs/gpus";
 import { MODELS } from "../../catalogs/models";
 import { parseVersion, vllmFeatures } from "../../catalogs/vllm";
@@ -52,4 +55,19 @@ export function setupFor(
     blockSize: 16,
     ...given,
   };
+}
+
+/**
+ * A lock file for a release without a checked-in one (tests of old releases' flags): the pins the
+ * plan checks, in a temporary folder. Returns its absolute path for provisioning.pythonLock.
+ */
+export function testLock(version: string): string {
+  const dir = join(tmpdir(), `qwen-vl-test-locks-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `vllm-${version}.txt`);
+  writeFileSync(
+    path,
+    `vllm==${version}\ntransformers==4.57.6\nhuggingface-hub==0.36.2\nray==2.51.2\n`,
+  );
+  return path;
 }

@@ -1,0 +1,81 @@
+/**
+ * Python lock files: every package of a node's vLLM environment at one exact version, so that nodes
+ * provisioned on different days (or a node re-made next month) get the same torch, transformers,
+ * Ray and hf CLI. Each file is `uv pip compile` output (`npm run lock -- <vllm version>`, tools/lock.ts),
+ * checked in under locks/, and installed on the node with `uv pip sync` (provisioning/scripts/
+ * python-env.sh). The lock is data like the other catalogs: read from the repository, never fetched.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+
+/** The project's root folder (this file is in catalogs/). */
+export const PROJECT_ROOT = join(__dirname, "..");
+export const LOCKS_DIR = "locks";
+
+/**
+ * The packages a lock resolves, besides vLLM itself: transformers at least the floor the plan
+ * computed (Qwen2-VL support, or the release's own floor), the Hugging Face Hub whose `hf` CLI the
+ * weights step runs (`hf` appeared in huggingface_hub 0.34.0, its release notes), and Ray with its
+ * dashboard extras for multi-node clusters (every Ray node must run the same Ray: Ray docs).
+ */
+export function lockRequirements(
+  vllmVersion: string,
+  minTransformers: string,
+  vllmLabel = "",
+): string[] {
+  return [
+    `vllm==${vllmVersion}${vllmLabel}`,
+    `transformers>=${minTransformers}`,
+    "huggingface_hub>=0.34.0",
+    "ray[default]",
+  ];
+}
+
+/** Where the lock for a vLLM release lives, relative to the project (the default of provisioning.pythonLock). */
+export function defaultLockPath(vllmVersion: string): string {
+  return `${LOCKS_DIR}/vllm-${vllmVersion}.txt`;
+}
+
+/** The releases with a checked-in lock, oldest first. */
+export function lockedVllmVersions(root = PROJECT_ROOT): string[] {
+  const dir = join(root, LOCKS_DIR);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((f) => /^vllm-(.+)\.txt$/.exec(f)?.[1])
+    .filter((v): v is string => v !== undefined)
+    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
+}
+
+export interface PythonLock {
+  /** As the stack gives it (relative to the project, or absolute). */
+  readonly path: string;
+  readonly text: string;
+  /** Package (normalized name) → version, the first line for a package (a universal lock may pin per Python). */
+  readonly pins: Readonly<Record<string, string>>;
+}
+
+/** PEP 503 normalization: "huggingface_hub" and "Huggingface-Hub" are one package. */
+export function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+
+export function parseLock(path: string, text: string): PythonLock {
+  const pins: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;]+)/.exec(line);
+    if (m) pins[normalizeName(m[1]!)] ??= m[2]!;
+  }
+  return { path, text, pins };
+}
+
+/** Reads a lock file; undefined when there is none at that path. */
+export function readLock(path: string, root = PROJECT_ROOT): PythonLock | undefined {
+  const abs = isAbsolute(path) ? path : join(root, path);
+  if (!existsSync(abs)) return undefined;
+  return parseLock(path, readFileSync(abs, "utf8"));
+}
+
+/** The release a pin names, without a local label ("0.11.0+fake" → "0.11.0", PEP 440 matching). */
+export function publicVersion(version: string): string {
+  return version.split("+")[0]!;
+}

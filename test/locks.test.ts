@@ -1,0 +1,126 @@
+/**
+ * Python lock files (locks/, `npm run lock`): what the plan demands of them, and that the checked-in
+ * locks agree with the release facts read from each vLLM release's own METADATA (catalogs/vllm.ts).
+ */
+import { writeFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import {
+  defaultLockPath,
+  lockedVllmVersions,
+  parseLock,
+  publicVersion,
+  readLock,
+} from "../catalogs/locks";
+import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
+import { planStack } from "../plan";
+import { readStackFile } from "../config/stack-file";
+import { planProblems, testLock } from "./support/plans";
+
+const cfg = (vllm: Record<string, unknown>, provisioning: Record<string, unknown> = {}) => ({
+  model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc" },
+  target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+  vllm: { maxModelLen: 8192, maxPixels: 1003520, ...vllm },
+  provisioning,
+});
+
+describe("lock files", () => {
+  it("the default release and the releases the plan's hints point to are locked", () => {
+    // 0.19.1: the newest CUDA 12 build (Volta); 0.31.0: the newest for Python 3.10 (the default);
+    // 0.33.0: the newest release.
+    expect(lockedVllmVersions()).toEqual(expect.arrayContaining(["0.19.1", "0.31.0", "0.33.0"]));
+    expect(lockedVllmVersions()).toContain(DEFAULT_VLLM_VERSION);
+  });
+
+  it("each lock pins the torch its vLLM release requires (its METADATA's torch==)", () => {
+    for (const v of lockedVllmVersions()) {
+      const lock = readLock(defaultLockPath(v))!;
+      const features = vllmFeatures(parseVersion(v)!, 8.0);
+      expect(lock.pins["vllm"], v).toBe(v);
+      expect(lock.pins["torch"], v).toBe(features.torch);
+      expect(lock.pins["ray"], v).toBeDefined();
+      expect(lock.pins["huggingface-hub"], v).toBeDefined();
+      // uv's universal output: one file for Python 3.10 (Ubuntu 22.04) up, markers where they differ.
+      expect(lock.text, v).toMatch(new RegExp(`npm run lock -- ${v.replace(/\./g, "\\.")}\\n`));
+    }
+  });
+
+  it("the lab's lock is the FAKE vLLM with every other package at the default release's lock", () => {
+    const lab = readLock("locks/lab-fake-vllm-0.11.0.txt")!;
+    const real = readLock(defaultLockPath(DEFAULT_VLLM_VERSION))!;
+    expect(lab.pins["vllm"]).toBe("0.11.0+fake");
+    expect(publicVersion(lab.pins["vllm"]!)).toBe("0.11.0");
+    expect(lab.pins["torch"]).toBeUndefined();
+    for (const [name, version] of Object.entries(lab.pins)) {
+      if (name === "vllm") continue;
+      // The real lock may pin a package per Python version: the lab's must be one of its lines.
+      expect(real.text, `${name}==${version}`).toContain(`\n${name}==${version}`);
+    }
+    for (const stack of ["lab", "lab-single"])
+      expect(readStackFile(stack).sections["provisioning"]).toMatchObject({
+        pythonLock: "locks/lab-fake-vllm-0.11.0.txt",
+      });
+  });
+
+  it("the plan shows the locked versions", () => {
+    const p = planStack(cfg({}));
+    expect(p.python).toMatchObject({
+      lock: `locks/vllm-${DEFAULT_VLLM_VERSION}.txt`,
+      vllm: DEFAULT_VLLM_VERSION,
+      torch: vllmFeatures(parseVersion(DEFAULT_VLLM_VERSION)!, 8.6).torch,
+    });
+    expect(p.python.packages).toBeGreaterThan(100);
+  });
+
+  it("a release without a lock is refused with the command that makes one and the locked releases", () => {
+    expect(planProblems(cfg({ version: "0.29.0" })).join("\n")).toMatch(
+      /provisioning\.pythonLock \(default: locks\/vllm-<vllm\.version>\.txt\): no lock file there: make it with "npm run lock -- 0\.29\.0".*locked releases: .*0\.31\.0/,
+    );
+  });
+
+  it("a lock for another release, without the hf CLI, too old a transformers or (multi-node) without Ray is refused", () => {
+    expect(planProblems(cfg({}, { pythonLock: testLock("0.19.1") })).join("\n")).toMatch(
+      /it pins vllm 0\.19\.1, the stack's vllm\.version is 0\.31\.0/,
+    );
+    const write = (text: string) => {
+      const path = testLock("0.31.0");
+      writeFileSync(path, text);
+      return path;
+    };
+    const problems = planProblems(
+      cfg({}, { pythonLock: write("vllm==0.31.0\ntransformers==4.45.0\n") }),
+    ).join("\n");
+    expect(problems).toMatch(
+      /transformers 4\.45\.0, older than the \S+ this model and release need/,
+    );
+    expect(problems).toMatch(/it pins no huggingface-hub \(the hf CLI\)/);
+    const multi = {
+      ...cfg(
+        {},
+        { pythonLock: write("vllm==0.31.0\ntransformers==5.17.0\nhuggingface-hub==1.33.0\n") },
+      ),
+      target: {
+        kind: "aws",
+        region: "us-east-1",
+        instanceType: "g5.12xlarge",
+        nodes: 2,
+      },
+      vllm: {
+        maxModelLen: 8192,
+        maxPixels: 1003520,
+        tensorParallelSize: 4,
+        pipelineParallelSize: 2,
+      },
+    };
+    expect(planProblems(multi).join("\n")).toMatch(
+      /it pins no ray, which a multi-node replica runs/,
+    );
+  });
+
+  it("reads uv's output: extras, markers and local labels", () => {
+    const lock = parseLock(
+      "x",
+      "Ray[default]==2.60.0 ; sys_platform == 'linux'\nnumpy==2.2.6 ; python_full_version < '3.11'\nnumpy==2.3.4 ; python_full_version >= '3.11'\nvllm==0.11.0+fake   # via -r requirements.in\n    # via x\n",
+    );
+    expect(lock.pins).toEqual({ ray: "2.60.0", numpy: "2.2.6", vllm: "0.11.0+fake" });
+  });
+});

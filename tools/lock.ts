@@ -1,0 +1,128 @@
+/**
+ * npm run lock -- <vllm version>         → locks/vllm-<version>.txt
+ * npm run lock -- <vllm version> --lab   → locks/lab-fake-vllm-<version>.txt
+ *
+ * Resolves a node's vLLM environment with `uv pip compile` (uv at the version the nodes run) from
+ * PyPI (or UV_INDEX_URL / UV_DEFAULT_INDEX) and writes the lock the nodes install with `uv pip
+ * sync`. The real lock is universal (one file for Ubuntu 22.04's Python 3.10, Debian 12's 3.11 and
+ * Ubuntu 24.04's 3.12, x86_64 and aarch64), from the release's own Requires-Python up.
+ *
+ * The lab's lock is the FAKE vLLM (test/fakes, no torch) with everything else held to the versions
+ * of the default release's real lock (`--constraint`), for the lab nodes' Debian 12 (CPython 3.11,
+ * x86_64): the lab installs what a real node installs, but for vLLM and its GPU stack.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PROJECT_ROOT, defaultLockPath, lockRequirements, readLock } from "../catalogs/locks";
+import { TOOL_VERSIONS } from "../catalogs/tools";
+import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
+
+export function labLockPath(vllmVersion: string): string {
+  return `locks/lab-fake-vllm-${vllmVersion}.txt`;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`lock: ${message}\n`);
+  process.exit(2);
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  cwd?: string,
+): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8", env, cwd });
+  if (r.status !== 0) fail(`${cmd} ${args.join(" ")} failed:\n${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** uv at the nodes' pinned version, in a virtual environment of its own under node_modules/.cache. */
+function ensureUv(): string {
+  const venv = join(PROJECT_ROOT, "node_modules", ".cache", `uv-${TOOL_VERSIONS.uv}`);
+  const uv = join(venv, "bin", "uv");
+  if (!existsSync(uv)) {
+    run("python3", ["-m", "venv", venv]);
+    run(join(venv, "bin", "pip"), [
+      "install",
+      "--quiet",
+      "--disable-pip-version-check",
+      `uv==${TOOL_VERSIONS.uv}`,
+    ]);
+  }
+  return uv;
+}
+
+function main(argv: string[]): void {
+  const lab = argv.includes("--lab");
+  const version = argv.find((a) => !a.startsWith("--"));
+  if (!version) fail("usage: npm run lock -- <vllm version> [--lab]");
+  const parsed = parseVersion(version);
+  if (!parsed) fail(`"${version}" is not a vLLM version (e.g. ${DEFAULT_VLLM_VERSION})`);
+  const features = vllmFeatures(parsed, 8.0);
+  const uv = ensureUv();
+  const work = mkdtempSync(join(tmpdir(), "qwen-vl-lock-"));
+  try {
+    const requirements = join(work, "requirements.in");
+    writeFileSync(
+      requirements,
+      lockRequirements(version, features.minTransformers, lab ? "+fake" : "").join("\n") + "\n",
+    );
+    const out = lab ? labLockPath(version) : defaultLockPath(version);
+    const args = [
+      "pip",
+      "compile",
+      "--quiet",
+      "requirements.in",
+      "--output-file",
+      join(PROJECT_ROOT, out),
+      "--custom-compile-command",
+      `npm run lock -- ${version}${lab ? " --lab" : ""}`,
+      "--annotation-style=line",
+    ];
+    if (lab) {
+      const base = readLock(defaultLockPath(DEFAULT_VLLM_VERSION));
+      if (!base)
+        fail(`the lab's lock is held to ${defaultLockPath(DEFAULT_VLLM_VERSION)}: make it first`);
+      const constraints = join(work, "constraints.txt");
+      // The real lock's lines, markers and all (a universal lock may pin per Python), less vLLM.
+      writeFileSync(
+        constraints,
+        base.text
+          .split("\n")
+          .filter((l) => !/^vllm==/.test(l))
+          .join("\n"),
+      );
+      const wheels = join(work, "wheels");
+      run("python3", [join(PROJECT_ROOT, "test/fakes/build_fake_vllm_wheel.py"), version, wheels]);
+      args.push(
+        "--constraint",
+        "constraints.txt",
+        "--find-links",
+        "wheels",
+        "--python-version",
+        "3.11",
+        "--python-platform",
+        "x86_64-manylinux_2_28",
+      );
+    } else {
+      args.push("--universal", "--python-version", features.minPython);
+    }
+    // No managed Python downloads: the resolver only needs the version it is told. Inputs by
+    // relative name, so the lock's "# via" notes do not carry a temporary folder.
+    run(uv, args, { ...process.env, UV_PYTHON_DOWNLOADS: "never" }, work);
+    const lock = readLock(out)!;
+    const show = ["vllm", "torch", "transformers", "huggingface-hub", "ray"]
+      .filter((p) => lock.pins[p])
+      .map((p) => `${p} ${lock.pins[p]}`);
+    process.stdout.write(
+      `${out}: ${Object.keys(lock.pins).length} packages (${show.join(", ")})\n`,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main(process.argv.slice(2));
