@@ -25,9 +25,20 @@ export function vllmDashboardUrl(vllmVersion: string): string {
   return `https://raw.githubusercontent.com/vllm-project/vllm/v${vllmVersion}/examples/${at}`;
 }
 
-/** Minimum NCCL all-reduce bus bandwidth (GB/s, 1 GiB messages) per GPU interconnect, below which the gate fails. */
+/**
+ * Minimum NCCL all-reduce bus bandwidth (GB/s, 1 GiB messages) below which the connectivity gate
+ * fails: per GPU interconnect inside a node, and across nodes by the network the replica's NCCL
+ * rides (a multi-node all-reduce is bound by its slowest link). Floors catch a broken path (PCIe
+ * P2P off, NVSwitch without Fabric Manager, NCCL on a 1 Gb/s interface), not a tuning target:
+ * nccl-tests' results on these links are several times higher (PCIe 4.0 ≈ 20, NVLink ≥ 100,
+ * NVSwitch H100 ≈ 450; a 25–100 Gb/s TCP socket 2–10; EFA on p4d/p5 ≥ 40).
+ */
 export const NCCL_MIN_BUSBW_GBPS: Readonly<Record<string, number>> = {
   pcie: 5,
   nvlink: 50,
   nvswitch: 100,
+  /** Across nodes over TCP sockets. */
+  network: 1,
+  /** Across nodes over EFA (target.efa). */
+  efa: 10,
 };

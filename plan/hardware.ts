@@ -14,6 +14,12 @@ import type { PlanNode, PlannedPort } from "./types";
 export const VENV_GIB = 25;
 /** Caches: the hf CLI's, Triton's and torch.compile's kernels, logs, Prometheus's TSDB. */
 export const CACHES_GIB = 20;
+/**
+ * The same for an environment without torch (the lab's FAKE vLLM): the CUDA stack is what makes an
+ * environment tens of GiB and what fills the kernel caches.
+ */
+export const VENV_WITHOUT_TORCH_GIB = 2;
+export const CACHES_WITHOUT_TORCH_GIB = 1;
 /** A stock Ubuntu or Debian system with its packages (hosts; AWS sizes from the AMI's own snapshot). */
 export const SYSTEM_GIB = 19;
 

@@ -16,8 +16,10 @@ import { planMemory } from "./profile";
 import { quantizationLabel } from "./parallel";
 import {
   CACHES_GIB,
+  CACHES_WITHOUT_TORCH_GIB,
   SYSTEM_GIB,
   VENV_GIB,
+  VENV_WITHOUT_TORCH_GIB,
   resolveHardware,
   planNodes,
   planPorts,
@@ -229,8 +231,8 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     python,
     disk: {
       weightsGiB: round(givenGiB ?? derivedGiB, 2),
-      venvGiB: VENV_GIB,
-      cachesGiB: CACHES_GIB,
+      venvGiB: python.torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
+      cachesGiB: python.torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
     },
     config: c,
   };

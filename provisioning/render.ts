@@ -248,7 +248,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       REVISION: plan.model.revision,
       MODEL_DIR: plan.model.dir,
       MODEL_PARENT: MODEL_ROOT,
-      WEIGHTS_KIB: String(Math.ceil(plan.model.checkpointGiB * 1024 * 1024)),
+      WEIGHTS_KIB: String(Math.ceil(plan.disk.weightsGiB * 1024 * 1024)),
+      VENV_KIB: String(plan.disk.venvGiB * 1024 * 1024),
+      CACHES_KIB: String(plan.disk.cachesGiB * 1024 * 1024),
       WEIGHTS_SOURCE: c.provisioning.weightsSource,
       MIRROR_URL: c.provisioning.mirrorUrl ?? "",
       PYTHON_INDEX_URL: c.provisioning.pythonIndexUrl ?? "",
@@ -270,7 +272,11 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       RAY_OBJECT_MANAGER_PORT: String(PORTS.rayObjectManager),
       NETWORK_INTERFACE: node.host?.networkInterface ?? "",
       CHECK_TARGETS: checkTargets.join(" "),
-      NCCL_MIN_BUSBW_GBPS: String(NCCL_MIN_BUSBW_GBPS[plan.gpu.interconnect] ?? 5),
+      // The floor for the links the gate's all-reduce crosses: the network when the replica spans nodes.
+      NCCL_MIN_BUSBW_GBPS: String(
+        NCCL_MIN_BUSBW_GBPS[multiNode ? (opts.efa ? "efa" : "network") : plan.gpu.interconnect] ??
+          5,
+      ),
       API_PORT: String(c.vllm.port),
       PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,

@@ -15,6 +15,7 @@ import {
   writeSync,
   closeSync,
   cpSync,
+  mkdirSync,
 } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
@@ -81,7 +82,27 @@ describe("preflight", () => {
     s.writeEnv({ WEIGHTS_KIB: String(2 ** 40) });
     const r = s.run("preflight.sh");
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/the weights need \d+ MiB more: grow the volume/);
+    expect(r.err).toMatch(
+      /not enough disk: \/\S* has \d+ GiB free, the steps write weights 1048576 GiB \+ Python environment 0 GiB \+ caches 0 GiB = 1048576 GiB: grow the volume \(target.rootVolumeGiB\)/,
+    );
+  });
+  it("counts the Python environment and the caches beside the weights, less what is already written", () => {
+    const s = sandbox();
+    const free = Number(
+      spawnSync("df", ["-Pk", s.root], { encoding: "utf8" }).stdout.split("\n")[1]!.split(/\s+/)[3],
+    );
+    // Each alone fits; together they do not.
+    const third = String(Math.floor(free / 2));
+    s.writeEnv({ WEIGHTS_KIB: third, VENV_KIB: third, CACHES_KIB: third });
+    expect(s.run("preflight.sh").err).toMatch(
+      /not enough disk: .* the steps write weights \d+ GiB \+ Python environment \d+ GiB \+ caches \d+ GiB/,
+    );
+    s.writeEnv({ WEIGHTS_KIB: "1024", VENV_KIB: third, CACHES_KIB: "1024" });
+    const r = s.run("preflight.sh");
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /disk: \d+ GiB free on \S+, the steps write weights 0 GiB \+ Python environment \d+ GiB \+ caches 0 GiB/,
+    );
   });
   it("without a driver, leaves the GPU check to after the driver step", () => {
     const s = sandbox();
@@ -609,60 +630,80 @@ describe("connectivity gate", () => {
   });
 });
 
-describe("connectivity gate: NCCL all-reduce across a node's GPUs (nccl-tests; the FAKE all_reduce_perf)", () => {
+describe("connectivity gate: NCCL all-reduce with vLLM's environment (nccl-check.py on the FAKE torch)", () => {
   const large = planStack(readStackFile("large").sections, { stack: "large" });
-  function eightGpus(extra: Record<string, string> = {}) {
-    const s = sandbox(large);
+  const multi = planStack(readStackFile("multi-gpu").sections, { stack: "multi-gpu" });
+  /** A node with a GPU device and vLLM's venv whose python sees the FAKE torch (test/fakes/fake_torch). */
+  function withGpus(p = large, node = "head", extra: Record<string, string> = {}) {
+    const s = sandbox(p, node, { head: "10.0.0.10", worker1: "10.0.0.11" });
     const device = join(s.root, "nvidiactl");
     writeFileSync(device, "");
-    const argsFile = join(s.root, "nccl-args");
-    const env = {
-      QWEN_VL_NVIDIA_DEVICE: device,
-      NCCL_TESTS_BIN: FAKES,
-      FAKE_NCCL_ARGS_FILE: argsFile,
-      ...extra,
-    };
-    return { s, env, argsFile };
+    const venvBin = join(s.home, "venv", "bin");
+    mkdirSync(venvBin, { recursive: true });
+    writeFileSync(
+      join(venvBin, "python"),
+      `#!/bin/sh\nPYTHONPATH=${join(FAKES, "fake_torch")} exec python3 "$@"\n`,
+      { mode: 0o755 },
+    );
+    return { s, env: { QWEN_VL_NVIDIA_DEVICE: device, ...extra } };
   }
-  it("single 8-GPU node: runs at 1 GiB over all GPUs and passes above the NVSwitch floor", () => {
-    const { s, env, argsFile } = eightGpus({ FAKE_BUSBW: "231.41" });
+  it("single 8-GPU node: every value checked at 1 GiB over all GPUs, passes above the NVSwitch floor", () => {
+    const { s, env } = withGpus(large, "head", { FAKE_BUSBW: "231.41" });
     const r = s.run("connectivity.sh", [], env);
     expect(r.code, r.all).toBe(0);
     expect(r.out).toMatch(/single node: no other member to reach/);
-    expect(r.out).toMatch(/NCCL all-reduce bus bandwidth 231.41 GB\/s across 8 GPUs ≥ 100 GB\/s/);
-    expect(readFileSync(argsFile, "utf8").trim()).toBe("-b 1G -e 1G -f 2 -g 8");
+    expect(r.out).toMatch(
+      /NCCL all-reduce bus bandwidth 231.41 GB\/s across 8 GPUs on 1 node\(s\) ≥ 100 GB\/s, every value right/,
+    );
     expect(result(r.out)).toBe("unchanged");
   });
   it("fails naming the numbers below the floor, on wrong values, and on an NCCL error", () => {
-    const slow = eightGpus({ FAKE_BUSBW: "12.5" });
+    const slow = withGpus(large, "head", { FAKE_BUSBW: "12.5" });
     const r = slow.s.run("connectivity.sh", [], slow.env);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(
-      /FAILED: NCCL all-reduce bus bandwidth 12.5 GB\/s across 8 GPUs < 100 GB\/s expected for this interconnect: check nvidia-smi topo -m, Fabric Manager/,
+      /FAILED: NCCL all-reduce bus bandwidth 12.5 GB\/s across 8 GPUs on 1 node\(s\) < 100 GB\/s expected for these links: check nvidia-smi topo -m, Fabric Manager/,
     );
-    const wrong = eightGpus({ FAKE_OOB: "3" });
+    const wrong = withGpus(large, "head", { FAKE_WRONG: "3" });
     expect(wrong.s.run("connectivity.sh", [], wrong.env).err).toMatch(
-      /FAILED: NCCL all-reduce across 8 GPUs returned 3 wrong values/,
+      /FAILED: NCCL all-reduce across 8 GPUs returned 24 wrong values/,
     );
-    const broken = eightGpus({ FAKE_FAIL: "1" });
+    const broken = withGpus(large, "head", {
+      FAKE_NCCL_ERROR: "NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled system error",
+    });
     expect(broken.s.run("connectivity.sh", [], broken.env).err).toMatch(
-      /FAILED: NCCL all-reduce across 8 GPUs failed: .*unhandled system error/,
+      /FAILED: NCCL all-reduce across 8 GPUs failed \(RuntimeError: NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled system error\): run it again with NCCL_DEBUG=INFO/,
     );
+    // Fewer devices than the plan's GPUs: the rank without a GPU fails, named.
+    const short = withGpus(large, "head", { FAKE_GPUS: "4" });
+    expect(short.s.run("connectivity.sh", [], short.env).err).toMatch(/invalid device ordinal 4/);
   });
-  it("skips, saying why: no GPU device, one GPU, no nccl-tests", () => {
-    const { s, env } = eightGpus();
+  it("multi-node: the head runs it across the replica's GPUs through Ray with the network's floor; workers leave it to the head", () => {
+    const worker = withGpus(multi, "worker1");
+    worker.s.writeEnv({ CHECK_TARGETS: "" });
+    expect(worker.s.run("connectivity.sh", [], worker.env).out).toMatch(
+      /NCCL all-reduce: the head runs it across the replica's 8 GPUs/,
+    );
+    const head = withGpus(multi, "head");
+    head.s.writeEnv({ CHECK_TARGETS: "" });
+    const r = head.s.run("connectivity.sh", [], head.env);
+    // No Ray here: the attempt through Ray is what fails, with the address it used.
+    expect(r.err).toMatch(
+      /FAILED: NCCL all-reduce across 8 GPUs failed \(.*\): .*nccl-check.py --gpus 8 --ray 10\.0\.0\.10:6379/,
+    );
+    expect(readFileSync(join(head.s.etc, "node.env"), "utf8")).toMatch(/NCCL_MIN_BUSBW_GBPS=1\n/);
+  });
+  it("skips, saying why: no GPU device, one GPU", () => {
+    const { s, env } = withGpus();
     expect(
       s.run("connectivity.sh", [], { ...env, QWEN_VL_NVIDIA_DEVICE: "/nonexistent" }).out,
     ).toMatch(/NCCL all-reduce skipped: no GPU device/);
-    expect(s.run("connectivity.sh", [], { ...env, NCCL_TESTS_BIN: "/nonexistent" }).out).toMatch(
-      /NCCL all-reduce skipped: no nccl-tests at \/nonexistent\/all_reduce_perf/,
-    );
     const one = sandbox();
     const device = join(one.root, "nvidiactl");
     writeFileSync(device, "");
-    expect(
-      one.run("connectivity.sh", [], { QWEN_VL_NVIDIA_DEVICE: device, NCCL_TESTS_BIN: FAKES }).out,
-    ).toMatch(/NCCL all-reduce skipped: one GPU on this node/);
+    expect(one.run("connectivity.sh", [], { QWEN_VL_NVIDIA_DEVICE: device }).out).toMatch(
+      /NCCL all-reduce skipped: one GPU on this node/,
+    );
   });
 });
 

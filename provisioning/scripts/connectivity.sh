@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Connectivity gate, before vLLM starts: this node reaches every other member of its replica on every
 # port the cluster needs (rendered CHECK_TARGETS "name:address:port ..."). Reports each failing pair
-# and port. On nodes with several GPUs, an NCCL all-reduce with a minimum bus bandwidth when
-# nccl-tests is present (single-node stacks too: an 8-GPU board is where TP traffic runs).
+# and port. Then an NCCL all-reduce with a minimum bus bandwidth across the GPUs vLLM will use
+# (single-node stacks too: an 8-GPU board is where TP traffic runs).
 set -euo pipefail
 QWEN_VL_STEP=connectivity
 # shellcheck source=lib.sh
@@ -34,25 +34,34 @@ else
   log "single node: no other member to reach"
 fi
 
-# NCCL all-reduce across this node's GPUs (what tensor parallelism rides on), with nccl-tests when
-# the node has it (NCCL_TESTS_BIN: its build directory): bus bandwidth at 1 GiB against the tier's
-# floor. A board whose GPUs cannot talk (NVSwitch without Fabric Manager, P2P broken by the IOMMU or
-# ACS) fails here, before vLLM hangs in its first all-reduce.
-nccl=${NCCL_TESTS_BIN:-/opt/nccl-tests/build}/all_reduce_perf
+# NCCL all-reduce with vLLM's own environment (its torch and NCCL), what tensor parallelism rides
+# on: every value checked, bus bandwidth at 1 GiB against the floor for the links it crosses. One
+# node: across its GPUs. Multi-node: the head runs it across every GPU of the replica through Ray
+# (the workers' Ray has joined: this step runs after every member's), as vLLM places its workers,
+# which also tests the inter-node path pipeline parallelism uses. A board whose GPUs cannot talk
+# (NVSwitch without Fabric Manager, P2P broken by the IOMMU or ACS) or nodes whose NCCL cannot reach
+# each other fail here, before vLLM hangs in its first all-reduce.
+nccl_args=()
 if [[ ! -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
   log "NCCL all-reduce skipped: no GPU device"
+elif [[ ${MULTI_NODE:-0} == 1 && $ROLE != head ]]; then
+  log "NCCL all-reduce: the head runs it across the replica's $TOTAL_GPUS GPUs"
+elif [[ ${MULTI_NODE:-0} == 1 ]]; then
+  nccl_args=(--gpus "$TOTAL_GPUS" --ray "$RAY_ADDRESS")
 elif [[ ${GPU_COUNT:-1} -lt 2 ]]; then
   log "NCCL all-reduce skipped: one GPU on this node"
-elif [[ ! -x $nccl ]]; then
-  log "NCCL all-reduce skipped: no nccl-tests at $nccl (build NVIDIA's nccl-tests there, or set NCCL_TESTS_BIN in node.env.local)"
 else
-  out=$("$nccl" -b 1G -e 1G -f 2 -g "$GPU_COUNT" 2>&1) || die "NCCL all-reduce across $GPU_COUNT GPUs failed: ${out##*$'\n'}"
-  oob=$(awk -F: '/Out of bounds values/ { gsub(/[^0-9]/, "", $2); print $2 }' <<<"$out")
-  [[ ${oob:-0} == 0 ]] || die "NCCL all-reduce across $GPU_COUNT GPUs returned $oob wrong values: a GPU or link corrupts data (nvidia-smi -q -d ECC, dmesg for Xid)"
-  bw=$(awk '/Avg bus bandwidth/ {print $NF}' <<<"$out")
-  [[ $bw =~ ^[0-9]+([.][0-9]+)?$ ]] || die "NCCL all-reduce printed no bus bandwidth: ${out##*$'\n'}"
-  awk -v bw="$bw" -v min="$NCCL_MIN_BUSBW_GBPS" 'BEGIN { exit !(bw >= min) }' ||
-    die "NCCL all-reduce bus bandwidth $bw GB/s across $GPU_COUNT GPUs < $NCCL_MIN_BUSBW_GBPS GB/s expected for this interconnect: check nvidia-smi topo -m, Fabric Manager and NCCL_P2P_DISABLE"
-  log "NCCL all-reduce bus bandwidth $bw GB/s across $GPU_COUNT GPUs ≥ $NCCL_MIN_BUSBW_GBPS GB/s"
+  nccl_args=(--gpus "$GPU_COUNT")
+fi
+if [[ ${#nccl_args[@]} -gt 0 ]]; then
+  gpus=${nccl_args[1]}
+  out=$("$QWEN_VL_HOME/venv/bin/python" "$QWEN_VL_HOME/bin/nccl-check.py" "${nccl_args[@]}" --timeout "${NCCL_TIMEOUT:-300}" 2>&1) ||
+    die "NCCL all-reduce across $gpus GPUs failed (${out##*$'\n'}): run it again with NCCL_DEBUG=INFO: $QWEN_VL_HOME/venv/bin/python $QWEN_VL_HOME/bin/nccl-check.py ${nccl_args[*]}"
+  read -r wrong busbw nodes < <(python3 -c 'import json, sys; r = json.loads(sys.argv[1].splitlines()[-1]); print(r["wrong"], r["busbw_gbps"], r["nodes"])' "$out") ||
+    die "NCCL all-reduce printed no result: ${out##*$'\n'}"
+  [[ $wrong == 0 ]] || die "NCCL all-reduce across $gpus GPUs returned $wrong wrong values: a GPU or link corrupts data (nvidia-smi -q -d ECC, dmesg for Xid)"
+  awk -v bw="$busbw" -v min="$NCCL_MIN_BUSBW_GBPS" 'BEGIN { exit !(bw >= min) }' ||
+    die "NCCL all-reduce bus bandwidth $busbw GB/s across $gpus GPUs on $nodes node(s) < $NCCL_MIN_BUSBW_GBPS GB/s expected for these links: check nvidia-smi topo -m, Fabric Manager, NCCL_P2P_DISABLE and (across nodes) NCCL_SOCKET_IFNAME / EFA"
+  log "NCCL all-reduce bus bandwidth $busbw GB/s across $gpus GPUs on $nodes node(s) ≥ $NCCL_MIN_BUSBW_GBPS GB/s, every value right"
 fi
 finish

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Preflight: is this the machine the plan was made for? System, GPUs (model, count, memory) and free
-# disk for the weights. Refuses with the difference and what to do; changes nothing.
+# disk for what the steps write. Refuses with the difference and what to do; changes nothing.
 set -euo pipefail
 QWEN_VL_STEP=preflight
 # shellcheck source=lib.sh
@@ -33,12 +33,33 @@ else
   log "GPUs: $count × $GPU_SMI_NAME, memory as planned"
 fi
 
+# Space for everything the steps write, per filesystem (the three folders often share the root
+# volume): the weights under the model folder, vLLM's environment under QWEN_VL_HOME, the service
+# account's caches (hf, Triton, torch.compile kernels) in its home. What is already there counts as
+# written; a folder not made yet is measured on the filesystem it will be made on.
 mkdir -p "$MODEL_PARENT"
-free_kib=$(df -Pk "$MODEL_PARENT" | awk 'NR==2 {print $4}')
-have_kib=0
-[[ -d $MODEL_DIR ]] && have_kib=$(du -sk "$MODEL_DIR" | awk '{print $1}')
-need_kib=$((WEIGHTS_KIB - have_kib))
-[[ $need_kib -lt 0 ]] && need_kib=0
-[[ $free_kib -ge $need_kib ]] || die "free disk under $MODEL_PARENT is $((free_kib / 1024)) MiB, the weights need $((need_kib / 1024)) MiB more: grow the volume (target.rootVolumeGiB)"
-log "disk: $((free_kib / 1024)) MiB free under $MODEL_PARENT, weights need $((need_kib / 1024)) MiB more"
+declare -A need_kib=() free_kib=() what=()
+plan_space() { # folder, KiB it will hold, what for
+  local dir=$1 want=$2 label=$3 have=0 fs at=$1
+  while [[ ! -d $at ]]; do at=$(dirname "$at"); done
+  fs=$(df -P "$at" | awk 'NR==2 {print $6}')
+  [[ -d $dir ]] && have=$(du -skx "$dir" 2>/dev/null | awk '{print $1}')
+  want=$((want - have))
+  [[ $want -lt 0 ]] && want=0
+  need_kib[$fs]=$((${need_kib[$fs]:-0} + want))
+  free_kib[$fs]=$(df -Pk "$at" | awk 'NR==2 {print $4}')
+  what[$fs]="${what[$fs]:+${what[$fs]} + }$label $((want / 1048576)) GiB"
+}
+plan_space "$MODEL_DIR" "$WEIGHTS_KIB" "weights"
+plan_space "$QWEN_VL_HOME/venv" "$VENV_KIB" "Python environment"
+plan_space "$SERVICE_HOME" "$CACHES_KIB" "caches"
+short=()
+for fs in "${!need_kib[@]}"; do
+  if [[ ${free_kib[$fs]} -ge ${need_kib[$fs]} ]]; then
+    log "disk: $((free_kib[$fs] / 1048576)) GiB free on $fs, the steps write ${what[$fs]}"
+  else
+    short+=("$fs has $((free_kib[$fs] / 1048576)) GiB free, the steps write ${what[$fs]} = $((need_kib[$fs] / 1048576)) GiB")
+  fi
+done
+[[ ${#short[@]} -eq 0 ]] || die "not enough disk: ${short[*]}: grow the volume (target.rootVolumeGiB) or free space"
 finish

@@ -59,6 +59,11 @@ export class Sandbox {
       ...bundle.env,
       MODEL_DIR: this.modelDir,
       MODEL_PARENT: this.modelParent,
+      SERVICE_HOME: join(this.root, "service"),
+      // The machine running the tests need not have the plan's disk (preflight's tests set these).
+      WEIGHTS_KIB: "1024",
+      VENV_KIB: "1024",
+      CACHES_KIB: "1024",
       ...overrides,
     };
     this.writeEnv();
