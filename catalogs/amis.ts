@@ -13,6 +13,12 @@ export interface AmiSource {
   readonly os: "ubuntu-22.04" | "ubuntu-24.04" | "debian-12";
   /** The system python3 the Python environment is built on (Ubuntu and Debian package archives). */
   readonly python: string;
+  /**
+   * The image runs the SSM agent (Session Manager: the stacks' way in without SSH). AWS's list of
+   * AMIs with SSM Agent preinstalled names Ubuntu Server (a snap) and not Debian, whose cloud images
+   * ship without it ("Manually installing SSM Agent on Debian Server instances").
+   */
+  readonly ssmAgent: boolean;
 }
 
 export const AMIS: Readonly<
@@ -25,6 +31,7 @@ export const AMIS: Readonly<
     nvidiaPreinstalled: true,
     os: "ubuntu-22.04",
     python: "3.10",
+    ssmAgent: true,
   },
   "ubuntu-22.04": {
     ssmParameter:
@@ -33,6 +40,7 @@ export const AMIS: Readonly<
     nvidiaPreinstalled: false,
     os: "ubuntu-22.04",
     python: "3.10",
+    ssmAgent: true,
   },
   "ubuntu-24.04": {
     ssmParameter:
@@ -41,6 +49,7 @@ export const AMIS: Readonly<
     nvidiaPreinstalled: false,
     os: "ubuntu-24.04",
     python: "3.12",
+    ssmAgent: true,
   },
   "debian-12": {
     ssmParameter: "/aws/service/debian/release/12/latest/amd64",
@@ -48,5 +57,6 @@ export const AMIS: Readonly<
     nvidiaPreinstalled: false,
     os: "debian-12",
     python: "3.11",
+    ssmAgent: false,
   },
 };

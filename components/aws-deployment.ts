@@ -126,10 +126,17 @@ export class AwsDeployment extends pulumi.ComponentResource {
     // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
     // a secret), its private half stays in the state, encrypted.
     const deployKey = new DeployKey(`${name}-deploy-key`, { parent: this });
-    const userData = pulumi.interpolate`#cloud-config
-ssh_authorized_keys:
-  - ${deployKey.publicKey}
-`;
+    const partition = aws.getPartitionOutput({}, own);
+    const userData = pulumi
+      .all([deployKey.publicKey, partition.dnsSuffix])
+      .apply(([key, dnsSuffix]) =>
+        nodeUserData(
+          key,
+          amiSource.ssmAgent || target.amiId !== undefined,
+          target.region,
+          dnsSuffix,
+        ),
+      );
     this.provisioned = [];
 
     this.nodes = plan.nodes.map((n) => {
@@ -242,6 +249,32 @@ ssh_authorized_keys:
       nodes: this.nodes,
     });
   }
+}
+
+/**
+ * The nodes' cloud-init: the deployment key's public half, and on images without the SSM agent
+ * (Debian) the agent itself, from the region's own bucket as AWS documents for Debian Server
+ * ("https://s3.<region>.amazonaws.com/amazon-ssm-<region>/latest/debian_amd64/amazon-ssm-agent.deb"),
+ * fetched with the image's python3 (cloud-init runs on it; curl is not promised). Pure.
+ */
+export function nodeUserData(
+  deployPublicKey: string,
+  hasSsmAgent: boolean,
+  region: string,
+  dnsSuffix: string,
+): string {
+  const lines = ["#cloud-config", "ssh_authorized_keys:", `  - ${deployPublicKey}`];
+  if (!hasSsmAgent) {
+    const url = `https://s3.${region}.${dnsSuffix}/amazon-ssm-${region}/latest/debian_amd64/amazon-ssm-agent.deb`;
+    lines.push(
+      "runcmd:",
+      `  - [python3, -c, "import urllib.request; urllib.request.urlretrieve('${url}', '/var/tmp/amazon-ssm-agent.deb')"]`,
+      "  - [dpkg, -i, /var/tmp/amazon-ssm-agent.deb]",
+      "  - [systemctl, enable, --now, amazon-ssm-agent]",
+      "  - [rm, -f, /var/tmp/amazon-ssm-agent.deb]",
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
-import { AwsDeployment } from "../components/aws-deployment";
+import { AwsDeployment, nodeUserData } from "../components/aws-deployment";
 import { chooseZone, defaultVpc } from "../components/network";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
@@ -294,6 +294,30 @@ describe("options", () => {
     expect(await value(d.nodes[0]!.connect)).toBe("ssh ubuntu@203.0.113.11");
     expect(await value(d.tunnelCommand)).toBe(
       "ssh -N -L 8000:localhost:8000 -L 9090:localhost:9090 ubuntu@203.0.113.11",
+    );
+  });
+
+  it("Debian 12, which ships no SSM agent: cloud-init installs it from the region's own bucket", async () => {
+    const s = base();
+    const { rec } = await deploy("deb", {
+      ...s,
+      target: { ...s["target"], region: "eu-west-1", ami: "debian-12" },
+    });
+    const userData = one(rec, "deb-head-instance").inputs["userData"] as string;
+    expect(userData).toContain(`ssh_authorized_keys:\n  - ${MOCK_DEPLOY_PUBLIC_KEY}\n`);
+    expect(userData).toContain(
+      "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb",
+    );
+    expect(userData).toMatch(
+      /runcmd:\n.*\n {2}- \[dpkg, -i, \/var\/tmp\/amazon-ssm-agent\.deb\]\n {2}- \[systemctl, enable, --now, amazon-ssm-agent\]/,
+    );
+    // Another partition's DNS suffix (China): the bucket is addressed there.
+    expect(nodeUserData("ssh-ed25519 K", false, "cn-north-1", "amazonaws.com.cn")).toContain(
+      "https://s3.cn-north-1.amazonaws.com.cn/amazon-ssm-cn-north-1/latest/debian_amd64/",
+    );
+    // Ubuntu images run the agent already: nothing more than the key.
+    expect(nodeUserData("ssh-ed25519 K", true, "eu-west-1", "amazonaws.com")).toBe(
+      "#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 K\n",
     );
   });
 
