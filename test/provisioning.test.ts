@@ -363,10 +363,39 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
     expect(first.out).toMatch(
       /changed: weights of Qwen\/Qwen2-VL-7B-Instruct@a7a06a1c\w+ fetched and verified/,
     );
-    expect(JSON.parse(readFileSync(join(s.state, "weights-report.json"), "utf8")).ok).toBe(true);
+    // Hashed once: aria2c checked each shard against the manifest's sha256 as it fetched it, so the
+    // verification stamps them without reading them again (only the small git-sha1 files).
+    const report = JSON.parse(readFileSync(join(s.state, "weights-report.json"), "utf8"));
+    expect(report.ok).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(mirrorDir, "m", "manifest.json"), "utf8")) as {
+      files: { path: string; size: number; sha256?: string }[];
+    };
+    const lfs = manifest.files.filter((f) => f.sha256);
+    expect(report.checkedByAria2c).toBe(lfs.length);
+    expect(report.hashedBytes).toBe(
+      manifest.files.filter((f) => !f.sha256).reduce((a, f) => a + f.size, 0),
+    );
+    expect(first.out).toMatch(new RegExp(`${lfs.length} checked by aria2c as they were fetched`));
     const second = s.run("weights.sh");
     expect(second.out).toMatch(/present and verified: nothing to fetch/);
     expect(result(second.out)).toBe("unchanged");
+  });
+
+  it("a mirror serving a corrupted shard: aria2c's sha256 check refuses it, nothing is stamped", () => {
+    const shard = join(mirrorDir, "m", "model-00003-of-00003.safetensors");
+    const saved = readFileSync(shard);
+    try {
+      const fd = openSync(shard, "r+");
+      writeSync(fd, Buffer.from("bitrot!!"), 0, 8, 1 << 20);
+      closeSync(fd);
+      const s = mirrored();
+      const r = s.run("weights.sh");
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/aria2c could not fetch every file/);
+      expect(existsSync(join(s.modelDir, ".qwen-vl", "verified.json"))).toBe(false);
+    } finally {
+      writeFileSync(shard, saved);
+    }
   });
 
   it("one file corrupted → named in the report, the unit's start check refuses; --refetch-bad fetches only that file", () => {

@@ -135,6 +135,11 @@ PY
     --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
     --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
     die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
+  # aria2c hashed each file against the manifest's sha256 as it completed it (exit 32 otherwise):
+  # the verification below stamps those without reading them again.
+  printf '%s\n' "${bad[@]}" >"$meta/fetched"
+  verify --fetched "$meta/fetched" || die "the fetched weights do not match the manifest (see $report)"
+  rm -f "$meta/fetched"
 else
   # The files by name (hf download REPO FILE...): a repeated --include keeps only its last value.
   log "fetching ${#bad[@]} file(s) with the hf CLI at revision $REVISION"
@@ -142,9 +147,10 @@ else
     why=$(grep -v '^[[:space:]]*$' "$meta/hf.log" | tail -n1)
     die "hf download failed (${why:-no message}; log: $meta/hf.log): partial files resume on the next run; check the network, model.revision and secrets.hfToken"
   }
+  # The hf CLI checks no sha256 of what it wrote: every file is hashed here.
+  verify || die "the fetched weights do not match the manifest (see $report)"
 fi
 
-verify || die "the fetched weights do not match the manifest (see $report)"
 changed "weights of $MODEL_ID@$REVISION fetched and verified"
 fix_config
 ensure_weights_check
