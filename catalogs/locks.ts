@@ -3,10 +3,12 @@
  * provisioned on different days (or a node re-made next month) get the same torch, transformers,
  * Ray and hf CLI. Each file is `uv pip compile` output (`npm run lock -- <vllm version>`, tools/lock.ts),
  * checked in under locks/, and installed on the node with `uv pip sync` (provisioning/scripts/
- * python-env.sh). The lock is data like the other catalogs: read from the repository, never fetched.
+ * python-env.sh). The planner reads the index of those files (catalogs/python-locks.ts, written by
+ * the same command: path → sha256 and the pins the plan checks), not the files: it stays pure; the
+ * renderer reads the file and holds it to the index's sha256.
  */
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
+import { LOCKS } from "./python-locks";
 
 /** The project's root folder (this file is in catalogs/). */
 export const PROJECT_ROOT = join(__dirname, "..");
@@ -37,14 +39,24 @@ export function defaultLockPath(vllmVersion: string): string {
 }
 
 /** The releases with a checked-in lock, oldest first. */
-export function lockedVllmVersions(root = PROJECT_ROOT): string[] {
-  const dir = join(root, LOCKS_DIR);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((f) => /^vllm-(.+)\.txt$/.exec(f)?.[1])
+export function lockedVllmVersions(): string[] {
+  return Object.keys(LOCKS)
+    .map((path) => /^locks\/vllm-(.+)\.txt$/.exec(path)?.[1])
     .filter((v): v is string => v !== undefined)
     .sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
 }
+
+/** What the index keeps of a lock file. */
+export interface LockSummary {
+  readonly sha256: string;
+  /** Packages it pins. */
+  readonly packages: number;
+  /** The pins the plan checks and shows (normalized names: vllm, torch, transformers, huggingface-hub, ray). */
+  readonly pins: Readonly<Record<string, string>>;
+}
+
+/** The pins a lock summary keeps. */
+export const SUMMARY_PINS = ["vllm", "torch", "transformers", "huggingface-hub", "ray"] as const;
 
 export interface PythonLock {
   /** As the stack gives it (relative to the project, or absolute). */
@@ -66,13 +78,6 @@ export function parseLock(path: string, text: string): PythonLock {
     if (m) pins[normalizeName(m[1]!)] ??= m[2]!;
   }
   return { path, text, pins };
-}
-
-/** Reads a lock file; undefined when there is none at that path. */
-export function readLock(path: string, root = PROJECT_ROOT): PythonLock | undefined {
-  const abs = isAbsolute(path) ? path : join(root, path);
-  if (!existsSync(abs)) return undefined;
-  return parseLock(path, readFileSync(abs, "utf8"));
 }
 
 /** The release a pin names, without a local label ("0.11.0+fake" → "0.11.0", PEP 440 matching). */

@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readLock } from "../catalogs/locks";
+import { readLockFile } from "../provisioning/python-lock";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
@@ -30,7 +30,7 @@ export const MIRROR_DIR = join(LAB_DIR, "mirror");
  * for the S3 mirror path), as an air-gapped site mirrors its lock.
  */
 export function wheelRequirements(plan: Plan): { locked: string[]; tools: string[] } {
-  const lock = readLock(plan.python.lock);
+  const lock = readLockFile(plan.python.lock);
   if (!lock) throw new LabError(`the plan's lock ${plan.python.lock} is missing`);
   return {
     locked: Object.entries(lock.pins)

@@ -2,7 +2,13 @@
  * The refusals and cautions of a stack, each with its path, the value and what is allowed.
  */
 import { AMIS } from "../catalogs/amis";
-import { defaultLockPath, lockedVllmVersions, publicVersion, readLock } from "../catalogs/locks";
+import {
+  defaultLockPath,
+  lockedVllmVersions,
+  publicVersion,
+  type LockSummary,
+} from "../catalogs/locks";
+import { LOCKS } from "../catalogs/python-locks";
 import type { Gpu } from "../catalogs/gpus";
 import { MIN_VLLM_FOR, awqVariantOf, type ModelSpec } from "../catalogs/models";
 import { PORTS, type PortName } from "../catalogs/ports";
@@ -259,18 +265,19 @@ export function checkPythonLock(
   features: VllmFeatures | undefined,
   multiNode: boolean,
   issues: Issue[],
+  locks: Readonly<Record<string, LockSummary>> = LOCKS,
 ): PythonEnvPlan | undefined {
   const path = c.provisioning.pythonLock ?? defaultLockPath(c.vllm.version);
   const where =
     c.provisioning.pythonLock !== undefined
       ? "provisioning.pythonLock"
       : "provisioning.pythonLock (default: locks/vllm-<vllm.version>.txt)";
-  const lock = readLock(path);
+  const lock = locks[path];
   if (!lock) {
     issues.push({
       path: where,
       value: path,
-      message: `no lock file there: make it with "npm run lock -- ${c.vllm.version}" (resolves vLLM ${c.vllm.version}'s environment from PyPI once and pins every package, so every node gets the same) and commit it, or name your own (locked releases: ${lockedVllmVersions().join(", ") || "none"})`,
+      message: `no lock file there: make it with "npm run lock -- ${c.vllm.version}" (resolves vLLM ${c.vllm.version}'s environment from PyPI once and pins every package, so every node gets the same) and commit it with catalogs/python-locks.ts; a lock of your own goes under locks/ and is indexed with "npm run lock -- --index" (locked releases: ${lockedVllmVersions().join(", ") || "none"})`,
     });
     return undefined;
   }
@@ -303,7 +310,7 @@ export function checkPythonLock(
   const pick = (name: string) => lock.pins[name];
   return {
     lock: path,
-    packages: Object.keys(lock.pins).length,
+    packages: lock.packages,
     vllm: pinned!,
     ...(pick("torch") ? { torch: pick("torch") } : {}),
     transformers: transformers!,

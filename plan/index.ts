@@ -113,7 +113,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
   // parallelism wider than a node), so Ray runs across them and the members must reach each other.
   const multiNode = hw !== undefined && tp * pp > hw.gpusPerNode;
-  const python = checkPythonLock(c, features, multiNode, issues);
+  const python = checkPythonLock(c, features, multiNode, issues, opts.locks);
 
   if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype || !python) {
     throw new ConfigError(

@@ -3,6 +3,7 @@
  */
 import type { Gpu } from "../catalogs/gpus";
 import type { ModelSpec } from "../catalogs/models";
+import type { LockSummary } from "../catalogs/locks";
 import type { PortName } from "../catalogs/ports";
 import type { VllmFeatures } from "../catalogs/vllm";
 import type { HostConfig, StackConfig } from "../config/schema";
@@ -164,4 +165,6 @@ export interface PlanOptions {
   readonly gpu?: Gpu;
   /** Checkpoint size given by the user when the dimensions cannot give it. */
   readonly weightsGiB?: number;
+  /** The lock files the plan may name (default: the index of locks/, catalogs/python-locks.ts). */
+  readonly locks?: Readonly<Record<string, LockSummary>>;
 }

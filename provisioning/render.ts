@@ -10,11 +10,11 @@ import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { INSTANCE_TYPES } from "../catalogs/instances";
-import { readLock } from "../catalogs/locks";
 import { PORTS } from "../catalogs/ports";
 import { NCCL_MIN_BUSBW_GBPS, TOOL_VERSIONS, vllmDashboardUrl } from "../catalogs/tools";
 import { MIN_CUDA, MIN_DRIVER, compareVersions, parseVersion } from "../catalogs/vllm";
 import type { Plan, PlanNode } from "../plan";
+import { indexedLockText } from "./python-lock";
 import { MODEL_ROOT } from "../plan/vllm-args";
 
 export const NODE_HOME = "/opt/qwen-vl";
@@ -183,14 +183,13 @@ export interface RenderOptions {
   readonly scripts?: Readonly<Record<string, string>>;
   /** EFA interfaces are in use (AWS, target.efa). */
   readonly efa?: boolean;
-  /** The Python lock's text (default: read from the plan's lock file). */
+  /** The Python lock's text (default: the plan's lock file, held to the index's sha256). */
   readonly pythonLock?: string;
 }
 
 export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[] {
   const scripts = opts.scripts ?? loadScripts();
-  const pythonLock = opts.pythonLock ?? readLock(plan.python.lock)?.text;
-  if (pythonLock === undefined) throw new Error(`the plan's lock ${plan.python.lock} is gone`);
+  const pythonLock = opts.pythonLock ?? indexedLockText(plan.python.lock);
   const c = plan.config;
   const multiNode = plan.multiNode;
   const nvswitch = plan.instanceType

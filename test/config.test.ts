@@ -201,17 +201,21 @@ describe("broken configs", () => {
   });
 
   it("renders the old flag syntax for old versions", () => {
-    const p = planStack({
-      ...good(),
-      vllm: {
-        version: "0.6.3",
-        maxModelLen: 8192,
-        imageLimit: 4,
-        maxPixels: 1003520,
-        swapSpaceGiB: 8,
+    const lock = testLock("0.6.3");
+    const p = planStack(
+      {
+        ...good(),
+        vllm: {
+          version: "0.6.3",
+          maxModelLen: 8192,
+          imageLimit: 4,
+          maxPixels: 1003520,
+          swapSpaceGiB: 8,
+        },
+        provisioning: { pythonLock: lock.path },
       },
-      provisioning: { pythonLock: testLock("0.6.3") },
-    });
+      { locks: lock.locks },
+    );
     expect(p.vllmArgs.join(" ")).toContain("--limit-mm-per-prompt image=4,video=0");
     expect(p.vllmArgs.join(" ")).toContain("--swap-space 8");
     expect(p.engine).toBe("v0");

@@ -2,18 +2,16 @@
  * Python lock files (locks/, `npm run lock`): what the plan demands of them, and that the checked-in
  * locks agree with the release facts read from each vLLM release's own METADATA (catalogs/vllm.ts).
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  defaultLockPath,
-  lockedVllmVersions,
-  parseLock,
-  publicVersion,
-  readLock,
-} from "../catalogs/locks";
+import { defaultLockPath, lockedVllmVersions, parseLock, publicVersion } from "../catalogs/locks";
+import { LOCKS } from "../catalogs/python-locks";
+import { indexedLockText, lockIndexSource, readLockFile } from "../provisioning/python-lock";
 import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planStack } from "../plan";
-import { readStackFile } from "../config/stack-file";
+import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planProblems, testLock } from "./support/plans";
 
 const cfg = (vllm: Record<string, unknown>, provisioning: Record<string, unknown> = {}) => ({
@@ -33,7 +31,7 @@ describe("lock files", () => {
 
   it("each lock pins the torch its vLLM release requires (its METADATA's torch==)", () => {
     for (const v of lockedVllmVersions()) {
-      const lock = readLock(defaultLockPath(v))!;
+      const lock = readLockFile(defaultLockPath(v))!;
       const features = vllmFeatures(parseVersion(v)!, 8.0);
       expect(lock.pins["vllm"], v).toBe(v);
       expect(lock.pins["torch"], v).toBe(features.torch);
@@ -45,8 +43,8 @@ describe("lock files", () => {
   });
 
   it("the lab's lock is the FAKE vLLM with every other package at the default release's lock", () => {
-    const lab = readLock("locks/lab-fake-vllm-0.11.0.txt")!;
-    const real = readLock(defaultLockPath(DEFAULT_VLLM_VERSION))!;
+    const lab = readLockFile("locks/lab-fake-vllm-0.11.0.txt")!;
+    const real = readLockFile(defaultLockPath(DEFAULT_VLLM_VERSION))!;
     expect(lab.pins["vllm"]).toBe("0.11.0+fake");
     expect(publicVersion(lab.pins["vllm"]!)).toBe("0.11.0");
     expect(lab.pins["torch"]).toBeUndefined();
@@ -59,6 +57,21 @@ describe("lock files", () => {
       expect(readStackFile(stack).sections["provisioning"]).toMatchObject({
         pythonLock: "locks/lab-fake-vllm-0.11.0.txt",
       });
+  });
+
+  it("the planner's index is the files' own: every lock indexed, every sha256 current", () => {
+    expect(readFileSync(join(PROJECT_ROOT, "catalogs/python-locks.ts"), "utf8")).toBe(
+      lockIndexSource(),
+    );
+    for (const path of Object.keys(LOCKS)) expect(indexedLockText(path)).toContain("vllm==");
+    // A lock edited after indexing is not shipped.
+    const root = mkdtempSync(join(tmpdir(), "qwen-vl-locks-"));
+    mkdirSync(join(root, "locks"));
+    const path = defaultLockPath(DEFAULT_VLLM_VERSION);
+    writeFileSync(join(root, path), readFileSync(join(PROJECT_ROOT, path), "utf8") + "extra==1\n");
+    expect(() => indexedLockText(path, root)).toThrow(
+      /changed since it was indexed: run "npm run lock -- --index"/,
+    );
   });
 
   it("the plan shows the locked versions", () => {
@@ -78,26 +91,25 @@ describe("lock files", () => {
   });
 
   it("a lock for another release, without the hf CLI, too old a transformers or (multi-node) without Ray is refused", () => {
-    expect(planProblems(cfg({}, { pythonLock: testLock("0.19.1") })).join("\n")).toMatch(
-      /it pins vllm 0\.19\.1, the stack's vllm\.version is 0\.31\.0/,
+    const other = testLock("0.19.1");
+    expect(
+      planProblems(cfg({}, { pythonLock: other.path }), { locks: other.locks }).join("\n"),
+    ).toMatch(/it pins vllm 0\.19\.1, the stack's vllm\.version is 0\.31\.0/);
+    const old = testLock("0.31.0", { vllm: "0.31.0", transformers: "4.45.0" });
+    const problems = planProblems(cfg({}, { pythonLock: old.path }), { locks: old.locks }).join(
+      "\n",
     );
-    const write = (text: string) => {
-      const path = testLock("0.31.0");
-      writeFileSync(path, text);
-      return path;
-    };
-    const problems = planProblems(
-      cfg({}, { pythonLock: write("vllm==0.31.0\ntransformers==4.45.0\n") }),
-    ).join("\n");
     expect(problems).toMatch(
       /transformers 4\.45\.0, older than the \S+ this model and release need/,
     );
     expect(problems).toMatch(/it pins no huggingface-hub \(the hf CLI\)/);
+    const noRay = testLock("0.31.0", {
+      vllm: "0.31.0",
+      transformers: "5.17.0",
+      "huggingface-hub": "1.33.0",
+    });
     const multi = {
-      ...cfg(
-        {},
-        { pythonLock: write("vllm==0.31.0\ntransformers==5.17.0\nhuggingface-hub==1.33.0\n") },
-      ),
+      ...cfg({}, { pythonLock: noRay.path }),
       target: {
         kind: "aws",
         region: "us-east-1",
@@ -111,7 +123,7 @@ describe("lock files", () => {
         pipelineParallelSize: 2,
       },
     };
-    expect(planProblems(multi).join("\n")).toMatch(
+    expect(planProblems(multi, { locks: noRay.locks }).join("\n")).toMatch(
       /it pins no ray, which a multi-node replica runs/,
     );
   });

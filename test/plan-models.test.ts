@@ -238,8 +238,10 @@ describe("vLLM releases (PyPI) and what each one needs", () => {
     expect(problem(cfg("0.10.3"))).toMatch(/0.10.0, 0.10.1, 0.10.1.1, 0.10.2\)/);
     // vLLM's four-part hotfix releases are versions too.
     expect(
-      planStack({ ...cfg("0.9.0.1"), provisioning: { pythonLock: testLock("0.9.0.1") } })
-        .vllmVersion,
+      planStack(
+        { ...cfg("0.9.0.1"), provisioning: { pythonLock: testLock("0.9.0.1").path } },
+        { locks: testLock("0.9.0.1").locks },
+      ).vllmVersion,
     ).toBe("0.9.0.1");
   });
 

@@ -1,6 +1,9 @@
 /**
  * npm run lock -- <vllm version>         → locks/vllm-<version>.txt
  * npm run lock -- <vllm version> --lab   → locks/lab-fake-vllm-<version>.txt
+ * npm run lock -- --index                → catalogs/python-locks.ts again from the files in locks/
+ *
+ * Each run also rewrites the index the planner reads (catalogs/python-locks.ts).
  *
  * Resolves a node's vLLM environment with `uv pip compile` (uv at the version the nodes run) from
  * PyPI (or UV_INDEX_URL / UV_DEFAULT_INDEX) and writes the lock the nodes install with `uv pip
@@ -15,8 +18,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PROJECT_ROOT, defaultLockPath, lockRequirements, readLock } from "../catalogs/locks";
+import { PROJECT_ROOT, defaultLockPath, lockRequirements } from "../catalogs/locks";
 import { TOOL_VERSIONS } from "../catalogs/tools";
+import { readLockFile, writeLockIndex } from "../provisioning/python-lock";
 import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
 
 export function labLockPath(vllmVersion: string): string {
@@ -56,9 +60,13 @@ function ensureUv(): string {
 }
 
 function main(argv: string[]): void {
+  if (argv.includes("--index")) {
+    process.stdout.write(`${writeLockIndex()}\n`);
+    return;
+  }
   const lab = argv.includes("--lab");
   const version = argv.find((a) => !a.startsWith("--"));
-  if (!version) fail("usage: npm run lock -- <vllm version> [--lab]");
+  if (!version) fail("usage: npm run lock -- <vllm version> [--lab] | --index");
   const parsed = parseVersion(version);
   if (!parsed) fail(`"${version}" is not a vLLM version (e.g. ${DEFAULT_VLLM_VERSION})`);
   const features = vllmFeatures(parsed, 8.0);
@@ -83,7 +91,7 @@ function main(argv: string[]): void {
       "--annotation-style=line",
     ];
     if (lab) {
-      const base = readLock(defaultLockPath(DEFAULT_VLLM_VERSION));
+      const base = readLockFile(defaultLockPath(DEFAULT_VLLM_VERSION));
       if (!base)
         fail(`the lab's lock is held to ${defaultLockPath(DEFAULT_VLLM_VERSION)}: make it first`);
       const constraints = join(work, "constraints.txt");
@@ -113,12 +121,13 @@ function main(argv: string[]): void {
     // No managed Python downloads: the resolver only needs the version it is told. Inputs by
     // relative name, so the lock's "# via" notes do not carry a temporary folder.
     run(uv, args, { ...process.env, UV_PYTHON_DOWNLOADS: "never" }, work);
-    const lock = readLock(out)!;
+    const lock = readLockFile(out)!;
     const show = ["vllm", "torch", "transformers", "huggingface-hub", "ray"]
       .filter((p) => lock.pins[p])
       .map((p) => `${p} ${lock.pins[p]}`);
+    writeLockIndex();
     process.stdout.write(
-      `${out}: ${Object.keys(lock.pins).length} packages (${show.join(", ")})\n`,
+      `${out}: ${Object.keys(lock.pins).length} packages (${show.join(", ")}); indexed in catalogs/python-locks.ts\n`,
     );
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -1,17 +1,16 @@
 /** Helpers for tests that look at what the planner refuses. */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import type { LockSummary } from "../../catalogs/locks";
+import { LOCKS } from "../../catalogs/python-locks";
 import type { Gpu } from "../../catalogs/gpus";
 import { MODELS } from "../../catalogs/models";
 import { parseVersion, vllmFeatures } from "../../catalogs/vllm";
 import { ConfigError } from "../../config/errors";
-import { planStack, type Setup } from "../../plan";
+import { planStack, type PlanOptions, type Setup } from "../../plan";
 
 /** Every problem of a raw stack config as "path: message", or [] when it plans. */
-export function planProblems(raw: Record<string, unknown>): string[] {
+export function planProblems(raw: Record<string, unknown>, opts: PlanOptions = {}): string[] {
   try {
-    planStack(raw);
+    planStack(raw, opts);
     return [];
   } catch (e) {
     if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
@@ -58,16 +57,21 @@ export function setupFor(
 }
 
 /**
- * A lock file for a release without a checked-in one (tests of old releases' flags): the pins the
- * plan checks, in a temporary folder. Returns its absolute path for provisioning.pythonLock.
+ * A lock for a release without a checked-in one (tests of old releases' flags), or with the pins
+ * given: its path for provisioning.pythonLock and the index that knows it (PlanOptions.locks).
  */
-export function testLock(version: string): string {
-  const dir = join(tmpdir(), `qwen-vl-test-locks-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `vllm-${version}.txt`);
-  writeFileSync(
+export function testLock(
+  version: string,
+  pins: Record<string, string> = {
+    vllm: version,
+    transformers: "4.57.6",
+    "huggingface-hub": "0.36.2",
+    ray: "2.51.2",
+  },
+): { path: string; locks: Record<string, LockSummary> } {
+  const path = `test-locks/vllm-${version}-${Object.keys(pins).join("-")}.txt`;
+  return {
     path,
-    `vllm==${version}\ntransformers==4.57.6\nhuggingface-hub==0.36.2\nray==2.51.2\n`,
-  );
-  return path;
+    locks: { ...LOCKS, [path]: { sha256: "0".repeat(64), packages: 100, pins } },
+  };
 }
