@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AwsDeployment } from "./components/aws-deployment";
 import type { AwsTarget } from "./config/schema";
 import { readPulumiConfig } from "./config/pulumi";
-import { planToText } from "./cli/render";
+import { planToText } from "./plan/report";
 import { NodeProvisioning, type ProvisionedNode } from "./components/node-provisioning";
 import { PORTS } from "./catalogs/ports";
 import { planStack, type Plan } from "./plan";

@@ -4,8 +4,8 @@
  */
 import { parseArgs } from "node:util";
 import { ApiError, ConnectionError, ImageLimitError, QwenVlClient } from "../client/client";
-import { resolveEndpoint } from "../client/endpoint";
-import { runCommand, UsageError } from "./main";
+import { resolveEndpoint } from "./endpoint";
+import { runCommand, UsageError } from "../config/errors";
 
 const USAGE = `usage: npm run ask -- [--stack <name> | --url <endpoint>] [--image <path-or-url>]... [--system <text>]
                     [--temperature T] [--top-p P] [--max-tokens N] [--no-stream] [--model NAME] "<question>"`;

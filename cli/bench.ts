@@ -14,8 +14,8 @@ import {
   type ChatResult,
   type Message,
 } from "../client/client";
-import { resolveEndpoint } from "../client/endpoint";
-import { runCommand, UsageError } from "./main";
+import { resolveEndpoint } from "./endpoint";
+import { runCommand, UsageError } from "../config/errors";
 
 const USAGE = `usage: npm run bench -- [--stack <name> | --url <endpoint>] --requests N --concurrency C
                       [--image <path-or-url>] [--max-tokens M] [--question TEXT] [--json]`;

@@ -12,8 +12,8 @@ import { MODELS } from "../catalogs/models";
 import { ConfigError } from "../config/errors";
 import { planStack } from "../plan";
 import { customFromHfConfig } from "../plan/model";
-import { runCommand, UsageError } from "./main";
-import { planToJson, planToText } from "./render";
+import { runCommand, UsageError } from "../config/errors";
+import { planToJson, planToText } from "../plan/report";
 
 export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <config.json> [--weights-gib W])
                      (--gpu <name> | --gpu-memory-gib G [--compute-capability C] | --instance-type <type>)

@@ -5,8 +5,8 @@
 import { parseArgs } from "node:util";
 import { readStackFile, stackNames } from "../config/stack-file";
 import { planStack } from "../plan";
-import { runCommand, UsageError } from "./main";
-import { planToJson, planToText } from "./render";
+import { runCommand, UsageError } from "../config/errors";
+import { planToJson, planToText } from "../plan/report";
 
 const USAGE = `usage: npm run plan -- --stack <name> [--json]
   stacks: ${stackNames().join(", ")}`;

@@ -7,7 +7,8 @@
  */
 import { parseArgs } from "node:util";
 import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/hosts";
-import { hostsStackPlan, runCommand } from "./main";
+import { runCommand } from "../config/errors";
+import { hostsStackPlan } from "./main";
 
 const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json]";
 

@@ -1,8 +1,52 @@
 /**
  * User errors: every problem with its path, the value given and what is allowed, all at once.
  * Commands print `ConfigError.message` and exit non-zero without a stack trace; the Pulumi program
- * throws it before any resource exists.
+ * throws it before any resource exists. Every error a person can act on is a `UserError` carrying
+ * its exit code; `runCommand` is the one place that maps errors to output and exit codes.
  */
+
+/** An error the user can act on: printed as its message (no stack trace), the command exits `exitCode`. */
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+    /** Printed before the message ("[lab] "). */
+    readonly label = "",
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A command line that does not parse: the message, then the command's usage; exit 2. */
+export class UsageError extends UserError {}
+
+/**
+ * Runs a command's body: its return value is the exit code; a `UserError` (or an error carrying a
+ * numeric exitCode, as the client's do) prints one line and exits with its code; anything else is a
+ * bug and keeps its trace.
+ */
+export async function runCommand(usage: string, fn: () => Promise<number> | number): Promise<void> {
+  try {
+    process.exitCode = await fn();
+  } catch (e) {
+    if (
+      e instanceof UsageError ||
+      (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"))
+    ) {
+      process.stderr.write(`${e.message}\n\n${usage}\n`);
+      process.exitCode = 2;
+    } else if (e instanceof UserError) {
+      process.stderr.write(`${e.label}${e.message}\n`);
+      process.exitCode = e.exitCode;
+    } else if (e instanceof Error && typeof (e as { exitCode?: unknown }).exitCode === "number") {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = (e as unknown as { exitCode: number }).exitCode;
+    } else {
+      throw e;
+    }
+  }
+}
 
 export interface Issue {
   /** Dotted path into the stack config, e.g. "vllm.tensorParallelSize" or "target.hosts[1].gpu". */
@@ -13,11 +57,10 @@ export interface Issue {
   readonly message: string;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   readonly issues: readonly Issue[];
   constructor(issues: readonly Issue[], heading = "The stack configuration is invalid") {
-    super(formatIssues(issues, heading));
-    this.name = "ConfigError";
+    super(formatIssues(issues, heading), 2);
     this.issues = issues;
   }
 }

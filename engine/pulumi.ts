@@ -21,10 +21,10 @@ import {
   type EngineEvent,
   type Stack,
 } from "@pulumi/pulumi/automation";
-import { runCommand, UsageError } from "../cli/main";
+import { runCommand, UsageError, UserError } from "../config/errors";
 import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
-import { DeploySetupError, sshTargets } from "../provisioning/hosts";
+import { sshTargets } from "../provisioning/hosts";
 
 const USAGE =
   "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
@@ -34,7 +34,8 @@ export const PROJECT_NAME = "qwen-vl-deploy";
 export const LAB_PASSPHRASE = "qwen-vl-lab-state-holds-no-real-secret";
 export const STATE_DIR = join(PROJECT_ROOT, ".pulumi-state");
 
-export class EngineError extends Error {}
+/** The engine cannot run what was asked (no CLI, a stack it cannot select): exit 2. */
+export class EngineError extends UserError {}
 
 /** The Pulumi CLI, built once per machine (cold: minutes; cached: instant). */
 export function ensureCli(log: (s: string) => void = (s) => process.stderr.write(s)): string {
@@ -211,20 +212,12 @@ async function main(argv: string[]): Promise<number> {
   if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
     throw new UsageError("--expect-no-changes goes with up or preview");
   if (command === "up" || command === "preview") {
-    try {
-      const plan = preflight(values.stack);
-      if (!plan.fits) {
-        process.stderr.write(
-          `The model does not fit; nothing was changed. Run npm run plan -- --stack ${values.stack} for the numbers and the ways out.\n`,
-        );
-        return 1;
-      }
-    } catch (e) {
-      if (e instanceof DeploySetupError) {
-        process.stderr.write(`${e.message}\n`);
-        return 2;
-      }
-      throw e;
+    const plan = preflight(values.stack);
+    if (!plan.fits) {
+      process.stderr.write(
+        `The model does not fit; nothing was changed. Run npm run plan -- --stack ${values.stack} for the numbers and the ways out.\n`,
+      );
+      return 1;
     }
   }
   if (values.rerun) {
@@ -251,10 +244,7 @@ async function main(argv: string[]): Promise<number> {
     });
     return 0;
   } catch (e) {
-    if (e instanceof EngineError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
-    }
+    if (e instanceof UserError) throw e; // runCommand prints it and exits with its code
     const name = (e as Error).constructor?.name ?? "";
     if (
       /CommandError|ConcurrentUpdateError|StackNotFoundError|StackAlreadyExistsError/.test(name)

@@ -7,7 +7,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runCommand } from "../cli/main";
+import { runCommand } from "../config/errors";
 import { STEPS } from "../provisioning/render";
 import { ensureCli } from "../engine/pulumi";
 import { NODE_STEPS } from "../components/node-provisioning";

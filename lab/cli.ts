@@ -12,7 +12,7 @@ import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
-import { runCommand, UsageError } from "../cli/main";
+import { runCommand, UsageError } from "../config/errors";
 import { down, LabError, readState, up, writeState, type LabState } from "./lab";
 import { ensureAptProxy, ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
 import { connect, exec } from "../provisioning/ssh";
@@ -38,7 +38,7 @@ function describe(
 /**
  * Makes the lab ready for a lab stack's `pulumi up`: the stack's nodes are up, the mirror serves
  * wheels, the stand-in weights and the stand-in hub, and each node's GPU double reports what the
- * plan expects (test/fakes/nvidia-smi). What `pulumi up` then runs is the product, unchanged.
+ * plan expects (lab/fakes/nvidia-smi). What `pulumi up` then runs is the product, unchanged.
  */
 export async function prepareLab(stack: string, log: (s: string) => void = say): Promise<Plan> {
   const state = readState();
@@ -146,15 +146,5 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  void runCommand(USAGE, async () => {
-    try {
-      return await main(process.argv.slice(2));
-    } catch (e) {
-      if (e instanceof LabError) {
-        process.stderr.write(`[lab] ${e.message}\n`);
-        return 2;
-      }
-      throw e;
-    }
-  });
+  void runCommand(USAGE, () => main(process.argv.slice(2)));
 }

@@ -5,6 +5,7 @@
  * package and weights mirror on the bridge. Everything the lab starts is recorded in .lab/state.json
  * and removed by `down`, by PID and by name, even after a failed run.
  */
+import { UserError } from "../config/errors";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -87,7 +88,12 @@ export interface LabState {
   readonly knownHostsPath: string;
 }
 
-export class LabError extends Error {}
+/** The lab cannot do what was asked: "[lab] …", exit 2. */
+export class LabError extends UserError {
+  constructor(message: string) {
+    super(message, 2, "[lab] ");
+  }
+}
 
 const statePath = () => join(LAB_DIR, "state.json");
 
@@ -174,7 +180,7 @@ function claimLab(): void {
 
 /** Builds (once) and caches the Debian 12 base image the nodes boot from. */
 export function ensureBaseImage(log: (s: string) => void = () => {}): string {
-  const fakeSmi = readFileSync(join(PROJECT_ROOT, "test/fakes/nvidia-smi"));
+  const fakeSmi = readFileSync(join(PROJECT_ROOT, "lab/fakes/nvidia-smi"));
   const key = createHash("sha256")
     .update(JSON.stringify(BASE_PACKAGES))
     .update(fakeSmi)
@@ -210,7 +216,7 @@ export function ensureBaseImage(log: (s: string) => void = () => {}): string {
     join(tmp, "etc/resolv.conf"),
     "# lab nodes have no DNS: everything they need is on the bridge\n",
   );
-  // The GPU double (test/fakes): nodes have no GPU.
+  // The GPU double (lab/fakes): nodes have no GPU.
   writeFileSync(join(tmp, "usr/local/bin/nvidia-smi"), fakeSmi);
   chmodSync(join(tmp, "usr/local/bin/nvidia-smi"), 0o755);
   writeFileSync(join(tmp, ".qwen-vl-base-complete"), new Date().toISOString());

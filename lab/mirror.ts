@@ -112,7 +112,7 @@ export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): s
   }
   const fake = spawnSync(
     "python3",
-    [join(PROJECT_ROOT, "test/fakes/build_fake_vllm_wheel.py"), plan.vllmVersion, dir],
+    [join(PROJECT_ROOT, "lab/fakes/build_fake_vllm_wheel.py"), plan.vllmVersion, dir],
     { encoding: "utf8" },
   );
   if (fake.status !== 0) throw new LabError(`building the FAKE vllm wheel failed: ${fake.stderr}`);

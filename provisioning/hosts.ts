@@ -3,6 +3,7 @@
  * key, every problem on this machine named before any connection), and `verify`, which checks every
  * node of a deployed stack without changing it. Deploying is `pulumi up` (program.ts).
  */
+import { UserError } from "../config/errors";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import type { NodeSSH } from "node-ssh";
@@ -14,7 +15,7 @@ import { NODE_HOME } from "./render";
 import { connect, exec, type SshTarget } from "./ssh";
 
 /** What must be right on this machine before any node is touched (keys, known hosts): every problem at once. */
-export class DeploySetupError extends Error {}
+export class DeploySetupError extends UserError {}
 
 function expandPath(p: string): string {
   return p.startsWith("~/") ? join(homedir(), p.slice(2)) : resolve(PROJECT_ROOT, p);

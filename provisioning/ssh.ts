@@ -2,6 +2,7 @@
  * SSH to a node with node-ssh: key authentication, the host key checked against the one the
  * deployment knows (never disabled), bounded connection attempts.
  */
+import { UserError } from "../config/errors";
 import { readFileSync } from "node:fs";
 import { NodeSSH } from "node-ssh";
 
@@ -24,7 +25,7 @@ export interface ExecResult {
 
 export class HostKeyMismatch extends Error {}
 /** The key or the login is wrong: trying again cannot help. */
-export class SshAuthError extends Error {}
+export class SshAuthError extends UserError {}
 
 export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
   const expected = Buffer.from(t.hostKey.split(" ")[1] ?? "", "base64");

@@ -10,7 +10,7 @@
  * sync`. The real lock is universal (one file for Ubuntu 22.04's Python 3.10, Debian 12's 3.11 and
  * Ubuntu 24.04's 3.12, x86_64 and aarch64), from the release's own Requires-Python up.
  *
- * The lab's lock is the FAKE vLLM (test/fakes, no torch) with everything else held to the versions
+ * The lab's lock is the FAKE vLLM (lab/fakes, no torch) with everything else held to the versions
  * of the default release's real lock (`--constraint`), for the lab nodes' Debian 12 (CPython 3.11,
  * x86_64): the lab installs what a real node installs, but for vLLM and its GPU stack.
  */
@@ -104,7 +104,7 @@ function main(argv: string[]): void {
           .join("\n"),
       );
       const wheels = join(work, "wheels");
-      run("python3", [join(PROJECT_ROOT, "test/fakes/build_fake_vllm_wheel.py"), version, wheels]);
+      run("python3", [join(PROJECT_ROOT, "lab/fakes/build_fake_vllm_wheel.py"), version, wheels]);
       args.push(
         "--constraint",
         "constraints.txt",

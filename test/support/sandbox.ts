@@ -17,7 +17,7 @@ import {
   renderProvisioning,
 } from "../../provisioning/render";
 
-export const FAKES = join(__dirname, "..", "fakes");
+export const FAKES = join(__dirname, "..", "..", "lab", "fakes");
 
 export interface RunResult {
   readonly code: number | null;

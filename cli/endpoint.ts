@@ -5,11 +5,11 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { UsageError } from "../cli/main";
+import { UsageError } from "../config/errors";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import { DEFAULT_MAX_PIXELS } from "../plan/memory";
-import type { ClientOptions } from "./client";
+import type { ClientOptions } from "../client/client";
 
 export interface EndpointArgs {
   readonly stack?: string;

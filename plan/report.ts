@@ -2,8 +2,8 @@
  * How a plan reads: a text report for people and a JSON document for machines.
  */
 import { PORTS } from "../catalogs/ports";
-import type { Plan, StageMemory } from "../plan";
-import { shellJoin } from "../plan/vllm-args";
+import type { Plan, StageMemory } from "./types";
+import { shellJoin } from "./vllm-args";
 
 export function planToJson(p: Plan): Record<string, unknown> {
   return {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runCommand, UsageError } from "../cli/main";
+import { runCommand, UsageError } from "../config/errors";
 import { PROJECT_ROOT } from "../config/stack-file";
 
 function timed(cmd: string, args: string[]): number {
