@@ -9,7 +9,11 @@ Under /hub it is also a small stand-in for the Hugging Face Hub, over the same m
 HF_ENDPOINT=http://<host>:<port>/hub — only the calls provisioning makes:
   GET  /hub/api/models/<repo>/revision/<commit>        repo_info (sha, siblings)
   GET  /hub/api/models/<repo>/tree/<commit>[/<path>]   list_repo_tree (LFS oid = sha256, sizes)
-  HEAD|GET /hub/<repo>/resolve/<commit>/<path>         file metadata (X-Repo-Commit, ETag) and bytes
+  HEAD|GET /hub/<repo>/resolve/<commit>/<path>         small files: metadata (X-Repo-Commit, ETag)
+                                                       and bytes; LFS files: 302 to the CDN
+The CDN is the same server on a second port (another host to a client), serving models/ without a
+token, as huggingface.co redirects large files to its signed CDN URLs. Every request is logged
+with whether it carried an Authorization header.
 Unknown repositories and revisions answer 404 with the hub's X-Error-Code; with --hub-token every
 hub call needs "Authorization: Bearer <token>" (401 otherwise), as a gated model does."""
 import argparse
@@ -38,6 +42,7 @@ class Handler(BaseHTTPRequestHandler):
     stalled = set()
     log_file = None
     hub_token = None
+    cdn_port = 0
     lock = threading.Lock()
 
     def log_message(self, fmt, *args):
@@ -145,7 +150,8 @@ class Handler(BaseHTTPRequestHandler):
                         sent += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-        self.record(method=self.command, path=rel, status=status, range=rng, start=start, bytes=sent)
+        self.record(method=self.command, path=rel, status=status, range=rng, start=start, bytes=sent,
+                    port=self.server.server_address[1], auth="Authorization" in self.headers)
 
     # ---- the stand-in hub -------------------------------------------------------------------
 
@@ -229,6 +235,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.hub_error(404, "EntryNotFound", f"{m.group(3)} does not exist at revision {revision}", rel, head)
                 return
             etag = entry.get("sha256") or entry["gitSha1"]
+            if "sha256" in entry and self.cdn_port:
+                # Large (LFS) files: the hub answers with a redirect to its CDN, another host, as
+                # huggingface.co does (X-Linked-Size/X-Linked-Etag carry the file's size and oid).
+                host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0]
+                target = f"http://{host}:{self.cdn_port}/models/{repo.replace('/', '--')}/{revision}/{urllib.parse.quote(entry['path'])}"
+                self.send_response(302)
+                for k, v in {"Location": target, "X-Repo-Commit": revision, "X-Linked-Size": str(entry["size"]),
+                             "X-Linked-Etag": f'"{etag}"', "Content-Length": "0"}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.record(method=self.command, path=rel, status=302, hub=kind, auth="Authorization" in self.headers)
+                return
             self.send_file(os.path.join(rev_dir, entry["path"]), rel, head, {"X-Repo-Commit": revision, "ETag": f'"{etag}"'})
 
 
@@ -251,6 +269,12 @@ def main():
     Handler.hub_token = a.hub_token
     httpd = ThreadingHTTPServer((a.host, a.port), Handler)
     httpd.daemon_threads = True
+    # The hub's CDN: the same files on a port of its own (another host, to a client), where the hub
+    # redirects large files and no token is asked for (the hub signs its CDN URLs).
+    cdn = ThreadingHTTPServer((a.host, 0), Handler)
+    cdn.daemon_threads = True
+    Handler.cdn_port = cdn.server_address[1]
+    threading.Thread(target=cdn.serve_forever, daemon=True).start()
     print(f"LISTENING {httpd.server_address[1]}", flush=True)
     httpd.serve_forever()
 

@@ -14,7 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { askCommand } from "../cli/ask";
 import { benchCommand, progressDisplay } from "../cli/bench";
 import { prepareLab } from "../lab/cli";
-import { down, HOST_ADDRESS, LAB_DIR, leftovers, readState, up, type LabNode } from "../lab/lab";
+import {
+  down,
+  HOST_ADDRESS,
+  LAB_DIR,
+  leftovers,
+  MIRROR_PORT,
+  readState,
+  up,
+  type LabNode,
+} from "../lab/lab";
 import { ensureS3Venv, MIRROR_DIR, modelMirrorPath } from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
@@ -148,6 +157,10 @@ function mirrorRequests(log = join(LAB_DIR, "mirror-requests.log")): {
   start?: number;
   hub?: string;
   event?: string;
+  /** The port that answered (the hub's CDN has its own). */
+  port?: number;
+  /** The request carried an Authorization header. */
+  auth?: boolean;
 }[] {
   if (!existsSync(log)) return [];
   return readFileSync(log, "utf8")
@@ -257,18 +270,29 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           allTargetsUp("lab-n4", 2),
         );
         // The weights came the Hugging Face way: the manifest from the hub's tree API, every file
-        // through the hf CLI's resolve calls at the pinned commit (the stand-in hub's request log).
-        const hub = mirrorRequests().filter((r) => r.path.startsWith("hub/"));
+        // resolved at the pinned commit on the hub, the large ones fetched by aria2c from the CDN
+        // the hub redirects to (without the token), the small ones from the hub itself.
+        const requests = mirrorRequests();
+        const hub = requests.filter((r) => r.path.startsWith("hub/"));
         expect(hub.some((r) => r.hub === "tree" && r.status === 200)).toBe(true);
-        const files = JSON.parse(
+        const manifest = JSON.parse(
           readFileSync(join(MIRROR_DIR, modelMirrorPath(STANDIN), "manifest.json"), "utf8"),
-        ).files.map((f: { path: string }) => f.path) as string[];
-        const fetched = new Set(
+        ).files as { path: string; sha256?: string }[];
+        const resolved = new Set(
           hub
-            .filter((r) => r.method === "GET" && r.status === 200 && r.path.includes("/resolve/"))
+            .filter((r) => r.method === "HEAD" && r.path.includes("/resolve/"))
             .map((r) => r.path.split(`/resolve/${STANDIN.model.revision}/`)[1]),
         );
-        expect([...fetched].sort()).toEqual([...files].sort());
+        expect([...resolved].sort()).toEqual(manifest.map((f) => f.path).sort());
+        const cdn = requests.filter(
+          (r) => r.method === "GET" && r.port !== undefined && r.port !== MIRROR_PORT,
+        );
+        for (const f of manifest.filter((x) => x.sha256))
+          expect(
+            cdn.some((r) => r.path.endsWith(`/${f.path}`)),
+            f.path,
+          ).toBe(true);
+        expect(cdn.every((r) => r.auth === false)).toBe(true);
       },
       MAX,
     );
@@ -497,7 +521,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           const refetch = await onNode("lab-n4", "bash /opt/qwen-vl/bin/weights.sh --refetch-bad");
           expect(refetch.code, refetch.stderr).toBe(0);
           expect(refetch.stdout).toMatch(/removing bad file model-00003-of-00004.safetensors/);
-          expect(refetch.stdout).toMatch(/fetching 1 file\(s\) with the hf CLI at revision 1ab0+1/);
+          expect(refetch.stdout).toMatch(/fetching 1 file\(s\) from the hub with aria2c/);
           // systemd's own restart (on-failure, with backoff) picks the repaired weights up.
           await waitFor(
             "vLLM back after the repair",
@@ -511,7 +535,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
 
     for (const source of ["mirror", "hf"] as const) {
       it(
-        `fault: a download interrupted mid-way resumes on the next run instead of starting over (${source === "hf" ? "hf CLI from the hub" : "aria2c from the mirror"})`,
+        `fault: a download interrupted mid-way resumes on the next run instead of starting over (aria2c from ${source === "hf" ? "the hub's CDN" : "the mirror"})`,
         async () => {
           const log = join(LAB_DIR, `throttled-requests-${source}.log`);
           rmSync(log, { force: true });
@@ -530,12 +554,8 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
             source === "hf"
               ? `WEIGHTS_SOURCE=hf\nHF_ENDPOINT=http://${HOST_ADDRESS}:${slow.port}/hub`
               : `WEIGHTS_SOURCE=mirror\nMIRROR_URL=http://${HOST_ADDRESS}:${slow.port}/${modelMirrorPath(STANDIN)}`;
-          // What the interrupted run leaves: aria2c its control file beside the file, the hf CLI
-          // an .incomplete file in its download cache.
-          const partial =
-            source === "hf"
-              ? `${STANDIN_DIR}/.cache/huggingface/download/*.incomplete`
-              : `${STANDIN_DIR}/${shard}.aria2`;
+          // What the interrupted run leaves: aria2c's control file beside the file.
+          const partial = `${STANDIN_DIR}/${shard}.aria2`;
           try {
             await onNode(
               "lab-n4",
@@ -582,7 +602,9 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
       "a gated model: without the token the weights step names the hub's refusal; with secrets.hfToken's file it fetches",
       async () => {
         const token = `hf_lab${Date.now()}`;
-        const gated = await startMirror(["--hub-token", token]);
+        const gatedLog = join(LAB_DIR, "gated-requests.log");
+        rmSync(gatedLog, { force: true });
+        const gated = await startMirror(["--hub-token", token, "--log", gatedLog]);
         const dir = "/var/lib/qwen-vl/models-gated";
         try {
           await onNode(
@@ -605,6 +627,15 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
             expect(fetched.code, fetched.stderr).toBe(0);
             expect(fetched.stdout).toMatch(
               /changed: weights of lab\/Qwen2-VL-7B-standin@1ab0+1 fetched and verified/,
+            );
+            // The token went to the hub, never to the CDN it redirected the large files to.
+            const cdn = mirrorRequests(gatedLog).filter(
+              (r) => r.method === "GET" && r.port !== undefined && r.port !== gated.port,
+            );
+            expect(cdn.length).toBeGreaterThan(0);
+            expect(cdn.every((r) => r.auth === false)).toBe(true);
+            expect((await onNode("lab-n4", "ls /var/lib/qwen-vl")).stdout).not.toMatch(
+              /aria2-input/,
             );
           });
         } finally {

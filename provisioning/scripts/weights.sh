@@ -2,9 +2,9 @@
 # Weights at the pinned revision, verified before vLLM may use them.
 #   weights.sh                 fetch what is missing (resuming interrupted downloads), verify all
 #   weights.sh --refetch-bad   delete and fetch again only the files that fail verification
-# Sources: a mirror (HTTP/S3 URL serving the files and manifest.json) with aria2c, parallel and
-# resumable, checking each file's sha256 as it lands; or Hugging Face with the hf CLI (token from the
-# root-only secrets file), the manifest taken from the hub's API at the pinned revision.
+# Sources: a mirror (HTTP/S3 URL serving the files and manifest.json) or Hugging Face (the manifest
+# from the hub's API at the pinned revision, the token from the root-only secrets file); either way
+# the files come with aria2c, parallel and resumable, checking each file's sha256 as it lands.
 set -euo pipefail
 QWEN_VL_STEP=weights
 # shellcheck source=lib.sh
@@ -23,10 +23,8 @@ if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
   set -a && source "$QWEN_VL_ETC/secrets.env" && set +a
 fi
 mkdir -p "$meta" "$QWEN_VL_STATE"
-# A mirror (HTTP or S3) is fetched with aria2c, which no cloud image ships.
-if [[ $WEIGHTS_SOURCE == mirror ]]; then
-  ensure_package aria2
-fi
+# Every source is fetched with aria2c, which no cloud image ships.
+ensure_package aria2
 
 # The S3 mirror through botocore in the tools environment (python-env installs it at its pin).
 s3_mirror() { "$QWEN_VL_HOME/tools/bin/python" "$bin/s3-mirror.py" "$@"; }
@@ -107,49 +105,51 @@ PY
   fi
 done
 
-if [[ $WEIGHTS_SOURCE == mirror ]]; then
-  list=$meta/aria2.input
-  urls=$meta/urls
-  if [[ $MIRROR_URL == s3://* ]]; then
-    # A presigned HTTPS URL per object (signed with the instance role's credentials): aria2c then
-    # fetches S3 in parallel, resumes partial files and checks each sha256, as for an HTTP mirror.
-    why=$(s3_mirror presign --expires 21600 "$MIRROR_URL" "${bad[@]}" 2>&1 >"$urls") ||
-      die "cannot presign the S3 mirror's files (${why##*$'\n'}): check the node's instance role"
-  else
-    for path in "${bad[@]}"; do echo "${MIRROR_URL%/}/$path"; done >"$urls"
-  fi
-  python3 - "$manifest" "$urls" "${bad[@]}" >"$list" <<'PY'
-import json, sys
+urls=$meta/urls
+if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
+  # A presigned HTTPS URL per object (signed with the instance role's credentials).
+  why=$(s3_mirror presign --expires 21600 "$MIRROR_URL" "${bad[@]}" 2>&1 >"$urls") ||
+    die "cannot presign the S3 mirror's files (${why##*$'\n'}): check the node's instance role"
+elif [[ $WEIGHTS_SOURCE == mirror ]]; then
+  for path in "${bad[@]}"; do echo "${MIRROR_URL%/}/$path"; done >"$urls"
+else
+  # The hub's own URL per file at the pinned revision, or the signed CDN URL it redirects to (the
+  # token is sent to the hub only). hf download would do: from huggingface_hub 1.31 (which vLLM
+  # 0.31 needs) it writes each file to a temporary name and deletes it on failure, so an
+  # interrupted download starts over (its file_download.py, PR #4228).
+  why=$(python3 "$bin/hf-urls.py" "$MODEL_ID" "$REVISION" "${bad[@]}" 2>&1 >"$urls") ||
+    die "cannot resolve the files of $MODEL_ID@$REVISION on ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
+fi
+# aria2c's input: URL, file, the manifest's sha256 (checked as each file completes) and, for the
+# hub's own URLs, the token. Root-only and removed after the run: it may hold the token.
+list=$(mktemp "$QWEN_VL_STATE/aria2-input.XXXXXX")
+trap 'rm -f "$list"' EXIT
+python3 - "$manifest" "$urls" "${bad[@]}" >"$list" <<'PY'
+import json, os, sys
 m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
-urls = open(sys.argv[2]).read().split()
-for url, path in zip(urls, sys.argv[3:]):
+lines = [l.split("\t") for l in open(sys.argv[2]).read().splitlines() if l.strip()]
+token = os.environ.get("HF_TOKEN")
+for (url, *auth), path in zip(lines, sys.argv[3:]):
     f = m[path]
     print(url)
     print(f"  out={path}")
     if "sha256" in f:
         print(f"  checksum=sha-256={f['sha256']}")
+    if auth and auth[0] == "1" and token:
+        print(f"  header=Authorization: Bearer {token}")
 PY
-  log "fetching ${#bad[@]} file(s) from the mirror with aria2c (resuming partial files)"
-  aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
-    --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
-    --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
-    --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
-    die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
-  # aria2c hashed each file against the manifest's sha256 as it completed it (exit 32 otherwise):
-  # the verification below stamps those without reading them again.
-  printf '%s\n' "${bad[@]}" >"$meta/fetched"
-  verify --fetched "$meta/fetched" || die "the fetched weights do not match the manifest (see $report)"
-  rm -f "$meta/fetched"
-else
-  # The files by name (hf download REPO FILE...): a repeated --include keeps only its last value.
-  log "fetching ${#bad[@]} file(s) with the hf CLI at revision $REVISION"
-  HF_HUB_DISABLE_PROGRESS_BARS=1 "$QWEN_VL_HOME/venv/bin/hf" download "$MODEL_ID" "${bad[@]}" --revision "$REVISION" --local-dir "$MODEL_DIR" >/dev/null 2>"$meta/hf.log" || {
-    why=$(grep -v '^[[:space:]]*$' "$meta/hf.log" | tail -n1)
-    die "hf download failed (${why:-no message}; log: $meta/hf.log): partial files resume on the next run; check the network, model.revision and secrets.hfToken"
-  }
-  # The hf CLI checks no sha256 of what it wrote: every file is hashed here.
-  verify || die "the fetched weights do not match the manifest (see $report)"
-fi
+log "fetching ${#bad[@]} file(s) from ${WEIGHTS_SOURCE/hf/the hub} with aria2c (resuming partial files)"
+aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
+  --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
+  --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
+  --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
+  die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
+rm -f "$list"
+# aria2c hashed each file against the manifest's sha256 as it completed it (exit 32 otherwise):
+# the verification below stamps those without reading them again, and hashes the small ones.
+printf '%s\n' "${bad[@]}" >"$meta/fetched"
+verify --fetched "$meta/fetched" || die "the fetched weights do not match the manifest (see $report)"
+rm -f "$meta/fetched"
 
 changed "weights of $MODEL_ID@$REVISION fetched and verified"
 fix_config
