@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { AwsDeployment } from "./components/aws-deployment";
-import type { AwsTarget } from "./config/schema";
 import { readPulumiConfig } from "./config/pulumi";
 import { planToText } from "./plan/report";
 import { NodeProvisioning, type ProvisionedNode } from "./components/node-provisioning";
@@ -43,7 +42,7 @@ function resolveSecrets(
   const cfg = new pulumi.Config();
   const out: Record<string, pulumi.Output<string>> = {};
   for (const [key, env] of Object.entries(SECRET_ENV)) {
-    const ref = plan.config.secrets[key as keyof typeof SECRET_ENV];
+    const ref = plan.secrets[key as keyof typeof SECRET_ENV];
     if (!ref) continue;
     if (ref.startsWith("config:")) out[env] = cfg.requireSecret(ref.slice("config:".length));
     else if (ref.startsWith("file:"))
@@ -62,7 +61,7 @@ export function qwenVlProgram(): ProgramOutputs {
     throw new Error(`The model does not fit; nothing was created.\n${planToText(plan)}`);
   }
   for (const warning of plan.warnings) pulumi.log.warn(warning);
-  const port = plan.config.vllm.port;
+  const port = plan.apiPort;
 
   let provisioned: ProvisionedNode[];
   let endpoint: pulumi.Output<string>;
@@ -71,7 +70,7 @@ export function qwenVlProgram(): ProgramOutputs {
   let nodes: pulumi.Output<unknown[]>;
   let secrets: Record<string, pulumi.Output<string>>;
   if (plan.target === "aws") {
-    if (plan.config.network.sshCidrs.length === 0)
+    if (plan.network.sshCidrs.length === 0)
       throw new Error(
         `network.sshCidrs is empty: pulumi up provisions the nodes over SSH from this machine, and the nodes accept SSH only from network.sshCidrs; nothing was created. Allow this machine's public address, e.g.\n  pulumi config set --path 'network.sshCidrs[0]' "$(curl -s https://checkip.amazonaws.com)/32" --stack ${stack}`,
       );
@@ -143,7 +142,6 @@ export function qwenVlProgram(): ProgramOutputs {
     plan,
     nodes: provisioned,
     secrets,
-    efa: plan.target === "aws" && (plan.config.target as AwsTarget).efa,
     // AWS nodes are terminated on destroy; machines that stay get every step undone.
     undoOnDestroy: plan.target === "hosts",
     hostDialAttempts: plan.target === "aws" ? 120 : 30,

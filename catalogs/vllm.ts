@@ -216,6 +216,15 @@ export const DRIVER_FOR_CUDA_MAJOR: Readonly<Record<number, string>> = {
 };
 /** The project's floor whatever the CUDA build: the seed's requirement (driver ≥ 515.65.01, CUDA ≥ 11.7). */
 export const MIN_DRIVER = "515.65.01";
+
+/** The higher of two NVIDIA driver versions ("525.60.13"; two-part versions are padded). */
+export function higherDriver(a: string, b: string): string {
+  const pad = (v: string) => parseVersion(v.split(".").length === 2 ? `${v}.0` : v);
+  const pa = pad(a);
+  const pb = pad(b);
+  if (!pa || !pb) throw new Error(`not a driver version: ${!pa ? a : b}`);
+  return compareVersions(pa, pb) >= 0 ? a : b;
+}
 export const MIN_CUDA = "11.7";
 
 export interface VllmFeatures {
@@ -289,7 +298,8 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,
     cudaVersion,
-    minDriver: DRIVER_FOR_CUDA_MAJOR[cudaMajor] ?? MIN_DRIVER,
+    // The wheel's CUDA floor, never below the project's own (the seed's 515.65.01).
+    minDriver: higherDriver(DRIVER_FOR_CUDA_MAJOR[cudaMajor] ?? MIN_DRIVER, MIN_DRIVER),
     minTransformers:
       compareVersions(
         parseVersion(vllmTransformers)!,

@@ -8,7 +8,6 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "../config/errors";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
-import { DEFAULT_MAX_PIXELS } from "../plan/memory";
 import type { ClientOptions } from "../client/client";
 
 export interface EndpointArgs {
@@ -46,7 +45,7 @@ export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
   let baseUrl: string;
   if (plan.target === "hosts") {
     const head = plan.nodes.find((n) => n.role === "head")!;
-    baseUrl = `http://${head.host!.address}:${plan.config.vllm.port}`;
+    baseUrl = `http://${head.host!.address}:${plan.apiPort}`;
   } else {
     const r = spawnSync("pulumi", ["stack", "output", "endpoint", "--stack", a.stack!], {
       encoding: "utf8",
@@ -58,7 +57,7 @@ export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
     baseUrl = r.stdout.trim();
   }
   let apiKey = envKey;
-  const ref = plan.config.secrets.apiKey;
+  const ref = plan.secrets.apiKey;
   if (!apiKey && ref?.startsWith("file:")) apiKey = readFileSync(ref.slice(5), "utf8").trim();
   if (!apiKey && ref)
     throw new UsageError(`stack ${a.stack} protects its API with ${ref}: set QWEN_VL_API_KEY`);
@@ -66,7 +65,7 @@ export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
     baseUrl,
     model: a.model ?? plan.model.servedModelName,
     imageLimit: plan.imageLimit,
-    maxPixels: plan.config.vllm.maxPixels ?? DEFAULT_MAX_PIXELS,
+    maxPixels: plan.maxPixels,
     ...(apiKey ? { apiKey } : {}),
   };
 }

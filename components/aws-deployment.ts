@@ -8,7 +8,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
-import type { AwsTarget } from "../config/schema";
 import type { DiskBudget, Plan } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
@@ -54,8 +53,8 @@ export class AwsDeployment extends pulumi.ComponentResource {
   constructor(name: string, args: AwsDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qwen-vl-deploy:aws:Deployment", name, {}, opts);
     const plan = args.plan;
-    const target = plan.config.target as AwsTarget;
-    if (target.kind !== "aws") throw new Error("AwsDeployment needs a plan with target.kind aws");
+    const target = plan.aws;
+    if (!target) throw new Error("AwsDeployment needs a plan with target.kind aws");
     const provider = (this.provider = new aws.Provider(
       `${name}-aws`,
       { region: target.region as aws.Region },
@@ -65,7 +64,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const child = { parent: this, providers: { aws: provider } };
     const own = { parent: this, provider };
     const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
-    const net = plan.config.network;
+    const net = plan.network;
     const instanceType = INSTANCE_TYPES.get(target.instanceType)!;
     // Replicas, or TLS (vLLM serves plain HTTP): an Application Load Balancer in front.
     const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
@@ -77,9 +76,9 @@ export class AwsDeployment extends pulumi.ComponentResource {
         region: target.region,
         instanceType: target.instanceType,
         ...(target.availabilityZone ? { availabilityZone: target.availabilityZone } : {}),
-        apiPort: plan.config.vllm.port,
+        apiPort: plan.apiPort,
         apiCidrs: net.apiCidrs,
-        publicApiApproved: net.allowPublicApi && Boolean(plan.config.secrets.apiKey),
+        publicApiApproved: net.allowPublicApi && Boolean(plan.secrets.apiKey),
         sshCidrs: net.sshCidrs,
         multiNode: plan.multiNode,
         efa: target.efa,
@@ -89,13 +88,11 @@ export class AwsDeployment extends pulumi.ComponentResource {
       },
       child,
     );
-    const ssmParameters = Object.values(plan.config.secrets)
+    const ssmParameters = Object.values(plan.secrets)
       .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
       .map((ref) => ref.slice(4));
     const mirror =
-      plan.config.provisioning.weightsSource === "mirror"
-        ? plan.config.provisioning.mirrorUrl
-        : undefined;
+      plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
     const role = new NodeRole(
       `${name}-node`,
       {
@@ -207,7 +204,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
     });
 
     const head = this.nodes[0]!;
-    const port = plan.config.vllm.port;
+    const port = plan.apiPort;
     const forward = (p: number) =>
       keyPair && net.sshCidrs.length > 0
         ? `-L ${p}:localhost:${p}`

@@ -40,8 +40,6 @@ export interface NodeProvisioningArgs {
   readonly nodes: readonly ProvisionedNode[];
   /** Environment for the nodes' root-only secrets file (VLLM_API_KEY, HF_TOKEN), as secret Outputs. Default: none. */
   readonly secrets?: Readonly<Record<string, pulumi.Input<string>>>;
-  /** EFA interfaces are attached (AWS). Default: false. */
-  readonly efa?: boolean;
   /** Undo every step on destroy: true for machines that stay (hosts); AWS nodes are terminated instead. Default: true. */
   readonly undoOnDestroy?: boolean;
   /**
@@ -119,9 +117,7 @@ export class NodeProvisioning extends pulumi.ComponentResource {
     const addresses = pulumi
       .all(plan.nodes.map((n) => pulumi.output(byName.get(n.name)!.clusterAddress)))
       .apply((list) => Object.fromEntries(plan.nodes.map((n, i) => [n.name, list[i]!])));
-    const bundles = addresses.apply((a) =>
-      renderProvisioning(plan, { addresses: a, ...(args.efa ? { efa: true } : {}) }),
-    );
+    const bundles = addresses.apply((a) => renderProvisioning(plan, { addresses: a }));
     const triggers = bundles.apply((b) => stepTriggers(plan, b));
 
     const secretEntries = Object.entries(args.secrets ?? {});

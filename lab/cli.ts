@@ -57,7 +57,7 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
   await ensureMirrorServer(state, writeState);
   await ensureAptProxy(state, writeState);
   // Secrets the stack reads from files on this machine: a random value, made once per boot.
-  for (const ref of Object.values(plan.config.secrets)) {
+  for (const ref of Object.values(plan.secrets)) {
     if (typeof ref !== "string" || !ref.startsWith("file:")) continue;
     const path = ref.slice("file:".length);
     if (existsSync(path)) continue;

@@ -228,13 +228,24 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         }
       : {}),
     driver: { min: features.minDriver, cuda: features.cudaVersion },
+    apiPort: v.port,
+    maxPixels: setup.maxPixels,
+    nvswitch:
+      c.target.kind === "aws"
+        ? INSTANCE_TYPES.get(c.target.instanceType)!.nvswitch
+        : gpu.interconnect === "nvswitch",
+    efa: c.target.kind === "aws" && c.target.efa,
+    ...(c.target.kind === "aws" ? { aws: c.target } : { hosts: c.target }),
+    network: c.network,
+    monitoring: c.monitoring,
+    provisioning: c.provisioning,
+    secrets: c.secrets,
     python,
     disk: {
       weightsGiB: round(givenGiB ?? derivedGiB, 2),
       venvGiB: python.torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
       cachesGiB: python.torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
     },
-    config: c,
   };
   return plan;
 }

@@ -138,17 +138,17 @@ export function planToText(p: Plan): string {
   line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);
   const ports = p.ports.map((x) => `${x.port} ${x.name} (${x.exposure})`).join(", ");
   line("Ports", ports);
-  const api = p.config.network.apiCidrs;
+  const api = p.network.apiCidrs;
   line(
     "API access",
     api.length
-      ? `port ${p.config.vllm.port} from ${api.join(", ")}`
-      : `closed to the outside; reach it with: ssh -L ${p.config.vllm.port}:localhost:${p.config.vllm.port} <head> (or SSM port forwarding)`,
+      ? `port ${p.apiPort} from ${api.join(", ")}`
+      : `closed to the outside; reach it with: ssh -L ${p.apiPort}:localhost:${p.apiPort} <head> (or SSM port forwarding)`,
   );
-  if (p.config.monitoring.enabled)
+  if (p.monitoring.enabled)
     line(
       "Monitoring",
-      `Prometheus on the head (:${PORTS.prometheus}, through a tunnel)${p.config.monitoring.grafana ? `, Grafana :${PORTS.grafana}` : ""}`,
+      `Prometheus on the head (:${PORTS.prometheus}, through a tunnel)${p.monitoring.grafana ? `, Grafana :${PORTS.grafana}` : ""}`,
     );
   line(
     "Driver",

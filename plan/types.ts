@@ -6,7 +6,15 @@ import type { ModelSpec } from "../catalogs/models";
 import type { LockSummary } from "../catalogs/locks";
 import type { PortName } from "../catalogs/ports";
 import type { VllmFeatures } from "../catalogs/vllm";
-import type { HostConfig, StackConfig } from "../config/schema";
+import type {
+  AwsTarget,
+  HostConfig,
+  HostsTarget,
+  MonitoringConfig,
+  NetworkConfig,
+  ProvisioningConfig,
+  SecretsConfig,
+} from "../config/schema";
 import { type Dtype } from "./memory";
 
 export interface StageMemory {
@@ -111,7 +119,22 @@ export interface Plan {
   readonly python: PythonEnvPlan;
   /** What the steps write on a node besides the system (GiB): preflight checks the space for it. */
   readonly disk: DiskBudget;
-  readonly config: StackConfig;
+  /** The port vLLM's API listens on (vllm.port). */
+  readonly apiPort: number;
+  /** The largest image vLLM resizes to (vllm.maxPixels, or the model's processor default). */
+  readonly maxPixels: number;
+  /** The machines' GPUs sit on an NVSwitch (Fabric Manager, the NVSwitch NCCL floor). */
+  readonly nvswitch: boolean;
+  /** EFA interfaces are in use (AWS, target.efa). */
+  readonly efa: boolean;
+  /** The AWS target as configured (target.kind aws), or the hosts (target.kind hosts). */
+  readonly aws?: AwsTarget;
+  readonly hosts?: HostsTarget;
+  readonly network: NetworkConfig;
+  readonly monitoring: MonitoringConfig;
+  readonly provisioning: ProvisioningConfig;
+  /** References to the secrets ("config:…", "file:…", "ssm:…"), never their values. */
+  readonly secrets: SecretsConfig;
 }
 
 export interface PythonEnvPlan {

@@ -65,7 +65,7 @@ function checkSetup(target: HostsTarget, keyPath: string, knownHosts: string): v
  * machine what must be right before any connection (DeploySetupError lists every problem).
  */
 export function sshTargets(plan: Plan): (host: HostConfig) => SshTarget {
-  const target = plan.config.target as HostsTarget;
+  const target = plan.hosts!;
   if (target.kind !== "hosts")
     throw new DeploySetupError("deploy over SSH needs a stack with target.kind hosts");
   const keyPath = expandPath(target.sshPrivateKeyPath ?? "~/.ssh/id_ed25519");

@@ -9,10 +9,9 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
 import { NCCL_MIN_BUSBW_GBPS, TOOL_VERSIONS, vllmDashboardUrl } from "../catalogs/tools";
-import { MIN_CUDA, MIN_DRIVER, compareVersions, parseVersion } from "../catalogs/vllm";
+import { MIN_CUDA } from "../catalogs/vllm";
 import type { Plan, PlanNode } from "../plan";
 import { indexedLockText } from "./python-lock";
 import { MODEL_ROOT } from "../plan/vllm-args";
@@ -167,22 +166,11 @@ export function envFile(env: Readonly<Record<string, string>>): string {
   );
 }
 
-/** The higher of two NVIDIA driver versions ("525.60.13"; two-part versions are padded). */
-function maxDriver(a: string, b: string): string {
-  const pad = (v: string) => parseVersion(v.split(".").length === 2 ? `${v}.0` : v);
-  const pa = pad(a);
-  const pb = pad(b);
-  if (!pa || !pb) throw new Error(`not a driver version: ${!pa ? a : b}`);
-  return compareVersions(pa, pb) >= 0 ? a : b;
-}
-
 export interface RenderOptions {
   /** Cluster (private) address of every node, by plan node name. */
   readonly addresses: Readonly<Record<string, string>>;
   /** Script texts by file name (default: the files in provisioning/scripts). */
   readonly scripts?: Readonly<Record<string, string>>;
-  /** EFA interfaces are in use (AWS, target.efa). */
-  readonly efa?: boolean;
   /** The Python lock's text (default: the plan's lock file, held to the index's sha256). */
   readonly pythonLock?: string;
 }
@@ -190,12 +178,8 @@ export interface RenderOptions {
 export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[] {
   const scripts = opts.scripts ?? loadScripts();
   const pythonLock = opts.pythonLock ?? indexedLockText(plan.python.lock);
-  const c = plan.config;
   const multiNode = plan.multiNode;
-  const nvswitch = plan.instanceType
-    ? INSTANCE_TYPES.get(plan.instanceType)!.nvswitch
-    : plan.gpu.interconnect === "nvswitch";
-  const monitoring = c.monitoring.enabled;
+  const monitoring = plan.monitoring.enabled;
   const address = (name: string): string => {
     const a = opts.addresses[name];
     if (!a) throw new Error(`no address for node ${name}`);
@@ -231,9 +215,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       // R580 is the last branch for Volta (NVIDIA's CUDA toolkit, driver and architecture matrix):
       // an unpinned cuda-drivers would install a branch that does not drive a V100.
       DRIVER_BRANCH: plan.gpu.architecture === "volta" ? "580" : "",
-      NVSWITCH: nvswitch ? "1" : "0",
-      EFA: opts.efa ? "1" : "0",
-      MIN_DRIVER: maxDriver(plan.driver.min, MIN_DRIVER),
+      NVSWITCH: plan.nvswitch ? "1" : "0",
+      EFA: plan.efa ? "1" : "0",
+      MIN_DRIVER: plan.driver.min,
       MIN_CUDA,
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,
@@ -250,16 +234,16 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       WEIGHTS_KIB: String(Math.ceil(plan.disk.weightsGiB * 1024 * 1024)),
       VENV_KIB: String(plan.disk.venvGiB * 1024 * 1024),
       CACHES_KIB: String(plan.disk.cachesGiB * 1024 * 1024),
-      WEIGHTS_SOURCE: c.provisioning.weightsSource,
-      MIRROR_URL: c.provisioning.mirrorUrl ?? "",
-      PYTHON_INDEX_URL: c.provisioning.pythonIndexUrl ?? "",
-      PYTHON_FIND_LINKS: c.provisioning.pythonFindLinks ?? "",
-      INSTALL_DRIVER: c.provisioning.installDriver ? "1" : "0",
-      INSTALL_CUDA_TOOLKIT: c.provisioning.installCudaToolkit ? "1" : "0",
+      WEIGHTS_SOURCE: plan.provisioning.weightsSource,
+      MIRROR_URL: plan.provisioning.mirrorUrl ?? "",
+      PYTHON_INDEX_URL: plan.provisioning.pythonIndexUrl ?? "",
+      PYTHON_FIND_LINKS: plan.provisioning.pythonFindLinks ?? "",
+      INSTALL_DRIVER: plan.provisioning.installDriver ? "1" : "0",
+      INSTALL_CUDA_TOOLKIT: plan.provisioning.installCudaToolkit ? "1" : "0",
       ROPE_FIX: plan.features.needsRopeScalingFix ? "1" : "0",
       MONITORING: monitoring ? "1" : "0",
-      DCGM_EXPORTER: c.monitoring.dcgmExporter ? "1" : "0",
-      GRAFANA: c.monitoring.grafana ? "1" : "0",
+      DCGM_EXPORTER: plan.monitoring.dcgmExporter ? "1" : "0",
+      GRAFANA: plan.monitoring.grafana ? "1" : "0",
       GRAFANA_DATASOURCE_UID,
       VLLM_DASHBOARD_URL: vllmDashboardUrl(plan.vllmVersion),
       MULTI_NODE: multiNode ? "1" : "0",
@@ -273,18 +257,18 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       CHECK_TARGETS: checkTargets.join(" "),
       // The floor for the links the gate's all-reduce crosses: the network when the replica spans nodes.
       NCCL_MIN_BUSBW_GBPS: String(
-        NCCL_MIN_BUSBW_GBPS[multiNode ? (opts.efa ? "efa" : "network") : plan.gpu.interconnect] ??
+        NCCL_MIN_BUSBW_GBPS[multiNode ? (plan.efa ? "efa" : "network") : plan.gpu.interconnect] ??
           5,
       ),
-      API_PORT: String(c.vllm.port),
+      API_PORT: String(plan.apiPort),
       PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,
-      READINESS_TIMEOUT: String(c.provisioning.readinessTimeoutSec),
-      KEEP_WEIGHTS: c.provisioning.keepWeightsOnDestroy ? "1" : "0",
+      READINESS_TIMEOUT: String(plan.provisioning.readinessTimeoutSec),
+      KEEP_WEIGHTS: plan.provisioning.keepWeightsOnDestroy ? "1" : "0",
     };
-    if (c.provisioning.hfEndpoint) env["HF_ENDPOINT"] = c.provisioning.hfEndpoint;
+    if (plan.provisioning.hfEndpoint) env["HF_ENDPOINT"] = plan.provisioning.hfEndpoint;
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
-    if (c.target.kind === "aws") env["AWS_DEFAULT_REGION"] = c.target.region;
+    if (plan.aws) env["AWS_DEFAULT_REGION"] = plan.aws.region;
 
     const files: RenderedFile[] = [];
     for (const [name, text] of Object.entries(scripts))
@@ -307,9 +291,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
         );
         r(
           "prometheus.default",
-          `# Rendered by qwen-vl-deploy\nARGS="--storage.tsdb.retention.time=${c.monitoring.retentionDays}d --web.listen-address=127.0.0.1:${PORTS.prometheus}"\n`,
+          `# Rendered by qwen-vl-deploy\nARGS="--storage.tsdb.retention.time=${plan.monitoring.retentionDays}d --web.listen-address=127.0.0.1:${PORTS.prometheus}"\n`,
         );
-        if (c.monitoring.grafana) {
+        if (plan.monitoring.grafana) {
           r(
             "grafana-datasource.yaml",
             // A fixed uid: vLLM's exported dashboard names its datasource "${DS_PROMETHEUS}", which
@@ -326,9 +310,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     if (multiNode)
       r(
         "qwen-vl-ray.service",
-        rayUnit(plan, node, c.provisioning.rayObjectStoreMiB, c.monitoring.rayDashboard),
+        rayUnit(plan, node, plan.provisioning.rayObjectStoreMiB, plan.monitoring.rayDashboard),
       );
-    if (monitoring && c.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
+    if (monitoring && plan.monitoring.dcgmExporter) r("nvidia-dcgm-exporter.conf", dcgmDropIn());
     r("qwen-vl-weights-check.service", WEIGHTS_CHECK_SERVICE);
     r("qwen-vl-weights-check.timer", WEIGHTS_CHECK_TIMER);
 
@@ -568,7 +552,6 @@ export function prometheusConfig(
   nodes: readonly { name: string; address: string }[],
   multiNode: boolean,
 ): string {
-  const c = plan.config;
   const job = (name: string, targets: { target: string; node: string }[]) =>
     `  - job_name: ${name}\n    static_configs:\n` +
     targets
@@ -576,12 +559,12 @@ export function prometheusConfig(
       .join("");
   const head = nodes[0]!;
   let out = `# Rendered by qwen-vl-deploy from the plan\nglobal:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n`;
-  out += job("vllm", [{ target: `127.0.0.1:${c.vllm.port}`, node: head.name }]);
+  out += job("vllm", [{ target: `127.0.0.1:${plan.apiPort}`, node: head.name }]);
   out += job(
     "node",
     nodes.map((n) => ({ target: `${n.address}:${PORTS.nodeExporter}`, node: n.name })),
   );
-  if (c.monitoring.dcgmExporter)
+  if (plan.monitoring.dcgmExporter)
     out += job(
       "dcgm",
       nodes.map((n) => ({ target: `${n.address}:${PORTS.dcgmExporter}`, node: n.name })),

@@ -71,7 +71,7 @@ describe("shipped stacks", () => {
       expect(p.dtype).toBe(want.dtype);
       if (want.instanceType) expect(p.instanceType).toBe(want.instanceType);
       expect(p.warnings).toEqual([]);
-      expect(p.config.network.apiCidrs).toEqual([]);
+      expect(p.network.apiCidrs).toEqual([]);
     });
   }
 

@@ -73,9 +73,7 @@ describe("renderProvisioning", () => {
     expect(he["DRIVER_FLAVOR"]).toBe("open");
     expect(he["MODEL_ID"]).toBe("Qwen/Qwen2-VL-7B-Instruct");
     // The node's AWS SDK signs S3 mirror URLs for the stack's region; hosts have no stack region.
-    expect(he["AWS_DEFAULT_REGION"]).toBe(
-      p.config.target.kind === "aws" ? p.config.target.region : "",
-    );
+    expect(he["AWS_DEFAULT_REGION"]).toBe(p.aws?.region ?? "");
     expect(he["BOTOCORE_VERSION"]).toMatch(/^\d+\.\d+\.\d+$/);
     const hosts = plan("hosts");
     const onHost = renderProvisioning(hosts, {
