@@ -161,7 +161,7 @@ describe("driver", () => {
     );
     // Held to R580, Volta's last branch: an unpinned cuda-drivers would not drive a V100.
     expect(r.out).toMatch(
-      /would run: install -m 0644 \/dev\/stdin \/etc\/apt\/preferences.d\/qwen-vl-nvidia-driver/,
+      /would run: sh -c .*Pin: version %s\.\*.*Pin-Priority: 1001.* pin 580 \/etc\/apt\/preferences.d\/qwen-vl-nvidia-driver/,
     );
     expect(r.out).toMatch(/driver branch pinned to R580 \(the last branch for volta\)/);
     const large = planStack(readStackFile("large").sections);

@@ -65,7 +65,8 @@ if [[ -n ${DRIVER_BRANCH:-} ]]; then
   # Hold NVIDIA's driver packages to the branch (an apt pin, 1001: also above newer versions).
   pin=/etc/apt/preferences.d/qwen-vl-nvidia-driver
   if [[ ! -f $pin ]]; then
-    printf 'Package: *nvidia* *cuda-drivers* libnvidia* libcuda* libxnvctrl*\nPin: version %s.*\nPin-Priority: 1001\n' "$DRIVER_BRANCH" | run install -m 0644 /dev/stdin "$pin"
+    # No pipe into `run`: in a dry run it reads nothing, and the writer's SIGPIPE fails the step.
+    run sh -c 'umask 022 && printf "Package: *nvidia* *cuda-drivers* libnvidia* libcuda* libxnvctrl*\nPin: version %s.*\nPin-Priority: 1001\n" "$1" >"$2"' pin "$DRIVER_BRANCH" "$pin"
     ledger "created $pin"
     apt_get update
   fi

@@ -47,7 +47,8 @@ if [[ $ROLE == head ]]; then
     if ! dpkg-query -W grafana >/dev/null 2>&1; then
       run install -d -m 0755 /etc/apt/keyrings
       run curl -fsSL -o /etc/apt/keyrings/grafana.asc https://apt.grafana.com/gpg.key
-      echo "deb [signed-by=/etc/apt/keyrings/grafana.asc] https://apt.grafana.com stable main" | run tee /etc/apt/sources.list.d/grafana.list >/dev/null
+      # No pipe into `run`: in a dry run it reads nothing, and the writer's SIGPIPE fails the step.
+      run sh -c 'printf "%s\n" "deb [signed-by=/etc/apt/keyrings/grafana.asc] https://apt.grafana.com stable main" >/etc/apt/sources.list.d/grafana.list'
       apt_get update
       ledger "created /etc/apt/keyrings/grafana.asc"
       ledger "created /etc/apt/sources.list.d/grafana.list"
