@@ -138,7 +138,9 @@ for (url, *auth), path in zip(lines, sys.argv[3:]):
     if auth and auth[0] == "1" and token:
         print(f"  header=Authorization: Bearer {token}")
 PY
-log "fetching ${#bad[@]} file(s) from ${WEIGHTS_SOURCE/hf/the hub} with aria2c (resuming partial files)"
+from="the mirror"
+[[ $WEIGHTS_SOURCE == hf ]] && from="the hub"
+log "fetching ${#bad[@]} file(s) from $from with aria2c (resuming partial files)"
 aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
   --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
   --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
