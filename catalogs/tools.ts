@@ -26,6 +26,15 @@ export function vllmDashboardUrl(vllmVersion: string): string {
 }
 
 /**
+ * How long a node waits for Ray (seconds): its own daemon's ports (ray.sh) and, before vLLM starts
+ * on the head, every node and GPU of the replica (cluster-ready.sh). A worker may start before its
+ * head; the lab's three nodes on two cores took up to ~45 s.
+ */
+export const RAY_WAIT_SECONDS = 300;
+/** Bound on the connectivity gate's NCCL all-reduce, rendezvous included (seconds). */
+export const NCCL_CHECK_TIMEOUT_SECONDS = 300;
+
+/**
  * Minimum NCCL all-reduce bus bandwidth (GB/s, 1 GiB messages) below which the connectivity gate
  * fails: per GPU interconnect inside a node, and across nodes by the network the replica's NCCL
  * rides (a multi-node all-reduce is bound by its slowest link). Floors catch a broken path (PCIe

@@ -6,8 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { UsageError } from "../config/errors";
-import { readStackFile } from "../config/stack-file";
-import { planStack } from "../plan";
+import { readStackPlan } from "./main";
 import type { ClientOptions } from "../client/client";
 
 export interface EndpointArgs {
@@ -41,7 +40,7 @@ export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
     }
     return { baseUrl, model, ...(envKey ? { apiKey: envKey } : {}) };
   }
-  const plan = planStack(readStackFile(a.stack!).sections, { stack: a.stack! });
+  const plan = readStackPlan(a.stack!);
   let baseUrl: string;
   if (plan.target === "hosts") {
     const head = plan.nodes.find((n) => n.role === "head")!;

@@ -3,8 +3,8 @@
  * cloud account, no Pulumi engine. Exit 0 when it fits, 1 when it does not, 2 on a config error.
  */
 import { parseArgs } from "node:util";
-import { readStackFile, stackNames } from "../config/stack-file";
-import { planStack } from "../plan";
+import { stackNames } from "../config/stack-file";
+import { readStackPlan } from "./main";
 import { runCommand, UsageError } from "../config/errors";
 import { planToJson, planToText } from "../plan/report";
 
@@ -23,8 +23,7 @@ export function planCommand(argv: string[]): { code: number; output: string } {
   });
   if (values.help) return { code: 0, output: USAGE };
   if (!values.stack) throw new UsageError("--stack is required");
-  const raw = readStackFile(values.stack);
-  const plan = planStack(raw.sections, { stack: values.stack, secretKeys: raw.secretKeys });
+  const plan = readStackPlan(values.stack);
   const output = values.json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan);
   return { code: plan.fits ? 0 : 1, output };
 }

@@ -23,7 +23,8 @@ import {
 } from "@pulumi/pulumi/automation";
 import { runCommand, UsageError, UserError } from "../config/errors";
 import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
-import { planStack, type Plan } from "../plan";
+import { readStackPlan } from "../cli/main";
+import type { Plan } from "../plan";
 import { sshTargets } from "../provisioning/hosts";
 
 const USAGE =
@@ -181,8 +182,7 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
  * the program, before any resource.
  */
 export function preflight(stack: string): Plan {
-  const raw = readStackFile(stack);
-  const plan = planStack(raw.sections, { stack });
+  const plan = readStackPlan(stack);
   if (plan.target === "hosts") sshTargets(plan);
   return plan;
 }

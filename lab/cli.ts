@@ -10,8 +10,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
-import { readStackFile } from "../config/stack-file";
-import { planStack, type Plan } from "../plan";
+import { readStackPlan } from "../cli/main";
+import type { Plan } from "../plan";
 import { runCommand, UsageError } from "../config/errors";
 import { down, LabError, readState, up, writeState, type LabState } from "./lab";
 import { ensureAptProxy, ensureMirrorServer, ensureModel, ensureWheels } from "./mirror";
@@ -43,8 +43,7 @@ function describe(
 export async function prepareLab(stack: string, log: (s: string) => void = say): Promise<Plan> {
   const state = readState();
   if (!state) throw new LabError("no lab is up: run npm run lab:up -- --nodes N first");
-  const raw = readStackFile(stack);
-  const plan = planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
+  const plan = readStackPlan(stack);
   if (plan.target !== "hosts") throw new LabError(`stack ${stack} is not a hosts stack`);
   for (const n of plan.nodes) {
     if (!state.nodes.some((l) => l.address === n.host!.address))
@@ -110,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
       const needed = Math.max(
         0,
         ...stacks.flatMap((s) =>
-          planStack(readStackFile(s).sections, { stack: s }).nodes.map(
+          readStackPlan(s).nodes.map(
             (n) => Number(/\.(\d+)$/.exec(n.host?.address ?? "")?.[1] ?? 0) - 10,
           ),
         ),

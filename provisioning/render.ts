@@ -10,7 +10,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { PORTS } from "../catalogs/ports";
-import { NCCL_MIN_BUSBW_GBPS, TOOL_VERSIONS, vllmDashboardUrl } from "../catalogs/tools";
+import {
+  NCCL_CHECK_TIMEOUT_SECONDS,
+  NCCL_MIN_BUSBW_GBPS,
+  RAY_WAIT_SECONDS,
+  TOOL_VERSIONS,
+  vllmDashboardUrl,
+} from "../catalogs/tools";
 import { MIN_CUDA } from "../catalogs/vllm";
 import type { Plan, PlanNode } from "../plan";
 import { indexedLockText } from "./python-lock";
@@ -253,6 +259,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       RAY_GCS_PORT: String(PORTS.rayGcs),
       RAY_NODE_MANAGER_PORT: String(PORTS.rayNodeManager),
       RAY_OBJECT_MANAGER_PORT: String(PORTS.rayObjectManager),
+      RAY_WAIT_SECONDS: String(RAY_WAIT_SECONDS),
+      NCCL_TIMEOUT: String(NCCL_CHECK_TIMEOUT_SECONDS),
       NETWORK_INTERFACE: node.host?.networkInterface ?? "",
       CHECK_TARGETS: checkTargets.join(" "),
       // The floor for the links the gate's all-reduce crosses: the network when the replica spans nodes.

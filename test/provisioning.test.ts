@@ -724,8 +724,11 @@ describe("connectivity gate: NCCL all-reduce with vLLM's environment (nccl-check
     );
     expect(readFileSync(join(head.s.etc, "node.env"), "utf8")).toMatch(/NCCL_MIN_BUSBW_GBPS=1\n/);
   });
-  it("skips, saying why: no GPU device, one GPU", () => {
-    const { s, env } = withGpus();
+  it("skips, saying why: no GPU device, one GPU; verify checks ports only (the GPUs are vLLM's)", () => {
+    const { s, env } = withGpus(large, "head", { FAKE_NCCL_ERROR: "must not run" });
+    const ports = s.run("connectivity.sh", ["--ports-only"], env);
+    expect(ports.code, ports.all).toBe(0);
+    expect(ports.all).not.toMatch(/NCCL/);
     expect(
       s.run("connectivity.sh", [], { ...env, QWEN_VL_NVIDIA_DEVICE: "/nonexistent" }).out,
     ).toMatch(/NCCL all-reduce skipped: no GPU device/);

@@ -3,6 +3,7 @@
 # port the cluster needs (rendered CHECK_TARGETS "name:address:port ..."). Reports each failing pair
 # and port. Then an NCCL all-reduce with a minimum bus bandwidth across the GPUs vLLM will use
 # (single-node stacks too: an 8-GPU board is where TP traffic runs).
+#   connectivity.sh [--ports-only]   (verify: the GPUs are vLLM's while it serves)
 set -euo pipefail
 QWEN_VL_STEP=connectivity
 # shellcheck source=lib.sh
@@ -42,7 +43,9 @@ fi
 # (NVSwitch without Fabric Manager, P2P broken by the IOMMU or ACS) or nodes whose NCCL cannot reach
 # each other fail here, before vLLM hangs in its first all-reduce.
 nccl_args=()
-if [[ ! -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
+if [[ ${1:-} == --ports-only ]]; then
+  :
+elif [[ ! -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
   log "NCCL all-reduce skipped: no GPU device"
 elif [[ ${MULTI_NODE:-0} == 1 && $ROLE != head ]]; then
   log "NCCL all-reduce: the head runs it across the replica's $TOTAL_GPUS GPUs"
@@ -55,7 +58,7 @@ else
 fi
 if [[ ${#nccl_args[@]} -gt 0 ]]; then
   gpus=${nccl_args[1]}
-  out=$("$QWEN_VL_HOME/venv/bin/python" "$QWEN_VL_HOME/bin/nccl-check.py" "${nccl_args[@]}" --timeout "${NCCL_TIMEOUT:-300}" 2>&1) ||
+  out=$("$QWEN_VL_HOME/venv/bin/python" "$QWEN_VL_HOME/bin/nccl-check.py" "${nccl_args[@]}" --timeout "$NCCL_TIMEOUT" 2>&1) ||
     die "NCCL all-reduce across $gpus GPUs failed (${out##*$'\n'}): run it again with NCCL_DEBUG=INFO: $QWEN_VL_HOME/venv/bin/python $QWEN_VL_HOME/bin/nccl-check.py ${nccl_args[*]}"
   read -r wrong busbw nodes < <(python3 -c 'import json, sys; r = json.loads(sys.argv[1].splitlines()[-1]); print(r["wrong"], r["busbw_gbps"], r["nodes"])' "$out") ||
     die "NCCL all-reduce printed no result: ${out##*$'\n'}"

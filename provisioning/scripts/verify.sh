@@ -62,10 +62,11 @@ check weights "$MODEL_ID@$REVISION matches its manifest${quick[*]:+ (stamp)}" \
   --report "$QWEN_VL_STATE/weights-report.json" --stamp "$MODEL_DIR/.qwen-vl/verified.json"
 
 if [[ ${MULTI_NODE:-0} == 1 ]]; then
-  check connectivity "every cluster port of every other member answers" "" bash "$bin/connectivity.sh"
+  # Ports only: the GPUs are vLLM's while it serves (its Ray workers hold every GPU Ray has).
+  check connectivity "every cluster port of every other member answers" "" bash "$bin/connectivity.sh" --ports-only
   if [[ $ROLE == head ]]; then
     check ray "$NODES_PER_REPLICA nodes, $TOTAL_GPUS GPUs in the Ray cluster" "" \
-      env RAY_WAIT_SECONDS="${VERIFY_RAY_SECONDS:-20}" runuser -u "$SERVICE_USER" -- bash "$bin/cluster-ready.sh"
+      runuser -u "$SERVICE_USER" -- bash "$bin/cluster-ready.sh" "${VERIFY_RAY_SECONDS:-20}"
   fi
 fi
 
