@@ -323,6 +323,8 @@ export const provisioningSchema = z.strictObject({
   /**
    * Base URL of the mirror (required with weightsSource: mirror): http(s)://… or s3://bucket/prefix
    * (read with the node's instance role, which then gets read access to exactly that prefix).
+   * `{repo}` (the model id, "/" as "--") and `{revision}` stand for the model's, so one mirror
+   * layout serves every model and a stack states each once.
    */
   mirrorUrl: z
     .string()

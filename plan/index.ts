@@ -238,7 +238,12 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     ...(c.target.kind === "aws" ? { aws: c.target } : { hosts: c.target }),
     network: c.network,
     monitoring: c.monitoring,
-    provisioning: c.provisioning,
+    provisioning: {
+      ...c.provisioning,
+      ...(c.provisioning.mirrorUrl
+        ? { mirrorUrl: expandMirrorUrl(c.provisioning.mirrorUrl, m.id, model.revision) }
+        : {}),
+    },
     secrets: c.secrets,
     python,
     disk: {
@@ -248,6 +253,11 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     },
   };
   return plan;
+}
+
+/** provisioning.mirrorUrl with `{repo}` ("/" as "--") and `{revision}` filled in. */
+export function expandMirrorUrl(url: string, repo: string, revision: string): string {
+  return url.replaceAll("{repo}", repo.replace(/\//g, "--")).replaceAll("{revision}", revision);
 }
 
 function round(x: number, digits: number): number {

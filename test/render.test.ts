@@ -168,6 +168,14 @@ describe("renderProvisioning", () => {
     expect(sourced(before[0]!)).not.toHaveProperty("TRANSFORMERS_MIN");
   });
 
+  it("provisioning.mirrorUrl's {repo} and {revision} are the model's: the node gets the model's own folder", () => {
+    const p = plan("lab");
+    const addresses = Object.fromEntries(p.nodes.map((n, i) => [n.name, `10.0.0.${i + 10}`]));
+    expect(sourced(renderProvisioning(p, { addresses })[0]!)["MIRROR_URL"]).toBe(
+      `http://10.77.0.1:8080/models/lab--Qwen2-VL-7B-standin/${p.model.revision}`,
+    );
+  });
+
   it("values with spaces and quotes survive the env file", () => {
     const p = plan("single-gpu");
     const [b] = renderProvisioning(p, { addresses: { head: "10.0.0.10" } });
