@@ -11,13 +11,7 @@ load_node_env
 wait_s=${1:-$RAY_WAIT_SECONDS}
 deadline=$((SECONDS + wait_s))
 while :; do
-  state=$("$QWEN_VL_HOME/venv/bin/python" - "$RAY_ADDRESS" <<'PY' 2>/dev/null || true
-import sys, ray
-ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-nodes = [n for n in ray.nodes() if n["Alive"]]
-print(len(nodes), int(sum(n["Resources"].get("GPU", 0) for n in nodes)))
-PY
-)
+  state=$("$QWEN_VL_HOME/venv/bin/python" "$(dirname "$0")/ray-cluster.py" "$RAY_ADDRESS" 2>/dev/null || true)
   read -r nodes gpus <<<"${state:-0 0}"
   if [[ ${nodes:-0} -ge $NODES_PER_REPLICA && ${gpus:-0} -ge $TOTAL_GPUS ]]; then
     log "Ray cluster ready: $nodes nodes, $gpus GPUs"

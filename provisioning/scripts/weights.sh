@@ -39,13 +39,9 @@ if [[ ! -s $manifest ]]; then
     why=$("$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" 2>&1 >"$manifest.tmp") ||
       die "cannot read the file list of $MODEL_ID@$REVISION from ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
   fi
-  python3 - "$manifest.tmp" "$REVISION" <<'PY' || die "the manifest is not for revision $REVISION"
-import json, sys
-m = json.load(open(sys.argv[1]))
-sys.exit(0 if m.get("revision") == sys.argv[2] and m.get("files") else 1)
-PY
+  count=$(python3 "$bin/manifest.py" check "$manifest.tmp" "$REVISION") || die "the manifest is not for revision $REVISION"
   mv "$manifest.tmp" "$manifest"
-  changed "manifest of $MODEL_ID@$REVISION ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["files"]))' "$manifest") files)"
+  changed "manifest of $MODEL_ID@$REVISION ($count files)"
 fi
 
 verify() { python3 "$bin/verify-weights.py" --manifest "$manifest" --dir "$MODEL_DIR" --report "$report" --stamp "$stamp" "$@"; }
@@ -89,12 +85,8 @@ log "${#bad[@]} file(s) missing or not matching the manifest"
 for path in "${bad[@]}"; do
   file=$MODEL_DIR/$path
   # A complete file with the wrong content is fetched again; a partial one (with aria2's control
-  # file or hf's .incomplete) is resumed.
-  if [[ -f $file && ! -f $file.aria2 ]] && python3 - "$manifest" "$path" "$file" <<'PY'; then
-import json, os, sys
-m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
-sys.exit(0 if os.path.getsize(sys.argv[3]) >= m[sys.argv[2]]["size"] else 1)
-PY
+  # file) is resumed.
+  if [[ -f $file && ! -f $file.aria2 ]] && python3 "$bin/manifest.py" complete "$manifest" "$path" "$file"; then
     if [[ $refetch_bad == 1 ]]; then
       log "removing bad file $path to fetch it again"
       rm -f "$file"
@@ -124,20 +116,7 @@ fi
 # hub's own URLs, the token. Root-only and removed after the run: it may hold the token.
 list=$(mktemp "$QWEN_VL_STATE/aria2-input.XXXXXX")
 trap 'rm -f "$list"' EXIT
-python3 - "$manifest" "$urls" "${bad[@]}" >"$list" <<'PY'
-import json, os, sys
-m = {f["path"]: f for f in json.load(open(sys.argv[1]))["files"]}
-lines = [l.split("\t") for l in open(sys.argv[2]).read().splitlines() if l.strip()]
-token = os.environ.get("HF_TOKEN")
-for (url, *auth), path in zip(lines, sys.argv[3:]):
-    f = m[path]
-    print(url)
-    print(f"  out={path}")
-    if "sha256" in f:
-        print(f"  checksum=sha-256={f['sha256']}")
-    if auth and auth[0] == "1" and token:
-        print(f"  header=Authorization: Bearer {token}")
-PY
+python3 "$bin/manifest.py" aria2-input "$manifest" "$urls" "${bad[@]}" >"$list"
 from="the mirror"
 [[ $WEIGHTS_SOURCE == hf ]] && from="the hub"
 log "fetching ${#bad[@]} file(s) from $from with aria2c (resuming partial files)"
