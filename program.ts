@@ -12,6 +12,7 @@ import { readPulumiConfig } from "./config/pulumi";
 import { planToText } from "./plan/report";
 import { NodeProvisioning, type ProvisionedNode } from "./components/node-provisioning";
 import { PORTS } from "./catalogs/ports";
+import { indexedLockText } from "./provisioning/python-lock";
 import { planStack, type Plan } from "./plan";
 import { sshTargets } from "./provisioning/hosts";
 
@@ -61,6 +62,8 @@ export function qwenVlProgram(): ProgramOutputs {
     throw new Error(`The model does not fit; nothing was created.\n${planToText(plan)}`);
   }
   for (const warning of plan.warnings) pulumi.log.warn(warning);
+  // The lock the nodes will sync to, held to the index the plan read: refused before any machine.
+  indexedLockText(plan.python.lock);
   const port = plan.apiPort;
 
   let provisioned: ProvisionedNode[];

@@ -51,7 +51,10 @@ export interface LockSummary {
   readonly sha256: string;
   /** Packages it pins. */
   readonly packages: number;
-  /** The pins the plan checks and shows (normalized names: vllm, torch, transformers, huggingface-hub, ray). */
+  /**
+   * The pins the plan checks and shows (normalized names: vllm, torch, transformers,
+   * huggingface-hub, ray); "a / b" where the lock pins a package per Python range.
+   */
   readonly pins: Readonly<Record<string, string>>;
 }
 
@@ -64,6 +67,8 @@ export interface PythonLock {
   readonly text: string;
   /** Package (normalized name) → version, the first line for a package (a universal lock may pin per Python). */
   readonly pins: Readonly<Record<string, string>>;
+  /** Package → every version the lock pins it at (one per Python range where they differ), in order. */
+  readonly versions: Readonly<Record<string, readonly string[]>>;
 }
 
 /** PEP 503 normalization: "huggingface_hub" and "Huggingface-Hub" are one package. */
@@ -73,11 +78,15 @@ export function normalizeName(name: string): string {
 
 export function parseLock(path: string, text: string): PythonLock {
   const pins: Record<string, string> = {};
+  const versions: Record<string, string[]> = {};
   for (const line of text.split("\n")) {
     const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;]+)/.exec(line);
-    if (m) pins[normalizeName(m[1]!)] ??= m[2]!;
+    if (!m) continue;
+    const name = normalizeName(m[1]!);
+    pins[name] ??= m[2]!;
+    if (!(versions[name] ??= []).includes(m[2]!)) versions[name]!.push(m[2]!);
   }
-  return { path, text, pins };
+  return { path, text, pins, versions };
 }
 
 /** The release a pin names, without a local label ("0.11.0+fake" → "0.11.0", PEP 440 matching). */

@@ -2,9 +2,9 @@
 import type { LockSummary } from "./locks";
 
 export const LOCKS: Readonly<Record<string, LockSummary>> = {
-  "locks/lab-fake-vllm-0.11.0.txt": {"sha256":"0a553291b9ab86ee46a05f0a6f11aa85cb32490f897d772eb67ba7fdecc68688","packages":78,"pins":{"vllm":"0.11.0+fake","transformers":"5.17.0","huggingface-hub":"1.33.0","ray":"2.60.0"}},
-  "locks/vllm-0.11.0.txt": {"sha256":"141be35e02a11983bdba10ab302b204348cfbda731f2f38fb8ffbff12bf0858f","packages":188,"pins":{"vllm":"0.11.0","torch":"2.8.0","transformers":"4.57.6","huggingface-hub":"0.36.2","ray":"2.51.2"}},
-  "locks/vllm-0.19.1.txt": {"sha256":"492c12b4d9167e944cd9a301a66bc9cb8af0de21b74a6368f091f8b5a754cccd","packages":206,"pins":{"vllm":"0.19.1","torch":"2.10.0","transformers":"5.20.2","huggingface-hub":"2.4.0","ray":"2.60.0"}},
-  "locks/vllm-0.31.0.txt": {"sha256":"1f9717cc8f652ae278e6511beeaf72db165389d88500770e35d3a0f5bc6360f8","packages":226,"pins":{"vllm":"0.31.0","torch":"2.13.0","transformers":"5.17.0","huggingface-hub":"1.33.0","ray":"2.60.0"}},
+  "locks/lab-fake-vllm-0.11.0.txt": {"sha256":"996f2e4919219f171b9309a596665ee7a1086b7261b0971f30dcc689c1eb8390","packages":78,"pins":{"vllm":"0.11.0+fake","transformers":"5.17.0","huggingface-hub":"1.33.0","ray":"2.59.0"}},
+  "locks/vllm-0.11.0.txt": {"sha256":"c4b575a40f2959574e2107abbf42000230f8f406d2530c648c3472fbb9318341","packages":175,"pins":{"vllm":"0.11.0","torch":"2.8.0","transformers":"4.57.3","huggingface-hub":"0.36.0","ray":"2.52.1"}},
+  "locks/vllm-0.19.1.txt": {"sha256":"24ec1eeed342c755260898ae989a33a3769f20c5a9b12254ad5869ec2cf6108e","packages":199,"pins":{"vllm":"0.19.1","torch":"2.10.0","transformers":"5.6.2","huggingface-hub":"1.12.0","ray":"2.55.1"}},
+  "locks/vllm-0.31.0.txt": {"sha256":"446cf05e4e1e85f3163b8997c4b12a5a7ac57c8b04a5ead2c45705f80a61ac58","packages":226,"pins":{"vllm":"0.31.0","torch":"2.13.0","transformers":"5.17.0","huggingface-hub":"1.33.0","ray":"2.59.0"}},
   "locks/vllm-0.33.0.txt": {"sha256":"2c4f3b443a35d67145025adb7ffbdbe343b978d64d8633eea5925bd7f062337b","packages":223,"pins":{"vllm":"0.33.0","torch":"2.14.0","transformers":"5.20.2","huggingface-hub":"2.4.0","ray":"2.60.0"}},
 };

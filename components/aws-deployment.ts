@@ -266,7 +266,8 @@ export function nodeUserData(
     lines.push(
       "runcmd:",
       `  - [python3, -c, "import urllib.request; urllib.request.urlretrieve('${url}', '/var/tmp/amazon-ssm-agent.deb')"]`,
-      "  - [dpkg, -i, /var/tmp/amazon-ssm-agent.deb]",
+      // apt, not dpkg: it waits for the dpkg lock first-boot unattended-upgrades may hold.
+      '  - [apt-get, -o, "DPkg::Lock::Timeout=600", install, -y, /var/tmp/amazon-ssm-agent.deb]',
       "  - [systemctl, enable, --now, amazon-ssm-agent]",
       "  - [rm, -f, /var/tmp/amazon-ssm-agent.deb]",
     );

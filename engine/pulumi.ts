@@ -26,6 +26,7 @@ import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { readStackPlan } from "../cli/main";
 import type { Plan } from "../plan";
 import { sshTargets } from "../provisioning/hosts";
+import { indexedLockText } from "../provisioning/python-lock";
 
 const USAGE =
   "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
@@ -183,6 +184,7 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
  */
 export function preflight(stack: string): Plan {
   const plan = readStackPlan(stack);
+  indexedLockText(plan.python.lock);
   if (plan.target === "hosts") sshTargets(plan);
   return plan;
 }

@@ -291,7 +291,11 @@ export function checkPythonLock(
   if (!transformers) problems.push("it pins no transformers");
   else if (
     floor &&
-    compareVersions(parseVersion(transformers) ?? parseVersion("0.0.0")!, parseVersion(floor)!) < 0
+    transformers
+      .split(" / ")
+      .some(
+        (t) => compareVersions(parseVersion(t) ?? parseVersion("0.0.0")!, parseVersion(floor)!) < 0,
+      )
   )
     problems.push(
       `it pins transformers ${transformers}, older than the ${floor} this model and release need`,

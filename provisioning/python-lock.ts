@@ -15,6 +15,7 @@ import {
   type PythonLock,
 } from "../catalogs/locks";
 import { LOCKS } from "../catalogs/python-locks";
+import { UserError } from "../config/errors";
 
 /** Reads a lock file (relative to the project, or absolute); undefined when there is none. */
 export function readLockFile(path: string, root = PROJECT_ROOT): PythonLock | undefined {
@@ -25,7 +26,8 @@ export function readLockFile(path: string, root = PROJECT_ROOT): PythonLock | un
 
 export function summarize(lock: PythonLock): LockSummary {
   const pins: Record<string, string> = {};
-  for (const name of SUMMARY_PINS) if (lock.pins[name]) pins[name] = lock.pins[name];
+  for (const name of SUMMARY_PINS)
+    if (lock.versions[name]) pins[name] = lock.versions[name].join(" / ");
   return {
     sha256: createHash("sha256").update(lock.text).digest("hex"),
     packages: Object.keys(lock.pins).length,
@@ -41,9 +43,9 @@ export function indexedLockText(path: string, root = PROJECT_ROOT): string {
   const known = LOCKS[path];
   const lock = readLockFile(path, root);
   if (!known || !lock)
-    throw new Error(`${path} is not an indexed lock file (npm run lock -- --index)`);
+    throw new UserError(`${path} is not an indexed lock file (npm run lock -- --index)`);
   if (summarize(lock).sha256 !== known.sha256)
-    throw new Error(
+    throw new UserError(
       `${path} changed since it was indexed: run "npm run lock -- --index" and commit catalogs/python-locks.ts`,
     );
   return lock.text;

@@ -309,7 +309,7 @@ describe("options", () => {
       "https://s3.eu-west-1.amazonaws.com/amazon-ssm-eu-west-1/latest/debian_amd64/amazon-ssm-agent.deb",
     );
     expect(userData).toMatch(
-      /runcmd:\n.*\n {2}- \[dpkg, -i, \/var\/tmp\/amazon-ssm-agent\.deb\]\n {2}- \[systemctl, enable, --now, amazon-ssm-agent\]/,
+      /runcmd:\n.*\n {2}- \[apt-get, -o, "DPkg::Lock::Timeout=600", install, -y, \/var\/tmp\/amazon-ssm-agent\.deb\]\n {2}- \[systemctl, enable, --now, amazon-ssm-agent\]/,
     );
     // Another partition's DNS suffix (China): the bucket is addressed there.
     expect(nodeUserData("ssh-ed25519 K", false, "cn-north-1", "amazonaws.com.cn")).toContain(

@@ -8,7 +8,8 @@
  * Resolves a node's vLLM environment with `uv pip compile` (uv at the version the nodes run) from
  * PyPI (or UV_INDEX_URL / UV_DEFAULT_INDEX) and writes the lock the nodes install with `uv pip
  * sync`. The real lock is universal (one file for Ubuntu 22.04's Python 3.10, Debian 12's 3.11 and
- * Ubuntu 24.04's 3.12, x86_64 and aarch64), from the release's own Requires-Python up.
+ * Ubuntu 24.04's 3.12, x86_64 and aarch64), from the release's own Requires-Python up, with the
+ * packages published before the next minor vLLM release (what the release was current with).
  *
  * The lab's lock is the FAKE vLLM (lab/fakes, no torch) with everything else held to the versions
  * of the default release's real lock (`--constraint`), for the lab nodes' Debian 12 (CPython 3.11,
@@ -19,9 +20,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PROJECT_ROOT, defaultLockPath, lockRequirements } from "../catalogs/locks";
+import { AMIS } from "../catalogs/amis";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { readLockFile, writeLockIndex } from "../provisioning/python-lock";
-import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
+import { DEFAULT_VLLM_VERSION, VLLM_RELEASES, parseVersion, vllmFeatures } from "../catalogs/vllm";
 
 export function labLockPath(vllmVersion: string): string {
   return `locks/lab-fake-vllm-${vllmVersion}.txt`;
@@ -116,7 +118,22 @@ function main(argv: string[]): void {
         "x86_64-manylinux_2_28",
       );
     } else {
-      args.push("--universal", "--python-version", features.minPython);
+      // From the oldest Python a supported image has (Ubuntu 22.04's 3.10), or the release's floor.
+      const imagesFloor = Object.values(AMIS)
+        .map((a) => a.python)
+        .sort((a, b) => a.localeCompare(b, "en", { numeric: true }))[0]!;
+      const from =
+        features.minPython.localeCompare(imagesFloor, "en", { numeric: true }) > 0
+          ? features.minPython
+          : imagesFloor;
+      args.push("--universal", "--python-version", from);
+      // As of the next minor release: the packages that existed while this release was current,
+      // not a transformers or Ray years newer than anything it was tested with (uv --exclude-newer).
+      const next = VLLM_RELEASES.find(([v]) => {
+        const p = parseVersion(v)!;
+        return p.major > parsed.major || (p.major === parsed.major && p.minor > parsed.minor);
+      });
+      if (next) args.push("--exclude-newer", next[1]);
     }
     // No managed Python downloads: the resolver only needs the version it is told. Inputs by
     // relative name, so the lock's "# via" notes do not carry a temporary folder.

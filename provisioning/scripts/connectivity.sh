@@ -56,10 +56,23 @@ elif [[ ${GPU_COUNT:-1} -lt 2 ]]; then
 else
   nccl_args=(--gpus "$GPU_COUNT")
 fi
+# A re-run while vLLM serves (another step's change re-runs this one): its GPUs are vLLM's (its Ray
+# workers hold every GPU Ray has; its memory budget most of each card), and the gate passed before
+# it started.
+if [[ ${#nccl_args[@]} -gt 0 ]] && systemctl is-active --quiet qwen-vl-vllm 2>/dev/null; then
+  log "NCCL all-reduce skipped: vLLM is serving on these GPUs (the gate ran before it started)"
+  nccl_args=()
+fi
 if [[ ${#nccl_args[@]} -gt 0 ]]; then
   gpus=${nccl_args[1]}
-  out=$("$QWEN_VL_HOME/venv/bin/python" "$QWEN_VL_HOME/bin/nccl-check.py" "${nccl_args[@]}" --timeout "$NCCL_TIMEOUT" 2>&1) ||
-    die "NCCL all-reduce across $gpus GPUs failed (${out##*$'\n'}): run it again with NCCL_DEBUG=INFO: $QWEN_VL_HOME/venv/bin/python $QWEN_VL_HOME/bin/nccl-check.py ${nccl_args[*]}"
+  # Bounded as a whole (the Ray path waits on three calls, each within NCCL_TIMEOUT).
+  errors=$(mktemp)
+  out=$(timeout -k 30 $((NCCL_TIMEOUT * 3 + 60)) "$QWEN_VL_HOME/venv/bin/python" "$QWEN_VL_HOME/bin/nccl-check.py" "${nccl_args[@]}" --timeout "$NCCL_TIMEOUT" 2>"$errors") || {
+    why=$(grep -v '^[[:space:]]*$' "$errors" | tail -n1)
+    rm -f "$errors"
+    die "NCCL all-reduce across $gpus GPUs failed (${why:-no message}): run it again with NCCL_DEBUG=INFO: $QWEN_VL_HOME/venv/bin/python $QWEN_VL_HOME/bin/nccl-check.py ${nccl_args[*]}"
+  }
+  rm -f "$errors"
   read -r wrong busbw nodes < <(python3 -c 'import json, sys; r = json.loads(sys.argv[1].splitlines()[-1]); print(r["wrong"], r["busbw_gbps"], r["nodes"])' "$out") ||
     die "NCCL all-reduce printed no result: ${out##*$'\n'}"
   [[ $wrong == 0 ]] || die "NCCL all-reduce across $gpus GPUs returned $wrong wrong values: a GPU or link corrupts data (nvidia-smi -q -d ECC, dmesg for Xid)"

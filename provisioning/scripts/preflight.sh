@@ -43,7 +43,9 @@ plan_space() { # folder, KiB it will hold, what for
   local dir=$1 want=$2 label=$3 have=0 fs at=$1
   while [[ ! -d $at ]]; do at=$(dirname "$at"); done
   fs=$(df -P "$at" | awk 'NR==2 {print $6}')
-  [[ -d $dir ]] && have=$(du -skx "$dir" 2>/dev/null | awk '{print $1}')
+  # A file vanishing under du (a cache while vLLM runs) makes it exit 1: its total still counts.
+  [[ -d $dir ]] && have=$(du -skx "$dir" 2>/dev/null | awk '{print $1}' || true)
+  have=${have:-0}
   want=$((want - have))
   [[ $want -lt 0 ]] && want=0
   need_kib[$fs]=$((${need_kib[$fs]:-0} + want))
