@@ -724,6 +724,23 @@ describe("connectivity gate: NCCL all-reduce with vLLM's environment (nccl-check
     );
     expect(readFileSync(join(head.s.etc, "node.env"), "utf8")).toMatch(/NCCL_MIN_BUSBW_GBPS=0.4\n/);
   });
+  it("stands aside on a re-run while vLLM serves (its GPUs are taken)", () => {
+    const { s, env } = withGpus(large, "head", { FAKE_NCCL_ERROR: "must not run" });
+    const bin = join(s.root, "systemctl-serving");
+    mkdirSync(bin);
+    // A systemd that says qwen-vl-vllm is active.
+    writeFileSync(
+      join(bin, "systemctl"),
+      '#!/bin/sh\n[ "$1 $2 $3" = "is-active --quiet qwen-vl-vllm" ] && exit 0\nexit 3\n',
+      { mode: 0o755 },
+    );
+    const r = s.run("connectivity.sh", [], {
+      ...env,
+      PATH: `${bin}:${FAKES}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`,
+    });
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/NCCL all-reduce skipped: vLLM is serving on these GPUs/);
+  });
   it("skips, saying why: no GPU device, one GPU; verify checks ports only (the GPUs are vLLM's)", () => {
     const { s, env } = withGpus(large, "head", { FAKE_NCCL_ERROR: "must not run" });
     const ports = s.run("connectivity.sh", ["--ports-only"], env);
