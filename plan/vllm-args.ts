@@ -13,33 +13,6 @@ export function modelDir(modelId: string, revision: string): string {
   return `${MODEL_ROOT}/${modelId.replace(/\//g, "--")}/${revision}`;
 }
 
-/** Flags this project renders from typed settings; `extraArgs` may not repeat them. */
-export const RENDERED_FLAGS: Readonly<Record<string, string>> = {
-  "--served-model-name": "model.servedModelName",
-  "--host": "(fixed: 0.0.0.0)",
-  "--port": "vllm.port",
-  "--dtype": "vllm.dtype",
-  "--max-model-len": "vllm.maxModelLen",
-  "--gpu-memory-utilization": "vllm.gpuMemoryUtilization",
-  "--limit-mm-per-prompt": "vllm.imageLimit / vllm.videoLimit",
-  "--tensor-parallel-size": "vllm.tensorParallelSize",
-  "--pipeline-parallel-size": "vllm.pipelineParallelSize",
-  "--distributed-executor-backend": "(rendered from the node count)",
-  "--worker-use-ray": "(deprecated: rendered as --distributed-executor-backend ray)",
-  "--enforce-eager": "vllm.enforceEager",
-  "--max-num-batched-tokens": "vllm.maxNumBatchedTokens",
-  "--max-num-seqs": "vllm.maxNumSeqs",
-  "--block-size": "vllm.blockSize",
-  "--quantization": "vllm.quantization",
-  "--kv-cache-dtype": "vllm.kvCacheDtype",
-  "--mm-processor-kwargs": "vllm.minPixels / vllm.maxPixels",
-  "--swap-space": "vllm.swapSpaceGiB",
-  "--disable-custom-all-reduce": "vllm.disableCustomAllReduce",
-  "--api-key": "secrets.apiKey (a flag would show the key in process lists)",
-  "--model": "model.id",
-  "--revision": "model.revision",
-};
-
 export interface ArgsInput {
   readonly modelDir: string;
   readonly servedModelName: string;
@@ -58,56 +31,139 @@ const DTYPE_FLAG: Readonly<Record<Dtype, string>> = {
   float32: "float32",
 };
 
+interface FlagRow {
+  readonly flag: string;
+  /** Where its value comes from (said when `extraArgs` repeats the flag). */
+  readonly from: string;
+  /** Its value(s) on the command line: undefined leaves the flag out, [] renders it bare. */
+  readonly render?: (a: ArgsInput) => string[] | undefined;
+}
+
+const value = (x: string | number): string[] => [String(x)];
+
+/**
+ * Every flag this project owns, in the order it renders them: the one table the renderer walks and
+ * `extraArgs` is checked against, so the two cannot drift. Rows without `render` are never rendered
+ * and still refused in `extraArgs` (said why).
+ */
+export const VLLM_FLAG_TABLE: readonly FlagRow[] = [
+  {
+    flag: "--served-model-name",
+    from: "model.servedModelName",
+    render: (a) => value(a.servedModelName),
+  },
+  { flag: "--host", from: "(fixed: 0.0.0.0)", render: () => value("0.0.0.0") },
+  { flag: "--port", from: "vllm.port", render: (a) => value(a.vllm.port) },
+  { flag: "--dtype", from: "vllm.dtype", render: (a) => value(DTYPE_FLAG[a.dtype]) },
+  { flag: "--max-model-len", from: "vllm.maxModelLen", render: (a) => value(a.vllm.maxModelLen) },
+  {
+    flag: "--gpu-memory-utilization",
+    from: "vllm.gpuMemoryUtilization",
+    render: (a) => value(a.vllm.gpuMemoryUtilization),
+  },
+  {
+    flag: "--limit-mm-per-prompt",
+    from: "vllm.imageLimit / vllm.videoLimit",
+    render: (a) =>
+      !a.hasVision
+        ? undefined
+        : a.features.limitMmSyntax === "json"
+          ? value(JSON.stringify({ image: a.vllm.imageLimit, video: a.vllm.videoLimit }))
+          : value(`image=${a.vllm.imageLimit},video=${a.vllm.videoLimit}`),
+  },
+  {
+    flag: "--tensor-parallel-size",
+    from: "vllm.tensorParallelSize",
+    render: (a) => (a.tp > 1 ? value(a.tp) : undefined),
+  },
+  {
+    flag: "--pipeline-parallel-size",
+    from: "vllm.pipelineParallelSize",
+    render: (a) => (a.pp > 1 ? value(a.pp) : undefined),
+  },
+  {
+    flag: "--distributed-executor-backend",
+    from: "(rendered from the node count)",
+    render: (a) => (a.multiNode ? value("ray") : undefined),
+  },
+  {
+    flag: "--worker-use-ray",
+    from: "(deprecated: rendered as --distributed-executor-backend ray)",
+  },
+  {
+    flag: "--enforce-eager",
+    from: "vllm.enforceEager",
+    render: (a) => (a.vllm.enforceEager ? [] : undefined),
+  },
+  {
+    flag: "--max-num-batched-tokens",
+    from: "vllm.maxNumBatchedTokens",
+    render: (a) =>
+      a.vllm.maxNumBatchedTokens !== undefined ? value(a.vllm.maxNumBatchedTokens) : undefined,
+  },
+  {
+    flag: "--max-num-seqs",
+    from: "vllm.maxNumSeqs",
+    render: (a) => (a.vllm.maxNumSeqs !== undefined ? value(a.vllm.maxNumSeqs) : undefined),
+  },
+  {
+    flag: "--block-size",
+    from: "vllm.blockSize",
+    render: (a) => (a.vllm.blockSize !== 16 ? value(a.vllm.blockSize) : undefined),
+  },
+  {
+    flag: "--quantization",
+    from: "vllm.quantization",
+    render: (a) => (a.vllm.quantization ? value(a.vllm.quantization) : undefined),
+  },
+  {
+    flag: "--kv-cache-dtype",
+    from: "vllm.kvCacheDtype",
+    render: (a) => (a.vllm.kvCacheDtype !== "auto" ? value(a.vllm.kvCacheDtype) : undefined),
+  },
+  {
+    flag: "--mm-processor-kwargs",
+    from: "vllm.minPixels / vllm.maxPixels",
+    render: (a) => {
+      const v = a.vllm;
+      if (!a.hasVision || !a.features.mmProcessorKwargs) return undefined;
+      if (v.minPixels === undefined && v.maxPixels === undefined) return undefined;
+      const kw: Record<string, number> = {};
+      if (v.minPixels !== undefined) kw["min_pixels"] = v.minPixels;
+      if (v.maxPixels !== undefined) kw["max_pixels"] = v.maxPixels;
+      return value(JSON.stringify(kw));
+    },
+  },
+  {
+    flag: "--swap-space",
+    from: "vllm.swapSpaceGiB",
+    render: (a) =>
+      a.vllm.swapSpaceGiB !== undefined && a.features.swapSpace
+        ? value(a.vllm.swapSpaceGiB)
+        : undefined,
+  },
+  {
+    flag: "--disable-custom-all-reduce",
+    from: "vllm.disableCustomAllReduce",
+    render: (a) => (a.vllm.disableCustomAllReduce ? [] : undefined),
+  },
+  { flag: "--api-key", from: "secrets.apiKey (a flag would show the key in process lists)" },
+  { flag: "--model", from: "model.id" },
+  { flag: "--revision", from: "model.revision" },
+];
+
+/** Flags this project renders from typed settings, and where from; `extraArgs` may not repeat them. */
+export const RENDERED_FLAGS: Readonly<Record<string, string>> = Object.fromEntries(
+  VLLM_FLAG_TABLE.map((r) => [r.flag, r.from]),
+);
+
 export function renderVllmArgs(a: ArgsInput): string[] {
-  const v = a.vllm;
-  const args = [
-    "serve",
-    a.modelDir,
-    "--served-model-name",
-    a.servedModelName,
-    "--host",
-    "0.0.0.0",
-    "--port",
-    String(v.port),
-    "--dtype",
-    DTYPE_FLAG[a.dtype],
-    "--max-model-len",
-    String(v.maxModelLen),
-    "--gpu-memory-utilization",
-    String(v.gpuMemoryUtilization),
-  ];
-  if (a.hasVision) {
-    args.push(
-      "--limit-mm-per-prompt",
-      a.features.limitMmSyntax === "json"
-        ? JSON.stringify({ image: v.imageLimit, video: v.videoLimit })
-        : `image=${v.imageLimit},video=${v.videoLimit}`,
-    );
+  const args = ["serve", a.modelDir];
+  for (const row of VLLM_FLAG_TABLE) {
+    const values = row.render?.(a);
+    if (values) args.push(row.flag, ...values);
   }
-  if (a.tp > 1) args.push("--tensor-parallel-size", String(a.tp));
-  if (a.pp > 1) args.push("--pipeline-parallel-size", String(a.pp));
-  if (a.multiNode) args.push("--distributed-executor-backend", "ray");
-  if (v.enforceEager) args.push("--enforce-eager");
-  if (v.maxNumBatchedTokens !== undefined)
-    args.push("--max-num-batched-tokens", String(v.maxNumBatchedTokens));
-  if (v.maxNumSeqs !== undefined) args.push("--max-num-seqs", String(v.maxNumSeqs));
-  if (v.blockSize !== 16) args.push("--block-size", String(v.blockSize));
-  if (v.quantization) args.push("--quantization", v.quantization);
-  if (v.kvCacheDtype !== "auto") args.push("--kv-cache-dtype", v.kvCacheDtype);
-  if (
-    a.hasVision &&
-    (v.minPixels !== undefined || v.maxPixels !== undefined) &&
-    a.features.mmProcessorKwargs
-  ) {
-    const kw: Record<string, number> = {};
-    if (v.minPixels !== undefined) kw["min_pixels"] = v.minPixels;
-    if (v.maxPixels !== undefined) kw["max_pixels"] = v.maxPixels;
-    args.push("--mm-processor-kwargs", JSON.stringify(kw));
-  }
-  if (v.swapSpaceGiB !== undefined && a.features.swapSpace)
-    args.push("--swap-space", String(v.swapSpaceGiB));
-  if (v.disableCustomAllReduce) args.push("--disable-custom-all-reduce");
-  args.push(...v.extraArgs);
+  args.push(...a.vllm.extraArgs);
   return args;
 }
 

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { RENDERED_FLAGS, VLLM_FLAG_TABLE } from "../plan/vllm-args";
 import { planProblems, testLock } from "./support/plans";
 import { ConfigError } from "../config/errors";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
@@ -401,6 +402,34 @@ describe("the refusals a user needs, all at once (issue 11 item 5)", () => {
       /confg.*not a stack file key.*did you mean "config"/,
     );
     rmSync(root, { recursive: true });
+  });
+});
+
+describe("the vLLM flag table", () => {
+  it("every flag the renderer writes is a row of the table extraArgs is checked against, and each renders from its setting", () => {
+    const p = planStack({
+      ...good(),
+      target: { kind: "aws", region: "us-east-1", instanceType: "g5.12xlarge", nodes: 2 },
+      vllm: {
+        ...good().vllm,
+        tensorParallelSize: 4,
+        pipelineParallelSize: 2,
+        enforceEager: true,
+        maxNumBatchedTokens: 8192,
+        maxNumSeqs: 64,
+        blockSize: 32,
+        kvCacheDtype: "fp8",
+        minPixels: 3136,
+        disableCustomAllReduce: true,
+      },
+    });
+    const flags = p.vllmArgs.filter((x) => x.startsWith("--"));
+    expect(flags.length).toBeGreaterThan(15);
+    for (const f of flags) expect(Object.keys(RENDERED_FLAGS), f).toContain(f);
+    // The table's order is the command line's.
+    const order = VLLM_FLAG_TABLE.map((r) => r.flag);
+    expect([...flags].sort((a, b) => order.indexOf(a) - order.indexOf(b))).toEqual(flags);
+    expect(p.vllmArgs.join(" ")).toContain("--block-size 32 --kv-cache-dtype fp8");
   });
 });
 
