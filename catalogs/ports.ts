@@ -6,6 +6,9 @@
  */
 export const PORTS = {
   ssh: 22,
+  /** The load balancer's listeners: HTTP, and HTTPS with a certificate. */
+  http: 80,
+  https: 443,
   vllm: 8000,
   rayGcs: 6379,
   rayClient: 10001,

@@ -54,7 +54,8 @@ export class AwsDeployment extends pulumi.ComponentResource {
     super("qwen-vl-deploy:aws:Deployment", name, {}, opts);
     const plan = args.plan;
     const target = plan.aws;
-    if (!target) throw new Error("AwsDeployment needs a plan with target.kind aws");
+    if (!target)
+      throw new pulumi.ResourceError("AwsDeployment needs a plan with target.kind aws", this);
     const provider = (this.provider = new aws.Provider(
       `${name}-aws`,
       { region: target.region as aws.Region },
@@ -243,6 +244,7 @@ export class AwsDeployment extends pulumi.ComponentResource {
     this.registerOutputs({
       endpoint: this.endpoint,
       tunnelCommand: this.tunnelCommand,
+      prometheusUrl: this.prometheusUrl,
       nodes: this.nodes,
     });
   }

@@ -7,10 +7,15 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface GpuNodeArgs {
+  /** The image (AMI id); a later change of it is ignored (the node is not replaced). Required. */
   readonly ami: pulumi.Input<string>;
+  /** EC2 instance type (catalogs/instances.ts). Required. */
   readonly instanceType: string;
+  /** Subnet in the zone that offers the type (Network.subnetId). Required. */
   readonly subnetId: pulumi.Input<string>;
+  /** Security groups of the node (Network.nodeSecurityGroupId). Required. */
   readonly securityGroupIds: pulumi.Input<string>[];
+  /** Instance profile (NodeRole.instanceProfileName). Required. */
   readonly instanceProfileName: pulumi.Input<string>;
   /** Key pair for SSH. Default: none (SSM Session Manager only). */
   readonly keyName?: pulumi.Input<string>;
@@ -23,7 +28,10 @@ export interface GpuNodeArgs {
   /** Cluster placement group (multi-node). Default: none. */
   readonly placementGroup?: pulumi.Input<string>;
   /** Spot with a one-time request, terminated on interruption. Default: on-demand. */
-  readonly spot?: { readonly maxPriceUsdPerHour?: number };
+  readonly spot?: {
+    /** Highest price per hour. Default: the on-demand price (EC2's). */
+    readonly maxPriceUsdPerHour?: number;
+  };
   /**
    * EFA interfaces to create at launch (the type's count, 1 to 32), through a launch template: the
    * primary an EFA (EFA with ENA) on network card 0, an EFA-only interface on every further card.
@@ -36,6 +44,7 @@ export interface GpuNodeArgs {
   readonly capacityBlock?: boolean;
   /** cloud-init user data (public content only: the policy pack refuses secrets there). Default: none. */
   readonly userData?: pulumi.Input<string>;
+  /** Tags of the instance, its volume and interfaces. Required (the deployment's). */
   readonly tags: Readonly<Record<string, string>>;
 }
 

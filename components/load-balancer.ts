@@ -5,16 +5,22 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { PORTS } from "../catalogs/ports";
 
 export interface LoadBalancerArgs {
+  /** The VPC (Network.vpcId). Required. */
   readonly vpcId: pulumi.Input<string>;
+  /** Two subnets in two zones, as an ALB needs (Network.lbSubnetIds). Required. */
   readonly subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  /** The load balancer's security group (Network.lbSecurityGroupId). Required. */
   readonly securityGroupId: pulumi.Input<string>;
+  /** vLLM's port on the targets (the plan's API port), health-checked on /health. Required. */
   readonly apiPort: number;
   /** Instance ids of each replica's head node. */
   readonly targets: readonly pulumi.Input<string>[];
   /** ACM certificate ARN: HTTPS on 443 (and HTTP on 80 redirects). Default: HTTP on 80. */
   readonly certificateArn?: string;
+  /** Tags of every resource. Required (the deployment's). */
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -71,7 +77,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         `${name}-https`,
         {
           loadBalancerArn: lb.arn,
-          port: 443,
+          port: PORTS.https,
           protocol: "HTTPS",
           certificateArn: args.certificateArn,
           sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -84,12 +90,12 @@ export class LoadBalancer extends pulumi.ComponentResource {
         `${name}-http`,
         {
           loadBalancerArn: lb.arn,
-          port: 80,
+          port: PORTS.http,
           protocol: "HTTP",
           defaultActions: [
             {
               type: "redirect",
-              redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" },
+              redirect: { port: String(PORTS.https), protocol: "HTTPS", statusCode: "HTTP_301" },
             },
           ],
           tags: args.tags,
@@ -101,7 +107,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         `${name}-http`,
         {
           loadBalancerArn: lb.arn,
-          port: 80,
+          port: PORTS.http,
           protocol: "HTTP",
           defaultActions: [{ type: "forward", targetGroupArn: tg.arn }],
           tags: args.tags,

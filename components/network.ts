@@ -6,11 +6,13 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { PORTS } from "../catalogs/ports";
 import { exposure } from "../config/cidr";
 
 export interface NetworkArgs {
   /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
   readonly vpc: "default" | "new";
+  /** The stack's region (the provider's): zones are looked up there. Required. */
   readonly region: string;
   /**
    * Availability zone for the nodes (placement groups live in one zone). Default: the first zone,
@@ -40,6 +42,7 @@ export interface NetworkArgs {
   readonly loadBalanced: boolean;
   /** The load balancer serves HTTPS (a certificate is configured): 443 opens only then. Default: false. */
   readonly https?: boolean;
+  /** Tags of every resource. Required (the deployment's). */
   readonly tags: Readonly<Record<string, string>>;
 }
 
@@ -65,8 +68,16 @@ export class Network extends pulumi.ComponentResource {
         parent,
       )
       .locations.apply((l) => [...l].sort());
+    // What to do, said against this component (pulumi.ResourceError), not as a stack trace.
+    const scoped = <T>(fn: () => T): T => {
+      try {
+        return fn();
+      } catch (e) {
+        throw new pulumi.ResourceError((e as Error).message, this);
+      }
+    };
     const zone: pulumi.Output<string> = offered.apply((zones) =>
-      chooseZone(args.region, args.instanceType, zones, args.availabilityZone),
+      scoped(() => chooseZone(args.region, args.instanceType, zones, args.availabilityZone)),
     );
     // An ALB needs a second zone; it need not offer the GPU type.
     const secondZone = pulumi
@@ -125,7 +136,7 @@ export class Network extends pulumi.ComponentResource {
         parent,
       );
       const vpc = {
-        id: defaults.ids.apply((ids) => defaultVpc(args.region, ids)),
+        id: defaults.ids.apply((ids) => scoped(() => defaultVpc(args.region, ids))),
       };
       this.vpcId = vpc.id;
       const inZone = aws.ec2.getSubnetsOutput(
@@ -230,9 +241,9 @@ export class Network extends pulumi.ComponentResource {
         parent,
       );
       args.apiCidrs.forEach((cidr, i) => {
-        ingress(`${name}-lb-http-${i}`, lb.id, 80, cidr, "API over HTTP", approval);
+        ingress(`${name}-lb-http-${i}`, lb.id, PORTS.http, cidr, "API over HTTP", approval);
         if (args.https)
-          ingress(`${name}-lb-https-${i}`, lb.id, 443, cidr, "API over HTTPS", approval);
+          ingress(`${name}-lb-https-${i}`, lb.id, PORTS.https, cidr, "API over HTTPS", approval);
       });
       new aws.vpc.SecurityGroupIngressRule(
         `${name}-nodes-from-lb`,
@@ -253,7 +264,7 @@ export class Network extends pulumi.ComponentResource {
       );
     }
     args.sshCidrs.forEach((cidr, i) =>
-      ingress(`${name}-nodes-ssh-${i}`, nodes.id, 22, cidr, "SSH"),
+      ingress(`${name}-nodes-ssh-${i}`, nodes.id, PORTS.ssh, cidr, "SSH"),
     );
 
     if (args.multiNode || args.efa) {
@@ -293,7 +304,10 @@ export class Network extends pulumi.ComponentResource {
     this.registerOutputs({
       vpcId: this.vpcId,
       subnetId: this.subnetId,
+      lbSubnetIds: this.lbSubnetIds,
       nodeSecurityGroupId: this.nodeSecurityGroupId,
+      lbSecurityGroupId: this.lbSecurityGroupId,
+      placementGroupName: this.placementGroupName,
     });
   }
 }

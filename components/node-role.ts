@@ -14,7 +14,9 @@ export interface NodeRoleArgs {
   readonly ssmParameters: readonly string[];
   /** S3 weights mirror ("s3://bucket/prefix") the node may read, and nothing else of S3. Default: none. */
   readonly weightsMirror?: string;
+  /** The stack's region: the parameters' ARNs are in it. Required. */
   readonly region: string;
+  /** Tags of the role and profile. Required (the deployment's). */
   readonly tags: Readonly<Record<string, string>>;
 }
 

@@ -18,9 +18,13 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Connection, StepArgs } from "../provisioning/remote";
 
 export interface RemoteStepArgs {
+  /** How to reach the node over SSH (address, user, key: a secret Output). Required. */
   readonly connection: pulumi.Input<Connection>;
+  /** The plan's node name, for messages and the step's state. Required. */
   readonly node: string;
+  /** The step's id ("python-env"), for messages. Required. */
   readonly step: string;
+  /** The command that does the step (idempotent: a second run changes nothing). Required. */
   readonly create: pulumi.Input<string>;
   /** Undo command on delete. Default: none (nothing is undone; AWS nodes are terminated instead). */
   readonly delete?: pulumi.Input<string>;
