@@ -15,7 +15,7 @@ if [[ ${MULTI_NODE:-0} == 1 ]]; then
     IFS=: read -r peer address port <<<"$target"
     ok=0
     for _ in 1 2 3; do
-      if timeout 3 bash -c "exec 3<>/dev/tcp/$address/$port" 2>/dev/null; then
+      if tcp_open "$address" "$port"; then
         ok=1
         break
       fi
@@ -45,7 +45,7 @@ fi
 nccl_args=()
 if [[ ${1:-} == --ports-only ]]; then
   :
-elif [[ ! -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
+elif ! gpu_device; then
   log "NCCL all-reduce skipped: no GPU device"
 elif [[ ${MULTI_NODE:-0} == 1 && $ROLE != head ]]; then
   log "NCCL all-reduce: the head runs it across the replica's $TOTAL_GPUS GPUs"

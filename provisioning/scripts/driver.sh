@@ -11,13 +11,7 @@ source "$(dirname "$0")/lib.sh"
 load_node_env
 
 marker=$QWEN_VL_STATE/reboot-required
-current=""
-if command -v nvidia-smi >/dev/null 2>&1; then
-  # Whole output first: `| head` would SIGPIPE nvidia-smi on multi-GPU boards and fail the pipeline.
-  current=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null) || current=""
-  current=${current%%$'\n'*}
-  current=${current// /}
-fi
+current=$(driver_version)
 
 if [[ -n $current ]] && version_ge "$current" "$MIN_DRIVER"; then
   log "driver $current ≥ required $MIN_DRIVER: nothing to install"

@@ -34,6 +34,35 @@ finish() {
     log "RESULT unchanged"
   fi
 }
+# The root-only secrets file (VLLM_API_KEY, HF_TOKEN), exported, when the deployment wrote one.
+load_secrets() {
+  if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
+    set -a
+    # shellcheck source=/dev/null
+    source "$QWEN_VL_ETC/secrets.env"
+    set +a
+  fi
+}
+# The node has an NVIDIA device (QWEN_VL_NVIDIA_DEVICE stands in for it in tests and the lab).
+gpu_device() { [[ -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; }
+# The loaded driver's version ("" without one). The whole output first: `| head` would SIGPIPE
+# nvidia-smi on multi-GPU boards and fail the pipeline.
+driver_version() {
+  local v
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  v=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null) || v=""
+  v=${v%%$'\n'*}
+  printf '%s' "${v// /}"
+}
+# tcp_open HOST PORT [SECONDS]: something accepts a TCP connection there within SECONDS (default 3).
+tcp_open() { timeout "${3:-3}" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+# head_only WHY: a step that runs on the head; on a worker it says WHY and ends, unchanged.
+head_only() {
+  [[ $ROLE == head ]] && return 0
+  log "worker: $1"
+  finish
+  exit 0
+}
 # version_ge A B: A >= B in dotted-version order.
 version_ge() {
   [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]

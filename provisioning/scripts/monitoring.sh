@@ -22,7 +22,7 @@ ensure_running prometheus-node-exporter
 if [[ ${DCGM_EXPORTER:-1} == 1 ]]; then
   # NVIDIA's packages from its CUDA repository: the exporter (it embeds the DCGM host engine) and
   # DCGM for the CUDA major the driver supports (profiling metrics), the vendor unit with our drop-in.
-  if [[ -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; then
+  if gpu_device; then
     cuda=$(nvidia-smi 2>/dev/null | sed -E -n 's/.*CUDA Version: *([0-9]+)\..*/\1/p') || cuda=""
     cuda=${cuda%%$'\n'*}
     [[ -n $cuda ]] || die "nvidia-smi does not report a CUDA version: run the driver step first"

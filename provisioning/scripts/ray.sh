@@ -42,7 +42,7 @@ ports=("$RAY_NODE_MANAGER_PORT" "$RAY_OBJECT_MANAGER_PORT")
 [[ $ROLE == head ]] && ports+=("$RAY_GCS_PORT")
 deadline=$((SECONDS + RAY_WAIT_SECONDS))
 for port in "${ports[@]}"; do
-  until timeout 2 bash -c "exec 3<>/dev/tcp/$NODE_IP/$port" 2>/dev/null; do
+  until tcp_open "$NODE_IP" "$port" 2; do
     [[ $SECONDS -lt $deadline ]] || die "Ray did not open port $port on $NODE_IP within $RAY_WAIT_SECONDS s: see journalctl -u qwen-vl-ray (a worker needs its head at $RAY_ADDRESS)"
     sleep 1
   done

@@ -31,7 +31,7 @@ check() { # check NAME DETAIL-OK DETAIL-FAIL COMMAND...
 units=()
 [[ ${MONITORING:-1} == 1 ]] && units+=(prometheus-node-exporter)
 [[ ${MONITORING:-1} == 1 && $ROLE == head ]] && units+=(prometheus)
-[[ ${MONITORING:-1} == 1 && ${DCGM_EXPORTER:-1} == 1 && -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]] && units+=(nvidia-dcgm-exporter)
+[[ ${MONITORING:-1} == 1 && ${DCGM_EXPORTER:-1} == 1 ]] && gpu_device && units+=(nvidia-dcgm-exporter)
 [[ ${MULTI_NODE:-0} == 1 ]] && units+=(qwen-vl-ray)
 [[ $ROLE == head ]] && units+=(qwen-vl-vllm)
 for unit in "${units[@]}"; do
@@ -44,9 +44,7 @@ for unit in "${units[@]}"; do
   fi
 done
 
-driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null) || driver=""
-driver=${driver%%$'\n'*}
-driver=${driver// /}
+driver=$(driver_version)
 if [[ -n $driver ]] && version_ge "$driver" "$MIN_DRIVER"; then
   say driver ok "$driver ≥ $MIN_DRIVER"
 else
@@ -80,9 +78,7 @@ fi
 # readiness.py itself (readiness.sh would re-read the deployment's longer timeout from node.env).
 readiness() {
   (
-    set -a
-    # shellcheck source=/dev/null
-    [[ -r $QWEN_VL_ETC/secrets.env ]] && source "$QWEN_VL_ETC/secrets.env"
+    load_secrets
     python3 "$bin/readiness.py" --timeout "${VERIFY_READINESS_SECONDS:-30}"
   )
 }

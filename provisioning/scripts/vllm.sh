@@ -9,11 +9,7 @@ source "$(dirname "$0")/lib.sh"
 load_node_env
 rendered=$QWEN_VL_HOME/rendered
 
-if [[ $ROLE != head ]]; then
-  log "worker: vLLM runs on the head; this node serves through Ray"
-  finish
-  exit 0
-fi
+head_only "vLLM runs on the head; this node serves through Ray"
 restart=0
 write_cluster_env && restart=1
 install_file "$rendered/vllm.args" "$QWEN_VL_ETC/vllm.args" 0644 && restart=1

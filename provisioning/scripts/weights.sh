@@ -18,10 +18,7 @@ stamp=$meta/verified.json
 refetch_bad=0
 [[ ${1:-} == --refetch-bad ]] && refetch_bad=1
 
-if [[ -r $QWEN_VL_ETC/secrets.env ]]; then
-  # shellcheck source=/dev/null
-  set -a && source "$QWEN_VL_ETC/secrets.env" && set +a
-fi
+load_secrets
 mkdir -p "$meta" "$QWEN_VL_STATE"
 # Every source is fetched with aria2c, which no cloud image ships.
 ensure_package aria2
