@@ -488,9 +488,10 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
       const kept = statSync(join(s.modelDir, partial)).size;
       const resumed = s.run("weights.sh", [], { ARIA2_SPLIT: "1", ARIA2_JOBS: "1" });
       expect(resumed.code, resumed.all).toBe(0);
-      // The server logs a request once it has sent it: wait (bounded) for the resumed range request.
+      // The server logs a request once it has sent it: wait (bounded, 30 s: a loaded machine is slow
+      // to schedule the server thread) for the resumed range request.
       let again: ReturnType<typeof stallRequests> = [];
-      for (let i = 0; i < 40 && again.length === 0; i++) {
+      for (let i = 0; i < 600 && again.length === 0; i++) {
         again = stallRequests().filter((r) => r.path === `m/${partial}` && r.status === 206);
         if (again.length === 0) await new Promise((r) => setTimeout(r, 50));
       }
