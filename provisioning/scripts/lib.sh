@@ -90,6 +90,18 @@ load_node_env() {
     source "${QWEN_VL_ETC}/node.env.local"
   fi
   set +a
+  # The weights' verification files, one place for every script (the vLLM unit's quick check in
+  # provisioning/render.ts names the same): the manifest and the stamp beside the weights, the
+  # last report in the state folder.
+  WEIGHTS_META=$MODEL_DIR/.qwen-vl
+  WEIGHTS_MANIFEST=$WEIGHTS_META/manifest.json
+  WEIGHTS_STAMP=$WEIGHTS_META/verified.json
+  WEIGHTS_REPORT=$QWEN_VL_STATE/weights-report.json
+}
+# verify_weights [--quick|--list-bad|--fetched LIST]: verify-weights.py on this node's weights.
+verify_weights() {
+  python3 "${BASH_SOURCE[0]%/*}/verify-weights.py" --manifest "$WEIGHTS_MANIFEST" --dir "$MODEL_DIR" \
+    --report "$WEIGHTS_REPORT" --stamp "$WEIGHTS_STAMP" "$@"
 }
 # NVIDIA's CUDA repository directory for this system (after detect_os), or a clear failure.
 cuda_repo_name() {

@@ -55,9 +55,8 @@ fi
 quick=(--quick)
 [[ ${VERIFY_FULL:-0} == 1 ]] && quick=()
 check weights "$MODEL_ID@$REVISION matches its manifest${quick[*]:+ (stamp)}" \
-  "see $QWEN_VL_STATE/weights-report.json; repair with $bin/weights.sh --refetch-bad" \
-  python3 "$bin/verify-weights.py" "${quick[@]}" --manifest "$MODEL_DIR/.qwen-vl/manifest.json" --dir "$MODEL_DIR" \
-  --report "$QWEN_VL_STATE/weights-report.json" --stamp "$MODEL_DIR/.qwen-vl/verified.json"
+  "see $WEIGHTS_REPORT; repair with $bin/weights.sh --refetch-bad" \
+  verify_weights "${quick[@]}"
 
 if [[ ${MULTI_NODE:-0} == 1 ]]; then
   # Ports only: the GPUs are vLLM's while it serves (its Ray workers hold every GPU Ray has).

@@ -9,13 +9,12 @@ QWEN_VL_STEP=weights-check
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 load_node_env
-meta=$MODEL_DIR/.qwen-vl
-report=$QWEN_VL_STATE/weights-report.json
+report=$WEIGHTS_REPORT
 # Debian's and Ubuntu's prometheus-node-exporter read this folder (--collector.textfile.directory).
 textfile=${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
 ok=1
-python3 "$(dirname "$0")/verify-weights.py" --manifest "$meta/manifest.json" --dir "$MODEL_DIR" \
-  --report "$report" --stamp "$meta/verified.json" || ok=0
+# shellcheck disable=SC2119 # every file hashed: no --quick
+verify_weights || ok=0
 bad=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1])).get("bad", [])))' "$report" 2>/dev/null || echo 0)
 mkdir -p "$textfile"
 labels="model=\"$MODEL_ID\",revision=\"$REVISION\""

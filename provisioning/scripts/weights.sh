@@ -11,10 +11,9 @@ QWEN_VL_STEP=weights
 source "$(dirname "$0")/lib.sh"
 load_node_env
 bin=$(dirname "$0")
-meta=$MODEL_DIR/.qwen-vl
-manifest=$meta/manifest.json
-report=$QWEN_VL_STATE/weights-report.json
-stamp=$meta/verified.json
+meta=$WEIGHTS_META
+manifest=$WEIGHTS_MANIFEST
+report=$WEIGHTS_REPORT
 refetch_bad=0
 [[ ${1:-} == --refetch-bad ]] && refetch_bad=1
 
@@ -41,7 +40,7 @@ if [[ ! -s $manifest ]]; then
   changed "manifest of $MODEL_ID@$REVISION ($count files)"
 fi
 
-verify() { python3 "$bin/verify-weights.py" --manifest "$manifest" --dir "$MODEL_DIR" --report "$report" --stamp "$stamp" "$@"; }
+verify() { verify_weights "$@"; }
 
 fix_config() {
   [[ ${ROPE_FIX:-0} == 1 ]] || return 0
@@ -88,7 +87,7 @@ for path in "${bad[@]}"; do
       log "removing bad file $path to fetch it again"
       rm -f "$file"
     else
-      python3 "$bin/verify-weights.py" --manifest "$manifest" --dir "$MODEL_DIR" --report "$report" >/dev/null 2>&1 || true
+      verify_weights >/dev/null 2>&1 || true # the report names it (nothing is stamped with a bad file)
       die "$path is complete but does not match the manifest (disk or transfer corruption; report: $report): fetch it again with: $0 --refetch-bad"
     fi
   fi
