@@ -93,34 +93,45 @@ for path in "${bad[@]}"; do
   fi
 done
 
+# resolve FILE...: one URL per file into $urls, in order ("<url>[\t<auth>]").
 urls=$meta/urls
-if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
-  # A presigned HTTPS URL per object (signed with the instance role's credentials).
-  why=$(s3_mirror presign --expires 21600 "$MIRROR_URL" "${bad[@]}" 2>&1 >"$urls") ||
-    die "cannot presign the S3 mirror's files (${why##*$'\n'}): check the node's instance role"
-elif [[ $WEIGHTS_SOURCE == mirror ]]; then
-  for path in "${bad[@]}"; do echo "${MIRROR_URL%/}/$path"; done >"$urls"
-else
-  # The hub's own URL per file at the pinned revision, or the signed CDN URL it redirects to (the
-  # token is sent to the hub only). hf download would do: from huggingface_hub 1.31 (which vLLM
-  # 0.31 needs) it writes each file to a temporary name and deletes it on failure, so an
-  # interrupted download starts over (its file_download.py, PR #4228).
-  why=$(python3 "$bin/hf-urls.py" "$MODEL_ID" "$REVISION" "${bad[@]}" 2>&1 >"$urls") ||
-    die "cannot resolve the files of $MODEL_ID@$REVISION on ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
-fi
+resolve() {
+  local why
+  if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
+    # A presigned HTTPS URL per object (signed with the instance role's credentials).
+    why=$(s3_mirror presign --expires 21600 "$MIRROR_URL" "$@" 2>&1 >"$urls") ||
+      die "cannot presign the S3 mirror's files (${why##*$'\n'}): check the node's instance role"
+  elif [[ $WEIGHTS_SOURCE == mirror ]]; then
+    for path in "$@"; do echo "${MIRROR_URL%/}/$path"; done >"$urls"
+  else
+    # The hub's own URL per file at the pinned revision, or the signed CDN URL it redirects to (the
+    # token is sent to the hub only). hf download would do: from huggingface_hub 1.31 (which vLLM
+    # 0.31 needs) it writes each file to a temporary name and deletes it on failure, so an
+    # interrupted download starts over (its file_download.py, PR #4228).
+    why=$(python3 "$bin/hf-urls.py" "$MODEL_ID" "$REVISION" "$@" 2>&1 >"$urls") ||
+      die "cannot resolve the files of $MODEL_ID@$REVISION on ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
+  fi
+}
 # aria2c's input: URL, file, the manifest's sha256 (checked as each file completes) and, for the
 # hub's own URLs, the token. Root-only and removed after the run: it may hold the token.
 list=$(mktemp "$QWEN_VL_STATE/aria2-input.XXXXXX")
 trap 'rm -f "$list"' EXIT
-python3 "$bin/manifest.py" aria2-input "$manifest" "$urls" "${bad[@]}" >"$list"
 from="the mirror"
-[[ $WEIGHTS_SOURCE == hf ]] && from="the hub"
+# The hub's CDN signs its URLs for about an hour: its files are resolved a batch at a time, just
+# before aria2c fetches them (a batch is as many files as aria2c fetches at once).
+batch=${#bad[@]}
+[[ $WEIGHTS_SOURCE == hf ]] && from="the hub" && batch=${ARIA2_JOBS:-4}
 log "fetching ${#bad[@]} file(s) from $from with aria2c (resuming partial files)"
-aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
-  --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
-  --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
-  --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
-  die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
+for ((i = 0; i < ${#bad[@]}; i += batch)); do
+  part=("${bad[@]:i:batch}")
+  resolve "${part[@]}"
+  python3 "$bin/manifest.py" aria2-input "$manifest" "$urls" "${part[@]}" >"$list"
+  aria2c --continue=true --check-integrity=true --auto-file-renaming=false --allow-overwrite=true \
+    --max-concurrent-downloads="${ARIA2_JOBS:-4}" --split="${ARIA2_SPLIT:-8}" --max-connection-per-server="${ARIA2_SPLIT:-8}" \
+    --min-split-size=16M --file-allocation=none --console-log-level=warn --summary-interval=0 \
+    --max-tries=5 --retry-wait=3 --dir="$MODEL_DIR" --input-file="$list" ||
+    die "aria2c could not fetch every file (partial files are kept and resume on the next run)"
+done
 rm -f "$list"
 # aria2c hashed each file against the manifest's sha256 as it completed it (exit 32 otherwise):
 # the verification below stamps those without reading them again, and hashes the small ones.
