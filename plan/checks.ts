@@ -26,7 +26,7 @@ import {
 import { describeExposure, exposure } from "../config/cidr";
 import { closest, type Issue } from "../config/errors";
 import type { StackConfig, VllmConfig } from "../config/schema";
-import { CUDA_CONTEXT_GiB, DEFAULT_MAX_PIXELS, maxImageTokens, type Dtype } from "./memory";
+import { CUDA_CONTEXT_GiB, effectiveMaxPixels, maxImageTokens, type Dtype } from "./memory";
 import { RENDERED_FLAGS } from "./vllm-args";
 import {
   tensorParallelProblem,
@@ -462,7 +462,7 @@ export function checkModelOnHardware(
         message: `must be ≥ vllm.maxModelLen (${v.maxModelLen}) on the V0 engine without chunked prefill; vLLM refuses to start`,
       });
     if (m.vision && v.imageLimit > 0) {
-      const maxPixels = v.maxPixels ?? DEFAULT_MAX_PIXELS;
+      const maxPixels = effectiveMaxPixels(v);
       const perImage = maxImageTokens(m.vision, maxPixels);
       const need = v.imageLimit * perImage + 2;
       if (need > v.maxModelLen) {

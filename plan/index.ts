@@ -8,7 +8,7 @@ import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { StackConfig } from "../config/schema";
-import { DEFAULT_MAX_PIXELS, DTYPE_BYTES, GiB, checkpointBytes, type Dtype } from "./memory";
+import { DTYPE_BYTES, GiB, checkpointBytes, effectiveMaxPixels, type Dtype } from "./memory";
 import { resolveModel } from "./model";
 import { modelDir, renderVllmArgs } from "./vllm-args";
 import type { Plan, PlanOptions, Setup } from "./types";
@@ -139,7 +139,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     util: v.gpuMemoryUtilization,
     imageLimit: m.vision ? v.imageLimit : 0,
     videoLimit: m.vision ? v.videoLimit : 0,
-    maxPixels: v.maxPixels ?? DEFAULT_MAX_PIXELS,
+    maxPixels: effectiveMaxPixels(v),
     enforceEager: v.enforceEager,
     blockSize: v.blockSize,
     ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),

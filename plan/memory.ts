@@ -23,6 +23,11 @@ export const PIXELS_PER_VISUAL_TOKEN = 28 * 28;
 export const DEFAULT_MIN_PIXELS = 4 * PIXELS_PER_VISUAL_TOKEN; // 3136
 export const DEFAULT_MAX_PIXELS = 16384 * PIXELS_PER_VISUAL_TOKEN; // 12,845,056
 
+/** The largest image vLLM resizes to: vllm.maxPixels, or the processor's default. */
+export function effectiveMaxPixels(v: { readonly maxPixels?: number | undefined }): number {
+  return v.maxPixels ?? DEFAULT_MAX_PIXELS;
+}
+
 /**
  * CUDA context and driver state outside vLLM's budget: 0.3–0.5 GiB in nvidia-smi on 24–80 GB cards;
  * 0.51 GiB measured on an H200 (test/gpu/h200-encoder-memory.json), the largest card here.

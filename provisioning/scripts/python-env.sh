@@ -85,7 +85,7 @@ fi
 # The release the plan is for, and the tools the other steps run.
 have_vllm=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("vllm"))' 2>/dev/null || true)
 [[ ${have_vllm%%+*} == "$VLLM_VERSION" ]] || die "the environment has vllm ${have_vllm:-none}, the plan is for $VLLM_VERSION: the lock and vllm.version disagree"
-[[ -x $venv/bin/hf ]] || die "the lock installs no hf CLI (huggingface_hub ≥ 0.34): the weights step needs it"
+[[ -x $venv/bin/hf ]] || die "the lock installs no huggingface_hub ≥ 0.34 (its hf CLI): the weights step reads the hub's file list with it"
 if [[ ${MULTI_NODE:-0} == 1 ]]; then
   [[ -x $venv/bin/ray ]] || die "the lock installs no Ray: a multi-node replica needs it"
 fi
