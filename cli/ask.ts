@@ -2,9 +2,9 @@
  * `npm run ask -- [--stack <name> | --url <endpoint>] [--image <path-or-url>]... "<question>"`
  * Prints the answer as it streams, then the latency (time to first token and total) on stderr.
  */
-import { parseArgs } from "node:util";
 import { ApiError, ConnectionError, ImageLimitError, QwenVlClient } from "../client/client";
 import { resolveEndpoint } from "./endpoint";
+import { ENDPOINT_FLAGS, flags } from "./main";
 import { runCommand, UsageError } from "../config/errors";
 
 const USAGE = `usage: npm run ask -- [--stack <name> | --url <endpoint>] [--image <path-or-url>]... [--system <text>]
@@ -15,14 +15,10 @@ export async function askCommand(
   out: (s: string) => void,
   err: (s: string) => void,
 ): Promise<number> {
-  const { values: o, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      stack: { type: "string" },
-      url: { type: "string" },
-      model: { type: "string" },
+  const { values: o, positionals } = flags(
+    argv,
+    {
+      ...ENDPOINT_FLAGS,
       image: { type: "string", multiple: true },
       system: { type: "string" },
       temperature: { type: "string" },
@@ -30,7 +26,8 @@ export async function askCommand(
       "max-tokens": { type: "string" },
       "no-stream": { type: "boolean", default: false },
     },
-  });
+    true,
+  );
   const question = positionals.join(" ").trim();
   if (!question) throw new UsageError("the question is missing");
   const num = (flag: string, v: string | undefined) => {
@@ -39,13 +36,7 @@ export async function askCommand(
     if (!Number.isFinite(n)) throw new UsageError(`${flag}: "${v}" is not a number`);
     return n;
   };
-  const client = new QwenVlClient(
-    await resolveEndpoint({
-      ...(o.stack ? { stack: o.stack } : {}),
-      ...(o.url ? { url: o.url } : {}),
-      ...(o.model ? { model: o.model } : {}),
-    }),
-  );
+  const client = new QwenVlClient(await resolveEndpoint(o));
   const opts = {
     ...(num("--temperature", o.temperature) !== undefined
       ? { temperature: num("--temperature", o.temperature)! }

@@ -5,7 +5,6 @@
  * time to first token, output tokens per second and errors by kind, beside the server's own view
  * (its /metrics read before and after).
  */
-import { parseArgs } from "node:util";
 import {
   ApiError,
   ConnectionError,
@@ -15,6 +14,7 @@ import {
   type Message,
 } from "../client/client";
 import { resolveEndpoint } from "./endpoint";
+import { ENDPOINT_FLAGS, flags } from "./main";
 import { runCommand, UsageError } from "../config/errors";
 
 const USAGE = `usage: npm run bench -- [--stack <name> | --url <endpoint>] --requests N --concurrency C
@@ -87,20 +87,14 @@ export async function benchCommand(
   out: (s: string) => void,
   progress: Progress,
 ): Promise<number> {
-  const { values: o } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      stack: { type: "string" },
-      url: { type: "string" },
-      model: { type: "string" },
-      requests: { type: "string", default: "20" },
-      concurrency: { type: "string", default: "4" },
-      image: { type: "string" },
-      "max-tokens": { type: "string", default: "64" },
-      question: { type: "string", default: "Describe this image in one sentence." },
-      json: { type: "boolean", default: false },
-    },
+  const { values: o } = flags(argv, {
+    ...ENDPOINT_FLAGS,
+    requests: { type: "string", default: "20" },
+    concurrency: { type: "string", default: "4" },
+    image: { type: "string" },
+    "max-tokens": { type: "string", default: "64" },
+    question: { type: "string", default: "Describe this image in one sentence." },
+    json: { type: "boolean", default: false },
   });
   const n = Number(o.requests);
   const c = Number(o.concurrency);
@@ -111,11 +105,7 @@ export async function benchCommand(
     throw new UsageError(`--concurrency: "${o.concurrency}" must be a whole number ≥ 1`);
   if (!Number.isInteger(maxTokens) || maxTokens < 1)
     throw new UsageError(`--max-tokens: "${o["max-tokens"]}" must be a whole number ≥ 1`);
-  const endpoint = await resolveEndpoint({
-    ...(o.stack ? { stack: o.stack } : {}),
-    ...(o.url ? { url: o.url } : {}),
-    ...(o.model ? { model: o.model } : {}),
-  });
+  const endpoint = await resolveEndpoint(o);
   const client = new QwenVlClient({ ...endpoint, retries: 0 });
   const message: Message = await client.userMessage(o.question!, o.image ? [o.image] : []);
 

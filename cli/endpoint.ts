@@ -10,9 +10,9 @@ import { readStackPlan } from "./main";
 import type { ClientOptions } from "../client/client";
 
 export interface EndpointArgs {
-  readonly stack?: string;
-  readonly url?: string;
-  readonly model?: string;
+  readonly stack?: string | undefined;
+  readonly url?: string | undefined;
+  readonly model?: string | undefined;
 }
 
 export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {

@@ -5,7 +5,6 @@
  */
 import { readFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { customGpu, GPU_NAMES, GPUS } from "../catalogs/gpus";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { MODELS } from "../catalogs/models";
@@ -13,7 +12,7 @@ import { ConfigError } from "../config/errors";
 import { planStack } from "../plan";
 import { customFromHfConfig } from "../plan/model";
 import { runCommand, UsageError } from "../config/errors";
-import { planToJson, planToText } from "../plan/report";
+import { flags, planReply, printed, stringFlags } from "./main";
 
 export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <config.json> [--weights-gib W])
                      (--gpu <name> | --gpu-memory-gib G [--compute-capability C] | --instance-type <type>)
@@ -75,31 +74,29 @@ export function modelConfigName(json: unknown, path: string): string {
 }
 
 export function fitCommand(argv: string[]): { code: number; output: string } {
-  const { values: o } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      model: { type: "string" },
-      "model-config": { type: "string" },
-      "weights-gib": { type: "string" },
-      gpu: { type: "string" },
-      "gpu-memory-gib": { type: "string" },
-      "compute-capability": { type: "string" },
-      "instance-type": { type: "string" },
-      "gpus-per-node": { type: "string" },
-      nodes: { type: "string" },
-      "max-model-len": { type: "string" },
-      "gpu-memory-utilization": { type: "string" },
-      dtype: { type: "string" },
-      "vllm-version": { type: "string" },
-      "image-limit": { type: "string" },
-      "max-pixels": { type: "string" },
-      tp: { type: "string" },
-      pp: { type: "string" },
-      "enforce-eager": { type: "boolean" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
+  const { values: o } = flags(argv, {
+    ...stringFlags(
+      "model",
+      "model-config",
+      "weights-gib",
+      "gpu",
+      "gpu-memory-gib",
+      "compute-capability",
+      "instance-type",
+      "gpus-per-node",
+      "nodes",
+      "max-model-len",
+      "gpu-memory-utilization",
+      "dtype",
+      "vllm-version",
+      "image-limit",
+      "max-pixels",
+      "tp",
+      "pp",
+    ),
+    "enforce-eager": { type: "boolean" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
   });
   if (o.help) return { code: 0, output: FIT_USAGE };
 
@@ -212,14 +209,8 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       );
     throw e;
   }
-  const output = o.json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan);
-  return { code: plan.fits ? 0 : 1, output };
+  return planReply(plan, o.json);
 }
 
-if (require.main === module) {
-  void runCommand(FIT_USAGE, () => {
-    const { code, output } = fitCommand(process.argv.slice(2));
-    process.stdout.write(`${output}\n`);
-    return code;
-  });
-}
+if (require.main === module)
+  void runCommand(FIT_USAGE, () => printed(fitCommand(process.argv.slice(2))));

@@ -5,10 +5,9 @@
  * image + question request. Exit 0: every check passed; 1: some failed (each named, with what to
  * do); 2: what is wrong on this machine (keys, known hosts) or in the arguments.
  */
-import { parseArgs } from "node:util";
 import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/hosts";
 import { runCommand } from "../config/errors";
-import { hostsStackPlan } from "./main";
+import { flags, hostsStackPlan, STACK_FLAGS } from "./main";
 
 const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json]";
 
@@ -32,15 +31,11 @@ export async function verifyCommand(
   out: (s: string) => void = (s) => process.stdout.write(s),
   err: (s: string) => void = (s) => process.stderr.write(s),
 ): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      stack: { type: "string" },
-      full: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-    },
-    strict: true,
-  });
+  const { values } = flags(argv, { ...STACK_FLAGS, full: { type: "boolean", default: false } });
+  if (values.help) {
+    out(`${USAGE}\n`);
+    return 0;
+  }
   const plan = hostsStackPlan(values.stack, "verify reaches existing machines (target.kind hosts)");
   let checks: NodeCheck[];
   try {

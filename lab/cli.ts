@@ -9,8 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { parseArgs } from "node:util";
-import { readStackPlan } from "../cli/main";
+import { flags, readStackPlan } from "../cli/main";
 import type { Plan } from "../plan";
 import { runCommand, UsageError } from "../config/errors";
 import { down, LabError, readState, up, writeState, type LabState } from "./lab";
@@ -93,14 +92,10 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      nodes: { type: "string" },
-      stack: { type: "string", multiple: true },
-      json: { type: "boolean", default: false },
-    },
-    strict: true,
+  const { values } = flags(rest, {
+    nodes: { type: "string" },
+    stack: { type: "string", multiple: true },
+    json: { type: "boolean", default: false },
   });
   const stacks = values.stack ?? [];
   switch (command) {
