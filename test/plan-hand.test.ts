@@ -4,9 +4,7 @@
  * in the test from the raw dimensions, not taken from the planner.
  */
 import { describe, expect, it } from "vitest";
-import { GPUS } from "../catalogs/gpus";
 import { MODELS } from "../catalogs/models";
-import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, planStack, tensorParallelProblem, allowedTensorParallelSizes } from "../plan";
 import { readStackFile } from "../config/stack-file";
 import {
@@ -19,6 +17,7 @@ import {
   weightShare,
 } from "../plan/memory";
 import { QWEN2_VL_VISION } from "../catalogs/models";
+import { SINGLE_GPU_7B_SETUP } from "./support/plans";
 
 const m7 = MODELS.get("Qwen/Qwen2-VL-7B-Instruct")!;
 const m2 = MODELS.get("Qwen/Qwen2-VL-2B-Instruct")!;
@@ -130,25 +129,17 @@ describe("tensor-parallel rules", () => {
 
 describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings", () => {
   it("budget − weights − activation − non-torch = KV cache, in whole 16-token blocks", () => {
-    const gpu = GPUS.get("A10G")!;
-    const features = vllmFeatures(parseVersion("0.11.0")!, gpu.computeCapability);
-    const p = planMemory({
-      model: m7,
-      weightsScale: 1,
-      gpu,
-      tp: 1,
-      pp: 1,
-      dtype: "bfloat16",
-      kvBytes: 2,
-      features,
-      maxModelLen: 8192,
-      util: 0.8,
-      imageLimit: 4,
-      videoLimit: 0,
-      maxPixels: 1003520,
-      enforceEager: true,
-      blockSize: 16,
-    });
+    // One GPU, bf16 weights and 16-bit KV in 16-token blocks; the stack's 8192 tokens at 0.8, four
+    // images of ≤ 1003520 px, no video, eager.
+    const p = planMemory(SINGLE_GPU_7B_SETUP);
+    const s = SINGLE_GPU_7B_SETUP;
+    expect(s.model).toBe(m7);
+    expect([s.gpu.name, s.tp, s.pp, s.dtype, s.kvBytes, s.blockSize].join(" ")).toBe(
+      "A10G 1 1 bfloat16 2 16",
+    );
+    expect(
+      [s.maxModelLen, s.util, s.imageLimit, s.videoLimit, s.maxPixels, s.enforceEager].join(" "),
+    ).toBe("8192 0.8 4 0 1003520 true");
     const budget = 22.19 * 0.8 * GiB; // A10G as PyTorch reports it (catalogs/gpus.ts)
     const weights = 16_582_744_064;
     // V1 on a < 70 GiB card profiles 2048 tokens. The largest image under 1003520 px is a 980 × 980

@@ -4,8 +4,12 @@
  * on a GPU, and the constraints vLLM's quantization methods state.
  */
 import { describe, expect, it } from "vitest";
-import { QWEN3_VL_VISION_CONFIG, planProblems, setupFor, testLock } from "./support/plans";
-import { GPUS } from "../catalogs/gpus";
+import {
+  QWEN3_VL_VISION_CONFIG,
+  planProblems,
+  SINGLE_GPU_7B_SETUP,
+  testLock,
+} from "./support/plans";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
@@ -103,14 +107,7 @@ describe("what vLLM can run where (quantization floors, architecture versions)",
 });
 
 describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py MultiModalBudget)", () => {
-  const base: Setup = setupFor("Qwen/Qwen2-VL-7B-Instruct", GPUS.get("A10G")!, "0.11.0", {
-    maxModelLen: 8192,
-    util: 0.8,
-    imageLimit: 4,
-    videoLimit: 0,
-    maxPixels: 1003520,
-    enforceEager: true,
-  });
+  const base: Setup = SINGLE_GPU_7B_SETUP;
 
   it("the largest image under max_pixels is smart_resize's square: 1003520 px → 980² → 1225 tokens", () => {
     expect(maxImageTokens(base.model.vision!, 1003520)).toBe(1225);

@@ -1,7 +1,7 @@
 /** Helpers for tests that look at what the planner refuses. */
 import type { LockSummary } from "../../catalogs/locks";
 import { LOCKS } from "../../catalogs/python-locks";
-import type { Gpu } from "../../catalogs/gpus";
+import { GPUS, type Gpu } from "../../catalogs/gpus";
 import { MODELS } from "../../catalogs/models";
 import { parseVersion, vllmFeatures } from "../../catalogs/vllm";
 import { ConfigError } from "../../config/errors";
@@ -75,3 +75,21 @@ export function testLock(
     locks: { ...LOCKS, [path]: { sha256: "0".repeat(64), packages: 100, pins } },
   };
 }
+
+/**
+ * The single-gpu stack's memory setup: Qwen2-VL-7B on one A10G at vLLM 0.11.0, max-model-len 8192,
+ * utilization 0.8, 4 images of at most 1003520 px, no video, eager (the hand-computed plan's case).
+ */
+export const SINGLE_GPU_7B_SETUP: Setup = setupFor(
+  "Qwen/Qwen2-VL-7B-Instruct",
+  GPUS.get("A10G")!,
+  "0.11.0",
+  {
+    maxModelLen: 8192,
+    util: 0.8,
+    imageLimit: 4,
+    videoLimit: 0,
+    maxPixels: 1003520,
+    enforceEager: true,
+  },
+);
