@@ -79,26 +79,17 @@ describe("plan", () => {
   });
 });
 
+/** `fit` with a command line written as one string (its words have no spaces). */
+const fit = (line: string) => fitCommand(line.split(" "));
+
 describe("fit", () => {
   const dir = mkdtempSync(join(tmpdir(), "fit-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("answers for catalog models and GPUs", () => {
-    const { code, output } = fitCommand([
-      "--model",
-      "Qwen/Qwen2-VL-72B-Instruct-AWQ",
-      "--gpu",
-      "A100-80GB",
-      "--gpus-per-node",
-      "4",
-      "--nodes",
-      "1",
-      "--max-model-len",
-      "16384",
-      "--max-pixels",
-      "1003520",
-      "--json",
-    ]);
+    const { code, output } = fit(
+      "--model Qwen/Qwen2-VL-72B-Instruct-AWQ --gpu A100-80GB --gpus-per-node 4 --nodes 1 --max-model-len 16384 --max-pixels 1003520 --json",
+    );
     const j = JSON.parse(output);
     expect(code).toBe(0);
     expect(j.fits).toBe(true);
@@ -107,15 +98,9 @@ describe("fit", () => {
   });
 
   it("exits 1 with ways out when the model does not fit", () => {
-    const { code, output } = fitCommand([
-      "--model",
-      "Qwen/Qwen2-VL-72B-Instruct",
-      "--gpu",
-      "A10G",
-      "--gpus-per-node",
-      "1",
-      "--json",
-    ]);
+    const { code, output } = fit(
+      "--model Qwen/Qwen2-VL-72B-Instruct --gpu A10G --gpus-per-node 1 --json",
+    );
     expect(code).toBe(1);
     const j = JSON.parse(output);
     expect(j.fits).toBe(false);
@@ -179,26 +164,17 @@ describe("fit", () => {
 
   it("issue 11 item 8: vLLM's default context, the flags the user typed, a readable name, NaN named", () => {
     // No --max-model-len: vLLM's default, the model's max_position_embeddings (32768 for Qwen2-VL).
-    const j = JSON.parse(
-      fitCommand(["--model", "Qwen/Qwen2-VL-2B-Instruct", "--gpu", "L4", "--json"]).output,
-    );
+    const j = JSON.parse(fit("--model Qwen/Qwen2-VL-2B-Instruct --gpu L4 --json").output);
     expect(j.maxModelLen).toBe(32768);
-    expect(() =>
-      fitCommand(["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "A10G", "--tp", "3"]),
-    ).toThrow(/--tp: 3 — does not divide the model's 28 attention heads/);
-    expect(() =>
-      fitCommand([
-        "--model",
-        "Qwen/Qwen2-VL-7B-Instruct",
-        "--gpu",
-        "A10G",
-        "--max-model-len",
-        "abc",
-      ]),
-    ).toThrow(/--max-model-len: "abc" is not a number \(NaN\)/);
-    expect(() =>
-      fitCommand(["--model", "Qwen/Qwen2-VL-7B-Instruct", "--gpu", "A10G", "--tp", "Infinity"]),
-    ).toThrow(/--tp: Infinity is infinite/);
+    expect(() => fit("--model Qwen/Qwen2-VL-7B-Instruct --gpu A10G --tp 3")).toThrow(
+      /--tp: 3 — does not divide the model's 28 attention heads/,
+    );
+    expect(() => fit("--model Qwen/Qwen2-VL-7B-Instruct --gpu A10G --max-model-len abc")).toThrow(
+      /--max-model-len: "abc" is not a number \(NaN\)/,
+    );
+    expect(() => fit("--model Qwen/Qwen2-VL-7B-Instruct --gpu A10G --tp Infinity")).toThrow(
+      /--tp: Infinity is infinite/,
+    );
     const named = join(dir, "Qwen3-VL-8B-Instruct");
     mkdirSync(named, { recursive: true });
     writeFileSync(
