@@ -11,8 +11,8 @@ import { PORTS } from "../catalogs/ports";
 import type { DiskBudget, Plan } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
-import { Network } from "./network";
-import { NodeRole } from "./node-role";
+import { Network, type NetworkArgs } from "./network";
+import { NodeRole, type NodeRoleArgs } from "./node-role";
 import type { ProvisionedNode } from "./node-provisioning";
 import { ConsoleHostKey, DeployKey } from "./remote-step";
 
@@ -64,46 +64,11 @@ export class AwsDeployment extends pulumi.ComponentResource {
     // Components take the provider map; resources and invokes made here take the provider itself.
     const child = { parent: this, providers: { aws: provider } };
     const own = { parent: this, provider };
-    const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
+    const spec = deploymentSpec(name, plan, target);
+    const { tags, access } = spec;
     const net = plan.network;
-    const instanceType = INSTANCE_TYPES.get(target.instanceType)!;
-    // Replicas, or TLS (vLLM serves plain HTTP): an Application Load Balancer in front.
-    const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
-
-    const network = new Network(
-      `${name}-net`,
-      {
-        vpc: target.vpc,
-        region: target.region,
-        instanceType: target.instanceType,
-        ...(target.availabilityZone ? { availabilityZone: target.availabilityZone } : {}),
-        apiPort: plan.apiPort,
-        apiCidrs: net.apiCidrs,
-        publicApiApproved: net.allowPublicApi && Boolean(plan.secrets.apiKey),
-        sshCidrs: net.sshCidrs,
-        multiNode: plan.multiNode,
-        efa: target.efa,
-        loadBalanced,
-        https: Boolean(net.certificateArn),
-        tags,
-      },
-      child,
-    );
-    const ssmParameters = Object.values(plan.secrets)
-      .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
-      .map((ref) => ref.slice(4));
-    const mirror =
-      plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
-    const role = new NodeRole(
-      `${name}-node`,
-      {
-        ssmParameters,
-        region: target.region,
-        tags,
-        ...(mirror?.startsWith("s3://") ? { weightsMirror: mirror } : {}),
-      },
-      child,
-    );
+    const network = new Network(`${name}-net`, spec.network, child);
+    const role = new NodeRole(`${name}-node`, spec.role, child);
     const keyPair = target.sshPublicKey
       ? new aws.ec2.KeyPair(`${name}-key`, { publicKey: target.sshPublicKey, tags }, own)
       : undefined;
@@ -119,25 +84,16 @@ export class AwsDeployment extends pulumi.ComponentResource {
         Math.max(0, ...image.blockDeviceMappings.map((b) => Number(b.ebs?.["volume_size"] ?? 0))),
       );
     const disk = rootDisk(plan.disk, plan.rootVolumeGiB, target.rootVolumeGiB);
-    // The plan refuses target.efa on a type without EFA; here every interface the type takes.
-    const efaInterfaces = target.efa ? instanceType.efaInterfaces : 0;
     // The deployment's own SSH key: its public half reaches the nodes through cloud-init (public, not
     // a secret), its private half stays in the state, encrypted.
     const deployKey = new DeployKey(`${name}-deploy-key`, { parent: this });
     const partition = aws.getPartitionOutput({}, own);
     const userData = pulumi
       .all([deployKey.publicKey, partition.dnsSuffix])
-      .apply(([key, dnsSuffix]) =>
-        nodeUserData(
-          key,
-          amiSource.ssmAgent || target.amiId !== undefined,
-          target.region,
-          dnsSuffix,
-        ),
-      );
+      .apply(([key, dnsSuffix]) => nodeUserData(key, spec.hasSsmAgent, target.region, dnsSuffix));
     this.provisioned = [];
 
-    this.nodes = plan.nodes.map((n) => {
+    this.nodes = spec.nodes.map((n) => {
       const node = new GpuNode(
         `${name}-${n.name}`,
         {
@@ -161,13 +117,13 @@ export class AwsDeployment extends pulumi.ComponentResource {
                 },
               }
             : {}),
-          efaInterfaces,
+          efaInterfaces: spec.efaInterfaces,
           ...(target.capacityReservationId
             ? { capacityReservationId: target.capacityReservationId }
             : {}),
           capacityBlock: target.capacityBlock,
           userData,
-          tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
+          tags: n.tags,
         },
         child,
       );
@@ -184,15 +140,14 @@ export class AwsDeployment extends pulumi.ComponentResource {
           .apply(([host, privateKey, key]) => ({
             host,
             port: PORTS.ssh,
-            user: amiSource.user,
+            user: access.user,
             privateKey,
             hostKey: key,
           })),
       });
-      const connect =
-        keyPair && net.sshCidrs.length > 0
-          ? pulumi.interpolate`ssh ${amiSource.user}@${node.publicIp}`
-          : pulumi.interpolate`aws ssm start-session --region ${target.region} --target ${node.instanceId}`;
+      const connect = pulumi
+        .all([node.publicIp, node.instanceId])
+        .apply(([publicIp, instanceId]) => shellCommand(access, { publicIp, instanceId }));
       return {
         name: n.name,
         role: n.role,
@@ -206,21 +161,13 @@ export class AwsDeployment extends pulumi.ComponentResource {
 
     const head = this.nodes[0]!;
     const port = plan.apiPort;
-    const forward = (p: number) =>
-      keyPair && net.sshCidrs.length > 0
-        ? `-L ${p}:localhost:${p}`
-        : `--parameters '{"portNumber":["${p}"],"localPortNumber":["${p}"]}'`;
-    this.tunnelCommand =
-      keyPair && net.sshCidrs.length > 0
-        ? pulumi.interpolate`ssh -N ${forward(port)} -L ${PORTS.prometheus}:localhost:${PORTS.prometheus} ${amiSource.user}@${head.publicIp}`
-        : pulumi.interpolate`aws ssm start-session --region ${target.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession ${forward(port)}`;
-    // SSM port forwarding carries one port per session: Prometheus needs a session of its own.
-    this.prometheusUrl =
-      keyPair && net.sshCidrs.length > 0
-        ? pulumi.output(`http://localhost:${PORTS.prometheus} (through tunnelCommand)`)
-        : pulumi.interpolate`http://localhost:${PORTS.prometheus} (open it with: aws ssm start-session --region ${target.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession ${forward(PORTS.prometheus)})`;
+    const tunnel = pulumi
+      .all([head.publicIp, head.instanceId])
+      .apply(([publicIp, instanceId]) => tunnelCommands(access, { publicIp, instanceId }));
+    this.tunnelCommand = tunnel.tunnelCommand;
+    this.prometheusUrl = tunnel.prometheusUrl;
 
-    if (loadBalanced) {
+    if (spec.loadBalanced) {
       const lb = new LoadBalancer(
         `${name}-lb`,
         {
@@ -297,5 +244,125 @@ export function rootDisk(
         Math.ceil(snap + disk.venvGiB + disk.weightsGiB + disk.cachesGiB),
       ),
     ...(large ? { throughputMiBs: 1000, iops: 4000 } : {}),
+  };
+}
+
+/** How a person reaches the nodes: SSH with the stack's key pair, else SSM Session Manager. */
+export interface Access {
+  readonly via: "ssh" | "ssm";
+  /** The AMI's login user (catalogs/amis.ts). */
+  readonly user: string;
+  readonly region: string;
+  /** The API port on the head. */
+  readonly apiPort: number;
+}
+
+/** A node as a person addresses it. */
+export interface NodeAddress {
+  readonly publicIp: string;
+  readonly instanceId: string;
+}
+
+/** Everything the deployment decides from the plan, before any resource exists. Pure. */
+export interface DeploymentSpec {
+  readonly tags: Readonly<Record<string, string>>;
+  /** Replicas, or TLS (vLLM serves plain HTTP): an Application Load Balancer in front. */
+  readonly loadBalanced: boolean;
+  readonly network: NetworkArgs;
+  readonly role: NodeRoleArgs;
+  /** EFA interfaces per node: every one the type takes when target.efa (the plan refuses EFA on a type without it). */
+  readonly efaInterfaces: number;
+  /** The image runs the SSM agent (the catalog says so, or a pinned AMI is trusted to): cloud-init need not install it. */
+  readonly hasSsmAgent: boolean;
+  readonly access: Access;
+  readonly nodes: readonly {
+    name: string;
+    role: string;
+    replica: number;
+    tags: Record<string, string>;
+  }[];
+}
+
+export function deploymentSpec(
+  name: string,
+  plan: Plan,
+  target: NonNullable<Plan["aws"]>,
+): DeploymentSpec {
+  const net = plan.network;
+  const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
+  const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
+  const ssmParameters = Object.values(plan.secrets)
+    .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
+    .map((ref) => ref.slice(4));
+  const mirror =
+    plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
+  return {
+    tags,
+    loadBalanced,
+    network: {
+      vpc: target.vpc,
+      region: target.region,
+      instanceType: target.instanceType,
+      ...(target.availabilityZone ? { availabilityZone: target.availabilityZone } : {}),
+      apiPort: plan.apiPort,
+      apiCidrs: net.apiCidrs,
+      publicApiApproved: net.allowPublicApi && Boolean(plan.secrets.apiKey),
+      sshCidrs: net.sshCidrs,
+      multiNode: plan.multiNode,
+      efa: target.efa,
+      loadBalanced,
+      https: Boolean(net.certificateArn),
+      tags,
+    },
+    role: {
+      ssmParameters,
+      region: target.region,
+      tags,
+      ...(mirror?.startsWith("s3://") ? { weightsMirror: mirror } : {}),
+    },
+    efaInterfaces: target.efa ? INSTANCE_TYPES.get(target.instanceType)!.efaInterfaces : 0,
+    hasSsmAgent: AMIS[target.ami].ssmAgent || target.amiId !== undefined,
+    access: {
+      via: target.sshPublicKey && net.sshCidrs.length > 0 ? "ssh" : "ssm",
+      user: AMIS[target.ami].user,
+      region: target.region,
+      apiPort: plan.apiPort,
+    },
+    nodes: plan.nodes.map((n) => ({
+      name: n.name,
+      role: n.role,
+      replica: n.replica,
+      tags: { ...tags, Role: n.role, Replica: String(n.replica), Node: n.name },
+    })),
+  };
+}
+
+/** The command that opens a shell on a node. Pure. */
+export function shellCommand(a: Access, node: NodeAddress): string {
+  return a.via === "ssh"
+    ? `ssh ${a.user}@${node.publicIp}`
+    : `aws ssm start-session --region ${a.region} --target ${node.instanceId}`;
+}
+
+/**
+ * The tunnel to the head's API (and Prometheus): one SSH with two forwards; over SSM one port
+ * forwarding session per port (AWS-StartPortForwardingSession carries one), so Prometheus gets its
+ * own command. Pure.
+ */
+export function tunnelCommands(
+  a: Access,
+  head: NodeAddress,
+): { tunnelCommand: string; prometheusUrl: string } {
+  const prometheus = `http://localhost:${PORTS.prometheus}`;
+  if (a.via === "ssh")
+    return {
+      tunnelCommand: `ssh -N -L ${a.apiPort}:localhost:${a.apiPort} -L ${PORTS.prometheus}:localhost:${PORTS.prometheus} ${a.user}@${head.publicIp}`,
+      prometheusUrl: `${prometheus} (through tunnelCommand)`,
+    };
+  const forward = (p: number) =>
+    `aws ssm start-session --region ${a.region} --target ${head.instanceId} --document-name AWS-StartPortForwardingSession --parameters '{"portNumber":["${p}"],"localPortNumber":["${p}"]}'`;
+  return {
+    tunnelCommand: forward(a.apiPort),
+    prometheusUrl: `${prometheus} (open it with: ${forward(PORTS.prometheus)})`,
   };
 }

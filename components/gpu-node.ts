@@ -76,66 +76,18 @@ export class GpuNode extends pulumi.ComponentResource {
         launchTemplate: { id: template.id, version: template.latestVersion.apply(String) },
       };
     }
-    const instance = new aws.ec2.Instance(
-      `${name}-instance`,
-      {
-        ami: args.ami,
-        instanceType: args.instanceType,
-        ...network,
-        iamInstanceProfile: args.instanceProfileName,
-        ...(args.keyName ? { keyName: args.keyName } : {}),
-        ...(args.userData ? { userData: args.userData } : {}),
-        ...(args.placementGroup ? { placementGroup: args.placementGroup } : {}),
-        metadataOptions: {
-          httpTokens: "required",
-          httpEndpoint: "enabled",
-          httpPutResponseHopLimit: 2,
-        },
-        rootBlockDevice: {
-          volumeSize: args.rootVolumeGiB,
-          ...(args.rootThroughputMiBs ? { throughput: args.rootThroughputMiBs } : {}),
-          ...(args.rootIops ? { iops: args.rootIops } : {}),
-          volumeType: "gp3",
-          encrypted: true,
-          deleteOnTermination: true,
-          tags: args.tags,
-        },
-        ...(args.capacityReservationId
-          ? {
-              capacityReservationSpecification: {
-                capacityReservationTarget: { capacityReservationId: args.capacityReservationId },
-              },
-            }
-          : {}),
-        ...(args.capacityBlock
-          ? { instanceMarketOptions: { marketType: "capacity-block" } }
-          : args.spot
-            ? {
-                instanceMarketOptions: {
-                  marketType: "spot",
-                  spotOptions: {
-                    spotInstanceType: "one-time",
-                    instanceInterruptionBehavior: "terminate",
-                    ...(args.spot.maxPriceUsdPerHour
-                      ? { maxPrice: String(args.spot.maxPriceUsdPerHour) }
-                      : {}),
-                  },
-                },
-              }
-            : {}),
-        tags: { ...args.tags, Name: name },
-      },
-      { parent: this, ignoreChanges: ["ami"] },
-    );
+    const instance = new aws.ec2.Instance(`${name}-instance`, instanceArgs(name, args, network), {
+      parent: this,
+      ignoreChanges: ["ami"],
+    });
     this.instanceId = instance.id;
-    this.publicIp =
-      efaCards > 1
-        ? new aws.ec2.Eip(
-            `${name}-ip`,
-            { domain: "vpc", instance: instance.id, tags: args.tags },
-            parent,
-          ).publicIp
-        : instance.publicIp;
+    this.publicIp = needsElasticIp(args)
+      ? new aws.ec2.Eip(
+          `${name}-ip`,
+          { domain: "vpc", instance: instance.id, tags: args.tags },
+          parent,
+        ).publicIp
+      : instance.publicIp;
     this.privateIp = instance.privateIp;
     this.registerOutputs({
       instanceId: this.instanceId,
@@ -166,4 +118,72 @@ export function efaInterfaceSpecs(
     deleteOnTermination: "true",
     ...(card === 0 && cards === 1 ? { associatePublicIpAddress: "true" } : {}),
   }));
+}
+
+/**
+ * The instance's inputs: IMDSv2 only (hop limit 2, for containers on the node), an encrypted gp3
+ * root volume deleted with it, the optional key, user data and placement group, and its market: a
+ * Capacity Block (its own market type), else one-time spot terminated on interruption, else
+ * on-demand; a capacity reservation when named. `network`: the subnet and groups, or the EFA launch
+ * template. Pure.
+ */
+export function instanceArgs(
+  name: string,
+  args: GpuNodeArgs,
+  network: Pick<aws.ec2.InstanceArgs, "subnetId" | "vpcSecurityGroupIds" | "launchTemplate">,
+): aws.ec2.InstanceArgs {
+  const spot = args.spot
+    ? {
+        instanceMarketOptions: {
+          marketType: "spot",
+          spotOptions: {
+            spotInstanceType: "one-time",
+            instanceInterruptionBehavior: "terminate",
+            ...(args.spot.maxPriceUsdPerHour
+              ? { maxPrice: String(args.spot.maxPriceUsdPerHour) }
+              : {}),
+          },
+        },
+      }
+    : {};
+  return {
+    ami: args.ami,
+    instanceType: args.instanceType,
+    ...network,
+    iamInstanceProfile: args.instanceProfileName,
+    ...(args.keyName ? { keyName: args.keyName } : {}),
+    ...(args.userData ? { userData: args.userData } : {}),
+    ...(args.placementGroup ? { placementGroup: args.placementGroup } : {}),
+    metadataOptions: {
+      httpTokens: "required",
+      httpEndpoint: "enabled",
+      httpPutResponseHopLimit: 2,
+    },
+    rootBlockDevice: {
+      volumeSize: args.rootVolumeGiB,
+      ...(args.rootThroughputMiBs ? { throughput: args.rootThroughputMiBs } : {}),
+      ...(args.rootIops ? { iops: args.rootIops } : {}),
+      volumeType: "gp3",
+      encrypted: true,
+      deleteOnTermination: true,
+      tags: args.tags,
+    },
+    ...(args.capacityReservationId
+      ? {
+          capacityReservationSpecification: {
+            capacityReservationTarget: { capacityReservationId: args.capacityReservationId },
+          },
+        }
+      : {}),
+    ...(args.capacityBlock ? { instanceMarketOptions: { marketType: "capacity-block" } } : spot),
+    tags: { ...args.tags, Name: name },
+  };
+}
+
+/**
+ * With more than one EFA interface EC2 cannot give the instance an automatic public address: it
+ * gets an Elastic IP (RunInstances, InstanceNetworkInterfaceSpecification). Pure.
+ */
+export function needsElasticIp(args: Pick<GpuNodeArgs, "efaInterfaces">): boolean {
+  return (args.efaInterfaces ?? 0) > 1;
 }

@@ -50,16 +50,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
         port: args.apiPort,
         protocol: "HTTP",
         targetType: "instance",
-        healthCheck: {
-          path: "/health",
-          port: String(args.apiPort),
-          protocol: "HTTP",
-          matcher: "200",
-          interval: 15,
-          timeout: 5,
-          healthyThreshold: 2,
-          unhealthyThreshold: 3,
-        },
+        healthCheck: healthCheck(args.apiPort),
         tags: args.tags,
       },
       parent,
@@ -72,51 +63,81 @@ export class LoadBalancer extends pulumi.ComponentResource {
           parent,
         ),
     );
-    if (args.certificateArn) {
+    for (const l of listeners(args.certificateArn))
       new aws.lb.Listener(
-        `${name}-https`,
+        `${name}-${l.name}`,
         {
           loadBalancerArn: lb.arn,
-          port: PORTS.https,
-          protocol: "HTTPS",
-          certificateArn: args.certificateArn,
-          sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
-          defaultActions: [{ type: "forward", targetGroupArn: tg.arn }],
-          tags: args.tags,
-        },
-        parent,
-      );
-      new aws.lb.Listener(
-        `${name}-http`,
-        {
-          loadBalancerArn: lb.arn,
-          port: PORTS.http,
-          protocol: "HTTP",
+          port: l.port,
+          protocol: l.protocol,
+          ...(l.certificateArn ? { certificateArn: l.certificateArn, sslPolicy: l.sslPolicy } : {}),
           defaultActions: [
-            {
-              type: "redirect",
-              redirect: { port: String(PORTS.https), protocol: "HTTPS", statusCode: "HTTP_301" },
-            },
+            l.redirectToHttps
+              ? {
+                  type: "redirect",
+                  redirect: {
+                    port: String(PORTS.https),
+                    protocol: "HTTPS",
+                    statusCode: "HTTP_301",
+                  },
+                }
+              : { type: "forward", targetGroupArn: tg.arn },
           ],
           tags: args.tags,
         },
         parent,
       );
-    } else {
-      new aws.lb.Listener(
-        `${name}-http`,
-        {
-          loadBalancerArn: lb.arn,
-          port: PORTS.http,
-          protocol: "HTTP",
-          defaultActions: [{ type: "forward", targetGroupArn: tg.arn }],
-          tags: args.tags,
-        },
-        parent,
-      );
-    }
     this.dnsName = lb.dnsName;
     this.url = pulumi.interpolate`${args.certificateArn ? "https" : "http"}://${lb.dnsName}`;
     this.registerOutputs({ dnsName: this.dnsName, url: this.url });
   }
+}
+
+/**
+ * The target group's health check: vLLM's own /health on its port, 200 when the engine serves;
+ * every 15 s, healthy after 2 answers, out after 3 misses. Pure.
+ */
+export function healthCheck(apiPort: number) {
+  return {
+    path: "/health",
+    port: String(apiPort),
+    protocol: "HTTP",
+    matcher: "200",
+    interval: 15,
+    timeout: 5,
+    healthyThreshold: 2,
+    unhealthyThreshold: 3,
+  };
+}
+
+export interface ListenerSpec {
+  /** The listener's name after the component's ("https", "http"). */
+  readonly name: string;
+  readonly port: number;
+  readonly protocol: "HTTP" | "HTTPS";
+  readonly certificateArn?: string;
+  /** TLS 1.3 with 1.2 (ELBSecurityPolicy-TLS13-1-2-2021-06, ELB's recommended policy). */
+  readonly sslPolicy?: string;
+  /** Answers with a 301 to HTTPS instead of forwarding to the targets. */
+  readonly redirectToHttps: boolean;
+}
+
+/**
+ * The listeners: with a certificate, HTTPS on 443 forwarding to the targets and HTTP on 80
+ * redirecting to it; without, HTTP on 80 forwarding. Pure.
+ */
+export function listeners(certificateArn?: string): ListenerSpec[] {
+  const http = { name: "http", port: PORTS.http, protocol: "HTTP" } as const;
+  if (!certificateArn) return [{ ...http, redirectToHttps: false }];
+  return [
+    {
+      name: "https",
+      port: PORTS.https,
+      protocol: "HTTPS",
+      certificateArn,
+      sslPolicy: "ELBSecurityPolicy-TLS13-1-2-2021-06",
+      redirectToHttps: false,
+    },
+    { ...http, redirectToHttps: true },
+  ];
 }

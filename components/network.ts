@@ -9,6 +9,22 @@ import * as pulumi from "@pulumi/pulumi";
 import { PORTS } from "../catalogs/ports";
 import { exposure } from "../config/cidr";
 
+/** The two security groups: the nodes', and the load balancer's when there is one. */
+export type SecurityGroupRole = "nodes" | "lb";
+
+/** One security-group rule: a port (or all traffic) from or to a CIDR or one of the two groups. */
+export type SecurityRule = {
+  /** The rule's resource name. */
+  readonly name: string;
+  readonly group: SecurityGroupRole;
+  readonly direction: "ingress" | "egress";
+  /** "tcp" on `port`, or "-1": all traffic, every port. */
+  readonly protocol: "tcp" | "-1";
+  readonly port?: number;
+  readonly description: string;
+  readonly tags: Readonly<Record<string, string>>;
+} & ({ readonly cidr: string } | { readonly peer: SecurityGroupRole });
+
 export interface NetworkArgs {
   /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
   readonly vpc: "default" | "new";
@@ -169,128 +185,44 @@ export class Network extends pulumi.ComponentResource {
       this.lbSubnetIds = all.ids.apply((ids) => [...ids].sort());
     }
 
-    const nodes = new aws.ec2.SecurityGroup(
-      `${name}-nodes`,
-      {
-        vpcId: this.vpcId,
-        description: "qwen-vl-deploy GPU nodes: closed but for the configured CIDRs",
-        tags: { ...args.tags, Name: `${name}-nodes` },
-      },
-      parent,
-    );
-    this.nodeSecurityGroupId = nodes.id;
-    new aws.vpc.SecurityGroupEgressRule(
-      `${name}-nodes-egress`,
-      {
-        securityGroupId: nodes.id,
-        ipProtocol: "-1",
-        cidrIpv4: "0.0.0.0/0",
-        description: "packages, weights, AWS APIs",
-        tags: args.tags,
-      },
-      parent,
-    );
-
-    const ingress = (
-      ruleName: string,
-      sg: pulumi.Input<string>,
-      port: number,
-      cidr: string,
-      description: string,
-      extraTags: Record<string, string> = {},
-    ) =>
-      new aws.vpc.SecurityGroupIngressRule(
-        ruleName,
-        {
-          securityGroupId: sg,
-          ipProtocol: "tcp",
-          fromPort: port,
-          toPort: port,
-          cidrIpv4: cidr,
-          description,
-          tags: { ...args.tags, ...extraTags },
-        },
-        parent,
-      );
-    // The plan only lets a world-open set of API CIDRs through when it is approved: tag its rules.
-    const approval: Record<string, string> =
-      args.publicApiApproved && exposure(args.apiCidrs).open ? { PublicApi: "approved" } : {};
-
-    if (args.loadBalanced) {
-      const lb = new aws.ec2.SecurityGroup(
-        `${name}-lb`,
+    const groupIds: Record<SecurityGroupRole, pulumi.Output<string>> = {
+      nodes: new aws.ec2.SecurityGroup(
+        `${name}-nodes`,
         {
           vpcId: this.vpcId,
-          description: "qwen-vl-deploy load balancer: the API for the configured CIDRs",
-          tags: { ...args.tags, Name: `${name}-lb` },
+          description: "qwen-vl-deploy GPU nodes: closed but for the configured CIDRs",
+          tags: { ...args.tags, Name: `${name}-nodes` },
         },
         parent,
-      );
-      this.lbSecurityGroupId = lb.id;
-      new aws.vpc.SecurityGroupEgressRule(
-        `${name}-lb-egress`,
-        {
-          securityGroupId: lb.id,
-          ipProtocol: "tcp",
-          fromPort: args.apiPort,
-          toPort: args.apiPort,
-          referencedSecurityGroupId: nodes.id,
-          description: "to vLLM on the nodes",
-          tags: args.tags,
-        },
-        parent,
-      );
-      args.apiCidrs.forEach((cidr, i) => {
-        ingress(`${name}-lb-http-${i}`, lb.id, PORTS.http, cidr, "API over HTTP", approval);
-        if (args.https)
-          ingress(`${name}-lb-https-${i}`, lb.id, PORTS.https, cidr, "API over HTTPS", approval);
-      });
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-nodes-from-lb`,
-        {
-          securityGroupId: nodes.id,
-          ipProtocol: "tcp",
-          fromPort: args.apiPort,
-          toPort: args.apiPort,
-          referencedSecurityGroupId: lb.id,
-          description: "vLLM from the load balancer",
-          tags: args.tags,
-        },
-        parent,
-      );
-    } else {
-      args.apiCidrs.forEach((cidr, i) =>
-        ingress(`${name}-nodes-api-${i}`, nodes.id, args.apiPort, cidr, "vLLM API", approval),
-      );
-    }
-    args.sshCidrs.forEach((cidr, i) =>
-      ingress(`${name}-nodes-ssh-${i}`, nodes.id, PORTS.ssh, cidr, "SSH"),
-    );
-
-    if (args.multiNode || args.efa) {
-      new aws.vpc.SecurityGroupIngressRule(
-        `${name}-nodes-from-cluster`,
-        {
-          securityGroupId: nodes.id,
-          ipProtocol: "-1",
-          referencedSecurityGroupId: nodes.id,
-          description: "Ray, NCCL and exporters between cluster members",
-          tags: args.tags,
-        },
-        parent,
-      );
-      if (args.efa)
-        new aws.vpc.SecurityGroupEgressRule(
-          `${name}-nodes-to-cluster`,
-          {
-            securityGroupId: nodes.id,
-            ipProtocol: "-1",
-            referencedSecurityGroupId: nodes.id,
-            description: "EFA: all traffic to the group itself",
-            tags: args.tags,
-          },
-          parent,
-        );
+      ).id,
+      lb: args.loadBalanced
+        ? new aws.ec2.SecurityGroup(
+            `${name}-lb`,
+            {
+              vpcId: this.vpcId,
+              description: "qwen-vl-deploy load balancer: the API for the configured CIDRs",
+              tags: { ...args.tags, Name: `${name}-lb` },
+            },
+            parent,
+          ).id
+        : pulumi.output(""),
+    };
+    this.nodeSecurityGroupId = groupIds.nodes;
+    if (args.loadBalanced) this.lbSecurityGroupId = groupIds.lb;
+    for (const rule of securityRules(name, args)) {
+      const inputs = {
+        securityGroupId: groupIds[rule.group],
+        ipProtocol: rule.protocol,
+        ...(rule.port !== undefined ? { fromPort: rule.port, toPort: rule.port } : {}),
+        ...("cidr" in rule
+          ? { cidrIpv4: rule.cidr }
+          : { referencedSecurityGroupId: groupIds[rule.peer] }),
+        description: rule.description,
+        tags: rule.tags,
+      };
+      if (rule.direction === "ingress")
+        new aws.vpc.SecurityGroupIngressRule(rule.name, inputs, parent);
+      else new aws.vpc.SecurityGroupEgressRule(rule.name, inputs, parent);
     }
     if (args.multiNode) {
       const pg = new aws.ec2.PlacementGroup(
@@ -340,4 +272,93 @@ export function defaultVpc(region: string, ids: readonly string[]): string {
       `${region} has no default VPC: set target.vpc: new (a VPC with a public subnet is made for the nodes)`,
     );
   return ids[0]!;
+}
+
+/**
+ * Every rule of the nodes' (and load balancer's) security groups, from the args. Pure. Egress: the
+ * world for the nodes (packages, weights, AWS APIs); the LB only to vLLM on the nodes. Ingress:
+ * the API from `apiCidrs` (on the LB, 80 and 443 with HTTPS, when load balanced; else the API port
+ * on the nodes); SSH from `sshCidrs`; all traffic between members when multi-node or EFA, and with
+ * EFA all traffic to the group itself (AWS efa-start-nccl.html). World-open API rules are tagged
+ * `PublicApi: approved` when the config approved them.
+ */
+export function securityRules(name: string, args: NetworkArgs): SecurityRule[] {
+  const approval: Record<string, string> =
+    args.publicApiApproved && exposure(args.apiCidrs).open ? { PublicApi: "approved" } : {};
+  const api = (group: SecurityGroupRole, suffix: string, port: number, description: string) =>
+    args.apiCidrs.map((cidr, i): SecurityRule => ({
+      name: `${name}-${group}-${suffix}-${i}`,
+      group,
+      direction: "ingress",
+      protocol: "tcp",
+      port,
+      cidr,
+      description,
+      tags: { ...args.tags, ...approval },
+    }));
+  const rules: SecurityRule[] = [
+    {
+      name: `${name}-nodes-egress`,
+      group: "nodes",
+      direction: "egress",
+      protocol: "-1",
+      cidr: "0.0.0.0/0",
+      description: "packages, weights, AWS APIs",
+      tags: args.tags,
+    },
+  ];
+  if (args.loadBalanced) {
+    rules.push(
+      {
+        name: `${name}-lb-egress`,
+        group: "lb",
+        direction: "egress",
+        protocol: "tcp",
+        port: args.apiPort,
+        peer: "nodes",
+        description: "to vLLM on the nodes",
+        tags: args.tags,
+      },
+      {
+        name: `${name}-nodes-from-lb`,
+        group: "nodes",
+        direction: "ingress",
+        protocol: "tcp",
+        port: args.apiPort,
+        peer: "lb",
+        description: "vLLM from the load balancer",
+        tags: args.tags,
+      },
+      ...api("lb", "http", PORTS.http, "API over HTTP"),
+      ...(args.https ? api("lb", "https", PORTS.https, "API over HTTPS") : []),
+    );
+  } else {
+    rules.push(...api("nodes", "api", args.apiPort, "vLLM API"));
+  }
+  rules.push(
+    ...args.sshCidrs.map((cidr, i): SecurityRule => ({
+      name: `${name}-nodes-ssh-${i}`,
+      group: "nodes",
+      direction: "ingress",
+      protocol: "tcp",
+      port: PORTS.ssh,
+      cidr,
+      description: "SSH",
+      tags: args.tags,
+    })),
+  );
+  const self = (direction: SecurityRule["direction"], suffix: string, description: string) =>
+    rules.push({
+      name: `${name}-nodes-${suffix}`,
+      group: "nodes",
+      direction,
+      protocol: "-1",
+      peer: "nodes",
+      description,
+      tags: args.tags,
+    });
+  if (args.multiNode || args.efa)
+    self("ingress", "from-cluster", "Ray, NCCL and exporters between cluster members");
+  if (args.efa) self("egress", "to-cluster", "EFA: all traffic to the group itself");
+  return rules;
 }

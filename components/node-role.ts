@@ -45,67 +45,25 @@ export class NodeRole extends pulumi.ComponentResource {
       },
       parent,
     );
-    new aws.iam.RolePolicy(
-      `${name}-session-manager`,
-      { role: role.id, policy: JSON.stringify(SESSION_MANAGER_POLICY) },
-      parent,
-    );
-    if (args.ssmParameters.length > 0) {
-      const identity = aws.getCallerIdentityOutput({}, parent);
-      const partition = aws.getPartitionOutput({}, parent);
+    const policies = nodeRolePolicies(args);
+    // The account and partition are looked up only when a policy names them in its ARNs.
+    const partition = policies.some((p) => p.needs !== "nothing")
+      ? aws.getPartitionOutput({}, parent).partition
+      : pulumi.output("aws");
+    const account = policies.some((p) => p.needs === "account")
+      ? aws.getCallerIdentityOutput({}, parent).accountId
+      : pulumi.output("");
+    for (const p of policies)
       new aws.iam.RolePolicy(
-        `${name}-secrets`,
+        `${name}-${p.name}`,
         {
           role: role.id,
-          policy: pulumi.all([identity.accountId, partition.partition]).apply(([account, p]) =>
-            JSON.stringify({
-              Version: "2012-10-17",
-              Statement: [
-                {
-                  Effect: "Allow",
-                  Action: ["ssm:GetParameter"],
-                  Resource: args.ssmParameters.map(
-                    (path) => `arn:${p}:ssm:${args.region}:${account}:parameter${path}`,
-                  ),
-                },
-              ],
-            }),
-          ),
+          policy: pulumi
+            .all([partition, account])
+            .apply(([partition, account]) => JSON.stringify(p.document({ partition, account }))),
         },
         parent,
       );
-    }
-    if (args.weightsMirror) {
-      const { bucket, prefix } = parseS3(args.weightsMirror);
-      const partition = aws.getPartitionOutput({}, parent);
-      new aws.iam.RolePolicy(
-        `${name}-weights`,
-        {
-          role: role.id,
-          policy: partition.partition.apply((p) =>
-            JSON.stringify({
-              Version: "2012-10-17",
-              Statement: [
-                {
-                  Effect: "Allow",
-                  Action: ["s3:GetObject"],
-                  Resource: [`arn:${p}:s3:::${bucket}/${prefix ? `${prefix}/` : ""}*`],
-                },
-                {
-                  Effect: "Allow",
-                  Action: ["s3:ListBucket"],
-                  Resource: [`arn:${p}:s3:::${bucket}`],
-                  ...(prefix
-                    ? { Condition: { StringLike: { "s3:prefix": [`${prefix}/*`] } } }
-                    : {}),
-                },
-              ],
-            }),
-          ),
-        },
-        parent,
-      );
-    }
     const profile = new aws.iam.InstanceProfile(
       `${name}-profile`,
       { role: role.name, tags: args.tags },
@@ -134,6 +92,67 @@ export const SESSION_MANAGER_POLICY = {
     },
   ],
 } as const;
+
+/** Where a policy's ARNs point: the stack's partition ("aws", "aws-us-gov", "aws-cn") and account. */
+export interface ArnContext {
+  readonly partition: string;
+  readonly account: string;
+}
+
+export interface RolePolicySpec {
+  /** The policy's name after the component's. */
+  readonly name: string;
+  /** What its ARNs need looked up. */
+  readonly needs: "nothing" | "partition" | "account";
+  readonly document: (at: ArnContext) => object;
+}
+
+/**
+ * The role's inline policies: Session Manager always; GetParameter on exactly the SSM parameters
+ * of the stack's secrets; GetObject under exactly the S3 weights mirror's prefix and ListBucket on
+ * that prefix only. Pure.
+ */
+export function nodeRolePolicies(args: Omit<NodeRoleArgs, "tags">): RolePolicySpec[] {
+  const statement = (s: object) => ({ Version: "2012-10-17", Statement: [s].flat() });
+  const policies: RolePolicySpec[] = [
+    { name: "session-manager", needs: "nothing", document: () => SESSION_MANAGER_POLICY },
+  ];
+  if (args.ssmParameters.length > 0)
+    policies.push({
+      name: "secrets",
+      needs: "account",
+      document: ({ partition, account }) =>
+        statement({
+          Effect: "Allow",
+          Action: ["ssm:GetParameter"],
+          Resource: args.ssmParameters.map(
+            (path) => `arn:${partition}:ssm:${args.region}:${account}:parameter${path}`,
+          ),
+        }),
+    });
+  if (args.weightsMirror) {
+    const { bucket, prefix } = parseS3(args.weightsMirror);
+    policies.push({
+      name: "weights",
+      needs: "partition",
+      document: ({ partition }) =>
+        statement([
+          {
+            Effect: "Allow",
+            Action: ["s3:GetObject"],
+            Resource: [`arn:${partition}:s3:::${bucket}/${prefix ? `${prefix}/` : ""}*`],
+          },
+          {
+            Effect: "Allow",
+            Action: ["s3:ListBucket"],
+            Resource: [`arn:${partition}:s3:::${bucket}`],
+            ...(prefix ? { Condition: { StringLike: { "s3:prefix": [`${prefix}/*`] } } } : {}),
+          },
+        ]),
+    });
+  }
+  return policies;
+}
 
 export function parseS3(url: string): { bucket: string; prefix: string } {
   const m = /^s3:\/\/([^/]+)\/?(.*?)\/?$/.exec(url);

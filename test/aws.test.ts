@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
-import { AwsDeployment, nodeUserData } from "../components/aws-deployment";
-import { chooseZone, defaultVpc } from "../components/network";
+import { AwsDeployment } from "../components/aws-deployment";
+import { SESSION_MANAGER_POLICY } from "../components/node-role";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import {
@@ -120,22 +120,10 @@ describe("shipped AWS stacks: exact resources", () => {
     // Session Manager's five actions and nothing else: no managed policy with ssm:GetParameter on
     // every parameter (AmazonSSMManagedInstanceCore), no Run Command.
     expect(byType(rec, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")).toEqual([]);
-    expect(JSON.parse(one(rec, "single-gpu-node-session-manager").inputs["policy"])).toEqual({
-      Version: "2012-10-17",
-      Statement: [
-        {
-          Effect: "Allow",
-          Action: [
-            "ssm:UpdateInstanceInformation",
-            "ssmmessages:CreateControlChannel",
-            "ssmmessages:CreateDataChannel",
-            "ssmmessages:OpenControlChannel",
-            "ssmmessages:OpenDataChannel",
-          ],
-          Resource: "*",
-        },
-      ],
-    });
+    // (The policy's content: components.test.ts.)
+    expect(JSON.parse(one(rec, "single-gpu-node-session-manager").inputs["policy"])).toEqual(
+      SESSION_MANAGER_POLICY,
+    );
     expect(await value(d.endpoint)).toBe("http://localhost:8000");
     expect(await value(d.tunnelCommand)).toMatch(
       /aws ssm start-session --region us-east-1 --target single-gpu-head-instance-id --document-name AWS-StartPortForwardingSession --parameters '\{"portNumber":\["8000"\],"localPortNumber":\["8000"\]\}'/,
@@ -311,14 +299,6 @@ describe("options", () => {
     expect(userData).toMatch(
       /runcmd:\n.*\n {2}- \[apt-get, -o, "DPkg::Lock::Timeout=600", install, -y, \/var\/tmp\/amazon-ssm-agent\.deb\]\n {2}- \[systemctl, enable, --now, amazon-ssm-agent\]/,
     );
-    // Another partition's DNS suffix (China): the bucket is addressed there.
-    expect(nodeUserData("ssh-ed25519 K", false, "cn-north-1", "amazonaws.com.cn")).toContain(
-      "https://s3.cn-north-1.amazonaws.com.cn/amazon-ssm-cn-north-1/latest/debian_amd64/",
-    );
-    // Ubuntu images run the agent already: nothing more than the key.
-    expect(nodeUserData("ssh-ed25519 K", true, "eu-west-1", "amazonaws.com")).toBe(
-      "#cloud-config\nssh_authorized_keys:\n  - ssh-ed25519 K\n",
-    );
   });
 
   it("an S3 weights mirror: the node role may read that prefix and nothing else of S3", async () => {
@@ -461,23 +441,6 @@ describe("options", () => {
   });
 });
 
-describe("chooseZone: the nodes' availability zone", () => {
-  it("takes the first zone that offers the type, checks a named one, and refuses a type offered nowhere", () => {
-    expect(chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"])).toBe("us-east-1b");
-    expect(chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"], "us-east-1d")).toBe(
-      "us-east-1d",
-    );
-    expect(() =>
-      chooseZone("us-east-1", "p5.48xlarge", ["us-east-1b", "us-east-1d"], "us-east-1a"),
-    ).toThrow(
-      "target.availabilityZone: us-east-1a does not offer p5.48xlarge; zones of us-east-1 that do: us-east-1b, us-east-1d",
-    );
-    expect(() => chooseZone("eu-north-1", "p5.48xlarge", [])).toThrow(
-      "p5.48xlarge is not offered in any availability zone of eu-north-1 (ec2:DescribeInstanceTypeOfferings): pick another region or target.instanceType",
-    );
-  });
-});
-
 describe("capacity for p5: a reservation or a Capacity Block", () => {
   it("launches into the named reservation; a Capacity Block is its own market type; both refused when inconsistent", async () => {
     const s = {
@@ -515,15 +478,6 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       }),
     ).toThrow(
       /target\.capacityBlock: true — needs target\.capacityReservationId[\s\S]*target\.spot\.enabled: true — a Capacity Block is paid for up front/,
-    );
-  });
-});
-
-describe("an account without a default VPC", () => {
-  it("is told to set target.vpc: new, naming the region", () => {
-    expect(defaultVpc("us-east-1", ["vpc-1"])).toBe("vpc-1");
-    expect(() => defaultVpc("eu-west-1", [])).toThrow(
-      "eu-west-1 has no default VPC: set target.vpc: new (a VPC with a public subnet is made for the nodes)",
     );
   });
 });
