@@ -429,8 +429,24 @@ Persistent=true
 WantedBy=timers.target
 `;
 
+/** A long-running unit's service account (unprivileged, its home under the node's state). */
+const AS_SERVICE_USER = `User=${SERVICE_USER}
+Group=${SERVICE_USER}
+Environment=HOME=${SERVICE_HOME}
+`;
+
+/** A long-running unit's tail: logs to the journal under `identifier`, started at boot. */
+function journalAndBoot(identifier: string): string {
+  return `StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=${identifier}
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
 function vllmUnit(plan: Plan, multiNode: boolean): string {
-  const verify = `/usr/bin/python3 ${NODE_HOME}/bin/verify-weights.py --quick --manifest ${plan.model.dir}/.qwen-vl/manifest.json --dir ${plan.model.dir} --report ${NODE_STATE}/weights-report.json --stamp ${plan.model.dir}/.qwen-vl/verified.json`;
   return `# Rendered by qwen-vl-deploy from the plan
 [Unit]
 Description=vLLM serving ${plan.model.servedModelName} (qwen-vl-deploy)
@@ -443,12 +459,9 @@ StartLimitBurst=30
 Type=simple
 EnvironmentFile=${NODE_ETC}/cluster.env
 EnvironmentFile=-${NODE_ETC}/secrets.env
-User=${SERVICE_USER}
-Group=${SERVICE_USER}
-Environment=HOME=${SERVICE_HOME}
-# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
+${AS_SERVICE_USER}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
 # ("+"): it writes the report and the verified stamp beside root's weights.
-ExecStartPre=+${verify}
+ExecStartPre=+${NODE_HOME}/bin/weights-check.sh --quick
 ${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh
 Restart=on-failure
 RestartSec=2
@@ -460,13 +473,7 @@ TimeoutStopSec=60
 LimitNOFILE=1048576
 # NCCL over EFA/InfiniBand registers (pins) memory: unlimited, as root had it.
 LimitMEMLOCK=infinity
-StandardOutput=journal
-StandardError=journal
-SyslogIdentifier=qwen-vl-vllm
-
-[Install]
-WantedBy=multi-user.target
-`;
+${journalAndBoot("qwen-vl-vllm")}`;
 }
 
 function rayUnit(
@@ -516,10 +523,7 @@ After=network-online.target
 
 [Service]
 Type=simple
-User=${SERVICE_USER}
-Group=${SERVICE_USER}
-Environment=HOME=${SERVICE_HOME}
-EnvironmentFile=${NODE_ETC}/cluster.env
+${AS_SERVICE_USER}EnvironmentFile=${NODE_ETC}/cluster.env
 ExecStart=${NODE_HOME}/venv/bin/ray start ${start.join(" ")}
 ExecStop=${NODE_HOME}/venv/bin/ray stop
 # A worker started before its head keeps retrying until the head answers.
@@ -529,13 +533,7 @@ KillMode=mixed
 TimeoutStopSec=30
 LimitNOFILE=1048576
 LimitMEMLOCK=infinity
-StandardOutput=journal
-StandardError=journal
-SyslogIdentifier=qwen-vl-ray
-
-[Install]
-WantedBy=multi-user.target
-`;
+${journalAndBoot("qwen-vl-ray")}`;
 }
 
 /**

@@ -104,7 +104,7 @@ describe("renderProvisioning", () => {
       expect(u).toMatch(/^Environment=HOME=\/var\/lib\/qwen-vl\/service$/m);
       expect(u).toMatch(/^LimitMEMLOCK=infinity$/m);
     }
-    expect(unit).toMatch(/^ExecStartPre=\+\/usr\/bin\/python3 \S+verify-weights.py --quick/m);
+    expect(unit).toMatch(/^ExecStartPre=\+\/opt\/qwen-vl\/bin\/weights-check.sh --quick$/m);
     expect(unit).toMatch(/^ExecStartPre=\/opt\/qwen-vl\/bin\/cluster-ready.sh$/m);
     expect(unit).toMatch(/^Restart=on-failure$/m);
     expect(unit).toMatch(/^EnvironmentFile=-\/etc\/qwen-vl\/secrets.env$/m);

@@ -4,11 +4,18 @@
 # textfile collector (qwen_vl_weights_ok, qwen_vl_weights_bad_files,
 # qwen_vl_weights_last_check_timestamp_seconds). Exits non-zero when a file is bad, so the unit
 # shows failed too. Bit rot that leaves size, times and inode alone is found here.
+#
+# weights-check.sh --quick: what qwen-vl-vllm.service runs (as root) before every start: only the
+# files whose size, times or inode changed since the verified stamp are hashed again; no metrics.
 set -euo pipefail
 QWEN_VL_STEP=weights-check
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 load_node_env
+if [[ ${1:-} == --quick ]]; then
+  verify_weights --quick
+  exit
+fi
 report=$WEIGHTS_REPORT
 # Debian's and Ubuntu's prometheus-node-exporter read this folder (--collector.textfile.directory).
 textfile=${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
