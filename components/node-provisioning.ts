@@ -14,14 +14,12 @@ import type { Connection } from "../provisioning/remote";
 import {
   BUNDLE_WRITER,
   bundlePayload,
-  NODE_ETC,
-  NODE_HOME,
-  NODE_STATE,
   renderProvisioning,
   STEPS,
   type NodeBundle,
   type StepId,
 } from "../provisioning/render";
+import { NODE_ETC, NODE_HOME, NODE_STATE } from "../plan/layout";
 import { RemoteStep } from "./remote-step";
 
 export interface ProvisionedNode {

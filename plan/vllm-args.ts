@@ -6,13 +6,6 @@ import type { VllmFeatures } from "../catalogs/vllm";
 import type { VllmConfig } from "../config/schema";
 import type { Dtype } from "./memory";
 
-/** Where weights live on every node (the same path on all nodes, as Ray multi-node requires). */
-export const MODEL_ROOT = "/var/lib/qwen-vl/models";
-
-export function modelDir(modelId: string, revision: string): string {
-  return `${MODEL_ROOT}/${modelId.replace(/\//g, "--")}/${revision}`;
-}
-
 export interface ArgsInput {
   readonly modelDir: string;
   readonly servedModelName: string;

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan } from "../plan";
-import { NODE_HOME } from "./render";
+import { NODE_HOME } from "../plan/layout";
 import { connect, exec, type SshTarget } from "./ssh";
 
 /** What must be right on this machine before any node is touched (keys, known hosts): every problem at once. */

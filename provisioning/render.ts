@@ -20,16 +20,14 @@ import {
 import { MIN_CUDA } from "../catalogs/vllm";
 import type { Plan, PlanNode } from "../plan";
 import { indexedLockText } from "./python-lock";
-import { MODEL_ROOT } from "../plan/vllm-args";
-
-export const NODE_HOME = "/opt/qwen-vl";
-export const NODE_ETC = "/etc/qwen-vl";
-export const NODE_STATE = "/var/lib/qwen-vl";
-/** The unprivileged account vLLM and Ray run as; its home holds their caches. */
-export const SERVICE_USER = "qwen-vl";
-export const SERVICE_HOME = `${NODE_STATE}/service`;
-/** Ray's temp dir (sessions, logs, sockets): set on the head, used by every node (Ray's rule). */
-export const RAY_TEMP_DIR = `${NODE_STATE}/ray`;
+import {
+  layoutEnv,
+  NODE_ETC,
+  NODE_HOME,
+  RAY_TEMP_DIR,
+  SERVICE_HOME,
+  SERVICE_USER,
+} from "../plan/layout";
 export const SCRIPTS_DIR = join(__dirname, "scripts");
 
 export interface RenderedFile {
@@ -230,13 +228,10 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       VLLM_MIN_PYTHON: plan.features.minPython,
       UV_VERSION: TOOL_VERSIONS.uv,
       BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
-      SERVICE_USER,
-      SERVICE_HOME,
-      RAY_TEMP_DIR,
+      ...layoutEnv(),
       MODEL_ID: plan.model.id,
       REVISION: plan.model.revision,
       MODEL_DIR: plan.model.dir,
-      MODEL_PARENT: MODEL_ROOT,
       WEIGHTS_KIB: String(Math.ceil(plan.disk.weightsGiB * 1024 * 1024)),
       VENV_KIB: String(plan.disk.venvGiB * 1024 * 1024),
       CACHES_KIB: String(plan.disk.cachesGiB * 1024 * 1024),
@@ -462,7 +457,7 @@ EnvironmentFile=-${NODE_ETC}/secrets.env
 ${AS_SERVICE_USER}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
 # ("+"): it writes the report and the verified stamp beside root's weights.
 ExecStartPre=+${NODE_HOME}/bin/weights-check.sh --quick
-${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh
+${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh ${NODE_ETC}/vllm.args
 Restart=on-failure
 RestartSec=2
 # Backoff (systemd ≥ 254; older versions ignore these two and keep RestartSec).

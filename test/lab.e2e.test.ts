@@ -31,7 +31,7 @@ import { readStackFile } from "../config/stack-file";
 import type { NodeCheck } from "../provisioning/hosts";
 import { runStep, StepFailed } from "../provisioning/remote";
 import { verifyCommand } from "../cli/verify";
-import { NODE_HOME, SERVICE_USER } from "../provisioning/render";
+import { NODE_HOME, SERVICE_USER } from "../plan/layout";
 import { connect, exec } from "../provisioning/ssh";
 import { ensureCli } from "../engine/pulumi";
 import { engineRunner, ranSteps } from "../lab/engine-run";

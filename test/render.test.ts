@@ -6,13 +6,8 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
-import {
-  NODE_ETC,
-  NODE_HOME,
-  STEPS,
-  renderProvisioning,
-  type NodeBundle,
-} from "../provisioning/render";
+import { STEPS, renderProvisioning, type NodeBundle } from "../provisioning/render";
+import { NODE_ETC, NODE_HOME } from "../plan/layout";
 
 const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
 const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
@@ -45,6 +40,38 @@ describe("renderProvisioning", () => {
         expect(b.steps.find((s) => s.id === "driver")!.mayRequestReboot).toBe(true);
       }
     }
+  });
+
+  it("node.env states the layout and every setting; the scripts keep no second default for any of them", () => {
+    const p = plan("single-gpu");
+    const [b] = renderProvisioning(p, { addresses: { head: "10.0.0.10" } });
+    const env = sourced(b!);
+    expect(env).toMatchObject({
+      QWEN_VL_HOME: "/opt/qwen-vl",
+      QWEN_VL_STATE: "/var/lib/qwen-vl",
+      MODEL_PARENT: "/var/lib/qwen-vl/models",
+      MODEL_DIR: p.model.dir,
+      SERVICE_HOME: "/var/lib/qwen-vl/service",
+    });
+    expect(p.model.dir.startsWith(`${env["MODEL_PARENT"]}/`)).toBe(true);
+    // `${KEY:-default}` for a key every node.env sets is a second default that can disagree with
+    // the plan's. (`${A:-$B}`, "A, else B", and `${A:-}` are not defaults.)
+    const always = new Set(Object.keys(env));
+    for (const stack of ["multi-gpu", "large", "hosts", "lab"]) {
+      const q = plan(stack);
+      const addresses = Object.fromEntries(q.nodes.map((n, i) => [n.name, `10.0.0.${i + 10}`]));
+      const keys = new Set(Object.keys(sourced(renderProvisioning(q, { addresses })[0]!)));
+      for (const k of always) if (!keys.has(k)) always.delete(k);
+    }
+    expect(always.has("MULTI_NODE") && !always.has("AWS_DEFAULT_REGION")).toBe(true);
+    const seconds: string[] = [];
+    for (const f of b!.files.filter((x) => x.path.startsWith(`${NODE_HOME}/bin/`))) {
+      for (const m of f.content.matchAll(/\$\{([A-Z_]+):-[^$}][^}]*\}/g))
+        if (always.has(m[1]!)) seconds.push(`${f.path.split("/").pop()}: ${m[0]}`);
+      for (const m of f.content.matchAll(/os\.environ\.get\("([A-Z_]+)", [^)]+\)/g))
+        if (always.has(m[1]!)) seconds.push(`${f.path.split("/").pop()}: ${m[0]}`);
+    }
+    expect(seconds).toEqual([]);
   });
 
   it("multi-gpu: Ray on both nodes, vLLM and Prometheus on the head, every pair and port checked", () => {

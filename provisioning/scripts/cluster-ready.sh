@@ -7,7 +7,7 @@ QWEN_VL_STEP=cluster-ready
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 load_node_env
-[[ ${MULTI_NODE:-0} == 1 ]] || exit 0
+[[ $MULTI_NODE == 1 ]] || exit 0
 wait_s=${1:-$RAY_WAIT_SECONDS}
 deadline=$((SECONDS + wait_s))
 while :; do

@@ -10,7 +10,7 @@ QWEN_VL_STEP=connectivity
 source "$(dirname "$0")/lib.sh"
 load_node_env
 failed=()
-if [[ ${MULTI_NODE:-0} == 1 ]]; then
+if [[ $MULTI_NODE == 1 ]]; then
   for target in ${CHECK_TARGETS}; do
     IFS=: read -r peer address port <<<"$target"
     ok=0
@@ -47,11 +47,11 @@ if [[ ${1:-} == --ports-only ]]; then
   :
 elif ! gpu_device; then
   log "NCCL all-reduce skipped: no GPU device"
-elif [[ ${MULTI_NODE:-0} == 1 && $ROLE != head ]]; then
+elif [[ $MULTI_NODE == 1 && $ROLE != head ]]; then
   log "NCCL all-reduce: the head runs it across the replica's $TOTAL_GPUS GPUs"
-elif [[ ${MULTI_NODE:-0} == 1 ]]; then
+elif [[ $MULTI_NODE == 1 ]]; then
   nccl_args=(--gpus "$TOTAL_GPUS" --ray "$RAY_ADDRESS")
-elif [[ ${GPU_COUNT:-1} -lt 2 ]]; then
+elif [[ $GPU_COUNT -lt 2 ]]; then
   log "NCCL all-reduce skipped: one GPU on this node"
 else
   nccl_args=(--gpus "$GPU_COUNT")

@@ -16,7 +16,7 @@ vllm_major=${VLLM_CUDA%%.*}
 version_ge "$supported" "$vllm_major.0" || die "the driver supports CUDA $supported, but vLLM $VLLM_VERSION wheels are built for CUDA $VLLM_CUDA: upgrade the driver to ≥ $MIN_DRIVER"
 log "driver supports CUDA $supported: ≥ $MIN_CUDA and runs vLLM's CUDA $VLLM_CUDA wheels"
 
-if [[ ${INSTALL_CUDA_TOOLKIT:-0} == 1 ]]; then
+if [[ $INSTALL_CUDA_TOOLKIT == 1 ]]; then
   if command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]; then
     log "CUDA toolkit already installed: $( (command -v nvcc || echo /usr/local/cuda/bin/nvcc) | xargs -I{} {} --version | tail -n1)"
   else

@@ -19,7 +19,7 @@ if [[ -n $current ]] && version_ge "$current" "$MIN_DRIVER"; then
     rm -f "$marker"
     changed "driver is loaded after the reboot"
   fi
-  if [[ ${NVSWITCH:-0} == 1 ]]; then
+  if [[ $NVSWITCH == 1 ]]; then
     # What matters, not a package name: the daemon runs, and its version equals the driver's
     # (NVIDIA: "the version of fabricmanager must match the NVIDIA driver installed").
     command -v nv-fabricmanager >/dev/null 2>&1 ||
@@ -43,7 +43,7 @@ if [[ -n $current ]]; then
 else
   log "no working NVIDIA driver (nvidia-smi missing or failing): installing"
 fi
-[[ ${INSTALL_DRIVER:-1} == 1 ]] || die "driver ${current:-absent} < required $MIN_DRIVER and provisioning.installDriver is false: install a driver ≥ $MIN_DRIVER yourself"
+[[ $INSTALL_DRIVER == 1 ]] || die "driver ${current:-absent} < required $MIN_DRIVER and provisioning.installDriver is false: install a driver ≥ $MIN_DRIVER yourself"
 
 detect_os
 cuda_repo_name >/dev/null
@@ -73,7 +73,7 @@ else
   log "kernel modules: proprietary (${GPU_ARCHITECTURE} predates Turing)"
   apt_get install -y cuda-drivers
 fi
-if [[ ${NVSWITCH:-0} == 1 ]]; then
+if [[ $NVSWITCH == 1 ]]; then
   log "NVSwitch board: installing Fabric Manager at the driver's version"
   apt_get install -y cuda-drivers-fabricmanager
   run systemctl enable nvidia-fabricmanager

@@ -4,9 +4,9 @@
 # RESULT line the orchestrator reads to know whether anything changed.
 set -euo pipefail
 
+# Where node.env is: the one path a script knows before reading it. Every other path (QWEN_VL_HOME,
+# QWEN_VL_STATE, MODEL_DIR, …) and every setting comes from node.env (plan/layout.ts, rendered).
 QWEN_VL_ETC=${QWEN_VL_ETC:-/etc/qwen-vl}
-QWEN_VL_STATE=${QWEN_VL_STATE:-/var/lib/qwen-vl}
-QWEN_VL_HOME=${QWEN_VL_HOME:-/opt/qwen-vl}
 QWEN_VL_CHANGED=0
 
 log() { printf '[qwen-vl %s] %s\n' "${QWEN_VL_STEP:-step}" "$*"; }
@@ -90,9 +90,9 @@ load_node_env() {
     source "${QWEN_VL_ETC}/node.env.local"
   fi
   set +a
-  # The weights' verification files, one place for every script (the vLLM unit's quick check in
-  # provisioning/render.ts names the same): the manifest and the stamp beside the weights, the
-  # last report in the state folder.
+  # The weights' verification files, one place for every script (vLLM's start check is
+  # weights-check.sh --quick): the manifest and the stamp beside the weights, the last report in
+  # the state folder.
   WEIGHTS_META=$MODEL_DIR/.qwen-vl
   WEIGHTS_MANIFEST=$WEIGHTS_META/manifest.json
   WEIGHTS_STAMP=$WEIGHTS_META/verified.json
@@ -297,7 +297,7 @@ write_cluster_env() {
     echo "GLOO_SOCKET_IFNAME=$iface"
     echo "RAY_ADDRESS=${RAY_ADDRESS:-}"
     echo "QWEN_VL_NODE=$NODE_NAME"
-    if [[ ${EFA:-0} == 1 ]]; then
+    if [[ $EFA == 1 ]]; then
       # NCCL loads the OFI plugin (libnccl-net.so) from the library path: the EFA installer's and
       # the Deep Learning AMI's folders (Ubuntu puts it under lib/x86_64-linux-gnu; AWS
       # efa-start-nccl.html). FI_EFA_USE_DEVICE_RDMA is not set: aws-ofi-nccl ≥ 1.7 with

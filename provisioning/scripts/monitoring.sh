@@ -10,7 +10,7 @@ load_node_env
 rendered=$QWEN_VL_HOME/rendered
 export DEBIAN_FRONTEND=noninteractive
 
-[[ ${MONITORING:-1} == 1 ]] || {
+[[ $MONITORING == 1 ]] || {
   log "monitoring disabled by the stack"
   finish
   exit 0
@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 ensure_package prometheus-node-exporter
 ensure_running prometheus-node-exporter
 
-if [[ ${DCGM_EXPORTER:-1} == 1 ]]; then
+if [[ $DCGM_EXPORTER == 1 ]]; then
   # NVIDIA's packages from its CUDA repository: the exporter (it embeds the DCGM host engine) and
   # DCGM for the CUDA major the driver supports (profiling metrics), the vendor unit with our drop-in.
   if gpu_device; then
@@ -43,7 +43,7 @@ if [[ $ROLE == head ]]; then
   install_file "$rendered/prometheus.yml" /etc/prometheus/prometheus.yml 0644 && restart=1
   install_file "$rendered/prometheus.default" /etc/default/prometheus 0644 && restart=1
   ensure_running prometheus "$restart"
-  if [[ ${GRAFANA:-0} == 1 ]]; then
+  if [[ $GRAFANA == 1 ]]; then
     if ! dpkg-query -W grafana >/dev/null 2>&1; then
       run install -d -m 0755 /etc/apt/keyrings
       run curl -fsSL -o /etc/apt/keyrings/grafana.asc https://apt.grafana.com/gpg.key

@@ -14,7 +14,7 @@ case "$OS_ID-$OS_VERSION" in
 esac
 
 if ! command -v nvidia-smi >/dev/null 2>&1; then
-  if [[ ${INSTALL_DRIVER:-1} == 1 ]]; then
+  if [[ $INSTALL_DRIVER == 1 ]]; then
     log "GPUs: nvidia-smi not found; the driver step will install the driver, GPUs are checked after it"
   else
     die "nvidia-smi not found and the driver install is disabled: install an NVIDIA driver ≥ $MIN_DRIVER"

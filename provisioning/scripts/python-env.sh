@@ -32,7 +32,7 @@ elif [[ -n ${PYTHON_INDEX_URL:-} ]]; then
   index_args=(--index-url "$PYTHON_INDEX_URL")
 fi
 # pip ignores a plain-http mirror unless told to trust its host (a site mirror on a private network).
-mirror_url=${PYTHON_FIND_LINKS:-${PYTHON_INDEX_URL:-}}
+mirror_url=${PYTHON_FIND_LINKS:-$PYTHON_INDEX_URL}
 if [[ $mirror_url == http://* ]]; then
   host=${mirror_url#http://}
   pip_trust=(--trusted-host "${host%%[:/]*}")
@@ -50,7 +50,7 @@ else
   changed "uv $UV_VERSION installed"
 fi
 
-if [[ ${WEIGHTS_SOURCE:-hf} == mirror && ${MIRROR_URL:-} == s3://* ]]; then
+if [[ $WEIGHTS_SOURCE == mirror && $MIRROR_URL == s3://* ]]; then
   have=$("$tools/bin/python" -c 'import botocore; print(botocore.__version__)' 2>/dev/null || true)
   if [[ $have == "$BOTOCORE_VERSION" ]]; then
     log "botocore $BOTOCORE_VERSION present (S3 weights mirror)"
@@ -78,7 +78,7 @@ if [[ -r $synced && "$(cat "$synced")" == "$want" ]]; then
 else
   log "syncing $venv to the lock ($(pins))"
   "$uv" pip sync --quiet --python "$venv/bin/python" "${index_args[@]}" "$lock" ||
-    die "uv could not install the lock (index: ${PYTHON_FIND_LINKS:-${PYTHON_INDEX_URL:-PyPI}}): a mirror must serve every package the lock pins"
+    die "uv could not install the lock (index: ${mirror_url:-PyPI}): a mirror must serve every package the lock pins"
   echo "$want" >"$synced"
   changed "synced to the lock: $(pins)"
 fi
@@ -86,7 +86,7 @@ fi
 have_vllm=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("vllm"))' 2>/dev/null || true)
 [[ ${have_vllm%%+*} == "$VLLM_VERSION" ]] || die "the environment has vllm ${have_vllm:-none}, the plan is for $VLLM_VERSION: the lock and vllm.version disagree"
 [[ -x $venv/bin/hf ]] || die "the lock installs no huggingface_hub ≥ 0.34 (its hf CLI): the weights step reads the hub's file list with it"
-if [[ ${MULTI_NODE:-0} == 1 ]]; then
+if [[ $MULTI_NODE == 1 ]]; then
   [[ -x $venv/bin/ray ]] || die "the lock installs no Ray: a multi-node replica needs it"
 fi
 "$venv/bin/vllm" --version >/dev/null 2>&1 || die "vllm does not run from $venv"

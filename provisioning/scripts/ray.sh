@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 load_node_env
 rendered=$QWEN_VL_HOME/rendered
 
-[[ ${MULTI_NODE:-0} == 1 ]] || {
+[[ $MULTI_NODE == 1 ]] || {
   log "single node: no Ray cluster"
   finish
   exit 0

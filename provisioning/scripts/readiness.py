@@ -63,10 +63,21 @@ def request(url, body=None, key=None, timeout=60):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", default=f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}")
-    ap.add_argument("--model", default=os.environ.get("SERVED_MODEL_NAME", ""))
-    ap.add_argument("--timeout", type=float, default=float(os.environ.get("READINESS_TIMEOUT", "600")))
+    # Defaults: node.env's settings (readiness.sh and verify.sh load it), never a second default here.
+    ap.add_argument("--url", help="default: http://127.0.0.1:$API_PORT")
+    ap.add_argument("--model", help="default: $SERVED_MODEL_NAME")
+    ap.add_argument("--timeout", type=float, help="seconds; default: $READINESS_TIMEOUT")
     a = ap.parse_args()
+
+    def setting(name):
+        value = os.environ.get(name)
+        if not value:
+            ap.error(f"{name} is not set: run through readiness.sh, which loads node.env")
+        return value
+
+    a.url = a.url or f"http://127.0.0.1:{setting('API_PORT')}"
+    a.model = a.model or setting("SERVED_MODEL_NAME")
+    a.timeout = a.timeout if a.timeout is not None else float(setting("READINESS_TIMEOUT"))
     key = os.environ.get("VLLM_API_KEY")
     deadline = time.monotonic() + a.timeout
     last = "no answer"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# ExecStart of qwen-vl-vllm.service: the plan's arguments, one per line in vllm.args (no shell
-# quoting of JSON flags in the unit), exec'd so that systemd supervises vLLM itself.
+# ExecStart of qwen-vl-vllm.service: `run-vllm.sh <vllm.args>`, the plan's arguments one per line
+# (no shell quoting of JSON flags in the unit), exec'd from the venv beside this script's folder so
+# that systemd supervises vLLM itself.
 set -euo pipefail
-mapfile -t args <"${QWEN_VL_ETC:-/etc/qwen-vl}/vllm.args"
-exec "${QWEN_VL_HOME:-/opt/qwen-vl}/venv/bin/vllm" "${args[@]}"
+args_file=${1:?usage: run-vllm.sh <vllm.args>}
+mapfile -t args <"$args_file"
+exec "$(dirname "$0")/../venv/bin/vllm" "${args[@]}"

@@ -62,7 +62,7 @@ undo_ledger() {
 
 case "$step" in
   --bundle)
-    if [[ ${KEEP_WEIGHTS:-0} == 1 && -d $MODEL_PARENT ]]; then
+    if [[ $KEEP_WEIGHTS == 1 && -d $MODEL_PARENT ]]; then
       find "$QWEN_VL_STATE" -mindepth 1 -maxdepth 1 ! -path "$MODEL_PARENT" -exec rm -rf {} +
       log "weights kept in $MODEL_PARENT (provisioning.keepWeightsOnDestroy)"
     else
@@ -80,7 +80,7 @@ case "$step" in
   cuda) log "a CUDA toolkit, if one was installed, is left installed" ;;
   weights)
     undo_ledger "$step"
-    if [[ ${KEEP_WEIGHTS:-0} == 1 ]]; then
+    if [[ $KEEP_WEIGHTS == 1 ]]; then
       log "weights kept in $MODEL_DIR (provisioning.keepWeightsOnDestroy)"
     else
       rm -rf "$MODEL_DIR"

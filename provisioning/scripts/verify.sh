@@ -29,10 +29,10 @@ check() { # check NAME DETAIL-OK DETAIL-FAIL COMMAND...
 }
 
 units=()
-[[ ${MONITORING:-1} == 1 ]] && units+=(prometheus-node-exporter)
-[[ ${MONITORING:-1} == 1 && $ROLE == head ]] && units+=(prometheus)
-[[ ${MONITORING:-1} == 1 && ${DCGM_EXPORTER:-1} == 1 ]] && gpu_device && units+=(nvidia-dcgm-exporter)
-[[ ${MULTI_NODE:-0} == 1 ]] && units+=(qwen-vl-ray)
+[[ $MONITORING == 1 ]] && units+=(prometheus-node-exporter)
+[[ $MONITORING == 1 && $ROLE == head ]] && units+=(prometheus)
+[[ $MONITORING == 1 && $DCGM_EXPORTER == 1 ]] && gpu_device && units+=(nvidia-dcgm-exporter)
+[[ $MULTI_NODE == 1 ]] && units+=(qwen-vl-ray)
 [[ $ROLE == head ]] && units+=(qwen-vl-vllm)
 for unit in "${units[@]}"; do
   state=$(systemctl is-active "$unit" 2>/dev/null)
@@ -58,7 +58,7 @@ check weights "$MODEL_ID@$REVISION matches its manifest${quick[*]:+ (stamp)}" \
   "see $WEIGHTS_REPORT; repair with $bin/weights.sh --refetch-bad" \
   verify_weights "${quick[@]}"
 
-if [[ ${MULTI_NODE:-0} == 1 ]]; then
+if [[ $MULTI_NODE == 1 ]]; then
   # Ports only: the GPUs are vLLM's while it serves (its Ray workers hold every GPU Ray has).
   check connectivity "every cluster port of every other member answers" "" bash "$bin/connectivity.sh" --ports-only
   if [[ $ROLE == head ]]; then
@@ -67,7 +67,7 @@ if [[ ${MULTI_NODE:-0} == 1 ]]; then
   fi
 fi
 
-if [[ $ROLE == head && ${MONITORING:-1} == 1 ]]; then
+if [[ $ROLE == head && $MONITORING == 1 ]]; then
   # Judged on scrapes made after this check began (a target's state from before a repair, or a
   # Prometheus that has not scraped yet, says nothing), waiting at most VERIFY_PROMETHEUS_SECONDS.
   check prometheus "every scrape target up" "see http://127.0.0.1:$PROMETHEUS_PORT/targets on the head (through a tunnel)" \

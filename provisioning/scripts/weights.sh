@@ -43,7 +43,7 @@ fi
 verify() { verify_weights "$@"; }
 
 fix_config() {
-  [[ ${ROPE_FIX:-0} == 1 ]] || return 0
+  [[ $ROPE_FIX == 1 ]] || return 0
   local out
   out=$(python3 "$bin/fix-config.py" "$MODEL_DIR" "$manifest") || die "cannot apply the rope_scaling fix to config.json"
   log "${out#\[qwen-vl config\] }"

@@ -9,13 +9,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Plan } from "../../plan";
-import {
-  envFile,
-  NODE_ETC,
-  NODE_HOME,
-  NODE_STATE,
-  renderProvisioning,
-} from "../../provisioning/render";
+import { envFile, renderProvisioning } from "../../provisioning/render";
+import { NODE_ETC, NODE_HOME, NODE_STATE } from "../../plan/layout";
 
 export const FAKES = join(__dirname, "..", "..", "lab", "fakes");
 
@@ -57,6 +52,9 @@ export class Sandbox {
     mkdirSync(this.state, { recursive: true });
     this.env = {
       ...bundle.env,
+      // The layout under this sandbox (node.env states it; the scripts have no defaults).
+      QWEN_VL_HOME: this.home,
+      QWEN_VL_STATE: this.state,
       MODEL_DIR: this.modelDir,
       MODEL_PARENT: this.modelParent,
       SERVICE_HOME: join(this.root, "service"),
