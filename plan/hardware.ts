@@ -6,7 +6,7 @@ import { INSTANCE_TYPES, PRICES_AS_OF } from "../catalogs/instances";
 import { CLUSTER_PORTS, PORTS } from "../catalogs/ports";
 import type { Issue } from "../config/errors";
 import type { HostConfig, StackConfig } from "../config/schema";
-import type { PlanNode, PlannedPort } from "./types";
+import type { DiskBudget, PlanNode, PlannedPort } from "./types";
 
 // ---- hardware ------------------------------------------------------------------------------
 
@@ -22,6 +22,37 @@ export const VENV_WITHOUT_TORCH_GIB = 2;
 export const CACHES_WITHOUT_TORCH_GIB = 1;
 /** A stock Ubuntu or Debian system with its packages (hosts; AWS sizes from the AMI's own snapshot). */
 export const SYSTEM_GIB = 19;
+
+/**
+ * What the steps write on a node: the checkpoint (GiB, to 2 decimals as the plan shows it), the
+ * Python environment and the caches, tens of GiB with torch's CUDA stack, a few without.
+ */
+export function diskBudget(weightsGiB: number, torch: boolean): DiskBudget {
+  return {
+    weightsGiB: Math.round(weightsGiB * 100) / 100,
+    venvGiB: torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
+    cachesGiB: torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
+  };
+}
+
+/**
+ * The disk a node needs: the system and what the steps write (AWS sizes the root volume from the
+ * AMI's own snapshot, components/aws-deployment.ts rootDisk, never below this); a configured
+ * `target.rootVolumeGiB` below it is refused, one at or above it is the size.
+ */
+export function checkRootVolume(c: StackConfig, disk: DiskBudget, issues: Issue[]): number {
+  const written = disk.venvGiB + disk.cachesGiB;
+  const needed = Math.ceil(disk.weightsGiB + SYSTEM_GIB + written);
+  const configured = c.target.kind === "aws" ? c.target.rootVolumeGiB : undefined;
+  if (configured === undefined) return needed;
+  if (configured < needed)
+    issues.push({
+      path: "target.rootVolumeGiB",
+      value: configured,
+      message: `too small for ${disk.weightsGiB.toFixed(1)} GiB of weights + ${SYSTEM_GIB + written} GiB for the system, the Python environment and caches; needs ≥ ${needed}`,
+    });
+  return configured;
+}
 
 export interface Hardware {
   gpu: Gpu;

@@ -15,16 +15,7 @@ import { renderVllmArgs } from "./vllm-args";
 import type { Plan, PlanOptions, Setup } from "./types";
 import { planMemory } from "./profile";
 import { quantizationLabel } from "./parallel";
-import {
-  CACHES_GIB,
-  CACHES_WITHOUT_TORCH_GIB,
-  SYSTEM_GIB,
-  VENV_GIB,
-  VENV_WITHOUT_TORCH_GIB,
-  resolveHardware,
-  planNodes,
-  planPorts,
-} from "./hardware";
+import { checkRootVolume, diskBudget, resolveHardware, planNodes, planPorts } from "./hardware";
 import {
   checkNetworkAndSecrets,
   checkPort,
@@ -92,29 +83,21 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   let pp = 0;
   if (model && gpu && hw)
     ({ dtype, tp, pp } = checkModelOnHardware(c, model.spec, gpu, hw, features, issues, warnings));
-  let rootVolumeGiB = 0;
-  if (model) {
-    const ckptGiB =
-      opts.weightsGiB ?? model.weightsGiBOverride ?? checkpointBytes(model.spec) / GiB;
-    rootVolumeGiB = Math.ceil(ckptGiB + SYSTEM_GIB + VENV_GIB + CACHES_GIB);
-    if (
-      c.target.kind === "aws" &&
-      c.target.rootVolumeGiB !== undefined &&
-      c.target.rootVolumeGiB < rootVolumeGiB
-    )
-      issues.push({
-        path: "target.rootVolumeGiB",
-        value: c.target.rootVolumeGiB,
-        message: `too small for ${ckptGiB.toFixed(1)} GiB of weights + ${SYSTEM_GIB + VENV_GIB + CACHES_GIB} GiB for the system, the Python environment and caches; needs ≥ ${rootVolumeGiB}`,
-      });
-    if (c.target.kind === "aws" && c.target.rootVolumeGiB !== undefined)
-      rootVolumeGiB = c.target.rootVolumeGiB;
-  }
-
   // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
   // parallelism wider than a node), so Ray runs across them and the members must reach each other.
   const multiNode = hw !== undefined && tp * pp > hw.gpusPerNode;
   const python = checkPythonLock(c, features, multiNode, issues, opts.locks);
+
+  // What the steps write: the checkpoint (given, or derived from the model), the lock's
+  // environment and caches (small without torch); and the volume that holds them with the system.
+  const givenGiB = opts.weightsGiB ?? model?.weightsGiBOverride;
+  const disk =
+    model &&
+    diskBudget(
+      givenGiB ?? checkpointBytes(model.spec) / GiB,
+      python ? Boolean(python.torch) : true,
+    );
+  const rootVolumeGiB = disk ? checkRootVolume(c, disk, issues) : 0;
 
   if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype || !python) {
     throw new ConfigError(
@@ -125,8 +108,6 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   }
 
   const m = model.spec;
-  const derivedGiB = checkpointBytes(m) / GiB;
-  const givenGiB = opts.weightsGiB ?? model.weightsGiBOverride;
   const setup: Setup = {
     model: m,
     weightsScale: givenGiB ? (givenGiB * GiB) / checkpointBytes(m) : 1,
@@ -180,7 +161,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       revision: model.revision,
       servedModelName: model.servedModelName,
       ...(m.quantization ? { quantization: quantizationLabel(m.quantization) } : {}),
-      checkpointGiB: round(givenGiB ?? derivedGiB, 2),
+      checkpointGiB: disk!.weightsGiB,
       license: m.license,
       dir,
     },
@@ -247,11 +228,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     },
     secrets: c.secrets,
     python,
-    disk: {
-      weightsGiB: round(givenGiB ?? derivedGiB, 2),
-      venvGiB: python.torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
-      cachesGiB: python.torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
-    },
+    disk: disk!,
   };
   return plan;
 }

@@ -84,6 +84,19 @@ describe("lock files", () => {
     expect(p.python.packages).toBeGreaterThan(100);
   });
 
+  it("the disk the plan asks for follows the lock: tens of GiB with torch, a few without (the lab's FAKE vLLM)", () => {
+    const real = planStack(cfg({}));
+    expect(real.disk).toMatchObject({ venvGiB: 25, cachesGiB: 20 });
+    expect(real.rootVolumeGiB).toBe(Math.ceil(real.disk.weightsGiB + 19 + 25 + 20));
+    const lab = planStack(readStackFile("lab-single").sections, { stack: "lab-single" });
+    expect(lab.python.torch).toBeFalsy();
+    expect(lab.disk).toMatchObject({ venvGiB: 2, cachesGiB: 1 });
+    expect(lab.rootVolumeGiB).toBe(Math.ceil(lab.disk.weightsGiB + 19 + 2 + 1));
+    expect(planProblems({ ...cfg({}), target: { ...cfg({}).target, rootVolumeGiB: 60 } })).toEqual([
+      `target.rootVolumeGiB: too small for ${real.disk.weightsGiB.toFixed(1)} GiB of weights + 64 GiB for the system, the Python environment and caches; needs ≥ ${real.rootVolumeGiB}`,
+    ]);
+  });
+
   it("a release without a lock is refused with the command that makes one and the locked releases", () => {
     expect(planProblems(cfg({ version: "0.29.0" })).join("\n")).toMatch(
       /provisioning\.pythonLock \(default: locks\/vllm-<vllm\.version>\.txt\): no lock file there: make it with "npm run lock -- 0\.29\.0".*locked releases: .*0\.31\.0/,
