@@ -157,7 +157,7 @@ export function planToText(p: Plan): string {
   const py = p.python;
   line(
     "Python",
-    `${py.lock}: vllm ${py.vllm}${py.torch ? `, torch ${py.torch}` : ""}, transformers ${py.transformers}, hf CLI ${py.huggingfaceHub}${py.ray ? `, Ray ${py.ray}` : ""} (${py.packages} packages, the same on every node)`,
+    `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`,
   );
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
   if (p.quota)
@@ -170,4 +170,9 @@ export function planToText(p: Plan): string {
     for (const w of p.warnings) out.push(`    - ${w}`);
   }
   return out.join("\n");
+}
+
+/** The lock's versions a person looks for first (the plan's text, and python-env's log on the node). */
+export function lockPins(py: Plan["python"]): string {
+  return `vllm ${py.vllm}${py.torch ? `, torch ${py.torch}` : ""}, transformers ${py.transformers}, hf CLI ${py.huggingfaceHub}${py.ray ? `, Ray ${py.ray}` : ""}`;
 }

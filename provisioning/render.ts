@@ -20,6 +20,7 @@ import {
 import { MIN_CUDA } from "../catalogs/vllm";
 import type { Plan, PlanNode } from "../plan";
 import { indexedLockText } from "./python-lock";
+import { lockPins } from "../plan/report";
 import {
   layoutEnv,
   NODE_ETC,
@@ -226,6 +227,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,
       VLLM_MIN_PYTHON: plan.features.minPython,
+      LOCK_PINS: lockPins(plan.python),
       UV_VERSION: TOOL_VERSIONS.uv,
       BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
       ...layoutEnv(),

@@ -72,15 +72,14 @@ lock=$QWEN_VL_HOME/rendered/python.lock
 [[ -s $lock ]] || die "no lock file at $lock: the bundle step writes it (run pulumi up again)"
 want=$(sha256sum "$lock" | awk '{print $1}')
 synced=$venv/.qwen-vl-lock.sha256
-pins() { awk '/^(vllm|torch|transformers|huggingface-hub|ray)==/ { sub(/[ ;].*/, ""); printf "%s%s", sep, $0; sep=" " }' "$lock"; }
 if [[ -r $synced && "$(cat "$synced")" == "$want" ]]; then
-  log "environment matches the lock ($(pins))"
+  log "environment matches the lock ($LOCK_PINS)"
 else
-  log "syncing $venv to the lock ($(pins))"
+  log "syncing $venv to the lock ($LOCK_PINS)"
   "$uv" pip sync --quiet --python "$venv/bin/python" "${index_args[@]}" "$lock" ||
     die "uv could not install the lock (index: ${mirror_url:-PyPI}): a mirror must serve every package the lock pins"
   echo "$want" >"$synced"
-  changed "synced to the lock: $(pins)"
+  changed "synced to the lock: $LOCK_PINS"
 fi
 # The release the plan is for, and the tools the other steps run.
 have_vllm=$("$venv/bin/python" -c 'from importlib.metadata import version; print(version("vllm"))' 2>/dev/null || true)
