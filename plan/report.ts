@@ -155,10 +155,7 @@ export function planToText(p: Plan): string {
     `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
   );
   const py = p.python;
-  line(
-    "Python",
-    `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`,
-  );
+  line("Python", `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`);
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
   if (p.quota)
     line(
