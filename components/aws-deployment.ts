@@ -17,7 +17,7 @@ import type { ProvisionedNode } from "./node-provisioning";
 import { ConsoleHostKey, DeployKey } from "./remote-step";
 
 export interface AwsDeploymentArgs {
-  /** A plan whose target is AWS (and which fits: the caller refuses others). */
+  /** A plan whose target is AWS (and which fits: the caller refuses others). Required. */
   readonly plan: Plan;
 }
 

@@ -19,7 +19,7 @@ export interface GpuNodeArgs {
   readonly instanceProfileName: pulumi.Input<string>;
   /** Key pair for SSH. Default: none (SSM Session Manager only). */
   readonly keyName?: pulumi.Input<string>;
-  /** Root volume size in GiB (gp3, encrypted, deleted with the instance). */
+  /** Root volume size in GiB (gp3, encrypted, deleted with the instance). Required (rootDisk). */
   readonly rootVolumeGiB: pulumi.Input<number>;
   /** gp3 throughput of the root volume in MiB/s. Default: gp3's baseline (125). */
   readonly rootThroughputMiBs?: number;

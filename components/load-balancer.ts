@@ -16,7 +16,7 @@ export interface LoadBalancerArgs {
   readonly securityGroupId: pulumi.Input<string>;
   /** vLLM's port on the targets (the plan's API port), health-checked on /health. Required. */
   readonly apiPort: number;
-  /** Instance ids of each replica's head node. */
+  /** Instance ids of each replica's head node. Required (one or more). */
   readonly targets: readonly pulumi.Input<string>[];
   /** ACM certificate ARN: HTTPS on 443 (and HTTP on 80 redirects). Default: HTTP on 80. */
   readonly certificateArn?: string;

@@ -26,7 +26,7 @@ export type SecurityRule = {
 } & ({ readonly cidr: string } | { readonly peer: SecurityGroupRole });
 
 export interface NetworkArgs {
-  /** "default": the account's default VPC; "new": a VPC with public subnets made here. */
+  /** "default": the account's default VPC; "new": a VPC with public subnets made here. Required. */
   readonly vpc: "default" | "new";
   /** The stack's region (the provider's): zones are looked up there. Required. */
   readonly region: string;
@@ -36,17 +36,17 @@ export interface NetworkArgs {
    * types are offered in some zones only).
    */
   readonly availabilityZone?: string;
-  /** The nodes' instance type, for the zone choice. */
+  /** The nodes' instance type, for the zone choice. Required. */
   readonly instanceType: string;
-  /** Port the vLLM API listens on. */
+  /** Port the vLLM API listens on (the plan's apiPort). Required. */
   readonly apiPort: number;
   /** CIDRs allowed to the API (on the nodes, or on the load balancer when there is one). Default: none. */
   readonly apiCidrs: readonly string[];
-  /** The config allows apiCidrs open to the world (config/cidr.ts) on the API (and an API key is set): tag the rule as approved. */
+  /** The config allows apiCidrs open to the world (config/cidr.ts) on the API (and an API key is set): tag the rule as approved. Required. */
   readonly publicApiApproved: boolean;
   /** CIDRs allowed to SSH. Default: none (SSM Session Manager). */
   readonly sshCidrs: readonly string[];
-  /** Nodes of one replica talk to each other (multi-node): self-referencing rule + placement group. */
+  /** Nodes of one replica talk to each other (the plan's multiNode): self-referencing rule + placement group. Required. */
   readonly multiNode: boolean;
   /**
    * The nodes use EFA: the group must also allow all outbound traffic to itself ("An EFA requires a
@@ -54,7 +54,7 @@ export interface NetworkArgs {
    * itself", AWS efa-start-nccl.html; EFA's traffic does not match a CIDR rule). Default: false.
    */
   readonly efa?: boolean;
-  /** Replicas sit behind a load balancer: a second subnet (ALBs need two zones) and an LB group. */
+  /** Replicas sit behind a load balancer: a second subnet (ALBs need two zones) and an LB group. Required. */
   readonly loadBalanced: boolean;
   /** The load balancer serves HTTPS (a certificate is configured): 443 opens only then. Default: false. */
   readonly https?: boolean;

@@ -32,9 +32,9 @@ export interface ProvisionedNode {
 }
 
 export interface NodeProvisioningArgs {
-  /** The plan (it fits: the caller refuses one that does not). */
+  /** The plan (it fits: the caller refuses one that does not). Required. */
   readonly plan: Plan;
-  /** Every planned node, in the plan's order. */
+  /** Every planned node, in the plan's order. Required. */
   readonly nodes: readonly ProvisionedNode[];
   /** Environment for the nodes' root-only secrets file (VLLM_API_KEY, HF_TOKEN), as secret Outputs. Default: none. */
   readonly secrets?: Readonly<Record<string, pulumi.Input<string>>>;

@@ -45,7 +45,13 @@ export class NodeRole extends pulumi.ComponentResource {
       },
       parent,
     );
-    const policies = nodeRolePolicies(args);
+    let policies: RolePolicySpec[];
+    try {
+      policies = nodeRolePolicies(args);
+    } catch (e) {
+      // A weights mirror that is not an S3 URL: said against this component, not as a stack trace.
+      throw new pulumi.ResourceError((e as Error).message, this);
+    }
     // The account and partition are looked up only when a policy names them in its ARNs.
     const partition = policies.some((p) => p.needs !== "nothing")
       ? aws.getPartitionOutput({}, parent).partition

@@ -30,7 +30,7 @@ export interface RemoteStepArgs {
   readonly delete?: pulumi.Input<string>;
   /** Standard input of `create`; pass a secret Output for secrets. Default: none. */
   readonly stdin?: pulumi.Input<string>;
-  /** Any change re-runs the step (hashes of its script, its inputs, its upstream steps). */
+  /** Any change re-runs the step (hashes of its script, its inputs, its upstream steps). Required. */
   readonly triggers: pulumi.Input<pulumi.Input<string>[]>;
   /** File the step leaves to ask for a reboot. Default: none. */
   readonly rebootMarker?: string;
