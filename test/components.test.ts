@@ -296,6 +296,18 @@ describe("AwsDeployment: what it decides from the plan", () => {
     expect(spec.nodes.map((n) => `${n.name}:${n.role}`)).toEqual(["head:head", "worker1:worker"]);
   });
 
+  it("TP across two nodes with PP 1 is multi-node too: the network lets the members talk", () => {
+    const { plan, spec } = planOf("multi-gpu", (s) => {
+      s["vllm"] = { ...s["vllm"], tensorParallelSize: 8, pipelineParallelSize: 1 };
+      s["model"] = { id: "Qwen/Qwen2-VL-72B-Instruct-AWQ", revision: "0".repeat(40) };
+    });
+    expect([plan.tensorParallelSize, plan.pipelineParallelSize, plan.nodesPerReplica]).toEqual([
+      8, 1, 2,
+    ]);
+    expect(plan.multiNode).toBe(true);
+    expect(spec.network.multiNode).toBe(true);
+  });
+
   it("replicas or a certificate put a load balancer in front; SSM secrets and an S3 mirror reach the role", () => {
     const { spec } = planOf("single-gpu", (s) => {
       s["network"] = { certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc" };
