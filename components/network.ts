@@ -185,7 +185,7 @@ export class Network extends pulumi.ComponentResource {
       this.lbSubnetIds = all.ids.apply((ids) => [...ids].sort());
     }
 
-    const groupIds: Record<SecurityGroupRole, pulumi.Output<string>> = {
+    const groupIds: Partial<Record<SecurityGroupRole, pulumi.Output<string>>> = {
       nodes: new aws.ec2.SecurityGroup(
         `${name}-nodes`,
         {
@@ -195,28 +195,34 @@ export class Network extends pulumi.ComponentResource {
         },
         parent,
       ).id,
-      lb: args.loadBalanced
-        ? new aws.ec2.SecurityGroup(
-            `${name}-lb`,
-            {
-              vpcId: this.vpcId,
-              description: "qwen-vl-deploy load balancer: the API for the configured CIDRs",
-              tags: { ...args.tags, Name: `${name}-lb` },
-            },
-            parent,
-          ).id
-        : pulumi.output(""),
     };
-    this.nodeSecurityGroupId = groupIds.nodes;
-    if (args.loadBalanced) this.lbSecurityGroupId = groupIds.lb;
+    if (args.loadBalanced)
+      groupIds.lb = new aws.ec2.SecurityGroup(
+        `${name}-lb`,
+        {
+          vpcId: this.vpcId,
+          description: "qwen-vl-deploy load balancer: the API for the configured CIDRs",
+          tags: { ...args.tags, Name: `${name}-lb` },
+        },
+        parent,
+      ).id;
+    this.nodeSecurityGroupId = groupIds.nodes!;
+    this.lbSecurityGroupId = groupIds.lb;
+    // securityRules names the LB's group only when there is a load balancer (components.test.ts).
+    const group = (role: SecurityGroupRole) => {
+      const id = groupIds[role];
+      if (!id)
+        throw new pulumi.ResourceError(`a rule names the ${role} group, which is not made`, this);
+      return id;
+    };
     for (const rule of securityRules(name, args)) {
       const inputs = {
-        securityGroupId: groupIds[rule.group],
+        securityGroupId: group(rule.group),
         ipProtocol: rule.protocol,
         ...(rule.port !== undefined ? { fromPort: rule.port, toPort: rule.port } : {}),
         ...("cidr" in rule
           ? { cidrIpv4: rule.cidr }
-          : { referencedSecurityGroupId: groupIds[rule.peer] }),
+          : { referencedSecurityGroupId: group(rule.peer) }),
         description: rule.description,
         tags: rule.tags,
       };
