@@ -195,6 +195,23 @@ describe("renderProvisioning", () => {
     expect(sourced(before[0]!)).not.toHaveProperty("TRANSFORMERS_MIN");
   });
 
+  it("a vLLM setting (maxModelLen) changes the vllm step's digest and no other (the e2e checks the engine agrees)", () => {
+    const digests = (maxModelLen: number) => {
+      const s = structuredClone(readStackFile("lab-single").sections) as Record<
+        string,
+        Record<string, unknown>
+      >;
+      s["vllm"] = { ...s["vllm"], maxModelLen };
+      const [b] = renderProvisioning(planStack(s, { stack: "lab-single" }), {
+        addresses: { "lab-n4": "10.0.0.14" },
+      });
+      return b!.steps.map((x) => [x.id, x.digest] as const);
+    };
+    const before = digests(8192);
+    const after = digests(4096);
+    expect(after.filter(([, d], i) => d !== before[i]![1]).map(([id]) => id)).toEqual(["vllm"]);
+  });
+
   it("provisioning.mirrorUrl's {repo} and {revision} are the model's: the node gets the model's own folder", () => {
     const p = plan("lab");
     const addresses = Object.fromEntries(p.nodes.map((n, i) => [n.name, `10.0.0.${i + 10}`]));

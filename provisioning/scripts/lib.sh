@@ -90,9 +90,10 @@ load_node_env() {
     source "${QWEN_VL_ETC}/node.env.local"
   fi
   set +a
-  # The weights' verification files, one place for every script (vLLM's start check is
-  # weights-check.sh --quick): the manifest and the stamp beside the weights, the last report in
-  # the state folder.
+  # The weights' verification files, one place for every script (vLLM's start check included):
+  # the manifest and the stamp beside the weights, the last report in the state folder. (No
+  # script's name here: a step's digest follows the files its texts name, and every step reads
+  # this one.)
   WEIGHTS_META=$MODEL_DIR/.qwen-vl
   WEIGHTS_MANIFEST=$WEIGHTS_META/manifest.json
   WEIGHTS_STAMP=$WEIGHTS_META/verified.json

@@ -5,7 +5,7 @@
 # qwen_vl_weights_last_check_timestamp_seconds). Exits non-zero when a file is bad, so the unit
 # shows failed too. Bit rot that leaves size, times and inode alone is found here.
 #
-# weights-check.sh --quick: what qwen-vl-vllm.service runs (as root) before every start: only the
+# weights-check.sh --quick: what vLLM's unit runs (as root) before every start: only the
 # files whose size, times or inode changed since the verified stamp are hashed again; no metrics.
 set -euo pipefail
 QWEN_VL_STEP=weights-check
