@@ -40,16 +40,22 @@ export function diskBudget(weightsGiB: number, torch: boolean): DiskBudget {
  * AMI's own snapshot, components/aws-deployment.ts rootDisk, never below this); a configured
  * `target.rootVolumeGiB` below it is refused, one at or above it is the size.
  */
-export function checkRootVolume(c: StackConfig, disk: DiskBudget, issues: Issue[]): number {
+export function checkRootVolume(
+  c: StackConfig,
+  /** The checkpoint, unrounded (disk.weightsGiB is rounded for display). */
+  checkpointGiB: number,
+  disk: DiskBudget,
+  issues: Issue[],
+): number {
   const written = disk.venvGiB + disk.cachesGiB;
-  const needed = Math.ceil(disk.weightsGiB + SYSTEM_GIB + written);
+  const needed = Math.ceil(checkpointGiB + SYSTEM_GIB + written);
   const configured = c.target.kind === "aws" ? c.target.rootVolumeGiB : undefined;
   if (configured === undefined) return needed;
   if (configured < needed)
     issues.push({
       path: "target.rootVolumeGiB",
       value: configured,
-      message: `too small for ${disk.weightsGiB.toFixed(1)} GiB of weights + ${SYSTEM_GIB + written} GiB for the system, the Python environment and caches; needs ≥ ${needed}`,
+      message: `too small for ${checkpointGiB.toFixed(1)} GiB of weights + ${SYSTEM_GIB + written} GiB for the system, the Python environment and caches; needs ≥ ${needed}`,
     });
   return configured;
 }

@@ -91,13 +91,13 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   // What the steps write: the checkpoint (given, or derived from the model), the lock's
   // environment and caches (small without torch); and the volume that holds them with the system.
   const givenGiB = opts.weightsGiB ?? model?.weightsGiBOverride;
+  const checkpointGiB = model ? (givenGiB ?? checkpointBytes(model.spec) / GiB) : undefined;
   const disk =
-    model &&
-    diskBudget(
-      givenGiB ?? checkpointBytes(model.spec) / GiB,
-      python ? Boolean(python.torch) : true,
-    );
-  const rootVolumeGiB = disk ? checkRootVolume(c, disk, issues) : 0;
+    checkpointGiB === undefined
+      ? undefined
+      : diskBudget(checkpointGiB, python ? Boolean(python.torch) : true);
+  const rootVolumeGiB =
+    disk && checkpointGiB !== undefined ? checkRootVolume(c, checkpointGiB, disk, issues) : 0;
 
   if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype || !python) {
     throw new ConfigError(
