@@ -9,7 +9,7 @@ import { DeploySetupError, verifyNodes, type NodeCheck } from "../provisioning/h
 import { runCommand } from "../config/errors";
 import { flags, hostsStackPlan, STACK_FLAGS } from "./main";
 
-const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json]";
+const USAGE = "usage: npm run verify -- --stack <hosts stack> [--full] [--json] [--help]";
 
 export function checksToText(checks: readonly NodeCheck[]): string {
   const width = Math.max(...checks.map((c) => c.check.length), 5);

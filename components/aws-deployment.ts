@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
-import type { DiskBudget, Plan } from "../plan";
+import type { DiskBudget, Plan, PlanNode } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
 import { Network, type NetworkArgs } from "./network";
@@ -277,7 +277,7 @@ export interface DeploymentSpec {
   readonly access: Access;
   readonly nodes: readonly {
     name: string;
-    role: string;
+    role: PlanNode["role"];
     replica: number;
     tags: Record<string, string>;
   }[];
