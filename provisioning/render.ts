@@ -276,9 +276,11 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     if (plan.aws) env["AWS_DEFAULT_REGION"] = plan.aws.region;
 
     const files: RenderedFile[] = [];
+    // node.env before the scripts: a bundle write cut off half-way leaves new settings with old
+    // scripts (which tolerate them), never new scripts (which keep no defaults) with old settings.
+    files.push({ path: `${NODE_ETC}/node.env`, content: envFile(env), mode: 0o644 });
     for (const [name, text] of Object.entries(scripts))
       files.push({ path: `${NODE_HOME}/bin/${name}`, content: text, mode: 0o755 });
-    files.push({ path: `${NODE_ETC}/node.env`, content: envFile(env), mode: 0o644 });
     const r = (name: string, content: string) =>
       files.push({ path: `${NODE_HOME}/rendered/${name}`, content, mode: 0o644 });
     r("python.lock", pythonLock);
