@@ -26,6 +26,13 @@ export function vllmDashboardUrl(vllmVersion: string): string {
 }
 
 /**
+ * The Hugging Face Hub when provisioning.hfEndpoint names no other: huggingface_hub's own default
+ * (`_HF_DEFAULT_ENDPOINT = "https://huggingface.co"`, huggingface_hub/constants.py). node.env always
+ * states HF_ENDPOINT, so the node's tools and scripts agree on one hub.
+ */
+export const HF_HUB_ENDPOINT = "https://huggingface.co";
+
+/**
  * How long a node waits for Ray (seconds): its own daemon's ports (ray.sh) and, before vLLM starts
  * on the head, every node and GPU of the replica (cluster-ready.sh). A worker may start before its
  * head; the lab's three nodes on two cores took up to ~45 s.

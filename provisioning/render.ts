@@ -11,6 +11,7 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { PORTS } from "../catalogs/ports";
 import {
+  HF_HUB_ENDPOINT,
   NCCL_CHECK_TIMEOUT_SECONDS,
   NCCL_MIN_BUSBW_GBPS,
   RAY_WAIT_SECONDS,
@@ -238,6 +239,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       VENV_KIB: String(plan.disk.venvGiB * 1024 * 1024),
       CACHES_KIB: String(plan.disk.cachesGiB * 1024 * 1024),
       WEIGHTS_SOURCE: plan.provisioning.weightsSource,
+      HF_ENDPOINT: plan.provisioning.hfEndpoint ?? HF_HUB_ENDPOINT,
       MIRROR_URL: plan.provisioning.mirrorUrl ?? "",
       PYTHON_INDEX_URL: plan.provisioning.pythonIndexUrl ?? "",
       PYTHON_FIND_LINKS: plan.provisioning.pythonFindLinks ?? "",
@@ -271,7 +273,6 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       READINESS_TIMEOUT: String(plan.provisioning.readinessTimeoutSec),
       KEEP_WEIGHTS: plan.provisioning.keepWeightsOnDestroy ? "1" : "0",
     };
-    if (plan.provisioning.hfEndpoint) env["HF_ENDPOINT"] = plan.provisioning.hfEndpoint;
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
     if (plan.aws) env["AWS_DEFAULT_REGION"] = plan.aws.region;
 

@@ -5,7 +5,7 @@ the hub redirected to its CDN (a signed URL: the token is not sent there, as the
 does not send it across hosts). Follows the hub's relative redirects (renamed repositories,
 /api/resolve-cache) with the token, stops at the first redirect to another host.
 
-  hf-urls.py <repo> <revision> <path>...      (HF_ENDPOINT, HF_TOKEN from the environment)
+  hf-urls.py <repo> <revision> <path>...      (HF_ENDPOINT, HF_TOKEN from the environment: node.env, secrets.env)
 
 Stdlib only. Exit 1 with the hub's reason (X-Error-Message) when a file cannot be resolved."""
 import os
@@ -46,7 +46,11 @@ def main():
         print("usage: hf-urls.py <repo> <revision> <path>...", file=sys.stderr)
         return 2
     repo, revision, paths = sys.argv[1], sys.argv[2], sys.argv[3:]
-    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    endpoint = os.environ.get("HF_ENDPOINT")
+    if not endpoint:
+        print("hf-urls.py: HF_ENDPOINT is not set (node.env states it; weights.sh loads it)", file=sys.stderr)
+        return 2
+    endpoint = endpoint.rstrip("/")
     token = os.environ.get("HF_TOKEN") or None
     try:
         for path in paths:

@@ -44,7 +44,8 @@ load_secrets() {
   fi
 }
 # The node has an NVIDIA device (QWEN_VL_NVIDIA_DEVICE stands in for it in tests and the lab).
-gpu_device() { [[ -e ${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl} ]]; }
+QWEN_VL_NVIDIA_DEVICE=${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl}
+gpu_device() { [[ -e $QWEN_VL_NVIDIA_DEVICE ]]; }
 # The loaded driver's version ("" without one). The whole output first: `| head` would SIGPIPE
 # nvidia-smi on multi-GPU boards and fail the pipeline.
 driver_version() {

@@ -33,7 +33,7 @@ if [[ $DCGM_EXPORTER == 1 ]]; then
     install_file "$rendered/nvidia-dcgm-exporter.conf" /etc/systemd/system/nvidia-dcgm-exporter.service.d/qwen-vl.conf 0644 && run systemctl daemon-reload && restart=1
     ensure_running nvidia-dcgm-exporter "$restart"
   else
-    log "no GPU device (${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl}): DCGM exporter skipped"
+    log "no GPU device ($QWEN_VL_NVIDIA_DEVICE): DCGM exporter skipped"
   fi
 fi
 

@@ -33,7 +33,7 @@ if [[ ! -s $manifest ]]; then
     curl -fsS --retry 3 -o "$manifest.tmp" "$MIRROR_URL/manifest.json" || die "cannot fetch $MIRROR_URL/manifest.json: check provisioning.mirrorUrl and that the mirror is reachable from this node"
   else
     why=$("$QWEN_VL_HOME/venv/bin/python" "$bin/hf-manifest.py" "$MODEL_ID" "$REVISION" 2>&1 >"$manifest.tmp") ||
-      die "cannot read the file list of $MODEL_ID@$REVISION from ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
+      die "cannot read the file list of $MODEL_ID@$REVISION from $HF_ENDPOINT (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
   fi
   count=$(python3 "$bin/manifest.py" check "$manifest.tmp" "$REVISION") || die "the manifest is not for revision $REVISION"
   mv "$manifest.tmp" "$manifest"
@@ -109,7 +109,7 @@ resolve() {
     # 0.31 needs) it writes each file to a temporary name and deletes it on failure, so an
     # interrupted download starts over (its file_download.py, PR #4228).
     why=$(python3 "$bin/hf-urls.py" "$MODEL_ID" "$REVISION" "$@" 2>&1 >"$urls") ||
-      die "cannot resolve the files of $MODEL_ID@$REVISION on ${HF_ENDPOINT:-https://huggingface.co} (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
+      die "cannot resolve the files of $MODEL_ID@$REVISION on $HF_ENDPOINT (${why##*$'\n'}): check model.revision, provisioning.hfEndpoint and the token (secrets.hfToken)"
   fi
 }
 # aria2c's input: URL, file, the manifest's sha256 (checked as each file completes) and, for the
