@@ -208,10 +208,20 @@ const QWEN3: typeof QWEN2 = {
   maxPositions: 262144,
 };
 
-const families: readonly {
-  dims: Dims;
-  variants: readonly { suffix: string; q?: Quantization }[];
-}[] = [
+type Variants = readonly { suffix: string; q?: Quantization }[];
+/** The repositories Qwen publishes for every Qwen2-VL size: bf16, AWQ, GPTQ Int4 and Int8. */
+const QWEN2_VL_VARIANTS: Variants = [
+  { suffix: "" },
+  { suffix: "-AWQ", q: AWQ },
+  { suffix: "-GPTQ-Int4", q: GPTQ4 },
+  { suffix: "-GPTQ-Int8", q: GPTQ8 },
+];
+/** Qwen2.5-VL: bf16 and AWQ. */
+const QWEN25_VL_VARIANTS: Variants = [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }];
+/** Qwen3-VL: bf16 and block-wise FP8. */
+const QWEN3_VL_VARIANTS: Variants = [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }];
+
+const families: readonly { dims: Dims; variants: Variants }[] = [
   // Qwen2-VL-2B: model-00001-of-00002 is 3,988,609,112 B and the second ≈ 0.43 GB ⚠;
   // revision 895c3a49… seen in public HF cache snapshot paths.
   {
@@ -231,12 +241,7 @@ const families: readonly {
       knownRevision: "895c3a49bc3fa70a340399125c650a463535e71c",
       publishedWeightBytes: 4_418_000_000,
     },
-    variants: [
-      { suffix: "" },
-      { suffix: "-AWQ", q: AWQ },
-      { suffix: "-GPTQ-Int4", q: GPTQ4 },
-      { suffix: "-GPTQ-Int8", q: GPTQ8 },
-    ],
+    variants: QWEN2_VL_VARIANTS,
   },
   // Qwen2-VL-7B: 5 shards ≈ 16.6 GB at revision a7a06a1c… (reference file §4).
   {
@@ -256,12 +261,7 @@ const families: readonly {
       knownRevision: "a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc",
       publishedWeightBytes: 16_580_000_000,
     },
-    variants: [
-      { suffix: "" },
-      { suffix: "-AWQ", q: AWQ },
-      { suffix: "-GPTQ-Int4", q: GPTQ4 },
-      { suffix: "-GPTQ-Int8", q: GPTQ8 },
-    ],
+    variants: QWEN2_VL_VARIANTS,
   },
   // Qwen2-VL-72B: ≈ 147 GB bf16 ⚠; revision f400120e… seen in public HF cache snapshot paths.
   {
@@ -282,12 +282,7 @@ const families: readonly {
       knownRevision: "f400120e59a6196b024298b7d09fb517f742db7d",
       publishedWeightBytes: 147_000_000_000,
     },
-    variants: [
-      { suffix: "" },
-      { suffix: "-AWQ", q: AWQ },
-      { suffix: "-GPTQ-Int4", q: GPTQ4 },
-      { suffix: "-GPTQ-Int8", q: GPTQ8 },
-    ],
+    variants: QWEN2_VL_VARIANTS,
   },
   {
     dims: {
@@ -304,7 +299,7 @@ const families: readonly {
       vision: qwen25Vision(3420),
       license: "qwen-research",
     },
-    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+    variants: QWEN25_VL_VARIANTS,
   },
   {
     dims: {
@@ -321,7 +316,7 @@ const families: readonly {
       vision: qwen25Vision(3420),
       license: "apache-2.0",
     },
-    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+    variants: QWEN25_VL_VARIANTS,
   },
   {
     dims: {
@@ -338,7 +333,7 @@ const families: readonly {
       vision: qwen25Vision(3456),
       license: "apache-2.0",
     },
-    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+    variants: QWEN25_VL_VARIANTS,
   },
   {
     dims: {
@@ -355,7 +350,7 @@ const families: readonly {
       vision: qwen25Vision(3456),
       license: "qwen",
     },
-    variants: [{ suffix: "" }, { suffix: "-AWQ", q: AWQ }],
+    variants: QWEN25_VL_VARIANTS,
   },
   {
     dims: {
@@ -372,7 +367,7 @@ const families: readonly {
       vision: qwen3Vision(24, 1024, 4096),
       license: "apache-2.0",
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
   {
     dims: {
@@ -389,7 +384,7 @@ const families: readonly {
       vision: qwen3Vision(24, 1024, 4096),
       license: "apache-2.0",
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
   {
     dims: {
@@ -407,7 +402,7 @@ const families: readonly {
       license: "apache-2.0",
       publishedWeightBytes: 8_767_123_696 * 2,
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
   {
     dims: {
@@ -424,7 +419,7 @@ const families: readonly {
       vision: qwen3Vision(27, 1152, 4304),
       license: "apache-2.0",
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
   {
     dims: {
@@ -444,7 +439,7 @@ const families: readonly {
       license: "apache-2.0",
       publishedWeightBytes: 31_070_754_032 * 2,
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
   {
     dims: {
@@ -464,7 +459,7 @@ const families: readonly {
       license: "apache-2.0",
       publishedWeightBytes: 235_670_022_896 * 2,
     },
-    variants: [{ suffix: "" }, { suffix: "-FP8", q: FP8_BLOCK }],
+    variants: QWEN3_VL_VARIANTS,
   },
 ];
 
