@@ -8,6 +8,8 @@ import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
 import { STEPS, renderProvisioning, type NodeBundle } from "../provisioning/render";
 import { NODE_ETC, NODE_HOME } from "../plan/layout";
+import { HOST_ADDRESS, MIRROR_PORT, NODE_ADDRESS } from "../lab/lab";
+import { MODEL_MIRROR_LAYOUT } from "../lab/mirror";
 
 const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
 const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
@@ -218,6 +220,19 @@ describe("renderProvisioning", () => {
     expect(sourced(renderProvisioning(p, { addresses })[0]!)["MIRROR_URL"]).toBe(
       `http://10.77.0.1:8080/models/lab--Qwen2-VL-7B-standin/${p.model.revision}`,
     );
+  });
+
+  it("the lab stacks name the lab's own mirror and nodes (lab/lab.ts, lab/mirror.ts): stated in the files, checked here", () => {
+    const mirror = `http://${HOST_ADDRESS}:${MIRROR_PORT}`;
+    for (const stack of ["lab", "lab-single"]) {
+      const c = readStackFile(stack).sections as Record<string, Record<string, unknown>>;
+      const prov = c["provisioning"]!;
+      if (prov["mirrorUrl"]) expect(prov["mirrorUrl"]).toBe(`${mirror}/${MODEL_MIRROR_LAYOUT}`);
+      if (prov["hfEndpoint"]) expect(prov["hfEndpoint"]).toBe(`${mirror}/hub`);
+      expect(prov["pythonFindLinks"]).toBe(`${mirror}/wheels/`);
+      for (const h of c["target"]!["hosts"] as { name: string; address: string }[])
+        expect(h.address).toBe(NODE_ADDRESS(Number(h.name.replace("lab-n", ""))));
+    }
   });
 
   it("values with spaces and quotes survive the env file", () => {
