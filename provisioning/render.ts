@@ -339,7 +339,9 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 /**
  * What a step reads, found from its texts: its script, the scripts and rendered files those name
  * (transitively: the vLLM unit names run-vllm.sh), lib.sh, and the node.env settings any of them
- * names. A setting no text of the step names cannot change what it does.
+ * names. A setting no text of the step names cannot change what it does. A file named only in a
+ * whole-line comment ("# …", the scripts', Python's and systemd's) is not read: a comment that
+ * mentions the vLLM unit must not make every step depend on vllm.args.
  */
 export function stepDigest(
   step: StepId,
@@ -350,7 +352,7 @@ export function stepDigest(
   const read = new Set<string>([`${step}.sh`, "lib.sh"]);
   const queue = [...read];
   while (queue.length) {
-    const text = byName.get(queue.pop()!)?.content ?? "";
+    const text = withoutCommentLines(byName.get(queue.pop()!)?.content ?? "");
     for (const name of byName.keys()) {
       if (!read.has(name) && name !== "node.env" && text.includes(name)) {
         read.add(name);
@@ -365,6 +367,14 @@ export function stepDigest(
     .sort()
     .map((k) => `${k}=${env[k]}`);
   return sha256(JSON.stringify({ texts, settings }));
+}
+
+/** A text without its whole-line "#" comments (the shebang goes too: it names an interpreter, not a file). */
+function withoutCommentLines(text: string): string {
+  return text
+    .split("\n")
+    .filter((line) => !line.trimStart().startsWith("#"))
+    .join("\n");
 }
 
 /**

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
-import { STEPS, renderProvisioning, type NodeBundle } from "../provisioning/render";
+import { STEPS, renderProvisioning, stepDigest, type NodeBundle } from "../provisioning/render";
 import { NODE_ETC, NODE_HOME } from "../plan/layout";
 import { HOST_ADDRESS, MIRROR_PORT, NODE_ADDRESS } from "../lab/lab";
 import { MODEL_MIRROR_LAYOUT } from "../lab/mirror";
@@ -212,6 +212,31 @@ describe("renderProvisioning", () => {
     const before = digests(8192);
     const after = digests(4096);
     expect(after.filter(([, d], i) => d !== before[i]![1]).map(([id]) => id)).toEqual(["vllm"]);
+  });
+
+  it("a step's digest follows the files its code names, not those a comment names", () => {
+    const f = (name: string, content: string) => ({
+      path: `${NODE_HOME}/bin/${name}`,
+      content,
+      mode: 0o755,
+    });
+    const files = (helper: string) => [
+      f("lib.sh", "# undo.sh reads the ledger\nlog() { :; }\n"),
+      f("weights.sh", 'python3 "$bin/helper.py" # the code names helper.py\n# see other.py\n'),
+      f("helper.py", helper),
+      f("other.py", "print(1)\n"),
+      f("undo.sh", "echo undo\n"),
+    ];
+    const base = stepDigest("weights", files("print(0)\n"), {});
+    expect(stepDigest("weights", files("print(2)\n"), {})).not.toBe(base);
+    const other = files("print(0)\n").map((x) =>
+      x.path.endsWith("other.py") ? { ...x, content: "print(3)\n" } : x,
+    );
+    expect(stepDigest("weights", other, {})).toBe(base);
+    const undo = files("print(0)\n").map((x) =>
+      x.path.endsWith("undo.sh") ? { ...x, content: "echo changed\n" } : x,
+    );
+    expect(stepDigest("weights", undo, {})).toBe(base);
   });
 
   it("provisioning.mirrorUrl's {repo} and {revision} are the model's: the node gets the model's own folder", () => {

@@ -92,9 +92,7 @@ load_node_env() {
   fi
   set +a
   # The weights' verification files, one place for every script (vLLM's start check included):
-  # the manifest and the stamp beside the weights, the last report in the state folder. (No
-  # script's name here: a step's digest follows the files its texts name, and every step reads
-  # this one.)
+  # the manifest and the stamp beside the weights, the last report in the state folder.
   WEIGHTS_META=$MODEL_DIR/.qwen-vl
   WEIGHTS_MANIFEST=$WEIGHTS_META/manifest.json
   WEIGHTS_STAMP=$WEIGHTS_META/verified.json
