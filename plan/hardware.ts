@@ -7,6 +7,7 @@ import { CLUSTER_PORTS, PORTS } from "../catalogs/ports";
 import type { Issue } from "../config/errors";
 import type { HostConfig, StackConfig } from "../config/schema";
 import type { DiskBudget, PlanNode, PlannedPort } from "./types";
+import { round } from "./memory";
 
 // ---- hardware ------------------------------------------------------------------------------
 
@@ -29,7 +30,7 @@ export const SYSTEM_GIB = 19;
  */
 export function diskBudget(weightsGiB: number, torch: boolean): DiskBudget {
   return {
-    weightsGiB: Math.round(weightsGiB * 100) / 100,
+    weightsGiB: round(weightsGiB, 2),
     venvGiB: torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
     cachesGiB: torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
   };

@@ -8,9 +8,9 @@ import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { StackConfig } from "../config/schema";
-import { DTYPE_BYTES, GiB, checkpointBytes, effectiveMaxPixels, type Dtype } from "./memory";
+import { DTYPE_BYTES, GiB, checkpointBytes, effectiveMaxPixels, round, type Dtype } from "./memory";
 import { resolveModel } from "./model";
-import { modelDir } from "./layout";
+import { modelDir, repoFolder } from "./layout";
 import { renderVllmArgs } from "./vllm-args";
 import type { Plan, PlanOptions, Setup } from "./types";
 import { planMemory } from "./profile";
@@ -235,10 +235,5 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
 
 /** provisioning.mirrorUrl with `{repo}` ("/" as "--") and `{revision}` filled in. */
 export function expandMirrorUrl(url: string, repo: string, revision: string): string {
-  return url.replaceAll("{repo}", repo.replace(/\//g, "--")).replaceAll("{revision}", revision);
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
+  return url.replaceAll("{repo}", repoFolder(repo)).replaceAll("{revision}", revision);
 }

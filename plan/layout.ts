@@ -25,9 +25,14 @@ export const RAY_TEMP_DIR = `${NODE_STATE}/ray`;
 /** Where weights live on every node (the same path on all nodes, as Ray multi-node requires). */
 export const MODEL_ROOT = `${NODE_STATE}/models`;
 
+/** A repository id as one folder name ("Qwen/Qwen2-VL-7B-Instruct" → "Qwen--Qwen2-VL-7B-Instruct"). */
+export function repoFolder(modelId: string): string {
+  return modelId.replace(/\//g, "--");
+}
+
 /** One checkpoint's folder: the repository and the pinned revision. */
 export function modelDir(modelId: string, revision: string): string {
-  return `${MODEL_ROOT}/${modelId.replace(/\//g, "--")}/${revision}`;
+  return `${MODEL_ROOT}/${repoFolder(modelId)}/${revision}`;
 }
 
 /**

@@ -15,6 +15,12 @@ import type { ModelSpec, Quantization, VisionTower } from "../catalogs/models";
 
 export const GiB = 1024 ** 3;
 
+/** `x` to `digits` decimals, as the plan shows its figures. */
+export function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
 export type Dtype = "bfloat16" | "float16" | "float32";
 export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { bfloat16: 2, float16: 2, float32: 4 };
 

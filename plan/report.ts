@@ -4,6 +4,7 @@
 import { PORTS } from "../catalogs/ports";
 import type { Plan, StageMemory } from "./types";
 import { shellJoin } from "./vllm-args";
+import { round } from "./memory";
 
 export function planToJson(p: Plan): Record<string, unknown> {
   return {
@@ -19,14 +20,14 @@ export function planToJson(p: Plan): Record<string, unknown> {
     stages: p.memory.stages.map((s) => ({
       stage: s.stage,
       layers: s.layers,
-      capacityGiB: r2(s.capacityGiB),
-      budgetGiB: r2(s.budgetGiB),
-      weightsGiB: r2(s.weightsGiB),
-      activationGiB: r2(s.activationGiB),
-      nonTorchGiB: r2(s.nonTorchGiB),
-      cudaGraphGiB: r2(s.cudaGraphGiB),
-      reservedGiB: r2(s.reservedGiB),
-      kvCacheGiB: r2(s.kvCacheGiB),
+      capacityGiB: round(s.capacityGiB, 2),
+      budgetGiB: round(s.budgetGiB, 2),
+      weightsGiB: round(s.weightsGiB, 2),
+      activationGiB: round(s.activationGiB, 2),
+      nonTorchGiB: round(s.nonTorchGiB, 2),
+      cudaGraphGiB: round(s.cudaGraphGiB, 2),
+      reservedGiB: round(s.reservedGiB, 2),
+      kvCacheGiB: round(s.kvCacheGiB, 2),
       kvBytesPerToken: s.kvBytesPerToken,
       kvCacheTokens: s.kvCacheTokens,
     })),
@@ -65,10 +66,6 @@ export function planToJson(p: Plan): Record<string, unknown> {
     warnings: p.warnings,
     waysOut: p.waysOut,
   };
-}
-
-function r2(x: number): number {
-  return Math.round(x * 100) / 100;
 }
 
 const BAR = 48;
