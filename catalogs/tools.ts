@@ -1,3 +1,4 @@
+import type { Interconnect } from "./gpus";
 import { vllmAtLeast } from "./vllm";
 
 /**
@@ -49,7 +50,7 @@ export const NCCL_CHECK_TIMEOUT_SECONDS = 300;
  * nccl-tests' results on these links are several times higher (PCIe 4.0 ≈ 20, NVLink ≥ 100,
  * NVSwitch H100 ≈ 450; a 10–100 Gb/s TCP socket 1–10; EFA on p4d/p5 ≥ 40).
  */
-export const NCCL_MIN_BUSBW_GBPS: Readonly<Record<string, number>> = {
+export const NCCL_MIN_BUSBW_GBPS: Readonly<Record<Interconnect | "network" | "efa", number>> = {
   pcie: 5,
   nvlink: 50,
   nvswitch: 100,
@@ -58,3 +59,12 @@ export const NCCL_MIN_BUSBW_GBPS: Readonly<Record<string, number>> = {
   /** Across nodes over EFA (target.efa). */
   efa: 10,
 };
+
+/** The floor for the links the gate's all-reduce crosses: the network when the replica spans nodes. */
+export function ncclFloorGbps(
+  interconnect: Interconnect,
+  multiNode: boolean,
+  efa: boolean,
+): number {
+  return NCCL_MIN_BUSBW_GBPS[multiNode ? (efa ? "efa" : "network") : interconnect];
+}

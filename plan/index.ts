@@ -5,6 +5,7 @@
  * and the ways out, and the callers (Pulumi program, `plan`, `fit`) refuse to go on.
  */
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
+import { ncclFloorGbps } from "../catalogs/tools";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { StackConfig } from "../config/schema";
@@ -217,6 +218,11 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         ? INSTANCE_TYPES.get(c.target.instanceType)!.nvswitch
         : gpu.interconnect === "nvswitch",
     efa: c.target.kind === "aws" && c.target.efa,
+    ncclMinBusbwGbps: ncclFloorGbps(
+      gpu.interconnect,
+      multiNode,
+      c.target.kind === "aws" && c.target.efa,
+    ),
     ...(c.target.kind === "aws" ? { aws: c.target } : { hosts: c.target }),
     network: c.network,
     monitoring: c.monitoring,

@@ -127,6 +127,8 @@ export interface Plan {
   readonly nvswitch: boolean;
   /** EFA interfaces are in use (AWS, target.efa). */
   readonly efa: boolean;
+  /** The connectivity gate's all-reduce floor (GB/s) for the links it crosses (catalogs/tools.ts). */
+  readonly ncclMinBusbwGbps: number;
   /** The AWS target as configured (target.kind aws), or the hosts (target.kind hosts). */
   readonly aws?: AwsTarget;
   readonly hosts?: HostsTarget;

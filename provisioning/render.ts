@@ -13,7 +13,6 @@ import { PORTS } from "../catalogs/ports";
 import {
   HF_HUB_ENDPOINT,
   NCCL_CHECK_TIMEOUT_SECONDS,
-  NCCL_MIN_BUSBW_GBPS,
   RAY_WAIT_SECONDS,
   TOOL_VERSIONS,
   vllmDashboardUrl,
@@ -262,11 +261,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       NCCL_TIMEOUT: String(NCCL_CHECK_TIMEOUT_SECONDS),
       NETWORK_INTERFACE: node.host?.networkInterface ?? "",
       CHECK_TARGETS: checkTargets.join(" "),
-      // The floor for the links the gate's all-reduce crosses: the network when the replica spans nodes.
-      NCCL_MIN_BUSBW_GBPS: String(
-        NCCL_MIN_BUSBW_GBPS[multiNode ? (plan.efa ? "efa" : "network") : plan.gpu.interconnect] ??
-          5,
-      ),
+      NCCL_MIN_BUSBW_GBPS: String(plan.ncclMinBusbwGbps),
       API_PORT: String(plan.apiPort),
       PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,

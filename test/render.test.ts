@@ -214,6 +214,17 @@ describe("renderProvisioning", () => {
     expect(after.filter(([, d], i) => d !== before[i]![1]).map(([id]) => id)).toEqual(["vllm"]);
   });
 
+  it("the gate's NCCL floor is the plan's: the board's link on one node, the network across nodes", () => {
+    expect(plan("single-gpu").ncclMinBusbwGbps).toBe(5); // PCIe
+    expect(plan("large").ncclMinBusbwGbps).toBe(100); // H100 on NVSwitch (p5)
+    const multi = plan("multi-gpu");
+    expect(multi.ncclMinBusbwGbps).toBe(0.4); // TCP sockets between two g4dn.12xlarge
+    const [head] = renderProvisioning(multi, {
+      addresses: { head: "10.0.0.10", worker1: "10.0.0.11" },
+    });
+    expect(sourced(head!)["NCCL_MIN_BUSBW_GBPS"]).toBe("0.4");
+  });
+
   it("a step's digest follows the files its code names, not those a comment names", () => {
     const f = (name: string, content: string) => ({
       path: `${NODE_HOME}/bin/${name}`,
@@ -252,6 +263,8 @@ describe("renderProvisioning", () => {
     for (const stack of ["lab", "lab-single"]) {
       const c = readStackFile(stack).sections as Record<string, Record<string, unknown>>;
       const prov = c["provisioning"]!;
+      // Weights from the lab's mirror or its stand-in hub: one of them, and the lab's.
+      expect(prov["mirrorUrl"] ?? prov["hfEndpoint"], stack).toBeDefined();
       if (prov["mirrorUrl"]) expect(prov["mirrorUrl"]).toBe(`${mirror}/${MODEL_MIRROR_LAYOUT}`);
       if (prov["hfEndpoint"]) expect(prov["hfEndpoint"]).toBe(`${mirror}/hub`);
       expect(prov["pythonFindLinks"]).toBe(`${mirror}/wheels/`);
