@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { flags } from "../cli/main";
 import { runCommand, UsageError } from "../config/errors";
 import { PROJECT_ROOT } from "../config/stack-file";
 
@@ -19,10 +19,9 @@ function timed(cmd: string, args: string[]): number {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    args: process.argv.slice(2),
-    options: { files: { type: "string", default: "4" }, mib: { type: "string", default: "256" } },
-    strict: true,
+  const { values } = flags(process.argv.slice(2), {
+    files: { type: "string", default: "4" },
+    mib: { type: "string", default: "256" },
   });
   const files = Number(values.files);
   const mib = Number(values.mib);
