@@ -9,6 +9,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { AwsDeployment } from "./components/aws-deployment";
 import { readPulumiConfig } from "./config/pulumi";
+import { secretSource } from "./config/schema";
 import { planToText } from "./plan/report";
 import { NodeProvisioning, type ProvisionedNode } from "./components/node-provisioning";
 import { PORTS } from "./catalogs/ports";
@@ -45,10 +46,11 @@ function resolveSecrets(
   for (const [key, env] of Object.entries(SECRET_ENV)) {
     const ref = plan.secrets[key as keyof typeof SECRET_ENV];
     if (!ref) continue;
-    if (ref.startsWith("config:")) out[env] = cfg.requireSecret(ref.slice("config:".length));
-    else if (ref.startsWith("file:"))
-      out[env] = pulumi.secret(readFileSync(ref.slice("file:".length), "utf8").trim());
-    else out[env] = pulumi.secret(ssm(ref.slice("ssm:".length)));
+    const source = secretSource(ref)!;
+    if (source.kind === "config") out[env] = cfg.requireSecret(source.name);
+    else if (source.kind === "file")
+      out[env] = pulumi.secret(readFileSync(source.name, "utf8").trim());
+    else out[env] = pulumi.secret(ssm(source.name));
   }
   return out;
 }

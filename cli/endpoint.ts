@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { UsageError } from "../config/errors";
 import { readStackPlan } from "./main";
+import { secretSource } from "../config/schema";
 import type { ClientOptions } from "../client/client";
 
 export interface EndpointArgs {
@@ -57,7 +58,8 @@ export async function resolveEndpoint(a: EndpointArgs): Promise<ClientOptions> {
   }
   let apiKey = envKey;
   const ref = plan.secrets.apiKey;
-  if (!apiKey && ref?.startsWith("file:")) apiKey = readFileSync(ref.slice(5), "utf8").trim();
+  const source = secretSource(ref);
+  if (!apiKey && source?.kind === "file") apiKey = readFileSync(source.name, "utf8").trim();
   if (!apiKey && ref)
     throw new UsageError(`stack ${a.stack} protects its API with ${ref}: set QWEN_VL_API_KEY`);
   return {

@@ -8,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
+import { secretSource } from "../config/schema";
 import type { DiskBudget, Plan, PlanNode } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
@@ -292,8 +293,9 @@ export function deploymentSpec(
   const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
   const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
   const ssmParameters = Object.values(plan.secrets)
-    .filter((ref): ref is string => typeof ref === "string" && ref.startsWith("ssm:"))
-    .map((ref) => ref.slice(4));
+    .map(secretSource)
+    .filter((s) => s?.kind === "ssm")
+    .map((s) => s!.name);
   const mirror =
     plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
   return {

@@ -3,7 +3,7 @@
  * the offline `plan` reads from the stack file, so both go through the one parser and planner.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { SECTIONS } from "./schema";
+import { SECTIONS, secretSource } from "./schema";
 
 export interface PulumiRawConfig {
   readonly sections: Record<string, unknown>;
@@ -21,10 +21,9 @@ export function readPulumiConfig(cfg: pulumi.Config = new pulumi.Config()): Pulu
   const secrets = sections["secrets"];
   if (secrets && typeof secrets === "object") {
     for (const ref of Object.values(secrets as Record<string, unknown>)) {
-      if (typeof ref === "string" && ref.startsWith("config:")) {
-        const key = ref.slice("config:".length);
-        if (cfg.getSecret(key) !== undefined) secretKeys.add(key);
-      }
+      const source = secretSource(ref);
+      if (source?.kind === "config" && cfg.getSecret(source.name) !== undefined)
+        secretKeys.add(source.name);
     }
   }
   return { sections, secretKeys };

@@ -66,6 +66,25 @@ const hostname = z
 export const SECRET_REF_FORMS =
   '"config:<pulumi config key>", "ssm:/<parameter path>" or "file:/<absolute path of a file holding it>"';
 
+/** Where a secret lives, from its reference: a Pulumi config key, an SSM parameter path or a file. */
+export interface SecretSource {
+  readonly kind: "config" | "ssm" | "file";
+  /** The key, the parameter path ("/…") or the file path. */
+  readonly name: string;
+}
+
+/**
+ * A secrets.* reference ("ssm:/qwen/hf") read into its source; undefined for anything else (the
+ * schema admits only references, so a parsed stack's are always read).
+ */
+export function secretSource(ref: unknown): SecretSource | undefined {
+  if (typeof ref !== "string") return undefined;
+  const colon = ref.indexOf(":");
+  const kind = ref.slice(0, colon);
+  if (kind !== "config" && kind !== "ssm" && kind !== "file") return undefined;
+  return { kind, name: ref.slice(colon + 1) };
+}
+
 const secretRef = z.string().check((ctx) => {
   const v = ctx.value;
   if (

@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { flags, readStackPlan } from "../cli/main";
+import { secretSource } from "../config/schema";
 import type { Plan } from "../plan";
 import { runCommand, UsageError } from "../config/errors";
 import { down, LabError, readState, up, writeState, type LabState } from "./lab";
@@ -56,8 +57,9 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
   await ensureAptProxy(state, writeState);
   // Secrets the stack reads from files on this machine: a random value, made once per boot.
   for (const ref of Object.values(plan.secrets)) {
-    if (typeof ref !== "string" || !ref.startsWith("file:")) continue;
-    const path = ref.slice("file:".length);
+    const source = secretSource(ref);
+    if (source?.kind !== "file") continue;
+    const path = source.name;
     if (existsSync(path)) continue;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(path, `hf_lab${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });

@@ -25,7 +25,7 @@ import {
 } from "../catalogs/vllm";
 import { describeExposure, exposure } from "../config/cidr";
 import { closest, type Issue } from "../config/errors";
-import type { StackConfig, VllmConfig } from "../config/schema";
+import { secretSource, type StackConfig, type VllmConfig } from "../config/schema";
 import { CUDA_CONTEXT_GiB, effectiveMaxPixels, maxImageTokens, type Dtype } from "./memory";
 import { RENDERED_FLAGS } from "./vllm-args";
 import {
@@ -65,14 +65,15 @@ export function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues
   for (const key of ["hfToken", "apiKey"] as const) {
     const ref = c.secrets[key];
     if (!ref) continue;
-    if (ref.startsWith("config:") && opts.secretKeys && !opts.secretKeys.has(ref.slice(7))) {
+    const source = secretSource(ref)!;
+    if (source.kind === "config" && opts.secretKeys && !opts.secretKeys.has(source.name)) {
       issues.push({
         path: `secrets.${key}`,
         value: ref,
-        message: `names Pulumi config key "${ref.slice(7)}", which the stack does not hold as a secret; run: pulumi config set --secret ${ref.slice(7)} <value>`,
+        message: `names Pulumi config key "${source.name}", which the stack does not hold as a secret; run: pulumi config set --secret ${source.name} <value>`,
       });
     }
-    if (ref.startsWith("ssm:") && c.target.kind !== "aws") {
+    if (source.kind === "ssm" && c.target.kind !== "aws") {
       issues.push({
         path: `secrets.${key}`,
         value: ref,

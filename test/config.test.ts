@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { RENDERED_FLAGS, VLLM_FLAG_TABLE } from "../plan/vllm-args";
 import { planProblems, testLock } from "./support/plans";
 import { ConfigError } from "../config/errors";
+import { secretSource } from "../config/schema";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 
@@ -477,5 +478,15 @@ describe("cost label (issue 11 item 8)", () => {
     });
     expect(on.costPerHourUsd).toBe(0.5);
     expect(on.costNote).toMatch(/spot, at most the configured max price/);
+  });
+});
+
+describe("secret references: one reading for every consumer (program, role, checks, endpoint, lab)", () => {
+  it("reads config:, ssm: and file: references into their source, and nothing else", () => {
+    expect(secretSource("config:hfToken")).toEqual({ kind: "config", name: "hfToken" });
+    expect(secretSource("ssm:/qwen/hf-token")).toEqual({ kind: "ssm", name: "/qwen/hf-token" });
+    expect(secretSource("file:/run/keys/api")).toEqual({ kind: "file", name: "/run/keys/api" });
+    for (const other of ["hf_abcdefghijkl", "env:X", "", undefined, 42])
+      expect(secretSource(other), String(other)).toBeUndefined();
   });
 });
