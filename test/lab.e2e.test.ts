@@ -39,6 +39,7 @@ import { startListening } from "./support/processes";
 
 function labUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "not root";
+  if (process.env["QWEN_VL_NO_LAB"]) return "QWEN_VL_NO_LAB is set";
   // lab:up installs its Debian packages itself; without apt-get they must be there already.
   if (spawnSync("sh", ["-c", "command -v apt-get"]).status === 0) return undefined;
   for (const bin of ["debootstrap", "systemd-nspawn", "ip", "ssh-keygen"]) {
