@@ -117,7 +117,7 @@ export function qwenVlProgram(): ProgramOutputs {
           port: t.port,
           user: t.user,
           privateKeyPath: t.privateKeyPath!,
-          hostKey: t.hostKey,
+          hostKeys: t.hostKeys,
         },
       };
     });

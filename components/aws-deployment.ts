@@ -137,13 +137,13 @@ export class AwsDeployment extends pulumi.ComponentResource {
         name: n.name,
         clusterAddress: node.privateIp,
         connection: pulumi
-          .all([node.publicIp, deployKey.privateKey, hostKey.hostKey])
-          .apply(([host, privateKey, key]) => ({
+          .all([node.publicIp, deployKey.privateKey, hostKey.hostKeys])
+          .apply(([host, privateKey, hostKeys]) => ({
             host,
             port: PORTS.ssh,
             user: access.user,
             privateKey,
-            hostKey: key,
+            hostKeys,
           })),
       });
       const connect = pulumi

@@ -7,15 +7,20 @@
  * ships, under every Pulumi engine (README: "Why a dynamic provider").
  *
  * - create: run the step; update (its triggers changed): run it again (the steps are idempotent);
- *   delete: run its undo command. A different machine (host or port) replaces the step, deleting
- *   on the old machine first.
+ *   only how the node is reached changed: record it, run nothing; delete: run its undo command. A
+ *   different machine (host or port) replaces the step, deleting on the old machine first.
+ * - Every diff takes any input as possibly unknown (a preview of a replaced node) and any state as
+ *   possibly written by an earlier release (provisioning/resource-diffs.ts).
  * - The provider's functions are serialized into the state with what they capture, so they capture
- *   nothing: each call loads provisioning/remote.ts from the project (found from the engine's
- *   working directory) through tsx. Secrets (a key, the secrets file's content) arrive only as
- *   inputs marked secret, and are not returned as outputs.
+ *   nothing but small loaders: each call loads provisioning/remote.ts and resource-diffs.ts from
+ *   the project (found from the engine's working directory) through tsx. The serialized text still
+ *   differs between tsx and ts-node and across upgrades, so no resource may depend on it: the
+ *   deploy key in particular keeps its key through any change of it. Secrets (a key, the secrets
+ *   file's content) arrive only as inputs marked secret, and are not returned as outputs.
  */
 import * as pulumi from "@pulumi/pulumi";
 import type { Connection, StepArgs } from "../provisioning/remote";
+import type { StepState } from "../provisioning/resource-diffs";
 
 export interface RemoteStepArgs {
   /** How to reach the node over SSH (address, user, key: a secret Output). Required. */
@@ -38,47 +43,38 @@ export interface RemoteStepArgs {
   readonly dialAttempts?: number;
 }
 
-/** The state a step keeps: what it ran and how it went, without the key or its standard input. */
-interface StepState {
-  readonly connection: Omit<Connection, "privateKey">;
-  readonly node: string;
-  readonly step: string;
-  readonly create: string;
-  readonly delete?: string;
-  readonly triggers: string[];
-  readonly rebootMarker?: string;
-  readonly changed: boolean;
-  readonly seconds: number;
-  readonly tail: string;
-}
-
-type Inputs = StepArgs & { triggers: string[] };
+type Inputs = StepArgs & { triggers: string[]; urn?: string };
 
 /**
- * provisioning/remote.ts from the project, found from the engine's working directory (the project,
- * or a folder inside it), loaded through tsx. A plain function: serialized with the provider, it
- * captures nothing but `require` and `process`.
+ * A file of the project, found from the engine's working directory (the project, or a folder inside
+ * it), loaded through tsx. A plain function: serialized with the provider, it captures nothing but
+ * `require` and `process`, so the provider's text (kept in the state) stays the same while the
+ * logic it loads (provisioning/remote.ts, provisioning/resource-diffs.ts) evolves.
  */
-function loadRemote(): typeof import("../provisioning/remote") {
+function load(rel: string): unknown {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const path = require("node:path") as typeof import("node:path");
   const fs = require("node:fs") as typeof import("node:fs");
   let dir = process.cwd();
-  while (!fs.existsSync(path.join(dir, "provisioning", "remote.ts"))) {
+  while (!fs.existsSync(path.join(dir, rel))) {
     const up = path.dirname(dir);
     if (up === dir)
       throw new Error(
-        `provisioning/remote.ts not found above ${process.cwd()}: run Pulumi from the qwen-vl-deploy checkout`,
+        `${rel} not found above ${process.cwd()}: run Pulumi from the qwen-vl-deploy checkout`,
       );
     dir = up;
   }
-  const file = path.join(dir, "provisioning", "remote.ts");
+  const file = path.join(dir, rel);
   return require("tsx/cjs/api").require(file, file);
   /* eslint-enable @typescript-eslint/no-require-imports */
 }
+const loadRemote = () => load("provisioning/remote.ts") as typeof import("../provisioning/remote");
+const loadDiffs = () =>
+  load("provisioning/resource-diffs.ts") as typeof import("../provisioning/resource-diffs");
+const loadEngineLog = () => load("components/engine-log.ts") as typeof import("./engine-log");
 
-async function runAndRecord(inputs: Inputs): Promise<StepState> {
-  const r = await loadRemote().runStep(inputs);
+/** The state a step keeps: what it ran and how it went, without the key or its standard input. */
+function record(inputs: Inputs, r: { changed: boolean; seconds: number; tail: string }): StepState {
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { privateKey, ...connection } = inputs.connection;
   return {
@@ -95,40 +91,43 @@ async function runAndRecord(inputs: Inputs): Promise<StepState> {
   };
 }
 
+async function runAndRecord(inputs: Inputs): Promise<StepState> {
+  const progress = loadEngineLog().progressLogger(inputs.urn, `${inputs.node}/${inputs.step}`);
+  try {
+    const r = await loadRemote().runStep({ ...inputs, onProgress: progress.line });
+    return record(inputs, r);
+  } finally {
+    await progress.close();
+  }
+}
+
 const provider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: StepState, news: Inputs): Promise<pulumi.dynamic.DiffResult> {
-    const replaces: string[] = [];
-    if (
-      olds.connection.host !== news.connection.host ||
-      olds.connection.port !== news.connection.port
-    )
-      replaces.push("connection");
-    const changes =
-      replaces.length > 0 ||
-      olds.create !== news.create ||
-      (olds.delete ?? "") !== (news.delete ?? "") ||
-      olds.connection.user !== news.connection.user ||
-      olds.connection.hostKey !== news.connection.hostKey ||
-      JSON.stringify(olds.triggers.filter((t) => !t.startsWith("rerun:"))) !==
-        JSON.stringify(news.triggers.filter((t) => !t.startsWith("rerun:"))) ||
-      // A re-run asked for (npm run pulumi -- up --rerun) runs the step again, once per token.
-      news.triggers.some((t) => t.startsWith("rerun:") && !olds.triggers.includes(t));
-    return { changes, replaces, deleteBeforeReplace: true };
+    return loadDiffs().stepDiff(olds, news);
   },
 
   async create(inputs: Inputs): Promise<pulumi.dynamic.CreateResult> {
     return { id: `${inputs.node}/${inputs.step}`, outs: await runAndRecord(inputs) };
   },
 
-  async update(_id: string, _olds: StepState, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
+  async update(_id: string, olds: StepState, news: Inputs): Promise<pulumi.dynamic.UpdateResult> {
+    // Only how the node is reached (or the undo) changed: recorded, the step is not run again.
+    if (!loadDiffs().stepNeedsRun(olds, news)) return { outs: record(news, olds) };
     return { outs: await runAndRecord(news) };
   },
 
   async delete(_id: string, olds: StepState): Promise<void> {
     if (!olds.delete) return;
-    await loadRemote().undoStep({ ...olds, connection: olds.connection as Connection });
+    const connection = {
+      ...olds.connection,
+      hostKeys: [...loadRemote().targetHostKeys(olds.connection)],
+    } as Connection;
+    await loadRemote().undoStep({ ...olds, connection });
   },
 };
+
+/** The step's resource type as the engine knows it (pulumi.dynamic.Resource's naming). */
+const REMOTE_STEP_TYPE = "pulumi-nodejs:dynamic/qwen-vl-deploy:RemoteStep";
 
 /** One provisioning step on one node. */
 export class RemoteStep extends pulumi.dynamic.Resource {
@@ -142,7 +141,14 @@ export class RemoteStep extends pulumi.dynamic.Resource {
     super(
       provider,
       name,
-      { ...args, changed: undefined, seconds: undefined, tail: undefined },
+      {
+        ...args,
+        // Its own URN, so that its progress lines reach the engine's display beside it.
+        urn: pulumi.createUrn(name, REMOTE_STEP_TYPE, opts?.parent),
+        changed: undefined,
+        seconds: undefined,
+        tail: undefined,
+      },
       { ...opts, deleteBeforeReplace: true },
       "qwen-vl-deploy",
       "RemoteStep",
@@ -152,8 +158,19 @@ export class RemoteStep extends pulumi.dynamic.Resource {
 
 const deployKeyProvider: pulumi.dynamic.ResourceProvider = {
   async create(inputs: { comment: string }): Promise<pulumi.dynamic.CreateResult> {
-    const key = loadRemote().generateDeployKey(inputs.comment);
-    return { id: key.publicKey.split(" ")[1]!.slice(0, 16), outs: { ...inputs, ...key } };
+    const remote = loadRemote();
+    const key = remote.generateDeployKey(inputs.comment);
+    // The key's own fingerprint: unique per key (the base64's first characters are the type's).
+    return { id: remote.keyFingerprint(key.publicKey), outs: { ...inputs, ...key } };
+  },
+  async diff(_id: string, olds: { publicKey?: string; privateKey?: string }) {
+    return loadDiffs().deployKeyDiff(olds);
+  },
+  async update(_id: string, olds: Record<string, unknown>, news: { comment: string }) {
+    // Reached only for a state that lost its key (deployKeyDiff): make a new one.
+    if (loadDiffs().deployKeyDiff(olds).changes)
+      return { outs: { ...news, ...loadRemote().generateDeployKey(news.comment) } };
+    return { outs: olds };
   },
 };
 
@@ -183,18 +200,25 @@ const consoleHostKeyProvider: pulumi.dynamic.ResourceProvider = {
     region: string;
     instanceId: string;
   }): Promise<pulumi.dynamic.CreateResult> {
-    const hostKey = await loadRemote().consoleHostKey(inputs.region, inputs.instanceId);
-    return { id: `${inputs.instanceId}-hostkey`, outs: { ...inputs, hostKey } };
+    const hostKeys = await loadRemote().consoleHostKeys(inputs.region, inputs.instanceId);
+    return { id: `${inputs.instanceId}-hostkey`, outs: { ...inputs, hostKeys } };
   },
-  async diff(_id: string, olds: { instanceId: string }, news: { instanceId: string }) {
-    const changed = olds.instanceId !== news.instanceId;
-    return { changes: changed, replaces: changed ? ["instanceId"] : [] };
+  async diff(_id: string, olds: { instanceId?: string; hostKeys?: string[] }, news: object) {
+    return loadDiffs().consoleHostKeyDiff(olds, news);
+  },
+  async update(
+    _id: string,
+    olds: { hostKeys?: string[]; hostKey?: string },
+    news: { region: string; instanceId: string },
+  ) {
+    // The same instance, stored by the release that kept one key: the list, without a new read.
+    return { outs: { ...news, hostKeys: olds.hostKeys ?? (olds.hostKey ? [olds.hostKey] : []) } };
   },
 };
 
-/** An EC2 instance's SSH host key, read from its console (cloud-init prints it there). */
+/** An EC2 instance's SSH host keys (every type), read from its console (cloud-init prints them). */
 export class ConsoleHostKey extends pulumi.dynamic.Resource {
-  declare readonly hostKey: pulumi.Output<string>;
+  declare readonly hostKeys: pulumi.Output<string[]>;
 
   constructor(
     name: string,
@@ -204,7 +228,7 @@ export class ConsoleHostKey extends pulumi.dynamic.Resource {
     super(
       consoleHostKeyProvider,
       name,
-      { ...args, hostKey: undefined },
+      { ...args, hostKeys: undefined },
       opts,
       "qwen-vl-deploy",
       "ConsoleHostKey",

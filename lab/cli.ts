@@ -75,7 +75,7 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
           port: 22,
           user: "root",
           privateKeyPath: state.keyPath,
-          hostKey: lab.hostKey,
+          hostKeys: lab.hostKeys,
         },
         30,
       );

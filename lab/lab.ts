@@ -37,6 +37,7 @@ export const HOST_PACKAGES: Readonly<Record<string, string>> = {
   "systemd-nspawn": "systemd-container",
   ip: "iproute2",
   "ssh-keygen": "openssh-client",
+  "ssh-keyscan": "openssh-client",
   python3: "python3",
   mount: "mount",
   aria2c: "aria2",
@@ -76,7 +77,8 @@ export interface LabNode {
   readonly dir: string;
   /** PID of the supervisor that runs (and, on a reboot, re-runs) systemd-nspawn. */
   pid: number;
-  readonly hostKey: string;
+  /** Its host keys, "type base64": ed25519, ecdsa, rsa. */
+  readonly hostKeys: string[];
 }
 
 export interface LabState {
@@ -233,6 +235,29 @@ function ensureKey(): { keyPath: string; publicKey: string } {
   return { keyPath, publicKey: readFileSync(`${keyPath}.pub`, "utf8").trim() };
 }
 
+/**
+ * known_hosts for the nodes from the real `ssh-keyscan -H` (every key type each node has, hashed
+ * names), retried briefly while an sshd that just started listening is not yet answering.
+ */
+function keyscan(addresses: string[]): string {
+  const want = addresses.length * 3;
+  let last = "";
+  for (let i = 0; i < 10; i++) {
+    const r = spawnSync(
+      "ssh-keyscan",
+      ["-H", "-T", "10", "-t", "rsa,ecdsa,ed25519", ...addresses],
+      {
+        encoding: "utf8",
+      },
+    );
+    const lines = r.stdout.split("\n").filter((l) => l && !l.startsWith("#"));
+    if (lines.length === want) return lines.join("\n") + "\n";
+    last = `${lines.length} of ${want} keys; ${r.stderr.trim().slice(-300)}`;
+    spawnSync("sleep", ["1"]);
+  }
+  throw new LabError(`ssh-keyscan of the lab nodes did not return every host key: ${last}`);
+}
+
 function waitPort(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
@@ -310,7 +335,6 @@ export async function up(opts: UpOptions): Promise<LabState> {
     sh("ip", ["link", "add", BRIDGE, "type", "bridge"]);
     sh("ip", ["addr", "add", `${HOST_ADDRESS}/24`, "dev", BRIDGE]);
     sh("ip", ["link", "set", BRIDGE, "up"]);
-    const known: string[] = [];
     for (let i = 1; i <= opts.nodes; i++) {
       const name = NODE_NAME(i);
       const dir = join(LAB_DIR, "nodes", name);
@@ -334,24 +358,18 @@ export async function up(opts: UpOptions): Promise<LabState> {
         join(root, "etc/hosts"),
         `127.0.0.1 localhost\n${hosts}\n${HOST_ADDRESS} lab-host\n`,
       );
-      sh("ssh-keygen", [
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        `root@${name}`,
-        "-f",
-        join(root, "etc/ssh/ssh_host_ed25519_key"),
-      ]);
+      // Every host key type a fresh Debian or Ubuntu image has (its openssh-server postinst runs
+      // ssh-keygen -A: rsa, ecdsa and ed25519), so the lab meets what real hosts present.
+      sh("ssh-keygen", ["-A", "-f", root]);
       mkdirSync(join(root, "root/.ssh"), { recursive: true, mode: 0o700 });
       writeFileSync(join(root, "root/.ssh/authorized_keys"), `${publicKey}\n`, { mode: 0o600 });
-      const hostKey = readFileSync(join(root, "etc/ssh/ssh_host_ed25519_key.pub"), "utf8")
-        .trim()
-        .split(" ")
-        .slice(0, 2)
-        .join(" ");
+      const hostKeys = ["ed25519", "ecdsa", "rsa"].map((t) =>
+        readFileSync(join(root, `etc/ssh/ssh_host_${t}_key.pub`), "utf8")
+          .trim()
+          .split(" ")
+          .slice(0, 2)
+          .join(" "),
+      );
       const netns = `qvl-n${i}`;
       const hostVeth = `qvl-n${i}`;
       const node: LabNode = {
@@ -361,7 +379,7 @@ export async function up(opts: UpOptions): Promise<LabState> {
         hostVeth,
         dir,
         pid: 0,
-        hostKey,
+        hostKeys,
       };
       state.nodes.push(node);
       writeState(state);
@@ -376,11 +394,12 @@ export async function up(opts: UpOptions): Promise<LabState> {
       sh("ip", ["-n", netns, "link", "set", "lo", "up"]);
       node.pid = bootNode(node);
       writeState(state);
-      known.push(`${node.address} ${hostKey}`, `${name} ${hostKey}`);
       log(`booting ${name} (${node.address})`);
     }
-    writeFileSync(knownHostsPath, known.join("\n") + "\n");
     await Promise.all(state.nodes.map((n) => waitPort(n.address, 22, 60_000)));
+    // known_hosts as the README tells users to make it: the real ssh-keyscan, every key type,
+    // hashed names (Debian's and Ubuntu's HashKnownHosts default).
+    writeFileSync(knownHostsPath, keyscan(state.nodes.map((n) => n.address)));
     log(`${state.nodes.length} node(s) up`);
     return state;
   } catch (e) {

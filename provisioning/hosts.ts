@@ -4,6 +4,7 @@
  * node of a deployed stack without changing it. Deploying is `pulumi up` (program.ts).
  */
 import { UserError } from "../config/errors";
+import { createHmac } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import type { NodeSSH } from "node-ssh";
@@ -21,17 +22,94 @@ function expandPath(p: string): string {
   return p.startsWith("~/") ? join(homedir(), p.slice(2)) : resolve(PROJECT_ROOT, p);
 }
 
-/** known_hosts lines "address key-type base64" → the key for an address. */
-export function knownHostKey(knownHostsPath: string, host: HostConfig): string {
-  const lines = readFileSync(knownHostsPath, "utf8").split("\n");
-  for (const l of lines) {
-    const [names, type, key] = l.trim().split(/\s+/);
-    if (!names || !type || !key) continue;
-    const list = names.split(",").map((n) => n.replace(/^\[(.*)\]:\d+$/, "$1"));
-    if (list.includes(host.address) || list.includes(host.name)) return `${type} ${key}`;
+/** One known_hosts line, as sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT" defines it. */
+export interface KnownHostsEntry {
+  readonly marker?: "@revoked" | "@cert-authority";
+  /** Comma-separated patterns, `[host]:port` forms and `|1|salt|hash` hashed names. */
+  readonly hosts: string;
+  /** "type base64". */
+  readonly key: string;
+}
+
+/** Every entry of a known_hosts text (comments, blank and malformed lines skipped). Pure. */
+export function parseKnownHosts(text: string): KnownHostsEntry[] {
+  const out: KnownHostsEntry[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const fields = raw.trim().split(/\s+/);
+    if (!fields[0] || fields[0].startsWith("#")) continue;
+    const marker =
+      fields[0] === "@revoked" || fields[0] === "@cert-authority" ? fields.shift() : undefined;
+    const [hosts, type, key] = fields;
+    if (!hosts || !type || !key) continue;
+    out.push({
+      ...(marker ? { marker: marker as KnownHostsEntry["marker"] } : {}),
+      hosts,
+      key: `${type} ${key}`,
+    });
   }
+  return out;
+}
+
+/**
+ * Whether a known_hosts host field names `host` on `port` as OpenSSH reads it: the name looked up
+ * is the host for port 22 and `[host]:port` otherwise; a pattern may use `*` and `?` and be negated
+ * with `!` (a negated match excludes the line); a hashed name `|1|<salt>|<hash>` is
+ * HMAC-SHA1(salt, name), as `ssh-keygen -H` and `ssh-keyscan -H` write it (Debian and Ubuntu
+ * hash by default: HashKnownHosts yes). Pure.
+ */
+export function knownHostsFieldMatches(field: string, host: string, port: number): boolean {
+  const name = (port === 22 ? host : `[${host}]:${port}`).toLowerCase();
+  let matched = false;
+  for (const pattern of field.split(",")) {
+    const hashed = /^\|1\|([A-Za-z0-9+/=]+)\|([A-Za-z0-9+/=]+)$/.exec(pattern);
+    if (hashed) {
+      const mac = createHmac("sha1", Buffer.from(hashed[1]!, "base64"))
+        .update(name)
+        .digest("base64");
+      if (mac === hashed[2]) matched = true;
+      continue;
+    }
+    const negated = pattern.startsWith("!");
+    const glob = (negated ? pattern.slice(1) : pattern).toLowerCase();
+    const re = new RegExp(
+      `^${glob
+        .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+        .replace(/\*/g, ".*")
+        .replace(/\?/g, ".")}$`,
+    );
+    if (re.test(name)) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+
+/**
+ * Every key known_hosts holds for the host at its address and port, as OpenSSH reads the file:
+ * all lines that name it (ssh-keyscan writes one per key type: rsa, ecdsa, ed25519), hashed names
+ * included, less any key marked `@revoked` (for any host). `@cert-authority` lines are host
+ * certificate authorities, which this deployer does not use: a host known only through one is
+ * refused with a way out.
+ */
+export function knownHostKeys(knownHostsPath: string, host: HostConfig): string[] {
+  const entries = parseKnownHosts(readFileSync(knownHostsPath, "utf8"));
+  const revoked = new Set(entries.filter((e) => e.marker === "@revoked").map((e) => e.key));
+  const named = entries.filter((e) => knownHostsFieldMatches(e.hosts, host.address, host.port));
+  const keys = [
+    ...new Set(
+      named.filter((e) => e.marker === undefined && !revoked.has(e.key)).map((e) => e.key),
+    ),
+  ];
+  if (keys.length > 0) return keys;
+  const scan = `ssh-keyscan -H -p ${host.port} ${host.address} >> ${knownHostsPath}`;
+  const why = named.some((e) => e.marker === undefined)
+    ? "every key it lists for the host is marked @revoked"
+    : named.some((e) => e.marker === "@cert-authority")
+      ? "it names only a certificate authority for the host (host certificates are not supported)"
+      : `it has no host key for ${host.name} (${host.port === 22 ? host.address : `[${host.address}]:${host.port}`})`;
   throw new DeploySetupError(
-    `${knownHostsPath} has no host key for ${host.name} (${host.address}): add it with ssh-keyscan -p ${host.port} ${host.address} >> ${knownHostsPath} after checking its fingerprint out of band — host keys are never skipped`,
+    `${knownHostsPath}: ${why}: add the host's own keys with ${scan} after checking their fingerprints out of band (ssh-keygen -lf) — host keys are never skipped`,
   );
 }
 
@@ -49,7 +127,7 @@ function checkSetup(target: HostsTarget, keyPath: string, knownHosts: string): v
   else
     for (const h of target.hosts) {
       try {
-        knownHostKey(knownHosts, h);
+        knownHostKeys(knownHosts, h);
       } catch (e) {
         problems.push((e as Error).message);
       }
@@ -76,7 +154,7 @@ export function sshTargets(plan: Plan): (host: HostConfig) => SshTarget {
     port: host.port,
     user: host.user,
     privateKeyPath: keyPath,
-    hostKey: knownHostKey(knownHosts, host),
+    hostKeys: knownHostKeys(knownHosts, host),
   });
 }
 

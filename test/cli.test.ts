@@ -285,7 +285,7 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
     const r = deployAs();
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(
-      /has no host key for rtx3090 \(192\.0\.2\.10\): add it with ssh-keyscan -p 22 192\.0\.2\.10 >> \S+known_hosts after checking its fingerprint out of band/,
+      /known_hosts: it has no host key for rtx3090 \(192\.0\.2\.10\): add the host's own keys with ssh-keyscan -H -p 22 192\.0\.2\.10 >> \S+known_hosts after checking their fingerprints out of band/,
     );
   });
 
@@ -303,7 +303,9 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
       port,
       user: "root",
       privateKeyPath: join(home, ".ssh", "id_ed25519"),
-      hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==",
+      hostKeys: [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZha2Vob3N0a2V5Zm9ydGVzdHNvbmx5MDAwMDAwMA==",
+      ],
     };
     const step = { connection, node: "rtx3090", step: "preflight", create: "true" };
     // An unusable key fails at once, named; nothing is retried.

@@ -80,7 +80,7 @@ async function onNode(name: string, command: string, stdin?: string) {
       port: 22,
       user: "root",
       privateKeyPath: readState()!.keyPath,
-      hostKey: n.hostKey,
+      hostKeys: n.hostKeys,
     },
     60,
   );
@@ -459,7 +459,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
             port: 22,
             user: "root",
             privateKeyPath: key,
-            hostKey: node("lab-n4").hostKey,
+            hostKeys: node("lab-n4").hostKeys,
           },
           node: "lab-n4",
           step: "preflight",

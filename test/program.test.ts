@@ -130,13 +130,16 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     await settle(rec);
     expect(resources(rec).filter((r) => r.type === "aws:ec2/instance:Instance")).toHaveLength(2);
     const steps = rec.registrations.filter((r) => r.type === STEP_TYPE);
-    // The AWS connection: the instance's public address, the AMI's user, the console's host key.
+    // The AWS connection: the instance's public address, the AMI's user, every console host key.
     const conn = steps.find((s) => s.name === "multi-gpu-worker1-ray")!.inputs["connection"];
     expect(conn).toMatchObject({
       host: "203.0.113.12",
       port: 22,
       user: "ubuntu",
-      hostKey: "ssh-ed25519 AAAAhostkeyofmulti-gpu-worker1-hostkey",
+      hostKeys: [
+        "ssh-ed25519 AAAAhostkeyofmulti-gpu-worker1-hostkey",
+        "ssh-rsa AAAArsahostkeyofmulti-gpu-worker1-hostkey",
+      ],
     });
   });
 

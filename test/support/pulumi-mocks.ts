@@ -64,7 +64,10 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           state["privateKey"] = MOCK_DEPLOY_PRIVATE_KEY;
         }
         if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:ConsoleHostKey")
-          state["hostKey"] = `ssh-ed25519 AAAAhostkeyof${args.name}`;
+          state["hostKeys"] = [
+            `ssh-ed25519 AAAAhostkeyof${args.name}`,
+            `ssh-rsa AAAArsahostkeyof${args.name}`,
+          ];
         if (args.type === "pulumi-nodejs:dynamic/qwen-vl-deploy:RemoteStep") {
           state["changed"] = true;
           state["tail"] = `ran ${args.name}`;
