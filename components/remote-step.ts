@@ -43,7 +43,7 @@ export interface RemoteStepArgs {
   readonly dialAttempts?: number;
 }
 
-type Inputs = StepArgs & { triggers: string[]; urn?: string };
+type Inputs = StepArgs & { triggers: string[]; stepUrn?: string };
 
 /**
  * A file of the project, found from the engine's working directory (the project, or a folder inside
@@ -92,7 +92,7 @@ function record(inputs: Inputs, r: { changed: boolean; seconds: number; tail: st
 }
 
 async function runAndRecord(inputs: Inputs): Promise<StepState> {
-  const progress = loadEngineLog().progressLogger(inputs.urn, `${inputs.node}/${inputs.step}`);
+  const progress = loadEngineLog().progressLogger(inputs.stepUrn, `${inputs.node}/${inputs.step}`);
   try {
     const r = await loadRemote().runStep({ ...inputs, onProgress: progress.line });
     return record(inputs, r);
@@ -129,6 +129,25 @@ const provider: pulumi.dynamic.ResourceProvider = {
 /** The step's resource type as the engine knows it (pulumi.dynamic.Resource's naming). */
 const REMOTE_STEP_TYPE = "pulumi-nodejs:dynamic/qwen-vl-deploy:RemoteStep";
 
+/**
+ * A step's URN, as a plain promise: an Output of the parent's URN would make the step depend on its
+ * parent component, which the engine expands to every child of it, the step itself included (a
+ * wait that never ends). URNs are known in a preview too.
+ */
+function ownUrn(name: string, parent: pulumi.Resource | undefined): Promise<string> {
+  const root = `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::`;
+  if (!parent) return Promise.resolve(`${root}${REMOTE_STEP_TYPE}::${name}`);
+  return new Promise((resolve) =>
+    parent.urn.apply((u) => {
+      const prefix = u.substring(0, u.lastIndexOf("::")) + "$";
+      resolve(
+        `${prefix.endsWith("::pulumi:pulumi:Stack$") ? root : prefix}${REMOTE_STEP_TYPE}::${name}`,
+      );
+      return u;
+    }),
+  );
+}
+
 /** One provisioning step on one node. */
 export class RemoteStep extends pulumi.dynamic.Resource {
   /** Whether the step's last run changed something on the node (its RESULT line). */
@@ -144,7 +163,7 @@ export class RemoteStep extends pulumi.dynamic.Resource {
       {
         ...args,
         // Its own URN, so that its progress lines reach the engine's display beside it.
-        urn: pulumi.createUrn(name, REMOTE_STEP_TYPE, opts?.parent),
+        stepUrn: ownUrn(name, opts?.parent),
         changed: undefined,
         seconds: undefined,
         tail: undefined,

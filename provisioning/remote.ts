@@ -10,6 +10,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { NodeSSH } from "node-ssh";
+import { StringDecoder } from "node:string_decoder";
 import { connect, exec, probePort, type SshTarget } from "./ssh";
 
 export { targetHostKeys } from "./ssh";
@@ -122,17 +123,27 @@ function runId(step: string): string {
  */
 export function launchScript(id: string): string {
   const d = `${RUN_DIR}/${id}`;
-  // $0 is the run's folder; the exit status is written after the output is complete.
-  const wrapper = `echo $$ > "$0/pid"; in=/dev/null; [ -f "$0/in" ] && in="$0/in"; bash "$0/cmd" < "$in" > "$0/log" 2>&1; echo $? > "$0/rc.tmp"; mv "$0/rc.tmp" "$0/rc"; rm -f "$0/in"`;
-  const q = `'${wrapper.replace(/'/g, `'\\''`)}'`;
+  // The wrapper is a file, not a command line: systemd-run's command line is expanded by systemd
+  // ("$$" becomes "$", $NAME and %-specifiers are substituted: systemd.service(5) Command lines).
+  // The exit status is written after the output is complete.
+  const wrapper = [
+    'd="$(dirname "$0")"',
+    'echo $$ > "$d/pid"',
+    'in=/dev/null; [ -f "$d/in" ] && in="$d/in"',
+    'bash "$d/cmd" < "$in" > "$d/log" 2>&1',
+    'echo $? > "$d/rc.tmp"; mv "$d/rc.tmp" "$d/rc"; rm -f "$d/in"',
+  ].join("\n");
   return [
     `d=${d}`,
     `if [ ! -e "$d/launched" ]; then`,
+    `  cat > "$d/run" <<'QWEN_VL_RUN'`,
+    wrapper,
+    `QWEN_VL_RUN`,
     `  touch "$d/launched"`,
     `  if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then`,
-    `    systemd-run --quiet --collect --unit=qwen-vl-step-${id} --setenv=HOME=/root --property=StandardInput=null /bin/bash -c ${q} "$d"`,
+    `    systemd-run --quiet --collect --unit=qwen-vl-step-${id} --setenv=HOME=/root --property=StandardInput=null /bin/bash "$d/run"`,
     `  else`,
-    `    setsid nohup /bin/bash -c ${q} "$d" </dev/null >/dev/null 2>&1 &`,
+    `    setsid nohup /bin/bash "$d/run" </dev/null >/dev/null 2>&1 &`,
     `  fi`,
     `fi`,
     // The wrapper's pid, so a poll can tell a run that died without an exit status (bounded wait).
@@ -143,7 +154,8 @@ export function launchScript(id: string): string {
 
 /**
  * One poll of a detached run: waits on the node (at most POLL_WAIT_SECONDS) for new output or the
- * end, then prints "<rc or -> <log size> <alive 1|0>" and the output past `offset`. Pure.
+ * end, then prints "<rc or -> <log size> <alive 1|0>" and the output past `offset`, in base64.
+ * Pure.
  */
 export function pollScript(id: string, offset: number): string {
   const d = `${RUN_DIR}/${id}`;
@@ -154,7 +166,8 @@ export function pollScript(id: string, offset: number): string {
     `rc=$(cat "$d/rc" 2>/dev/null || echo -); s=$(size)`,
     `alive=0; p=$(cat "$d/pid" 2>/dev/null); [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1`,
     `echo "$rc $s $alive"`,
-    `[ "$s" -gt "$off" ] && tail -c +$((off + 1)) "$d/log" | head -c $((s - off))`,
+    // base64: the SSH library trims what a command prints, and a chunk may end in a line break.
+    `[ "$s" -gt "$off" ] && tail -c +$((off + 1)) "$d/log" | head -c $((s - off)) | base64 -w0`,
     `true`,
   ].join("\n");
 }
@@ -217,6 +230,7 @@ async function runDetached(
     throw new Error(`the step did not start on the node: ${launched.stdout}${launched.stderr}`);
   let offset = 0;
   let output = "";
+  const utf8 = new StringDecoder("utf8");
   let pending = "";
   let quietSince = Date.now();
   const t0 = Date.now();
@@ -228,7 +242,8 @@ async function runDetached(
     const size = Number(sizeText);
     if (!Number.isFinite(size))
       throw new Error(`unreadable poll answer: ${r.stdout.slice(0, 200)}`);
-    const chunk = nl < 0 ? "" : r.stdout.slice(nl + 1);
+    // A UTF-8 character may straddle two chunks: decoded as a stream.
+    const chunk = nl < 0 ? "" : utf8.write(Buffer.from(r.stdout.slice(nl + 1).trim(), "base64"));
     if (size > offset) {
       offset = size;
       output += chunk;

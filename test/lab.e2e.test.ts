@@ -36,6 +36,8 @@ import { connect, exec } from "../provisioning/ssh";
 import { ensureCli } from "../engine/pulumi";
 import { engineRunner, ranSteps } from "../lab/engine-run";
 import { startListening } from "./support/processes";
+import { changeSerializedProvider, inlineStack } from "./support/inline-engine";
+import { DeployKey, RemoteStep } from "../components/remote-step";
 
 function labUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "not root";
@@ -138,6 +140,34 @@ async function rayCluster(): Promise<string | undefined> {
   );
   return r.stdout.trim().split("\n").pop();
 }
+/**
+ * Kills, from the host, every sshd process of a node's SSH sessions (the node's processes are
+ * descendants of its systemd-nspawn, `pid`): its connections drop at once. Only the lab's own
+ * processes, by PID. Returns how many.
+ */
+function killSessions(pid: number): number {
+  const ps = spawnSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" }).stdout;
+  const rows = ps
+    .trim()
+    .split("\n")
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+  const inside = new Set([pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of rows)
+      if (inside.has(r.ppid) && !inside.has(r.pid)) {
+        inside.add(r.pid);
+        grew = true;
+      }
+  }
+  const sessions = rows.filter(
+    (r) => inside.has(r.pid) && /^sshd(-session)?: root(@notty| \[priv\])/.test(r.args),
+  );
+  for (const r of sessions) spawnSync("kill", ["-9", String(r.pid)]);
+  return sessions.length;
+}
 const MAX = 600_000;
 /** The one-node stack's stand-in model, where it lands on lab-n4. */
 const STANDIN: Plan = planStack(readStackFile("lab-single").sections, { stack: "lab-single" });
@@ -191,7 +221,7 @@ const SINGLE_STEPS = [
 ].map((s) => `lab-single-lab-n4-${s}`);
 /** What a node holds of the deployment; empty once destroyed. */
 const LEFT_ON_NODE =
-  "ls -d /opt/qwen-vl /etc/qwen-vl /var/lib/qwen-vl 2>/dev/null; id -u qwen-vl 2>/dev/null; ls /etc/systemd/system | grep qwen-vl; systemctl is-enabled prometheus prometheus-node-exporter 2>/dev/null | grep -x enabled; dpkg-query -W -f='${db:Status-Abbrev}\\n' | grep -c '^ii'";
+  "ls -d /opt/qwen-vl /etc/qwen-vl /var/lib/qwen-vl /run/qwen-vl-steps 2>/dev/null; id -u qwen-vl 2>/dev/null; ls /etc/systemd/system | grep qwen-vl; systemctl is-enabled prometheus prometheus-node-exporter 2>/dev/null | grep -x enabled; dpkg-query -W -f='${db:Status-Abbrev}\\n' | grep -c '^ii'";
 const before: Record<string, string> = {};
 
 describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
@@ -201,8 +231,8 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
     await down();
     rmSync(BACKEND, { recursive: true, force: true });
     mkdirSync(BACKEND, { recursive: true });
-    await check("lab up: 4 nodes boot with sshd", () => up({ nodes: 4 }));
-    for (const n of ["lab-n1", "lab-n2", "lab-n3", "lab-n4"])
+    await check("lab up: 5 nodes boot with sshd", () => up({ nodes: 5 }));
+    for (const n of ["lab-n1", "lab-n2", "lab-n3", "lab-n4", "lab-n5"])
       before[n] = (await onNode(n, LEFT_ON_NODE)).stdout;
     await prepareLab("lab-single", () => {});
     await prepareLab("lab", () => {});
@@ -471,6 +501,143 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         );
         expect((await onNode("lab-n4", "test -e /tmp/should-not-exist")).code).toBe(1);
         expect(Date.now() - t0).toBeLessThan(15_000);
+      },
+      MAX,
+    );
+
+    it(
+      "a step whose SSH link is cut mid-run goes on on the node, is re-attached, runs once and finishes",
+      async () => {
+        const lab = node("lab-n4");
+        const lines: string[] = [];
+        const run = runStep({
+          connection: {
+            host: lab.address,
+            port: 22,
+            user: "root",
+            privateKeyPath: readState()!.keyPath,
+            // As known_hosts gives them (ssh-keyscan order): whichever sshd presents is accepted.
+            hostKeys: [...lab.hostKeys].reverse(),
+          },
+          node: "lab-n4",
+          step: "cut-link",
+          create:
+            "echo run >> /root/cut-link-runs; for i in $(seq 1 12); do echo tick $i; sleep 1; done; echo 'RESULT changed'",
+          onProgress: (l) => lines.push(l),
+        });
+        await waitFor("the step's third tick", 60_000, async () => lines.includes("tick 3"));
+        // Kill every sshd process of this node's sessions (the container's processes are the
+        // host's too): the TCP link drops at once, as a laptop's would after a reconnect.
+        const killed = await check("cut link: kill the node's sshd sessions", async () =>
+          killSessions(lab.pid),
+        );
+        expect(killed).toBeGreaterThan(0);
+        const r = await check("cut link: the step is re-attached and finishes", () => run);
+        expect(r.reattached).toBeGreaterThanOrEqual(1);
+        expect(r.tail).toMatch(/tick 12\nRESULT changed$/);
+        expect(lines.some((l) => /SSH link to 10\.77\.0\.14 lost; .*re-attaching/.test(l))).toBe(
+          true,
+        );
+        // Every tick reached us once, in order, across the cut.
+        expect(lines.filter((l) => /^tick \d+$/.test(l))).toEqual(
+          Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`),
+        );
+        const runs = await onNode("lab-n4", "cat /root/cut-link-runs; rm -f /root/cut-link-runs");
+        expect(runs.stdout.trim().split("\n")).toEqual(["run"]);
+        expect((await onNode("lab-n4", "ls -A /run/qwen-vl-steps 2>&1")).stdout).toMatch(
+          /No such file|^$/,
+        );
+      },
+      MAX,
+    );
+
+    it(
+      "the real engine: a preview whose step inputs are unknown, and a deploy key that survives a change of its provider's serialized code",
+      async () => {
+        const lab = node("lab-n4");
+        const dir = join(LAB_DIR, "engine-probe");
+        rmSync(dir, { recursive: true, force: true });
+        const connection = {
+          host: lab.address,
+          port: 22,
+          user: "root",
+          privateKeyPath: readState()!.keyPath,
+          hostKeys: lab.hostKeys,
+        };
+        const step = {
+          node: "lab-n4",
+          step: "probe",
+          create: "echo probe; echo 'RESULT unchanged'",
+        };
+        const v1 = await inlineStack(dir, "probe", async () => {
+          const key = new DeployKey("probe-key");
+          new RemoteStep("probe-step", { ...step, connection, triggers: ["t1"] });
+          return { publicKey: key.publicKey };
+        });
+        const first = await check("engine probe: up", () => v1.up({ color: "never" }));
+        const publicKey = first.outputs["publicKey"]!.value as string;
+        expect(publicKey).toMatch(/^ssh-ed25519 /);
+        // tsx vs ts-node, or any upgrade: the provider's text in the state differs from the program's.
+        expect(
+          await changeSerializedProvider(v1, "pulumi-nodejs:dynamic/qwen-vl-deploy:DeployKey", dir),
+        ).toBeGreaterThan(0);
+        // The step's connection and triggers now come from a resource this update creates: during
+        // the preview the engine passes them as unknowns.
+        const v2 = await inlineStack(dir, "probe", async () => {
+          const key = new DeployKey("probe-key");
+          const gate = new DeployKey("probe-gate");
+          new RemoteStep("probe-step", {
+            ...step,
+            connection: gate.publicKey.apply(() => connection),
+            triggers: gate.publicKey.apply(() => ["t1"]),
+          });
+          return { publicKey: key.publicKey };
+        });
+        const preview = await check("engine probe: a preview with unknown step inputs", () =>
+          v2.preview({ color: "never" }),
+        );
+        expect(preview.changeSummary["create"]).toBe(1);
+        const second = await check("engine probe: up after the provider changed", () =>
+          v2.up({ color: "never" }),
+        );
+        expect(second.outputs["publicKey"]!.value).toBe(publicKey);
+        // Once known, the step's inputs are what they were: it did not run again.
+        expect(second.summary.resourceChanges).toMatchObject({ create: 1 });
+        expect(second.summary.resourceChanges?.["update"] ?? 0).toBe(0);
+        const ids = (await v2.exportStack()).deployment.resources
+          .filter((r: { type: string }) => r.type.endsWith(":DeployKey"))
+          .map((r: { id: string }) => r.id);
+        expect(new Set(ids).size).toBe(2);
+        await v2.destroy({ color: "never" });
+        rmSync(dir, { recursive: true, force: true });
+      },
+      MAX,
+    );
+
+    it(
+      "a node replaced: lab-single's host moved to lab-n5 is provisioned there and lab-n4 is left as it was found; moved back, likewise",
+      async () => {
+        const file = join(__dirname, "../stacks/Pulumi.lab-single.yaml");
+        const original = readFileSync(file, "utf8");
+        try {
+          writeFileSync(file, original.replace("address: 10.77.0.14", "address: 10.77.0.15"));
+          await prepareLab("lab-single", () => {});
+          const moved = await check("replace: the host moved to another machine", () =>
+            engine(["up", "--stack", "lab-single", "--yes"]),
+          );
+          expect(moved.code, moved.stderr + moved.stdout.slice(-3000)).toBe(0);
+          expect(moved.ops["lab-single-lab-n4-vllm"]).toBe("replace");
+          expect(await health("10.77.0.15")).toBe(200);
+          expect((await onNode("lab-n4", LEFT_ON_NODE)).stdout).toBe(before["lab-n4"]);
+        } finally {
+          writeFileSync(file, original);
+        }
+        const back = await check("replace: moved back", () =>
+          engine(["up", "--stack", "lab-single", "--yes"]),
+        );
+        expect(back.code, back.stderr + back.stdout.slice(-3000)).toBe(0);
+        expect(await health("10.77.0.14")).toBe(200);
+        expect((await onNode("lab-n5", LEFT_ON_NODE)).stdout).toBe(before["lab-n5"]);
       },
       MAX,
     );

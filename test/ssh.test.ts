@@ -311,7 +311,7 @@ describe("a detached run, its launch and its polls, run by a real shell", () => 
       const r = sh(pollScript(id, offset)).stdout;
       const nl = r.indexOf("\n");
       const [code, size] = r.slice(0, nl).split(" ");
-      out += r.slice(nl + 1);
+      out += Buffer.from(r.slice(nl + 1), "base64").toString();
       offset = Number(size);
       rc = code!;
     }
