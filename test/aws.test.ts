@@ -403,11 +403,16 @@ describe("options", () => {
       // EC2 refuses instance-level subnets and groups beside template interfaces.
       expect(i["subnetId"]).toBeUndefined();
       expect(i["vpcSecurityGroupIds"]).toBeUndefined();
-      // Several interfaces: no automatic public address; an Elastic IP for SSH.
-      expect(one(rec, `efa-${n}-ip`).inputs).toMatchObject({
+      // Several interfaces: no automatic public address; an Elastic IP for SSH, on the primary
+      // interface (AssociateAddress refuses an instance id when it has more than one).
+      const eip = one(rec, `efa-${n}-ip`);
+      expect(eip.type).toBe("aws:ec2/eip:Eip");
+      expect(eip.inputs).toEqual({
         domain: "vpc",
-        instance: `efa-${n}-instance-id`,
+        networkInterface: `eni-efa-${n}-instance`,
+        tags: expect.objectContaining({ Project: "qwen-vl-deploy", Node: n }),
       });
+      expect(eip.inputs["instance"]).toBeUndefined();
     }
     // EFA needs the group's traffic to itself in both directions.
     expect(one(rec, "efa-net-nodes-to-cluster").inputs).toMatchObject({

@@ -49,6 +49,7 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           ip += 1;
           state["publicIp"] = `203.0.113.${ip}`;
           state["privateIp"] = `10.42.0.${ip}`;
+          state["primaryNetworkInterfaceId"] = `eni-${args.name}`;
         }
         if (args.type === "aws:lb/loadBalancer:LoadBalancer")
           state["dnsName"] = `${args.name}.elb.example`;
