@@ -8,7 +8,6 @@ import * as pulumi from "@pulumi/pulumi";
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
-import { secretSource } from "../config/schema";
 import type { DiskBudget, Plan, PlanNode } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
@@ -292,10 +291,6 @@ export function deploymentSpec(
   const net = plan.network;
   const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
   const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
-  const ssmParameters = Object.values(plan.secrets)
-    .map(secretSource)
-    .filter((s) => s?.kind === "ssm")
-    .map((s) => s!.name);
   const mirror =
     plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
   return {
@@ -316,9 +311,9 @@ export function deploymentSpec(
       https: Boolean(net.certificateArn),
       tags,
     },
+    // No SSM grant for "ssm:" secrets: pulumi up reads them here (program.ts) and writes them to
+    // the node's secrets file; nothing on the node reads SSM.
     role: {
-      ssmParameters,
-      region: target.region,
       tags,
       ...(mirror?.startsWith("s3://") ? { weightsMirror: mirror } : {}),
     },

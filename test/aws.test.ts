@@ -271,14 +271,14 @@ describe("options", () => {
       toPort: 22,
       cidrIpv4: "198.51.100.7/32",
     });
-    const policy = JSON.parse(one(rec, "opt-node-secrets").inputs["policy"]);
-    expect(policy.Statement).toEqual([
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter"],
-        Resource: ["arn:aws:ssm:us-east-1:123456789012:parameter/qwen/hf-token"],
-      },
-    ]);
+    // The SSM-held token is read by pulumi up on this machine (program.ts), never by the node:
+    // the node role gets no ssm:GetParameter, only Session Manager's five actions.
+    expect(
+      byType(rec, "aws:iam/rolePolicy:RolePolicy").map((r) => [
+        r.name,
+        JSON.parse(r.inputs["policy"]),
+      ]),
+    ).toEqual([["opt-node-session-manager", SESSION_MANAGER_POLICY]]);
     expect(await value(d.nodes[0]!.connect)).toBe("ssh ubuntu@203.0.113.11");
     expect(await value(d.tunnelCommand)).toBe(
       "ssh -N -L 8000:localhost:8000 -L 9090:localhost:9090 ubuntu@203.0.113.11",
@@ -336,7 +336,6 @@ describe("options", () => {
       const { rec } = await deploy("gov", {
         ...s,
         target: { ...(s["target"] as object), region: "us-gov-west-1" },
-        secrets: { hfToken: "ssm:/qwen/hf-token" },
         provisioning: { weightsSource: "mirror", mirrorUrl: "s3://acme-models/qwen/7b" },
       });
       const policies = rec.registrations
@@ -345,9 +344,7 @@ describe("options", () => {
       const arns = policies.flatMap((p) => p.match(/arn:[a-z-]+:/g) ?? []);
       expect(arns.length).toBeGreaterThan(0);
       expect(new Set(arns)).toEqual(new Set(["arn:aws-us-gov:"]));
-      expect(policies.join("")).toContain(
-        "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/qwen/hf-token",
-      );
+      expect(policies.join("")).toContain("arn:aws-us-gov:s3:::acme-models/qwen/7b/*");
     } finally {
       setMockPartition("aws");
     }

@@ -123,10 +123,10 @@ describe("Network: the zone and the VPC", () => {
 });
 
 describe("NodeRole: policies", () => {
-  const at = { partition: "aws-us-gov", account: "123456789012" };
+  const at = { partition: "aws-us-gov" };
 
   it("Session Manager: the five actions of AWS's minimal policy (AWSCloud9SSMInstanceProfile), on nothing else", () => {
-    const [sm, ...rest] = nodeRolePolicies({ ssmParameters: [], region: "us-east-1" });
+    const [sm, ...rest] = nodeRolePolicies({});
     expect(rest).toEqual([]);
     expect(sm!.needs).toBe("nothing");
     // AWS's minimal policy, whole: one statement allowing these five actions on "*".
@@ -135,25 +135,11 @@ describe("NodeRole: policies", () => {
     );
   });
 
-  it("secrets: GetParameter on exactly the named parameters, in the stack's partition, region and account", () => {
-    const policies = nodeRolePolicies({
-      ssmParameters: ["/qwen/hf-token"],
-      region: "us-gov-west-1",
-    });
-    const secrets = policies.find((p) => p.name === "secrets")!;
-    expect(secrets.needs).toBe("account");
-    expect(JSON.stringify(secrets.document(at))).toBe(
-      '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:GetParameter"],"Resource":["arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/qwen/hf-token"]}]}',
-    );
-  });
-
   it("an S3 weights mirror: objects under its prefix, and listing only that prefix", () => {
-    const weights = nodeRolePolicies({
-      ssmParameters: [],
-      region: "us-east-1",
-      weightsMirror: "s3://models/qwen/",
-    }).find((p) => p.name === "weights")!;
-    const doc = weights.document({ partition: "aws", account: "" }) as {
+    const weights = nodeRolePolicies({ weightsMirror: "s3://models/qwen/" }).find(
+      (p) => p.name === "weights",
+    )!;
+    const doc = weights.document({ partition: "aws" }) as {
       Statement: { Action: string[]; Resource: string[]; Condition?: unknown }[];
     };
     expect(doc.Statement.map((x) => `${x.Action.join()} ${x.Resource.join()}`)).toEqual([
@@ -307,7 +293,7 @@ describe("AwsDeployment: what it decides from the plan", () => {
     expect(spec.network.multiNode).toBe(true);
   });
 
-  it("replicas or a certificate put a load balancer in front; SSM secrets and an S3 mirror reach the role", () => {
+  it("replicas or a certificate put a load balancer in front; an S3 mirror reaches the role, SSM secrets do not (pulumi up reads them)", () => {
     const { spec } = planOf("single-gpu", (s) => {
       s["network"] = { certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc" };
       s["secrets"] = { hfToken: "ssm:/qwen/hf" };
@@ -315,9 +301,9 @@ describe("AwsDeployment: what it decides from the plan", () => {
     });
     expect(spec.loadBalanced).toBe(true);
     expect(spec.network.https).toBe(true);
-    expect(spec.role).toMatchObject({
-      ssmParameters: ["/qwen/hf"],
+    expect(spec.role).toEqual({
       weightsMirror: "s3://models/qwen",
+      tags: { Project: "qwen-vl-deploy", Stack: "single-gpu", Model: "Qwen/Qwen2-VL-7B-Instruct" },
     });
   });
 });
