@@ -11,7 +11,7 @@ import { PORTS } from "../catalogs/ports";
 import type { DiskBudget, Plan, PlanNode } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
-import { Network, type NetworkArgs } from "./network";
+import { Network, reservationZone, type NetworkArgs, type ReservationFacts } from "./network";
 import { NodeRole, type NodeRoleArgs } from "./node-role";
 import type { ProvisionedNode } from "./node-provisioning";
 import { ConsoleHostKey, DeployKey } from "./remote-step";
@@ -67,7 +67,39 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const spec = deploymentSpec(name, plan, target);
     const { tags, access } = spec;
     const net = plan.network;
-    const network = new Network(`${name}-net`, spec.network, child);
+    // A reservation's zone and type, as EC2 has them: the nodes go where the reservation is.
+    const reservationId = target.capacityReservationId;
+    const reserved = reservationId
+      ? readReservation(name, reservationId, target.capacityBlock, own)
+      : undefined;
+    const network = new Network(
+      `${name}-net`,
+      {
+        ...spec.network,
+        ...(reserved && reservationId
+          ? {
+              reservedZone: reserved.apply((r) => {
+                try {
+                  return reservationZone(
+                    {
+                      capacityReservationId: reservationId,
+                      capacityBlock: target.capacityBlock,
+                      instanceType: target.instanceType,
+                      ...(target.availabilityZone
+                        ? { availabilityZone: target.availabilityZone }
+                        : {}),
+                    },
+                    r,
+                  );
+                } catch (e) {
+                  throw new pulumi.ResourceError((e as Error).message, this);
+                }
+              }),
+            }
+          : {}),
+      },
+      child,
+    );
     const role = new NodeRole(`${name}-node`, spec.role, child);
     const keyPair = target.sshPublicKey
       ? new aws.ec2.KeyPair(`${name}-key`, { publicKey: target.sshPublicKey, tags }, own)
@@ -195,6 +227,28 @@ export class AwsDeployment extends pulumi.ComponentResource {
       nodes: this.nodes,
     });
   }
+}
+
+/**
+ * The reservation the nodes launch into, as EC2 has it: a Capacity Block through its data source
+ * (aws.ec2.getCapacityBlockReservation); an On-Demand Capacity Reservation, which @pulumi/aws 7.48
+ * has no data source for, read as an existing resource (`CapacityReservation.get`: in the state,
+ * never created or deleted by the stack). Both are DescribeCapacityReservations.
+ */
+function readReservation(
+  name: string,
+  id: string,
+  capacityBlock: boolean,
+  opts: pulumi.CustomResourceOptions,
+): pulumi.Output<ReservationFacts> {
+  if (capacityBlock)
+    return aws.ec2
+      .getCapacityBlockReservationOutput({ id }, opts)
+      .apply((r) => ({ availabilityZone: r.availabilityZone, instanceType: r.instanceType }));
+  const r = aws.ec2.CapacityReservation.get(`${name}-reservation`, id, undefined, opts);
+  return pulumi
+    .all([r.availabilityZone, r.instanceType])
+    .apply(([availabilityZone, instanceType]) => ({ availabilityZone, instanceType }));
 }
 
 /**

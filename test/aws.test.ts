@@ -467,6 +467,39 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       capacityReservationTarget: { capacityReservationId: "cr-0123456789abcdef0" },
     });
     expect(i["instanceMarketOptions"]).toEqual({ marketType: "capacity-block" });
+    // In the Capacity Block's own zone (us-east-1f), not the first that offers p5 (us-east-1b):
+    // EC2 launches into a reservation only in its zone.
+    expect(i["subnetId"]).toBe("subnet-us-east-1f");
+    const block = rec.invokes.filter(
+      (x) => x.token === "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation",
+    );
+    expect(block.map((x) => x.inputs)).toEqual([{ id: "cr-0123456789abcdef0" }]);
+    expect(block[0]!.provider).toMatch(/pulumi:providers:aws::cb-aws::/);
+    expect(rec.invokes.map((x) => x.token)).not.toContain(
+      "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+    );
+    expect(byType(rec, "aws:ec2/capacityReservation:CapacityReservation")).toEqual([]);
+
+    // An On-Demand Capacity Reservation: read as an existing resource (never created), its zone
+    // too, here in a new VPC whose subnet is made there.
+    const { rec: odcr } = await deploy("odcr", {
+      ...s,
+      target: {
+        kind: "aws",
+        region: "eu-west-1",
+        instanceType: "p5.48xlarge",
+        capacityReservationId: "cr-0fedcba9876543210",
+        availabilityZone: "eu-west-1f",
+        vpc: "new",
+      },
+    });
+    const read = one(odcr, "odcr-reservation");
+    expect(read.type).toBe("aws:ec2/capacityReservation:CapacityReservation");
+    expect(read.provider).toMatch(/pulumi:providers:aws::odcr-aws::/);
+    expect(one(odcr, "odcr-net-subnet-a").inputs["availabilityZone"]).toBe("eu-west-1f");
+    expect(one(odcr, "odcr-head-instance").inputs["capacityReservationSpecification"]).toEqual({
+      capacityReservationTarget: { capacityReservationId: "cr-0fedcba9876543210" },
+    });
     expect(() =>
       planStack({
         ...s,

@@ -19,7 +19,13 @@ import {
   type GpuNodeArgs,
 } from "../components/gpu-node";
 import { healthCheck, listeners } from "../components/load-balancer";
-import { chooseZone, defaultVpc, securityRules, type NetworkArgs } from "../components/network";
+import {
+  chooseZone,
+  defaultVpc,
+  reservationZone,
+  securityRules,
+  type NetworkArgs,
+} from "../components/network";
 import { nodeRolePolicies, parseS3 } from "../components/node-role";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
@@ -112,6 +118,32 @@ describe("Network: the zone and the VPC", () => {
     expect(() => chooseZone("eu-north-1", "p5.48xlarge", [])).toThrow(
       "p5.48xlarge is not offered in any availability zone of eu-north-1 (ec2:DescribeInstanceTypeOfferings): pick another region or target.instanceType",
     );
+  });
+
+  it("a reservation's zone is the nodes' zone; a different target.availabilityZone or type is refused, each named", () => {
+    const block = {
+      capacityReservationId: "cr-0123456789abcdef0",
+      capacityBlock: true,
+      instanceType: "p5.48xlarge",
+    };
+    const inF = { availabilityZone: "us-east-1f", instanceType: "p5.48xlarge" };
+    expect(reservationZone(block, inF)).toBe("us-east-1f");
+    expect(reservationZone({ ...block, availabilityZone: "us-east-1f" }, inF)).toBe("us-east-1f");
+    expect(() => reservationZone({ ...block, availabilityZone: "us-east-1b" }, inF)).toThrow(
+      "target.availabilityZone: us-east-1b — Capacity Block cr-0123456789abcdef0 is in us-east-1f, and EC2 launches into a reservation only in its own zone; set target.availabilityZone: us-east-1f or leave it unset",
+    );
+    // Both problems at once, for an On-Demand Capacity Reservation.
+    const odcr = { ...block, capacityBlock: false, availabilityZone: "us-east-1b" };
+    let message = "";
+    try {
+      reservationZone(odcr, { availabilityZone: "us-east-1f", instanceType: "p4d.24xlarge" });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message.split("\n")).toEqual([
+      "target.instanceType: p5.48xlarge — capacity reservation cr-0123456789abcdef0 reserves p4d.24xlarge; set target.instanceType: p4d.24xlarge or name a reservation for p5.48xlarge",
+      "target.availabilityZone: us-east-1b — capacity reservation cr-0123456789abcdef0 is in us-east-1f, and EC2 launches into a reservation only in its own zone; set target.availabilityZone: us-east-1f or leave it unset",
+    ]);
   });
 
   it("an account without a default VPC is told to set target.vpc: new, naming the region", () => {

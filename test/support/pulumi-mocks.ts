@@ -29,6 +29,15 @@ export function setMockPartition(p: string): void {
   mockPartition = p;
 }
 
+/**
+ * What EC2 answers for any capacity reservation or Capacity Block: p5.48xlarge in the region's
+ * zone "f", which is not the first zone that offers the type (b): the reservation decides.
+ */
+export const reservation = (region: string) => ({
+  availabilityZone: `${region}f`,
+  instanceType: "p5.48xlarge",
+});
+
 export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorder {
   const rec: Recorder = { registrations: [], invokes: [] };
   // The region of the stack's AWS provider: zone lookups answer for it.
@@ -70,6 +79,9 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           state["changed"] = true;
           state["tail"] = `ran ${args.name}`;
         }
+        // An existing On-Demand Capacity Reservation, read (not created): see RESERVED below.
+        if (args.type === "aws:ec2/capacityReservation:CapacityReservation" && args.id)
+          return { id: args.id, state: { ...args.inputs, ...reservation(region) } };
         if (args.type === "aws:lb/targetGroup:TargetGroup")
           state["arn"] = `arn:aws:elasticloadbalancing:::targetgroup/${args.name}`;
         return { id: `${args.name}-id`, state };
@@ -112,6 +124,8 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
               id: FAKE_AMI,
               blockDeviceMappings: [{ deviceName: "/dev/sda1", ebs: { volume_size: "75" } }],
             };
+          case "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
+            return { id: args.inputs["id"], ...reservation(region) };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return {
               accountId: "123456789012",
