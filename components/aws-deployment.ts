@@ -105,13 +105,17 @@ export class AwsDeployment extends pulumi.ComponentResource {
       ? new aws.ec2.KeyPair(`${name}-key`, { publicKey: target.sshPublicKey, tags }, own)
       : undefined;
     const amiSource = AMIS[target.ami];
-    const ami = target.amiId
+    const imageId = target.amiId
       ? pulumi.output(target.amiId)
       : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
+    // Every instance takes its image through the vCPU quota check: when the quota is short,
+    // preview and up stop with what to request before any instance is launched.
+    const quotaChecked = quotaCheck(plan, this, own);
+    const ami = pulumi.all([imageId, quotaChecked]).apply(([id]) => id);
     // The root volume: the AMI's own snapshot (the Deep Learning AMI's is tens of GiB, and EC2
     // refuses a volume smaller than its snapshot) plus what the steps write.
     const amiSnapshotGiB = aws.ec2
-      .getAmiOutput({ filters: [{ name: "image-id", values: [ami] }] }, own)
+      .getAmiOutput({ filters: [{ name: "image-id", values: [imageId] }] }, own)
       .apply((image) =>
         Math.max(0, ...image.blockDeviceMappings.map((b) => Number(b.ebs?.["volume_size"] ?? 0))),
       );
@@ -227,6 +231,57 @@ export class AwsDeployment extends pulumi.ComponentResource {
       nodes: this.nodes,
     });
   }
+}
+
+/**
+ * The applied value of the plan's vCPU quota (Service Quotas, by code, or by name where no code
+ * is known), held to what the plan needs: resolves when it is enough, fails the deployment with
+ * `vcpuQuotaProblem`'s message when not. Instances in a Capacity Block are not checked: the block
+ * is capacity already bought, and no source says which quota (if any) they draw on.
+ */
+function quotaCheck(
+  plan: Plan,
+  deployment: pulumi.Resource,
+  opts: pulumi.InvokeOutputOptions,
+): pulumi.Output<true> {
+  const quota = plan.quota;
+  if (!quota || plan.aws?.capacityBlock) return pulumi.output(true as const);
+  return aws.servicequotas
+    .getServiceQuotaOutput(
+      {
+        serviceCode: "ec2",
+        ...(quota.code ? { quotaCode: quota.code } : { quotaName: quota.name }),
+      },
+      opts,
+    )
+    .apply((applied) => {
+      const problem = vcpuQuotaProblem(
+        { ...quota, code: quota.code ?? applied.quotaCode },
+        plan.aws!.region,
+        plan.aws!.instanceType,
+        plan.nodes.length,
+        applied.value,
+      );
+      if (problem) throw new pulumi.ResourceError(problem, deployment);
+      return true as const;
+    });
+}
+
+/**
+ * What is wrong when the applied vCPU quota is below what the plan's instances need, with the
+ * quota's code and where to request more; undefined when it is enough. Only the applied value is
+ * compared: vCPUs of instances already running in the region count against the same quota, so
+ * enough here can still be too little at launch (the message says so). Pure.
+ */
+export function vcpuQuotaProblem(
+  quota: { readonly name: string; readonly code: string; readonly vcpus: number },
+  region: string,
+  instanceType: string,
+  instances: number,
+  appliedVcpus: number,
+): string | undefined {
+  if (appliedVcpus >= quota.vcpus) return undefined;
+  return `target.instanceType: ${instances} × ${instanceType} need ${quota.vcpus} vCPUs of the EC2 quota "${quota.name}" (${quota.code}) in ${region}, whose applied value is ${appliedVcpus}; nothing was launched. Request at least ${quota.vcpus} (plus the vCPUs of instances of that family already running in ${region}, which count against it too): https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/${quota.code} (in ${region}), or aws service-quotas request-service-quota-increase --region ${region} --service-code ec2 --quota-code ${quota.code} --desired-value ${quota.vcpus}`;
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   installMocks,
   MOCK_DEPLOY_PUBLIC_KEY,
   setMockPartition,
+  setMockQuotaVcpus,
   settle,
   value,
   type Recorder,
@@ -104,6 +105,12 @@ describe("shipped AWS stacks: exact resources", () => {
       Role: "head",
       Model: "Qwen/Qwen2-VL-7B-Instruct",
     });
+    // The vCPU quota the launch draws on, looked up before any instance (it gates their image).
+    expect(
+      rec.invokes
+        .filter((x) => x.token === "aws:servicequotas/getServiceQuota:getServiceQuota")
+        .map((x) => x.inputs),
+    ).toEqual([{ serviceCode: "ec2", quotaCode: "L-DB2E81BA" }]);
     expect(one(rec, "single-gpu-aws").inputs["region"]).toBe("us-east-1");
     // Every lookup goes through the stack's provider (its region), never the ambient default.
     expect(rec.invokes.length).toBeGreaterThan(0);
@@ -479,6 +486,10 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
     );
     expect(byType(rec, "aws:ec2/capacityReservation:CapacityReservation")).toEqual([]);
+    // Capacity already bought: no vCPU quota check.
+    expect(rec.invokes.map((x) => x.token)).not.toContain(
+      "aws:servicequotas/getServiceQuota:getServiceQuota",
+    );
 
     // An On-Demand Capacity Reservation: read as an existing resource (never created), its zone
     // too, here in a new VPC whose subnet is made there.
@@ -514,5 +525,33 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
     ).toThrow(
       /target\.capacityBlock: true — needs target\.capacityReservationId[\s\S]*target\.spot\.enabled: true — a Capacity Block is paid for up front/,
     );
+  });
+});
+
+describe("the vCPU quota, checked before any instance", () => {
+  it("a quota below the plan's vCPUs stops the deployment with its code and request page; no instance is registered", async () => {
+    const rec = installMocks("quota");
+    setMockQuotaVcpus(64);
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on("unhandledRejection", onError);
+    try {
+      const plan = planStack(readStackFile("multi-gpu").sections, { stack: "quota" });
+      new AwsDeployment("quota", { plan });
+      // The check's failure reaches every instance's image input: Pulumi reports it, once per
+      // consumer, and registers none of them.
+      await settle(rec);
+      expect(String(errors)).toContain(
+        'target.instanceType: 2 × g4dn.12xlarge need 96 vCPUs of the EC2 quota "Running On-Demand G and VT instances" (L-DB2E81BA) in us-east-1, whose applied value is 64; nothing was launched.',
+      );
+      expect(byType(rec, "aws:ec2/instance:Instance")).toEqual([]);
+      expect(
+        rec.invokes.find((x) => x.token === "aws:servicequotas/getServiceQuota:getServiceQuota")!
+          .provider,
+      ).toMatch(/pulumi:providers:aws::quota-aws::/);
+    } finally {
+      setMockQuotaVcpus(1536);
+      process.off("unhandledRejection", onError);
+    }
   });
 });

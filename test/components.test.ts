@@ -10,6 +10,7 @@ import {
   rootDisk,
   shellCommand,
   tunnelCommands,
+  vcpuQuotaProblem,
   type Access,
 } from "../components/aws-deployment";
 import {
@@ -337,6 +338,18 @@ describe("AwsDeployment: what it decides from the plan", () => {
       weightsMirror: "s3://models/qwen",
       tags: { Project: "qwen-vl-deploy", Stack: "single-gpu", Model: "Qwen/Qwen2-VL-7B-Instruct" },
     });
+  });
+});
+
+describe("AwsDeployment: the vCPU quota", () => {
+  const p5 = { name: "Running On-Demand P instances", code: "L-417A185B", vcpus: 384 };
+
+  it("enough applied quota passes; too little names the quota, the need, the limit and where to ask", () => {
+    expect(vcpuQuotaProblem(p5, "us-east-1", "p5.48xlarge", 2, 384)).toBeUndefined();
+    expect(vcpuQuotaProblem(p5, "us-east-1", "p5.48xlarge", 2, 1000)).toBeUndefined();
+    expect(vcpuQuotaProblem(p5, "eu-west-1", "p5.48xlarge", 2, 192)).toBe(
+      'target.instanceType: 2 × p5.48xlarge need 384 vCPUs of the EC2 quota "Running On-Demand P instances" (L-417A185B) in eu-west-1, whose applied value is 192; nothing was launched. Request at least 384 (plus the vCPUs of instances of that family already running in eu-west-1, which count against it too): https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-417A185B (in eu-west-1), or aws service-quotas request-service-quota-increase --region eu-west-1 --service-code ec2 --quota-code L-417A185B --desired-value 384',
+    );
   });
 });
 

@@ -23,6 +23,12 @@ export const MOCK_DEPLOY_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-private-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
 let mockPartition = "aws";
+let mockQuotaVcpus = 1536;
+
+/** The applied value getServiceQuota answers (vCPUs); every quota the same. */
+export function setMockQuotaVcpus(v: number): void {
+  mockQuotaVcpus = v;
+}
 
 /** The partition getPartition answers (GovCloud and China stacks). */
 export function setMockPartition(p: string): void {
@@ -126,6 +132,14 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
             };
           case "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
             return { id: args.inputs["id"], ...reservation(region) };
+          case "aws:servicequotas/getServiceQuota:getServiceQuota":
+            return {
+              serviceCode: "ec2",
+              // By name (no code known): a made-up code stands for the one AWS would return.
+              quotaCode: args.inputs["quotaCode"] ?? "L-MOCKP5SPOT",
+              quotaName: args.inputs["quotaName"] ?? "mock",
+              value: mockQuotaVcpus,
+            };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return {
               accountId: "123456789012",
