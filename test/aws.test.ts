@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
+import { OPERATOR_IAM, operatorActions } from "../catalogs/operator-iam";
 import { AwsDeployment } from "../components/aws-deployment";
 import { SESSION_MANAGER_POLICY } from "../components/node-role";
 import { readStackFile } from "../config/stack-file";
@@ -20,11 +21,15 @@ import {
   type Registration,
 } from "./support/pulumi-mocks";
 
+/** Every deployment's recorder, for the operator's permissions at the end (catalogs/operator-iam.ts). */
+const recorded: Recorder[] = [];
+
 async function deploy(
   stack: string,
   sections: Record<string, unknown>,
 ): Promise<{ rec: Recorder; d: AwsDeployment; plan: ReturnType<typeof planStack> }> {
   const rec = installMocks(stack);
+  recorded.push(rec);
   const plan = planStack(sections, { stack, secretKeys: new Set(["apiKey"]) });
   const d = new AwsDeployment(stack, { plan });
   await value(d.endpoint);
@@ -553,5 +558,34 @@ describe("the vCPU quota, checked before any instance", () => {
       setMockQuotaVcpus(1536);
       process.off("unhandledRejection", onError);
     }
+  });
+});
+
+describe("the operator's own permissions (catalogs/operator-iam.ts, mirrored in the README)", () => {
+  it("name every AWS resource type and lookup the tests above register, and nothing they do not", () => {
+    expect(recorded.length, "run the whole file: this reads the deployments above").toBeGreaterThan(
+      10,
+    );
+    const used = new Set(
+      recorded.flatMap((rec) => [
+        ...rec.registrations.map((r) => r.type).filter((t) => !t.startsWith("qwen-vl-deploy:")),
+        ...rec.invokes.map((i) => i.token),
+      ]),
+    );
+    expect([...used].sort()).toEqual(Object.keys(OPERATOR_IAM).sort());
+    const actions = operatorActions(used);
+    for (const a of [
+      "iam:PassRole",
+      "ec2:GetConsoleOutput",
+      "ssm:GetParameter",
+      "servicequotas:GetServiceQuota",
+      "ec2:DescribeInstanceTypeOfferings",
+      "ec2:DescribeCapacityReservations",
+      "elasticloadbalancing:CreateLoadBalancer",
+    ])
+      expect(actions).toContain(a);
+    expect(() => operatorActions(["aws:s3/bucket:Bucket"])).toThrow(
+      "aws:s3/bucket:Bucket is not in catalogs/operator-iam.ts: add what it needs there",
+    );
   });
 });
