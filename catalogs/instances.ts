@@ -98,14 +98,21 @@ export const INSTANCE_TYPE_NAMES = rows.map((r) => r.name) as [string, ...string
 /**
  * The EC2 vCPU quota a launch draws on (Service Quotas, service "ec2"): on-demand quotas per
  * family ("Running On-Demand G and VT instances", L-DB2E81BA; "Running On-Demand P instances",
- * L-417A185B) and the spot ones ("All G and VT Spot Instance Requests", "All P Spot Instance
- * Requests"; AWS using-spot-limits.html). New accounts often start at 0 for G, VT and P: a launch
- * beyond the quota fails with VcpuLimitExceeded after the network is already made.
+ * L-417A185B) and the spot ones (AWS using-spot-limits.html: "All G and VT Spot Instance
+ * Requests", L-3819A6DF; "All P4, P3 and P2 Spot Instance Requests", L-7212CCBC; "All P5 Spot
+ * Instance Requests", looked up by name: no public source gives its code). New accounts often
+ * start at 0 for G, VT and P: a launch beyond the quota fails with VcpuLimitExceeded after the
+ * network is already made, so `pulumi up` checks it first (components/aws-deployment.ts).
  */
 export function vcpuQuota(instanceType: string, spot: boolean): { name: string; code?: string } {
-  const family = /^p/.test(instanceType) ? "P" : "G and VT";
-  if (spot) return { name: `All ${family} Spot Instance Requests` };
-  return family === "P"
+  const p = /^p/.test(instanceType);
+  if (spot) {
+    if (!p) return { name: "All G and VT Spot Instance Requests", code: "L-3819A6DF" };
+    return /^p5/.test(instanceType)
+      ? { name: "All P5 Spot Instance Requests" }
+      : { name: "All P4, P3 and P2 Spot Instance Requests", code: "L-7212CCBC" };
+  }
+  return p
     ? { name: "Running On-Demand P instances", code: "L-417A185B" }
     : { name: "Running On-Demand G and VT instances", code: "L-DB2E81BA" };
 }

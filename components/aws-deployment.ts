@@ -8,11 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { PORTS } from "../catalogs/ports";
-import { secretSource } from "../config/schema";
 import type { DiskBudget, Plan, PlanNode } from "../plan";
 import { GpuNode } from "./gpu-node";
 import { LoadBalancer } from "./load-balancer";
-import { Network, type NetworkArgs } from "./network";
+import { Network, reservationZone, type NetworkArgs, type ReservationFacts } from "./network";
 import { NodeRole, type NodeRoleArgs } from "./node-role";
 import type { ProvisionedNode } from "./node-provisioning";
 import { ConsoleHostKey, DeployKey } from "./remote-step";
@@ -68,19 +67,55 @@ export class AwsDeployment extends pulumi.ComponentResource {
     const spec = deploymentSpec(name, plan, target);
     const { tags, access } = spec;
     const net = plan.network;
-    const network = new Network(`${name}-net`, spec.network, child);
+    // A reservation's zone and type, as EC2 has them: the nodes go where the reservation is.
+    const reservationId = target.capacityReservationId;
+    const reserved = reservationId
+      ? readReservation(name, reservationId, target.capacityBlock, own)
+      : undefined;
+    const network = new Network(
+      `${name}-net`,
+      {
+        ...spec.network,
+        ...(reserved && reservationId
+          ? {
+              reservedZone: reserved.apply((r) => {
+                try {
+                  return reservationZone(
+                    {
+                      capacityReservationId: reservationId,
+                      capacityBlock: target.capacityBlock,
+                      instanceType: target.instanceType,
+                      ...(target.availabilityZone
+                        ? { availabilityZone: target.availabilityZone }
+                        : {}),
+                    },
+                    r,
+                  );
+                } catch (e) {
+                  throw new pulumi.ResourceError((e as Error).message, this);
+                }
+              }),
+            }
+          : {}),
+      },
+      child,
+    );
     const role = new NodeRole(`${name}-node`, spec.role, child);
     const keyPair = target.sshPublicKey
       ? new aws.ec2.KeyPair(`${name}-key`, { publicKey: target.sshPublicKey, tags }, own)
       : undefined;
     const amiSource = AMIS[target.ami];
-    const ami = target.amiId
+    const imageId = target.amiId
       ? pulumi.output(target.amiId)
       : aws.ssm.getParameterOutput({ name: amiSource.ssmParameter }, own).value;
+    // Every instance takes its image through the vCPU quota check: when the quota is short,
+    // preview and up stop with what to request before any instance is launched.
+    const quotaChecked = quotaCheck(plan, this, own);
+    const ami = pulumi.all([imageId, quotaChecked]).apply(([id]) => id);
     // The root volume: the AMI's own snapshot (the Deep Learning AMI's is tens of GiB, and EC2
     // refuses a volume smaller than its snapshot) plus what the steps write.
     const amiSnapshotGiB = aws.ec2
-      .getAmiOutput({ filters: [{ name: "image-id", values: [ami] }] }, own)
+      .getAmiOutput({ filters: [{ name: "image-id", values: [imageId] }] }, own)
       .apply((image) =>
         Math.max(0, ...image.blockDeviceMappings.map((b) => Number(b.ebs?.["volume_size"] ?? 0))),
       );
@@ -199,6 +234,79 @@ export class AwsDeployment extends pulumi.ComponentResource {
 }
 
 /**
+ * The applied value of the plan's vCPU quota (Service Quotas, by code, or by name where no code
+ * is known), held to what the plan needs: resolves when it is enough, fails the deployment with
+ * `vcpuQuotaProblem`'s message when not. Instances in a Capacity Block are not checked: the block
+ * is capacity already bought, and no source says which quota (if any) they draw on.
+ */
+function quotaCheck(
+  plan: Plan,
+  deployment: pulumi.Resource,
+  opts: pulumi.InvokeOutputOptions,
+): pulumi.Output<true> {
+  const quota = plan.quota;
+  if (!quota || plan.aws?.capacityBlock) return pulumi.output(true as const);
+  return aws.servicequotas
+    .getServiceQuotaOutput(
+      {
+        serviceCode: "ec2",
+        ...(quota.code ? { quotaCode: quota.code } : { quotaName: quota.name }),
+      },
+      opts,
+    )
+    .apply((applied) => {
+      const problem = vcpuQuotaProblem(
+        { ...quota, code: quota.code ?? applied.quotaCode },
+        plan.aws!.region,
+        plan.aws!.instanceType,
+        plan.nodes.length,
+        applied.value,
+      );
+      if (problem) throw new pulumi.ResourceError(problem, deployment);
+      return true as const;
+    });
+}
+
+/**
+ * What is wrong when the applied vCPU quota is below what the plan's instances need, with the
+ * quota's code and where to request more; undefined when it is enough. Only the applied value is
+ * compared: vCPUs of instances already running in the region count against the same quota, so
+ * enough here can still be too little at launch (the message says so). Pure.
+ */
+export function vcpuQuotaProblem(
+  quota: { readonly name: string; readonly code: string; readonly vcpus: number },
+  region: string,
+  instanceType: string,
+  instances: number,
+  appliedVcpus: number,
+): string | undefined {
+  if (appliedVcpus >= quota.vcpus) return undefined;
+  return `target.instanceType: ${instances} × ${instanceType} need ${quota.vcpus} vCPUs of the EC2 quota "${quota.name}" (${quota.code}) in ${region}, whose applied value is ${appliedVcpus}; nothing was launched. Request at least ${quota.vcpus} (plus the vCPUs of instances of that family already running in ${region}, which count against it too): https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/${quota.code} (in ${region}), or aws service-quotas request-service-quota-increase --region ${region} --service-code ec2 --quota-code ${quota.code} --desired-value ${quota.vcpus}`;
+}
+
+/**
+ * The reservation the nodes launch into, as EC2 has it: a Capacity Block through its data source
+ * (aws.ec2.getCapacityBlockReservation); an On-Demand Capacity Reservation, which @pulumi/aws 7.48
+ * has no data source for, read as an existing resource (`CapacityReservation.get`: in the state,
+ * never created or deleted by the stack). Both are DescribeCapacityReservations.
+ */
+function readReservation(
+  name: string,
+  id: string,
+  capacityBlock: boolean,
+  opts: pulumi.CustomResourceOptions,
+): pulumi.Output<ReservationFacts> {
+  if (capacityBlock)
+    return aws.ec2
+      .getCapacityBlockReservationOutput({ id }, opts)
+      .apply((r) => ({ availabilityZone: r.availabilityZone, instanceType: r.instanceType }));
+  const r = aws.ec2.CapacityReservation.get(`${name}-reservation`, id, undefined, opts);
+  return pulumi
+    .all([r.availabilityZone, r.instanceType])
+    .apply(([availabilityZone, instanceType]) => ({ availabilityZone, instanceType }));
+}
+
+/**
  * The nodes' cloud-init: the deployment key's public half, and on images without the SSM agent
  * (Debian) the agent itself, from the region's own bucket as AWS documents for Debian Server
  * ("https://s3.<region>.amazonaws.com/amazon-ssm-<region>/latest/debian_amd64/amazon-ssm-agent.deb"),
@@ -292,10 +400,6 @@ export function deploymentSpec(
   const net = plan.network;
   const tags = { Project: PROJECT_TAG, Stack: plan.stack ?? name, Model: plan.model.id };
   const loadBalanced = plan.replicas > 1 || Boolean(net.certificateArn);
-  const ssmParameters = Object.values(plan.secrets)
-    .map(secretSource)
-    .filter((s) => s?.kind === "ssm")
-    .map((s) => s!.name);
   const mirror =
     plan.provisioning.weightsSource === "mirror" ? plan.provisioning.mirrorUrl : undefined;
   return {
@@ -316,9 +420,9 @@ export function deploymentSpec(
       https: Boolean(net.certificateArn),
       tags,
     },
+    // No SSM grant for "ssm:" secrets: pulumi up reads them here (program.ts) and writes them to
+    // the node's secrets file; nothing on the node reads SSM.
     role: {
-      ssmParameters,
-      region: target.region,
       tags,
       ...(mirror?.startsWith("s3://") ? { weightsMirror: mirror } : {}),
     },

@@ -81,10 +81,13 @@ export class GpuNode extends pulumi.ComponentResource {
       ignoreChanges: ["ami"],
     });
     this.instanceId = instance.id;
+    // On the primary interface, not the instance: AssociateAddress takes an instance id only when
+    // "the instance [has] exactly one attached network interface" (EC2 API Reference,
+    // AssociateAddress, InstanceId), and a p5.48xlarge here has 32.
     this.publicIp = needsElasticIp(args)
       ? new aws.ec2.Eip(
           `${name}-ip`,
-          { domain: "vpc", instance: instance.id, tags: args.tags },
+          { domain: "vpc", networkInterface: instance.primaryNetworkInterfaceId, tags: args.tags },
           parent,
         ).publicIp
       : instance.publicIp;

@@ -36,6 +36,12 @@ export interface NetworkArgs {
    * types are offered in some zones only).
    */
   readonly availabilityZone?: string;
+  /**
+   * The zone of the capacity reservation (or Capacity Block) the nodes launch into, checked against
+   * `availabilityZone` by `reservationZone`: EC2 launches into a reservation only in its own zone.
+   * Default: none (the zone is chosen as above).
+   */
+  readonly reservedZone?: pulumi.Input<string>;
   /** The nodes' instance type, for the zone choice. Required. */
   readonly instanceType: string;
   /** Port the vLLM API listens on (the plan's apiPort). Required. */
@@ -75,15 +81,6 @@ export class Network extends pulumi.ComponentResource {
   constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
     super("qwen-vl-deploy:aws:Network", name, {}, opts);
     const parent = { parent: this };
-    const offered = aws.ec2
-      .getInstanceTypeOfferingsOutput(
-        {
-          locationType: "availability-zone",
-          filters: [{ name: "instance-type", values: [args.instanceType] }],
-        },
-        parent,
-      )
-      .locations.apply((l) => [...l].sort());
     // What to do, said against this component (pulumi.ResourceError), not as a stack trace.
     const scoped = <T>(fn: () => T): T => {
       try {
@@ -92,9 +89,22 @@ export class Network extends pulumi.ComponentResource {
         throw new pulumi.ResourceError((e as Error).message, this);
       }
     };
-    const zone: pulumi.Output<string> = offered.apply((zones) =>
-      scoped(() => chooseZone(args.region, args.instanceType, zones, args.availabilityZone)),
-    );
+    // A reservation's zone offers its type by definition: no offerings to look up then.
+    const zone: pulumi.Output<string> = args.reservedZone
+      ? pulumi.output(args.reservedZone)
+      : aws.ec2
+          .getInstanceTypeOfferingsOutput(
+            {
+              locationType: "availability-zone",
+              filters: [{ name: "instance-type", values: [args.instanceType] }],
+            },
+            parent,
+          )
+          .locations.apply((zones) =>
+            scoped(() =>
+              chooseZone(args.region, args.instanceType, [...zones].sort(), args.availabilityZone),
+            ),
+          );
     // An ALB needs a second zone; it need not offer the GPU type.
     const secondZone = pulumi
       .all([zone, aws.getAvailabilityZonesOutput({ state: "available" }, parent).names])
@@ -269,6 +279,42 @@ export function chooseZone(
       `target.availabilityZone: ${wanted} does not offer ${instanceType}; zones of ${region} that do: ${offered.join(", ")}`,
     );
   return wanted ?? offered[0]!;
+}
+
+/** What EC2 says of the reservation the nodes launch into (DescribeCapacityReservations). */
+export interface ReservationFacts {
+  readonly availabilityZone: string;
+  readonly instanceType: string;
+}
+
+/**
+ * The nodes' zone when they launch into a capacity reservation or Capacity Block: the
+ * reservation's own (an instance launches only into a reservation that "has matching attributes
+ * (instance type, platform, Availability Zone, and tenancy)", EC2 User Guide,
+ * capacity-reservations-launch.html), which must then be the stack's `target.availabilityZone`
+ * when one is set; and the reservation must be for the stack's type. Pure.
+ */
+export function reservationZone(
+  target: {
+    readonly capacityReservationId: string;
+    readonly capacityBlock: boolean;
+    readonly instanceType: string;
+    readonly availabilityZone?: string;
+  },
+  reservation: ReservationFacts,
+): string {
+  const what = target.capacityBlock ? "Capacity Block" : "capacity reservation";
+  const problems: string[] = [];
+  if (reservation.instanceType !== target.instanceType)
+    problems.push(
+      `target.instanceType: ${target.instanceType} — ${what} ${target.capacityReservationId} reserves ${reservation.instanceType}; set target.instanceType: ${reservation.instanceType} or name a reservation for ${target.instanceType}`,
+    );
+  if (target.availabilityZone && target.availabilityZone !== reservation.availabilityZone)
+    problems.push(
+      `target.availabilityZone: ${target.availabilityZone} — ${what} ${target.capacityReservationId} is in ${reservation.availabilityZone}, and EC2 launches into a reservation only in its own zone; set target.availabilityZone: ${reservation.availabilityZone} or leave it unset`,
+    );
+  if (problems.length > 0) throw new Error(problems.join("\n"));
+  return reservation.availabilityZone;
 }
 
 /** The default VPC among `ids` (ec2:DescribeVpcs, is-default), or what to do without one. Pure. */

@@ -3,19 +3,17 @@
  * without open SSH): the five actions of AWS's own minimal Session Manager policy
  * (AWSCloud9SSMInstanceProfile; "Create a custom IAM instance profile for Session Manager"), not
  * AmazonSSMManagedInstanceCore, which also grants ssm:GetParameter(s) on every parameter of the
- * account. Read access to exactly the SSM parameters its secrets live in, and to exactly the S3
- * weights-mirror prefix, when the stack names them. Every ARN in the stack's partition.
+ * account. Read access to exactly the S3 weights-mirror prefix, when the stack names one. No SSM
+ * parameter: secrets ("ssm:/…") are read on the operator's machine by `pulumi up` (program.ts
+ * resolveSecrets) and reach the node as its root-only secrets file; nothing on the node reads SSM
+ * (provisioning/scripts). Every ARN in the stack's partition.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 export interface NodeRoleArgs {
-  /** SSM parameter paths (with leading "/") the node reads at provisioning, e.g. the HF token. Default: none. */
-  readonly ssmParameters: readonly string[];
   /** S3 weights mirror ("s3://bucket/prefix") the node may read, and nothing else of S3. Default: none. */
   readonly weightsMirror?: string;
-  /** The stack's region: the parameters' ARNs are in it. Required. */
-  readonly region: string;
   /** Tags of the role and profile. Required (the deployment's). */
   readonly tags: Readonly<Record<string, string>>;
 }
@@ -52,21 +50,16 @@ export class NodeRole extends pulumi.ComponentResource {
       // A weights mirror that is not an S3 URL: said against this component, not as a stack trace.
       throw new pulumi.ResourceError((e as Error).message, this);
     }
-    // The account and partition are looked up only when a policy names them in its ARNs.
-    const partition = policies.some((p) => p.needs !== "nothing")
+    // The partition is looked up only when a policy names it in its ARNs.
+    const partition = policies.some((p) => p.needs === "partition")
       ? aws.getPartitionOutput({}, parent).partition
       : pulumi.output("aws");
-    const account = policies.some((p) => p.needs === "account")
-      ? aws.getCallerIdentityOutput({}, parent).accountId
-      : pulumi.output("");
     for (const p of policies)
       new aws.iam.RolePolicy(
         `${name}-${p.name}`,
         {
           role: role.id,
-          policy: pulumi
-            .all([partition, account])
-            .apply(([partition, account]) => JSON.stringify(p.document({ partition, account }))),
+          policy: partition.apply((partition) => JSON.stringify(p.document({ partition }))),
         },
         parent,
       );
@@ -99,43 +92,28 @@ export const SESSION_MANAGER_POLICY = {
   ],
 } as const;
 
-/** Where a policy's ARNs point: the stack's partition ("aws", "aws-us-gov", "aws-cn") and account. */
+/** Where a policy's ARNs point: the stack's partition ("aws", "aws-us-gov", "aws-cn"). */
 export interface ArnContext {
   readonly partition: string;
-  readonly account: string;
 }
 
 export interface RolePolicySpec {
   /** The policy's name after the component's. */
   readonly name: string;
   /** What its ARNs need looked up. */
-  readonly needs: "nothing" | "partition" | "account";
+  readonly needs: "nothing" | "partition";
   readonly document: (at: ArnContext) => object;
 }
 
 /**
- * The role's inline policies: Session Manager always; GetParameter on exactly the SSM parameters
- * of the stack's secrets; GetObject under exactly the S3 weights mirror's prefix and ListBucket on
- * that prefix only. Pure.
+ * The role's inline policies: Session Manager always; GetObject under exactly the S3 weights
+ * mirror's prefix and ListBucket on that prefix only. Pure.
  */
 export function nodeRolePolicies(args: Omit<NodeRoleArgs, "tags">): RolePolicySpec[] {
   const statement = (s: object) => ({ Version: "2012-10-17", Statement: [s].flat() });
   const policies: RolePolicySpec[] = [
     { name: "session-manager", needs: "nothing", document: () => SESSION_MANAGER_POLICY },
   ];
-  if (args.ssmParameters.length > 0)
-    policies.push({
-      name: "secrets",
-      needs: "account",
-      document: ({ partition, account }) =>
-        statement({
-          Effect: "Allow",
-          Action: ["ssm:GetParameter"],
-          Resource: args.ssmParameters.map(
-            (path) => `arn:${partition}:ssm:${args.region}:${account}:parameter${path}`,
-          ),
-        }),
-    });
   if (args.weightsMirror) {
     const { bucket, prefix } = parseS3(args.weightsMirror);
     policies.push({

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AMIS } from "../catalogs/amis";
+import { OPERATOR_IAM, operatorActions } from "../catalogs/operator-iam";
 import { AwsDeployment } from "../components/aws-deployment";
 import { SESSION_MANAGER_POLICY } from "../components/node-role";
 import { readStackFile } from "../config/stack-file";
@@ -13,17 +14,22 @@ import {
   installMocks,
   MOCK_DEPLOY_PUBLIC_KEY,
   setMockPartition,
+  setMockQuotaVcpus,
   settle,
   value,
   type Recorder,
   type Registration,
 } from "./support/pulumi-mocks";
 
+/** Every deployment's recorder, for the operator's permissions at the end (catalogs/operator-iam.ts). */
+const recorded: Recorder[] = [];
+
 async function deploy(
   stack: string,
   sections: Record<string, unknown>,
 ): Promise<{ rec: Recorder; d: AwsDeployment; plan: ReturnType<typeof planStack> }> {
   const rec = installMocks(stack);
+  recorded.push(rec);
   const plan = planStack(sections, { stack, secretKeys: new Set(["apiKey"]) });
   const d = new AwsDeployment(stack, { plan });
   await value(d.endpoint);
@@ -104,6 +110,12 @@ describe("shipped AWS stacks: exact resources", () => {
       Role: "head",
       Model: "Qwen/Qwen2-VL-7B-Instruct",
     });
+    // The vCPU quota the launch draws on, looked up before any instance (it gates their image).
+    expect(
+      rec.invokes
+        .filter((x) => x.token === "aws:servicequotas/getServiceQuota:getServiceQuota")
+        .map((x) => x.inputs),
+    ).toEqual([{ serviceCode: "ec2", quotaCode: "L-DB2E81BA" }]);
     expect(one(rec, "single-gpu-aws").inputs["region"]).toBe("us-east-1");
     // Every lookup goes through the stack's provider (its region), never the ambient default.
     expect(rec.invokes.length).toBeGreaterThan(0);
@@ -271,14 +283,14 @@ describe("options", () => {
       toPort: 22,
       cidrIpv4: "198.51.100.7/32",
     });
-    const policy = JSON.parse(one(rec, "opt-node-secrets").inputs["policy"]);
-    expect(policy.Statement).toEqual([
-      {
-        Effect: "Allow",
-        Action: ["ssm:GetParameter"],
-        Resource: ["arn:aws:ssm:us-east-1:123456789012:parameter/qwen/hf-token"],
-      },
-    ]);
+    // The SSM-held token is read by pulumi up on this machine (program.ts), never by the node:
+    // the node role gets no ssm:GetParameter, only Session Manager's five actions.
+    expect(
+      byType(rec, "aws:iam/rolePolicy:RolePolicy").map((r) => [
+        r.name,
+        JSON.parse(r.inputs["policy"]),
+      ]),
+    ).toEqual([["opt-node-session-manager", SESSION_MANAGER_POLICY]]);
     expect(await value(d.nodes[0]!.connect)).toBe("ssh ubuntu@203.0.113.11");
     expect(await value(d.tunnelCommand)).toBe(
       "ssh -N -L 8000:localhost:8000 -L 9090:localhost:9090 ubuntu@203.0.113.11",
@@ -336,7 +348,6 @@ describe("options", () => {
       const { rec } = await deploy("gov", {
         ...s,
         target: { ...(s["target"] as object), region: "us-gov-west-1" },
-        secrets: { hfToken: "ssm:/qwen/hf-token" },
         provisioning: { weightsSource: "mirror", mirrorUrl: "s3://acme-models/qwen/7b" },
       });
       const policies = rec.registrations
@@ -345,9 +356,7 @@ describe("options", () => {
       const arns = policies.flatMap((p) => p.match(/arn:[a-z-]+:/g) ?? []);
       expect(arns.length).toBeGreaterThan(0);
       expect(new Set(arns)).toEqual(new Set(["arn:aws-us-gov:"]));
-      expect(policies.join("")).toContain(
-        "arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/qwen/hf-token",
-      );
+      expect(policies.join("")).toContain("arn:aws-us-gov:s3:::acme-models/qwen/7b/*");
     } finally {
       setMockPartition("aws");
     }
@@ -403,11 +412,16 @@ describe("options", () => {
       // EC2 refuses instance-level subnets and groups beside template interfaces.
       expect(i["subnetId"]).toBeUndefined();
       expect(i["vpcSecurityGroupIds"]).toBeUndefined();
-      // Several interfaces: no automatic public address; an Elastic IP for SSH.
-      expect(one(rec, `efa-${n}-ip`).inputs).toMatchObject({
+      // Several interfaces: no automatic public address; an Elastic IP for SSH, on the primary
+      // interface (AssociateAddress refuses an instance id when it has more than one).
+      const eip = one(rec, `efa-${n}-ip`);
+      expect(eip.type).toBe("aws:ec2/eip:Eip");
+      expect(eip.inputs).toEqual({
         domain: "vpc",
-        instance: `efa-${n}-instance-id`,
+        networkInterface: `eni-efa-${n}-instance`,
+        tags: expect.objectContaining({ Project: "qwen-vl-deploy", Node: n }),
       });
+      expect(eip.inputs["instance"]).toBeUndefined();
     }
     // EFA needs the group's traffic to itself in both directions.
     expect(one(rec, "efa-net-nodes-to-cluster").inputs).toMatchObject({
@@ -465,6 +479,43 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       capacityReservationTarget: { capacityReservationId: "cr-0123456789abcdef0" },
     });
     expect(i["instanceMarketOptions"]).toEqual({ marketType: "capacity-block" });
+    // In the Capacity Block's own zone (us-east-1f), not the first that offers p5 (us-east-1b):
+    // EC2 launches into a reservation only in its zone.
+    expect(i["subnetId"]).toBe("subnet-us-east-1f");
+    const block = rec.invokes.filter(
+      (x) => x.token === "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation",
+    );
+    expect(block.map((x) => x.inputs)).toEqual([{ id: "cr-0123456789abcdef0" }]);
+    expect(block[0]!.provider).toMatch(/pulumi:providers:aws::cb-aws::/);
+    expect(rec.invokes.map((x) => x.token)).not.toContain(
+      "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings",
+    );
+    expect(byType(rec, "aws:ec2/capacityReservation:CapacityReservation")).toEqual([]);
+    // Capacity already bought: no vCPU quota check.
+    expect(rec.invokes.map((x) => x.token)).not.toContain(
+      "aws:servicequotas/getServiceQuota:getServiceQuota",
+    );
+
+    // An On-Demand Capacity Reservation: read as an existing resource (never created), its zone
+    // too, here in a new VPC whose subnet is made there.
+    const { rec: odcr } = await deploy("odcr", {
+      ...s,
+      target: {
+        kind: "aws",
+        region: "eu-west-1",
+        instanceType: "p5.48xlarge",
+        capacityReservationId: "cr-0fedcba9876543210",
+        availabilityZone: "eu-west-1f",
+        vpc: "new",
+      },
+    });
+    const read = one(odcr, "odcr-reservation");
+    expect(read.type).toBe("aws:ec2/capacityReservation:CapacityReservation");
+    expect(read.provider).toMatch(/pulumi:providers:aws::odcr-aws::/);
+    expect(one(odcr, "odcr-net-subnet-a").inputs["availabilityZone"]).toBe("eu-west-1f");
+    expect(one(odcr, "odcr-head-instance").inputs["capacityReservationSpecification"]).toEqual({
+      capacityReservationTarget: { capacityReservationId: "cr-0fedcba9876543210" },
+    });
     expect(() =>
       planStack({
         ...s,
@@ -478,6 +529,63 @@ describe("capacity for p5: a reservation or a Capacity Block", () => {
       }),
     ).toThrow(
       /target\.capacityBlock: true — needs target\.capacityReservationId[\s\S]*target\.spot\.enabled: true — a Capacity Block is paid for up front/,
+    );
+  });
+});
+
+describe("the vCPU quota, checked before any instance", () => {
+  it("a quota below the plan's vCPUs stops the deployment with its code and request page; no instance is registered", async () => {
+    const rec = installMocks("quota");
+    setMockQuotaVcpus(64);
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on("unhandledRejection", onError);
+    try {
+      const plan = planStack(readStackFile("multi-gpu").sections, { stack: "quota" });
+      new AwsDeployment("quota", { plan });
+      // The check's failure reaches every instance's image input: Pulumi reports it, once per
+      // consumer, and registers none of them.
+      await settle(rec);
+      expect(String(errors)).toContain(
+        'target.instanceType: 2 × g4dn.12xlarge need 96 vCPUs of the EC2 quota "Running On-Demand G and VT instances" (L-DB2E81BA) in us-east-1, whose applied value is 64; nothing was launched.',
+      );
+      expect(byType(rec, "aws:ec2/instance:Instance")).toEqual([]);
+      expect(
+        rec.invokes.find((x) => x.token === "aws:servicequotas/getServiceQuota:getServiceQuota")!
+          .provider,
+      ).toMatch(/pulumi:providers:aws::quota-aws::/);
+    } finally {
+      setMockQuotaVcpus(1536);
+      process.off("unhandledRejection", onError);
+    }
+  });
+});
+
+describe("the operator's own permissions (catalogs/operator-iam.ts, mirrored in the README)", () => {
+  it("name every AWS resource type and lookup the tests above register, and nothing they do not", () => {
+    expect(recorded.length, "run the whole file: this reads the deployments above").toBeGreaterThan(
+      10,
+    );
+    const used = new Set(
+      recorded.flatMap((rec) => [
+        ...rec.registrations.map((r) => r.type).filter((t) => !t.startsWith("qwen-vl-deploy:")),
+        ...rec.invokes.map((i) => i.token),
+      ]),
+    );
+    expect([...used].sort()).toEqual(Object.keys(OPERATOR_IAM).sort());
+    const actions = operatorActions(used);
+    for (const a of [
+      "iam:PassRole",
+      "ec2:GetConsoleOutput",
+      "ssm:GetParameter",
+      "servicequotas:GetServiceQuota",
+      "ec2:DescribeInstanceTypeOfferings",
+      "ec2:DescribeCapacityReservations",
+      "elasticloadbalancing:CreateLoadBalancer",
+    ])
+      expect(actions).toContain(a);
+    expect(() => operatorActions(["aws:s3/bucket:Bucket"])).toThrow(
+      "aws:s3/bucket:Bucket is not in catalogs/operator-iam.ts: add what it needs there",
     );
   });
 });

@@ -10,6 +10,7 @@ import {
   rootDisk,
   shellCommand,
   tunnelCommands,
+  vcpuQuotaProblem,
   type Access,
 } from "../components/aws-deployment";
 import {
@@ -19,7 +20,13 @@ import {
   type GpuNodeArgs,
 } from "../components/gpu-node";
 import { healthCheck, listeners } from "../components/load-balancer";
-import { chooseZone, defaultVpc, securityRules, type NetworkArgs } from "../components/network";
+import {
+  chooseZone,
+  defaultVpc,
+  reservationZone,
+  securityRules,
+  type NetworkArgs,
+} from "../components/network";
 import { nodeRolePolicies, parseS3 } from "../components/node-role";
 import { readStackFile } from "../config/stack-file";
 import { planStack } from "../plan";
@@ -114,6 +121,32 @@ describe("Network: the zone and the VPC", () => {
     );
   });
 
+  it("a reservation's zone is the nodes' zone; a different target.availabilityZone or type is refused, each named", () => {
+    const block = {
+      capacityReservationId: "cr-0123456789abcdef0",
+      capacityBlock: true,
+      instanceType: "p5.48xlarge",
+    };
+    const inF = { availabilityZone: "us-east-1f", instanceType: "p5.48xlarge" };
+    expect(reservationZone(block, inF)).toBe("us-east-1f");
+    expect(reservationZone({ ...block, availabilityZone: "us-east-1f" }, inF)).toBe("us-east-1f");
+    expect(() => reservationZone({ ...block, availabilityZone: "us-east-1b" }, inF)).toThrow(
+      "target.availabilityZone: us-east-1b — Capacity Block cr-0123456789abcdef0 is in us-east-1f, and EC2 launches into a reservation only in its own zone; set target.availabilityZone: us-east-1f or leave it unset",
+    );
+    // Both problems at once, for an On-Demand Capacity Reservation.
+    const odcr = { ...block, capacityBlock: false, availabilityZone: "us-east-1b" };
+    let message = "";
+    try {
+      reservationZone(odcr, { availabilityZone: "us-east-1f", instanceType: "p4d.24xlarge" });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message.split("\n")).toEqual([
+      "target.instanceType: p5.48xlarge — capacity reservation cr-0123456789abcdef0 reserves p4d.24xlarge; set target.instanceType: p4d.24xlarge or name a reservation for p5.48xlarge",
+      "target.availabilityZone: us-east-1b — capacity reservation cr-0123456789abcdef0 is in us-east-1f, and EC2 launches into a reservation only in its own zone; set target.availabilityZone: us-east-1f or leave it unset",
+    ]);
+  });
+
   it("an account without a default VPC is told to set target.vpc: new, naming the region", () => {
     expect(defaultVpc("us-east-1", ["vpc-1"])).toBe("vpc-1");
     expect(() => defaultVpc("eu-west-1", [])).toThrow(
@@ -123,10 +156,10 @@ describe("Network: the zone and the VPC", () => {
 });
 
 describe("NodeRole: policies", () => {
-  const at = { partition: "aws-us-gov", account: "123456789012" };
+  const at = { partition: "aws-us-gov" };
 
   it("Session Manager: the five actions of AWS's minimal policy (AWSCloud9SSMInstanceProfile), on nothing else", () => {
-    const [sm, ...rest] = nodeRolePolicies({ ssmParameters: [], region: "us-east-1" });
+    const [sm, ...rest] = nodeRolePolicies({});
     expect(rest).toEqual([]);
     expect(sm!.needs).toBe("nothing");
     // AWS's minimal policy, whole: one statement allowing these five actions on "*".
@@ -135,25 +168,11 @@ describe("NodeRole: policies", () => {
     );
   });
 
-  it("secrets: GetParameter on exactly the named parameters, in the stack's partition, region and account", () => {
-    const policies = nodeRolePolicies({
-      ssmParameters: ["/qwen/hf-token"],
-      region: "us-gov-west-1",
-    });
-    const secrets = policies.find((p) => p.name === "secrets")!;
-    expect(secrets.needs).toBe("account");
-    expect(JSON.stringify(secrets.document(at))).toBe(
-      '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["ssm:GetParameter"],"Resource":["arn:aws-us-gov:ssm:us-gov-west-1:123456789012:parameter/qwen/hf-token"]}]}',
-    );
-  });
-
   it("an S3 weights mirror: objects under its prefix, and listing only that prefix", () => {
-    const weights = nodeRolePolicies({
-      ssmParameters: [],
-      region: "us-east-1",
-      weightsMirror: "s3://models/qwen/",
-    }).find((p) => p.name === "weights")!;
-    const doc = weights.document({ partition: "aws", account: "" }) as {
+    const weights = nodeRolePolicies({ weightsMirror: "s3://models/qwen/" }).find(
+      (p) => p.name === "weights",
+    )!;
+    const doc = weights.document({ partition: "aws" }) as {
       Statement: { Action: string[]; Resource: string[]; Condition?: unknown }[];
     };
     expect(doc.Statement.map((x) => `${x.Action.join()} ${x.Resource.join()}`)).toEqual([
@@ -307,7 +326,7 @@ describe("AwsDeployment: what it decides from the plan", () => {
     expect(spec.network.multiNode).toBe(true);
   });
 
-  it("replicas or a certificate put a load balancer in front; SSM secrets and an S3 mirror reach the role", () => {
+  it("replicas or a certificate put a load balancer in front; an S3 mirror reaches the role, SSM secrets do not (pulumi up reads them)", () => {
     const { spec } = planOf("single-gpu", (s) => {
       s["network"] = { certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc" };
       s["secrets"] = { hfToken: "ssm:/qwen/hf" };
@@ -315,10 +334,22 @@ describe("AwsDeployment: what it decides from the plan", () => {
     });
     expect(spec.loadBalanced).toBe(true);
     expect(spec.network.https).toBe(true);
-    expect(spec.role).toMatchObject({
-      ssmParameters: ["/qwen/hf"],
+    expect(spec.role).toEqual({
       weightsMirror: "s3://models/qwen",
+      tags: { Project: "qwen-vl-deploy", Stack: "single-gpu", Model: "Qwen/Qwen2-VL-7B-Instruct" },
     });
+  });
+});
+
+describe("AwsDeployment: the vCPU quota", () => {
+  const p5 = { name: "Running On-Demand P instances", code: "L-417A185B", vcpus: 384 };
+
+  it("enough applied quota passes; too little names the quota, the need, the limit and where to ask", () => {
+    expect(vcpuQuotaProblem(p5, "us-east-1", "p5.48xlarge", 2, 384)).toBeUndefined();
+    expect(vcpuQuotaProblem(p5, "us-east-1", "p5.48xlarge", 2, 1000)).toBeUndefined();
+    expect(vcpuQuotaProblem(p5, "eu-west-1", "p5.48xlarge", 2, 192)).toBe(
+      'target.instanceType: 2 × p5.48xlarge need 384 vCPUs of the EC2 quota "Running On-Demand P instances" (L-417A185B) in eu-west-1, whose applied value is 192; nothing was launched. Request at least 384 (plus the vCPUs of instances of that family already running in eu-west-1, which count against it too): https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/L-417A185B (in eu-west-1), or aws service-quotas request-service-quota-increase --region eu-west-1 --service-code ec2 --quota-code L-417A185B --desired-value 384',
+    );
   });
 });
 

@@ -188,7 +188,23 @@ describe("AWS vCPU quota named in the plan", () => {
       ...s,
       target: { ...(s["target"] as object), spot: { enabled: true } },
     });
-    expect(spot.quota).toEqual({ name: "All G and VT Spot Instance Requests", vcpus: 4 });
+    expect(spot.quota).toEqual({
+      name: "All G and VT Spot Instance Requests",
+      code: "L-3819A6DF",
+      vcpus: 4,
+    });
+    // P spot: P5 has a quota of its own (AWS using-spot-limits.html), P4 and P3 share one.
+    const pSpot = (instanceType: string) =>
+      planStack({
+        ...readStackFile("large").sections,
+        target: { kind: "aws", region: "us-east-1", instanceType, spot: { enabled: true } },
+      }).quota;
+    expect(pSpot("p5.48xlarge")).toEqual({ name: "All P5 Spot Instance Requests", vcpus: 192 });
+    expect(pSpot("p4de.24xlarge")).toEqual({
+      name: "All P4, P3 and P2 Spot Instance Requests",
+      code: "L-7212CCBC",
+      vcpus: 96,
+    });
     expect(planStack(readStackFile("hosts").sections).quota).toBeUndefined();
   });
 });

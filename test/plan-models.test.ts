@@ -262,6 +262,10 @@ describe("vLLM releases (PyPI) and what each one needs", () => {
     expect(problem(cfg("0.33.0"))).toMatch(
       /needs Python ≥ 3.11 \(its wheel's Requires-Python\), but dlami-ubuntu-22.04 ships Python 3.10; pin vLLM ≤ 0.31.0/,
     );
+    // The way out keeps the preinstalled driver: the Ubuntu 24.04 Deep Learning Base AMI first.
+    expect(problem(cfg("0.33.0"))).toContain(
+      "or set target.ami to an image with a newer Python (dlami-ubuntu-24.04, ubuntu-24.04, debian-12)",
+    );
     expect(planStack(cfg("0.33.0", "g5.xlarge", "ubuntu-24.04")).vllmVersion).toBe("0.33.0");
   });
 

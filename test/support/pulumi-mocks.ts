@@ -23,11 +23,26 @@ export const MOCK_DEPLOY_PRIVATE_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-private-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
 let mockPartition = "aws";
+let mockQuotaVcpus = 1536;
+
+/** The applied value getServiceQuota answers (vCPUs); every quota the same. */
+export function setMockQuotaVcpus(v: number): void {
+  mockQuotaVcpus = v;
+}
 
 /** The partition getPartition answers (GovCloud and China stacks). */
 export function setMockPartition(p: string): void {
   mockPartition = p;
 }
+
+/**
+ * What EC2 answers for any capacity reservation or Capacity Block: p5.48xlarge in the region's
+ * zone "f", which is not the first zone that offers the type (b): the reservation decides.
+ */
+export const reservation = (region: string) => ({
+  availabilityZone: `${region}f`,
+  instanceType: "p5.48xlarge",
+});
 
 export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorder {
   const rec: Recorder = { registrations: [], invokes: [] };
@@ -49,6 +64,7 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           ip += 1;
           state["publicIp"] = `203.0.113.${ip}`;
           state["privateIp"] = `10.42.0.${ip}`;
+          state["primaryNetworkInterfaceId"] = `eni-${args.name}`;
         }
         if (args.type === "aws:lb/loadBalancer:LoadBalancer")
           state["dnsName"] = `${args.name}.elb.example`;
@@ -72,6 +88,9 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
           state["changed"] = true;
           state["tail"] = `ran ${args.name}`;
         }
+        // An existing On-Demand Capacity Reservation, read (not created): see RESERVED below.
+        if (args.type === "aws:ec2/capacityReservation:CapacityReservation" && args.id)
+          return { id: args.id, state: { ...args.inputs, ...reservation(region) } };
         if (args.type === "aws:lb/targetGroup:TargetGroup")
           state["arn"] = `arn:aws:elasticloadbalancing:::targetgroup/${args.name}`;
         return { id: `${args.name}-id`, state };
@@ -113,6 +132,16 @@ export function installMocks(stack: string, project = "qwen-vl-deploy"): Recorde
             return {
               id: FAKE_AMI,
               blockDeviceMappings: [{ deviceName: "/dev/sda1", ebs: { volume_size: "75" } }],
+            };
+          case "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation":
+            return { id: args.inputs["id"], ...reservation(region) };
+          case "aws:servicequotas/getServiceQuota:getServiceQuota":
+            return {
+              serviceCode: "ec2",
+              // By name (no code known): a made-up code stands for the one AWS would return.
+              quotaCode: args.inputs["quotaCode"] ?? "L-MOCKP5SPOT",
+              quotaName: args.inputs["quotaName"] ?? "mock",
+              value: mockQuotaVcpus,
             };
           case "aws:index/getCallerIdentity:getCallerIdentity":
             return {
