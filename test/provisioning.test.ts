@@ -235,6 +235,100 @@ describe("cuda", () => {
   });
 });
 
+/** Executables standing in for the machine's own in one folder of the sandbox, put first on PATH. */
+function fakeBin(s: Sandbox, files: Record<string, string>): string {
+  const dir = join(s.root, "fake-bin");
+  mkdirSync(dir, { recursive: true });
+  for (const [name, body] of Object.entries(files))
+    writeFileSync(join(dir, name), `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, {
+      mode: 0o755,
+    });
+  return `${dir}:${FAKES}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+}
+
+describe("apt helper: an interrupted dpkg is finished first (dpkg --configure -a)", () => {
+  // The cuda step's toolkit install is one apt-get call; apt-get and dpkg are fakes that record
+  // what they were asked (and, for dpkg, under which lock), in a dpkg folder of the sandbox.
+  function setup() {
+    const s = sandbox();
+    s.writeEnv({ INSTALL_CUDA_TOOLKIT: "1" });
+    const admin = join(s.root, "dpkg");
+    mkdirSync(join(admin, "updates"), { recursive: true });
+    const calls = join(s.root, "calls");
+    const path = fakeBin(s, {
+      "apt-get": `echo "apt-get $*" >>${calls}`,
+      dpkg: [
+        `case "$*" in`,
+        `  --audit) [[ -e ${admin}/half-configured ]] && echo "The following packages are only half configured: cuda-toolkit-13-0" ;;`,
+        `  *"--configure -a") echo "dpkg $* (frontend lock held: \${DPKG_FRONTEND_LOCKED:-no})" >>${calls}; rm -f ${admin}/updates/* ${admin}/half-configured ;;`,
+        `  *) exit 2 ;;`,
+        `esac`,
+      ].join("\n"),
+    });
+    const env = { PATH: path, DPKG_ADMINDIR: admin, QWEN_VL_DRY_RUN: "0" };
+    const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+    return { s, admin, env, calls: calls_, reset: () => rmSync(calls, { force: true }) };
+  }
+
+  it("a journal left in dpkg's updates folder: configured under the frontend lock before apt-get; a second run is quiet", () => {
+    const { s, admin, env, calls, reset } = setup();
+    writeFileSync(join(admin, "updates", "0003"), "");
+    // Not a journal (apt's test: all digits): ignored.
+    writeFileSync(join(admin, "updates", "tmp.i"), "");
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /dpkg was interrupted \(its journal \S+\/updates\/0003 is left\): running dpkg --configure -a first/,
+    );
+    expect(calls()).toBe(
+      "dpkg --force-confdef --force-confold --configure -a (frontend lock held: 1)\n" +
+        "apt-get -o DPkg::Lock::Timeout=600 install -y cuda-toolkit-13-0\n",
+    );
+    expect(r.out).toMatch(/changed: dpkg's interrupted work completed/);
+    reset();
+    const again = s.run("cuda.sh", [], env);
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).not.toMatch(/dpkg/);
+    expect(calls()).toBe("apt-get -o DPkg::Lock::Timeout=600 install -y cuda-toolkit-13-0\n");
+  });
+
+  it("packages left half-configured (dpkg --audit) are finished too; nothing to finish: dpkg is never run", () => {
+    const { s, admin, env, calls, reset } = setup();
+    writeFileSync(join(admin, "half-configured"), "");
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/dpkg --audit names packages left half-installed/);
+    expect(calls()).toMatch(/^dpkg --force-confdef --force-confold --configure -a/);
+    reset();
+    expect(s.run("cuda.sh", [], env).out).not.toMatch(/dpkg was interrupted/);
+    expect(calls()).not.toMatch(/^dpkg/m);
+  });
+
+  it("waits for dpkg's frontend lock (bounded by APT_LOCK_TIMEOUT) and never runs dpkg under another's lock", async () => {
+    const { s, admin, env, calls } = setup();
+    writeFileSync(join(admin, "updates", "0001"), "");
+    // Another apt holding the lock: an fcntl lock on lock-frontend, as apt and dpkg take it.
+    const holder = await startListening("python3", [
+      "-c",
+      `import fcntl, os, time\nfd = os.open(${JSON.stringify(join(admin, "lock-frontend"))}, os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\nprint("LISTENING 0", flush=True)\ntime.sleep(120)`,
+    ]);
+    try {
+      const r = s.run("cuda.sh", [], { ...env, APT_LOCK_TIMEOUT: "2" });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/lock-frontend is still held after 2 s/);
+      expect(r.err).toMatch(
+        /FAILED: dpkg --configure -a failed: run it on the node as root, fix what it names, then run the step again/,
+      );
+      expect(calls()).toBe("");
+    } finally {
+      await holder.stop();
+    }
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toMatch(/^dpkg .*--configure -a \(frontend lock held: 1\)\napt-get/);
+  });
+});
+
 describe("monitoring: the DCGM exporter on GPU nodes", () => {
   it("a GPU present: NVIDIA's repository, DCGM for the driver's CUDA major, the exporter package under our drop-in", () => {
     const s = sandbox();

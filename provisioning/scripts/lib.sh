@@ -172,10 +172,39 @@ apt_serialized() {
   flock -w "$APT_LOCK_TIMEOUT" 8 || die "another step held apt for over $APT_LOCK_TIMEOUT s"
   QWEN_VL_APT_LOCKED=1
 }
+# A step cut mid-install (a dropped SSH link kills dpkg) leaves dpkg interrupted, and every apt-get
+# after it refuses: "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'". apt's
+# own test (apt-pkg/deb/debsystem.cc, CheckUpdates) is a journal file with an all-digit name in
+# dpkg's updates/ folder; `dpkg --audit` names packages left unpacked or half-configured. Either
+# one: dpkg finishes its work first, once per step run, keeping configuration files as they are
+# (--force-confold: no question without a terminal). dpkg does not wait for its lock as apt does,
+# so dpkg-locked.py waits for it as long (APT_LOCK_TIMEOUT). DPKG_ADMINDIR (dpkg(1)) is dpkg's own
+# override of /var/lib/dpkg, for tests.
+QWEN_VL_DPKG_CHECKED=0
+dpkg_recover() {
+  [[ $QWEN_VL_DPKG_CHECKED == 1 ]] && return 0
+  QWEN_VL_DPKG_CHECKED=1
+  local admindir=${DPKG_ADMINDIR:-/var/lib/dpkg} reason="" f audit
+  for f in "$admindir"/updates/*; do
+    if [[ ${f##*/} =~ ^[0-9]+$ ]]; then
+      reason="its journal $f is left"
+      break
+    fi
+  done
+  audit=$(dpkg --audit 2>/dev/null) || audit=""
+  [[ -n $audit ]] && reason="${reason:+$reason; }dpkg --audit names packages left half-installed"
+  [[ -n $reason ]] || return 0
+  log "dpkg was interrupted ($reason): running dpkg --configure -a first"
+  DEBIAN_FRONTEND=noninteractive run python3 "${BASH_SOURCE[0]%/*}/dpkg-locked.py" "$admindir/lock-frontend" "$APT_LOCK_TIMEOUT" \
+    dpkg --force-confdef --force-confold --configure -a ||
+    die "dpkg --configure -a failed: run it on the node as root, fix what it names, then run the step again"
+  changed "dpkg's interrupted work completed (dpkg --configure -a)"
+}
 # apt-get, one at a time on the node, waiting (bounded) for a dpkg lock held by first-boot
-# unattended-upgrades.
+# unattended-upgrades, after an interrupted dpkg is recovered.
 apt_get() {
   apt_serialized
+  dpkg_recover
   DEBIAN_FRONTEND=noninteractive run apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"
 }
 # apt-get update once per step run, before the first install (a fresh image's lists are stale or empty).
