@@ -113,6 +113,145 @@ describe("preflight", () => {
   });
 });
 
+describe("preflight: the root partition and filesystem grown to a larger disk", () => {
+  // A 100 GiB root partition (nvme0n1p1, ext4) on a disk made 200 GiB, as EC2 leaves an EBS root
+  // volume modified in place. The fakes answer in the tools' documented formats: findmnt -r and
+  // lsblk -r (util-linux: raw, space-separated columns; lsblk -b: bytes), growpart (cloud-utils:
+  // "CHANGE:"/"CHANGED:"/"NOCHANGE:" lines), resize2fs's progress lines; each records its call.
+  const GiB = 1024 ** 3;
+  const small = 4 * 1024 ** 2 + 106 * 1024 ** 2; // BIOS boot + EFI partitions
+  function setup(root = "/dev/nvme0n1p1 ext4 /", device = "nvme0n1p1 part nvme0n1") {
+    const s = sandbox();
+    const disk = join(s.root, "disk");
+    mkdirSync(disk, { recursive: true });
+    const calls = join(s.root, "calls");
+    const rec = `echo "$(basename "$0") $*" >>${calls}`;
+    const path = fakeBin(s, {
+      findmnt: `[[ "$*" == "-rn -v -o SOURCE,FSTYPE,FSROOT /" ]] || exit 1\necho '${root}'`,
+      lsblk: [
+        `case "$*" in`,
+        ...(device
+          ? [`  "-dnr -o NAME,TYPE,PKNAME ${root.split(" ")[0]}") echo '${device}' ;;`]
+          : []),
+        `  "-bnr -o TYPE,SIZE /dev/nvme0n1")`,
+        `    echo "disk ${200 * GiB}"`,
+        `    if [[ -e ${disk}/grown ]]; then echo "part ${200 * GiB - small - 1024 ** 2}"; else echo "part ${100 * GiB - small - 1024 ** 2}"; fi`,
+        `    echo "part ${4 * 1024 ** 2}"; echo "part ${106 * 1024 ** 2}" ;;`,
+        `  *) echo "lsblk: \${*: -1}: not a block device" >&2; exit 32 ;;`,
+        `esac`,
+      ].join("\n"),
+      growpart: [
+        rec,
+        `if [[ -e ${disk}/grown ]]; then echo "NOCHANGE: partition 1 is size 419203039. it cannot be grown"; exit 1; fi`,
+        `info="partition=1 start=227328 old: size=209485791 end=209713119 new: size=419203039 end=419430367"`,
+        `if [[ $1 == --dry-run ]]; then echo "CHANGE: $info"; exit 0; fi`,
+        `touch ${disk}/grown; echo "CHANGED: $info"`,
+      ].join("\n"),
+      resize2fs: [
+        rec,
+        `[[ -z \${FAIL_RESIZE:-} ]] || { echo "resize2fs: Permission denied to resize filesystem" >&2; exit 1; }`,
+        `echo "resize2fs 1.46.5 (30-Dec-2021)"`,
+        `echo "Filesystem at $1 is mounted on /; on-line resizing required"`,
+        `echo "The filesystem on $1 is now 52400379 (4k) blocks long."`,
+      ].join("\n"),
+      xfs_growfs: `${rec}\necho "data blocks changed from 26214139 to 52400379"`,
+    });
+    const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+    return {
+      s,
+      run: (extra: Record<string, string> = {}) =>
+        s.run("preflight.sh", [], { PATH: path, QWEN_VL_DRY_RUN: "0", ...extra }),
+      calls: calls_,
+      reset: () => rmSync(calls, { force: true }),
+    };
+  }
+
+  it("grows the partition, then the filesystem; a second run finds it full-size and changes nothing", () => {
+    const { run, calls, reset } = setup();
+    const r = run();
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toBe(
+      "growpart --dry-run /dev/nvme0n1 1\ngrowpart /dev/nvme0n1 1\nresize2fs /dev/nvme0n1p1\n",
+    );
+    expect(r.out).toMatch(
+      /changed: root partition \/dev\/nvme0n1p1 grown to the end of \/dev\/nvme0n1 \(\+100 GiB\)/,
+    );
+    expect(r.out).toMatch(/changed: root filesystem \(ext4\) on \/dev\/nvme0n1p1 grown/);
+    // Measured after the grow: the disk check comes later in the same run.
+    expect(r.out.indexOf("root filesystem (ext4)")).toBeLessThan(r.out.indexOf("disk: "));
+    expect(result(r.out)).toBe("changed");
+    reset();
+    const again = run();
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).toMatch(
+      /root volume: \/dev\/nvme0n1p1 fills \/dev\/nvme0n1 \(200 GiB\): nothing to grow/,
+    );
+    expect(calls()).toBe("");
+    expect(result(again.out)).toBe("unchanged");
+  });
+
+  it("a run cut between the partition and the filesystem: the next run grows the filesystem only", () => {
+    const { run, calls, reset } = setup();
+    const cut = run({ FAIL_RESIZE: "1" });
+    expect(cut.code).toBe(1);
+    expect(cut.err).toMatch(
+      /FAILED: resize2fs \/dev\/nvme0n1p1 failed \(resize2fs: Permission denied to resize filesystem\): grow the filesystem by hand \(resize2fs \/dev\/nvme0n1p1\), then run the step again/,
+    );
+    reset();
+    const next = run();
+    expect(next.code, next.all).toBe(0);
+    expect(next.out).toMatch(/the partition was grown by an earlier run; its filesystem next/);
+    expect(calls()).toBe("resize2fs /dev/nvme0n1p1\n");
+    reset();
+    expect(result(run().out)).toBe("unchanged");
+    expect(calls()).toBe("");
+  });
+
+  it("XFS: xfs_growfs on the mount point", () => {
+    const { run, calls } = setup("/dev/nvme0n1p1 xfs /");
+    const r = run();
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toMatch(/growpart \/dev\/nvme0n1 1\nxfs_growfs -d \/\n$/);
+  });
+
+  it("nothing to grow, and says why: a container's root (the lab), a bind mount, LVM, a whole disk, no device node", () => {
+    const cases: [string, string, RegExp][] = [
+      ["overlay overlay /", "", /\/ is overlay \(overlay\), not a block device \(a container\?\)/],
+      [
+        "/dev/nvme0n1p1 ext4 /var/lib/machines/head",
+        "",
+        /\/ is \/var\/lib\/machines\/head of \/dev\/nvme0n1p1 \(a bind mount: a container\?\)/,
+      ],
+      [
+        "/dev/mapper/vg-root ext4 /",
+        "vg-root lvm sda3",
+        /\/dev\/mapper\/vg-root is an LVM volume: not grown here \(grow it with pvresize and lvextend --resizefs\)/,
+      ],
+      ["/dev/vda ext4 /", "vda disk ", /\/dev\/vda is a disk device, not a partition/],
+      ["/dev/sdz1 ext4 /", "", /\/dev\/sdz1 is not a block device here \(a container\?\)/],
+      ["/dev/nvme0n1p1 btrfs /", "nvme0n1p1 part nvme0n1", /btrfs on \/dev\/nvme0n1p1/],
+    ];
+    for (const [root, device, why] of cases) {
+      const { run, calls } = setup(root, device);
+      const r = run();
+      expect(r.code, r.all).toBe(0);
+      expect(r.out).toMatch(why);
+      expect(calls()).toBe("");
+      expect(result(r.out)).toBe("unchanged");
+    }
+  });
+
+  it("growpart absent: cloud-guest-utils from the node's package sources first", () => {
+    const { s, run } = setup();
+    rmSync(join(s.root, "fake-bin", "growpart"));
+    const r = run({ QWEN_VL_DRY_RUN: "1" });
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /would run: apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends cloud-guest-utils\n[\s\S]*would run: growpart \/dev\/nvme0n1 1\n[\s\S]*would run: resize2fs \/dev\/nvme0n1p1/,
+    );
+  });
+});
+
 describe("driver", () => {
   it("new enough: nothing to install", () => {
     const s = sandbox();
