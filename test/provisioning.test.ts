@@ -508,6 +508,47 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
       /would run: sed -i s\/\$\{DS_PROMETHEUS\}\/qwen-vl-prometheus\/g \/var\/lib\/grafana\/dashboards\/vllm.json/,
     );
   });
+  it("Grafana: on loopback with a password generated on the node, root-only, kept across runs and set in a database made before it; never printed", () => {
+    const withGrafana = planStack({
+      ...readStackFile("single-gpu").sections,
+      monitoring: { enabled: true, grafana: true, dcgmExporter: false },
+    });
+    const s = sandbox(withGrafana);
+    const pw = join(s.etc, "grafana-admin-password");
+    const applied = join(s.state, "grafana-admin-password.applied");
+    const where = `password: sudo cat ${pw}`;
+    // First run: generated from the kernel's CSPRNG into the root-only file, the config and the
+    // unit's credential installed, then the CLI sets it (a database may predate it).
+    const first = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(first.code, first.all).toBe(0);
+    expect(first.out).toContain(
+      `would run: sh -c umask 077 && head -c 32 /dev/urandom | base64 | tr -d "/+=\\n" >"$1.tmp" && mv "$1.tmp" "$1" sh ${pw}\n`,
+    );
+    expect(first.out).toMatch(/changed: Grafana admin password generated in \S+ \(root only\)/);
+    expect(first.out).toMatch(
+      /would run: install -D -m 0644 \S+\/rendered\/grafana.ini \/etc\/grafana\/grafana.ini\n/,
+    );
+    expect(first.out).toMatch(
+      /would run: install -D -m 0644 \S+\/rendered\/grafana-server.conf \/etc\/systemd\/system\/grafana-server.service.d\/qwen-vl.conf\n[^\n]*\n?[^\n]*would run: systemctl daemon-reload/,
+    );
+    expect(first.out).toMatch(
+      /would run: systemctl restart grafana-server\n[\s\S]*would run: grafana-cli admin reset-admin-password --password-from-stdin\n/,
+    );
+    expect(first.out).toContain(where);
+    // What the first run leaves: the password (root only) and the marker that the CLI set it.
+    writeFileSync(pw, "Xq3-not-a-real-password", { mode: 0o600 });
+    const pending = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(pending.out).toMatch(/Grafana admin password kept \(\S+grafana-admin-password\)/);
+    expect(pending.out).not.toMatch(/urandom/);
+    // Cut before the CLI ran: it runs now.
+    expect(pending.out).toMatch(/would run: grafana-cli admin reset-admin-password/);
+    writeFileSync(applied, "");
+    const again = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).not.toMatch(/reset-admin-password|urandom|Grafana admin password generated/);
+    expect(again.out).toContain(where);
+    for (const r of [first, pending, again]) expect(r.all).not.toContain("Xq3-not-a-real-password");
+  });
   it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
     const s = sandbox();
     const device = join(s.root, "nvidiactl");

@@ -54,7 +54,22 @@ if [[ $ROLE == head ]]; then
       ledger "created /etc/apt/sources.list.d/grafana.list"
       ensure_package grafana
     fi
+    # The admin password: generated here on first run (the kernel's CSPRNG), root-only, kept across
+    # runs; systemd hands it to Grafana (grafana-server.conf) and grafana.ini reads it from there.
+    pw=$QWEN_VL_ETC/grafana-admin-password
+    applied=$QWEN_VL_STATE/grafana-admin-password.applied
+    if [[ -s $pw ]]; then
+      log "Grafana admin password kept ($pw)"
+    else
+      # No pipe into `run` (see above): the whole pipeline runs in its own shell, or is printed.
+      run sh -c 'umask 077 && head -c 32 /dev/urandom | base64 | tr -d "/+=\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$pw"
+      ledger "created $pw"
+      run rm -f "$applied"
+      changed "Grafana admin password generated in $pw (root only)"
+    fi
     g=0
+    install_file "$rendered/grafana.ini" /etc/grafana/grafana.ini 0644 && g=1
+    install_file "$rendered/grafana-server.conf" /etc/systemd/system/grafana-server.service.d/qwen-vl.conf 0644 && run systemctl daemon-reload && g=1
     install_file "$rendered/grafana-datasource.yaml" /etc/grafana/provisioning/datasources/qwen-vl.yaml 0644 && g=1
     install_file "$rendered/grafana-dashboards.yaml" /etc/grafana/provisioning/dashboards/qwen-vl.yaml 0644 && g=1
     if [[ ! -s /var/lib/grafana/dashboards/vllm.json ]]; then
@@ -67,6 +82,29 @@ if [[ $ROLE == head ]]; then
       changed "vLLM Grafana dashboard"
     fi
     ensure_running grafana-server "$g"
+    # Grafana reads admin_password only when it creates its database: one made before (a Grafana
+    # started earlier, with admin/admin) gets the password through Grafana's own CLI once Grafana
+    # answers (its migrations done): the package's grafana-cli wrapper (its paths, its grafana.ini,
+    # whose $__file{} the running unit's credential satisfies: root reads it), the password on
+    # standard input (--password-from-stdin, grafana-cli reset_password_command.go), never in a
+    # command line. As root, as Grafana's docs run it (sudo grafana-cli admin reset-admin-password).
+    if [[ ! -e $applied ]]; then
+      if [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]]; then
+        run grafana-cli admin reset-admin-password --password-from-stdin
+      else
+        waited=0
+        until tcp_open 127.0.0.1 "$GRAFANA_PORT" 1; do
+          ((waited++ < 60)) || die "Grafana does not answer on 127.0.0.1:$GRAFANA_PORT after 60 s: check 'journalctl -u grafana-server', then run the step again"
+          sleep 1
+        done
+        grafana-cli admin reset-admin-password --password-from-stdin <"$pw" >/dev/null 2>&1 ||
+          die "grafana-cli admin reset-admin-password failed: check 'journalctl -u grafana-server', then run the step again"
+        touch "$applied"
+      fi
+      ledger "created $applied"
+      changed "Grafana's admin account set to the generated password"
+    fi
+    log "Grafana: http://127.0.0.1:$GRAFANA_PORT on the head (loopback only: tunnel to it), user admin, password: sudo cat $pw"
   fi
 fi
 finish
