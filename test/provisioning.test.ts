@@ -521,9 +521,10 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     // unit's credential installed, then the CLI sets it (a database may predate it).
     const first = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(first.code, first.all).toBe(0);
-    expect(first.out).toContain(
-      `would run: sh -c umask 077 && head -c 32 /dev/urandom | base64 | tr -d "/+=\\n" >"$1.tmp" && mv "$1.tmp" "$1" sh ${pw}\n`,
+    expect(first.out).toMatch(
+      /would run: sh -c umask 077 && head -c 32 \/dev\/urandom .* sh \S+\n/,
     );
+    expect(first.out).toContain(` sh ${pw}\n`);
     expect(first.out).toMatch(/changed: Grafana admin password generated in \S+ \(root only\)/);
     expect(first.out).toMatch(
       /would run: install -D -m 0644 \S+\/rendered\/grafana.ini \/etc\/grafana\/grafana.ini\n/,
@@ -548,6 +549,31 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(again.out).not.toMatch(/reset-admin-password|urandom|Grafana admin password generated/);
     expect(again.out).toContain(where);
     for (const r of [first, pending, again]) expect(r.all).not.toContain("Xq3-not-a-real-password");
+  });
+  it("new_secret (lib.sh), which makes Grafana's password: a root-only file of ~43 random letters and digits, new each time", () => {
+    const s = sandbox();
+    const make = (path: string) =>
+      spawnSync(
+        "bash",
+        ["-c", `source "$1/lib.sh"; new_secret "$2"`, "_", join(s.home, "bin"), path],
+        {
+          encoding: "utf8",
+          env: { PATH: process.env["PATH"], HOME: s.root, QWEN_VL_DRY_RUN: "0" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+    const a = join(s.root, "a");
+    const b = join(s.root, "b");
+    expect(make(a).status).toBe(0);
+    expect(make(b).status).toBe(0);
+    const [pa, pb] = [readFileSync(a, "utf8"), readFileSync(b, "utf8")];
+    expect(pa).toMatch(/^[A-Za-z0-9]{38,44}$/);
+    expect(pa).not.toBe(pb);
+    expect(statSync(a).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${a}.tmp`)).toBe(false);
+    // Printed nowhere.
+    const r = make(join(s.root, "c"));
+    expect(r.stdout + r.stderr).toBe("");
   });
   it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
     const s = sandbox();

@@ -61,8 +61,7 @@ if [[ $ROLE == head ]]; then
     if [[ -s $pw ]]; then
       log "Grafana admin password kept ($pw)"
     else
-      # No pipe into `run` (see above): the whole pipeline runs in its own shell, or is printed.
-      run sh -c 'umask 077 && head -c 32 /dev/urandom | base64 | tr -d "/+=\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$pw"
+      new_secret "$pw"
       ledger "created $pw"
       run rm -f "$applied"
       changed "Grafana admin password generated in $pw (root only)"
