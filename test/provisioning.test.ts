@@ -522,7 +522,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     const first = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(first.code, first.all).toBe(0);
     expect(first.out).toMatch(
-      /would run: sh -c umask 077 && head -c 32 \/dev\/urandom .* sh \S+\n/,
+      /would run: sh -c umask 077 && head -c 48 \/dev\/urandom .* sh \S+\n/,
     );
     expect(first.out).toContain(` sh ${pw}\n`);
     expect(first.out).toMatch(/changed: Grafana admin password generated in \S+ \(root only\)/);
@@ -533,7 +533,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
       /would run: install -D -m 0644 \S+\/rendered\/grafana-server.conf \/etc\/systemd\/system\/grafana-server.service.d\/qwen-vl.conf\n[^\n]*\n?[^\n]*would run: systemctl daemon-reload/,
     );
     expect(first.out).toMatch(
-      /would run: systemctl restart grafana-server\n[\s\S]*would run: grafana-cli admin reset-admin-password --password-from-stdin\n/,
+      /would run: systemctl restart grafana-server\n[\s\S]*would run: env GF_SECURITY_ADMIN_PASSWORD=\$__file\{\S+\/grafana-admin-password\} grafana-cli admin reset-admin-password --password-from-stdin\n/,
     );
     expect(first.out).toContain(where);
     // What the first run leaves: the password (root only) and the marker that the CLI set it.
@@ -542,7 +542,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(pending.out).toMatch(/Grafana admin password kept \(\S+grafana-admin-password\)/);
     expect(pending.out).not.toMatch(/urandom/);
     // Cut before the CLI ran: it runs now.
-    expect(pending.out).toMatch(/would run: grafana-cli admin reset-admin-password/);
+    expect(pending.out).toMatch(/would run: env \S+ grafana-cli admin reset-admin-password/);
     writeFileSync(applied, "");
     const again = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
     expect(again.code, again.all).toBe(0);
@@ -550,7 +550,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(again.out).toContain(where);
     for (const r of [first, pending, again]) expect(r.all).not.toContain("Xq3-not-a-real-password");
   });
-  it("new_secret (lib.sh), which makes Grafana's password: a root-only file of ~43 random letters and digits, new each time", () => {
+  it("new_secret (lib.sh), which makes Grafana's password: a root-only file of 40 random letters and digits, new each time", () => {
     const s = sandbox();
     const make = (path: string) =>
       spawnSync(
@@ -567,7 +567,7 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(make(a).status).toBe(0);
     expect(make(b).status).toBe(0);
     const [pa, pb] = [readFileSync(a, "utf8"), readFileSync(b, "utf8")];
-    expect(pa).toMatch(/^[A-Za-z0-9]{38,44}$/);
+    expect(pa).toMatch(/^[A-Za-z0-9]{40}$/);
     expect(pa).not.toBe(pb);
     expect(statSync(a).mode & 0o777).toBe(0o600);
     expect(existsSync(`${a}.tmp`)).toBe(false);

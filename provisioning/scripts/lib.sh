@@ -43,11 +43,12 @@ load_secrets() {
     set +a
   fi
 }
-# new_secret FILE: a new root-only file holding a random password, 32 bytes of the kernel's CSPRNG
-# in base64 less "/", "+", "=" and the newline (about 43 letters and digits), written whole or not
-# at all; printed nowhere. One shell for the whole pipeline: nothing is piped into `run`.
+# new_secret FILE: a new root-only file holding a random password: 48 bytes of the kernel's CSPRNG
+# in base64 (64 characters), less "/", "+" and the newline, cut to 40 letters and digits (238 bits),
+# written whole or not at all; printed nowhere. One shell for the whole pipeline: nothing is piped
+# into `run`, and cut reads to the end (no writer is cut off: no SIGPIPE under pipefail).
 new_secret() {
-  run sh -c 'umask 077 && head -c 32 /dev/urandom | base64 | tr -d "/+=\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$1" ||
+  run sh -c 'umask 077 && head -c 48 /dev/urandom | base64 | tr -d "/+\n" | cut -c1-40 | tr -d "\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$1" ||
     die "cannot write $1"
 }
 # The node has an NVIDIA device (QWEN_VL_NVIDIA_DEVICE stands in for it in tests and the lab).
