@@ -575,6 +575,118 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     const r = make(join(s.root, "c"));
     expect(r.stdout + r.stderr).toBe("");
   });
+  describe("grafana_admin_password (lib.sh) against a fake Grafana API and a fake grafana-cli", () => {
+    // The fake Grafana answers GET /api/user 200 to admin with the password in `valid`, 401
+    // otherwise (Grafana's HTTP API: basic auth); the fake grafana-cli does what Grafana's does
+    // (the new password from standard input, --password-from-stdin), and records its call.
+    let grafana: Started;
+    let dir: string;
+    const valid = () => join(dir, "valid");
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), "qwen-vl-grafana-"));
+      grafana = await startListening("python3", [
+        "-c",
+        [
+          "import base64, http.server, sys",
+          "valid = sys.argv[1]",
+          "class H(http.server.BaseHTTPRequestHandler):",
+          "    def do_GET(self):",
+          "        auth = self.headers.get('Authorization', '')",
+          "        user = base64.b64decode(auth[6:]).decode() if auth.startswith('Basic ') else ''",
+          "        ok = self.path == '/api/user' and user == 'admin:' + open(valid).read()",
+          "        self.send_response(200 if ok else 401)",
+          "        self.end_headers()",
+          "    def log_message(self, *a):",
+          "        pass",
+          "s = http.server.HTTPServer(('127.0.0.1', 0), H)",
+          "print('LISTENING', s.server_port, flush=True)",
+          "s.serve_forever()",
+        ].join("\n"),
+        join(dir, "valid"),
+      ]);
+    });
+    afterAll(async () => {
+      await grafana.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    function setup(current: string) {
+      const s = sandbox();
+      s.writeEnv({ GRAFANA_PORT: String(grafana.port) });
+      writeFileSync(valid(), current);
+      const pw = join(s.etc, "grafana-admin-password");
+      writeFileSync(pw, "Gen3ratedPassw0rdForTheTest", { mode: 0o600 });
+      const marker = join(s.state, "grafana-admin-password.applied");
+      const calls = join(s.root, "calls");
+      const path = fakeBin(s, {
+        "grafana-cli": [
+          `echo "grafana-cli $* GF_SECURITY_ADMIN_PASSWORD=\${GF_SECURITY_ADMIN_PASSWORD:-}" >>${calls}`,
+          `[[ "$*" == "admin reset-admin-password --password-from-stdin" ]] || exit 2`,
+          `IFS= read -r new || [[ -n $new ]]`,
+          `printf %s "$new" >${valid()}`,
+        ].join("\n"),
+      });
+      const run = () =>
+        spawnSync(
+          "bash",
+          [
+            "-c",
+            `source "$1/lib.sh"; load_node_env; grafana_admin_password "$2" "$3"; finish`,
+            "_",
+            join(s.home, "bin"),
+            pw,
+            marker,
+          ],
+          {
+            encoding: "utf8",
+            env: {
+              PATH: path,
+              HOME: s.root,
+              QWEN_VL_ETC: s.etc,
+              QWEN_VL_STEP: "monitoring",
+              QWEN_VL_DRY_RUN: "0",
+            },
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+      const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+      return { pw, marker, run, calls: calls_ };
+    }
+
+    it("a database made before the password (admin/admin): Grafana's CLI sets it, from the root-only file; asked once", () => {
+      const { pw, marker, run, calls } = setup("admin");
+      const r = run();
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(calls()).toBe(
+        `grafana-cli admin reset-admin-password --password-from-stdin GF_SECURITY_ADMIN_PASSWORD=$__file{${pw}}\n`,
+      );
+      expect(readFileSync(valid(), "utf8")).toBe("Gen3ratedPassw0rdForTheTest");
+      expect(r.stdout).toMatch(
+        /changed: Grafana's admin account took admin\/admin \(its database predates the password\): set to the generated one/,
+      );
+      expect(existsSync(marker)).toBe(true);
+      expect(r.stdout + r.stderr).not.toContain("Gen3ratedPassw0rdForTheTest");
+      const again = run();
+      expect(again.stdout).toMatch(/RESULT unchanged/);
+      expect(calls().split("\n").filter(Boolean)).toHaveLength(1);
+    });
+
+    it("a database Grafana made with the generated password: nothing to set; a site's own password: left as it is, and said so", () => {
+      const fresh = setup("Gen3ratedPassw0rdForTheTest");
+      const r = fresh.run();
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/Grafana's admin account takes the generated password/);
+      expect(r.stdout).toMatch(/RESULT unchanged/);
+      expect(fresh.calls()).toBe("");
+      const site = setup("the-site's-own");
+      const t = site.run();
+      expect(t.status, t.stdout + t.stderr).toBe(0);
+      expect(t.stdout).toMatch(
+        /takes neither the generated password nor admin\/admin \(a site's own\?\): left as it is/,
+      );
+      expect(site.calls()).toBe("");
+      expect(readFileSync(valid(), "utf8")).toBe("the-site's-own");
+    });
+  });
   it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
     const s = sandbox();
     const device = join(s.root, "nvidiactl");

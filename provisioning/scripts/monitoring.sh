@@ -81,32 +81,7 @@ if [[ $ROLE == head ]]; then
       changed "vLLM Grafana dashboard"
     fi
     ensure_running grafana-server "$g"
-    # Grafana reads admin_password only when it creates its database: one made before (a Grafana
-    # started earlier, with admin/admin) gets the password through Grafana's own CLI once Grafana
-    # answers (its migrations done): the package's grafana-cli wrapper (its paths), as root, as
-    # Grafana's docs run it, the password on standard input (--password-from-stdin,
-    # reset_password_command.go), never in a command line. The CLI reads grafana.ini too, whose
-    # $__file{} names the unit's credential, which a unit with its own mount namespace hides from
-    # every other process (systemd CREDENTIALS.md): GF_SECURITY_ADMIN_PASSWORD points the CLI at
-    # the root-only file instead (Grafana applies GF_ overrides before it expands $__file{},
-    # pkg/setting/setting.go).
-    if [[ ! -e $applied ]]; then
-      cli=(env "GF_SECURITY_ADMIN_PASSWORD=\$__file{$pw}" grafana-cli admin reset-admin-password --password-from-stdin)
-      if [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]]; then
-        run "${cli[@]}"
-      else
-        waited=0
-        until tcp_open 127.0.0.1 "$GRAFANA_PORT" 1; do
-          ((waited++ < 60)) || die "Grafana does not answer on 127.0.0.1:$GRAFANA_PORT after 60 s: check 'journalctl -u grafana-server', then run the step again"
-          sleep 1
-        done
-        "${cli[@]}" <"$pw" >/dev/null 2>&1 ||
-          die "grafana-cli admin reset-admin-password failed: check 'journalctl -u grafana-server', then run the step again"
-        touch "$applied"
-      fi
-      ledger "created $applied"
-      changed "Grafana's admin account set to the generated password"
-    fi
+    grafana_admin_password "$pw" "$applied"
     log "Grafana: http://127.0.0.1:$GRAFANA_PORT on the head (loopback only: tunnel to it), user admin, password: sudo cat $pw"
   fi
 fi
