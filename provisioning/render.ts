@@ -271,6 +271,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     };
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
     if (plan.aws) env["AWS_DEFAULT_REGION"] = plan.aws.region;
+    // The root volume's planned size, named by preflight: raising target.rootVolumeGiB changes
+    // preflight's digest, so the step that grows the partition and filesystem runs again.
+    if (plan.aws) env["ROOT_VOLUME_GIB"] = String(plan.rootVolumeGiB);
 
     const files: RenderedFile[] = [];
     // node.env before the scripts: a bundle write cut off half-way leaves new settings with old

@@ -313,6 +313,27 @@ describe("renderProvisioning", () => {
     expect(single!.files.filter((f) => /grafana/.test(f.path))).toEqual([]);
   });
 
+  it("AWS nodes state the root volume's size: a larger target.rootVolumeGiB re-runs preflight (which grows the filesystem), nothing else", () => {
+    const sections = readStackFile("single-gpu").sections;
+    const at = (gib?: number) => {
+      const target = { ...(sections["target"] as Record<string, unknown>), rootVolumeGiB: gib };
+      const [b] = renderProvisioning(planStack({ ...sections, target }), {
+        addresses: { head: "10.0.0.10" },
+      });
+      return b!;
+    };
+    const [small, large] = [at(200), at(300)];
+    expect(sourced(small)["ROOT_VOLUME_GIB"]).toBe("200");
+    expect(sourced(large)["ROOT_VOLUME_GIB"]).toBe("300");
+    const changed = small.steps
+      .filter((s, i) => s.digest !== large.steps[i]!.digest)
+      .map((s) => s.id);
+    expect(changed).toEqual(["preflight"]);
+    // Hosts stacks have no volume to grow: not stated.
+    const [hosts] = renderProvisioning(plan("hosts"), { addresses: { rtx3090: "10.0.0.10" } });
+    expect(sourced(hosts!)["ROOT_VOLUME_GIB"]).toBeUndefined();
+  });
+
   it("values with spaces and quotes survive the env file", () => {
     const p = plan("single-gpu");
     const [b] = renderProvisioning(p, { addresses: { head: "10.0.0.10" } });

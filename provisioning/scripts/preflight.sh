@@ -48,6 +48,8 @@ fi
 # growpart(1) (cloud-utils), resize2fs(8), xfs_growfs(8). Not undone: a filesystem is not shrunk.
 grow_root() {
   local src fstype fsroot name type pk part disk_bytes parts_bytes free_kib out pending=$QWEN_VL_STATE/root-grow-pending
+  # AWS nodes: the stack's figure (node.env), so that a larger one runs this step again.
+  [[ -n ${ROOT_VOLUME_GIB:-} ]] && log "root volume: $ROOT_VOLUME_GIB GiB planned (target.rootVolumeGiB or the plan's own)"
   if ! read -r src fstype fsroot < <(findmnt -rn -v -o SOURCE,FSTYPE,FSROOT / 2>/dev/null); then
     log "root volume: findmnt cannot read / (no util-linux?): not grown"
     return 0
