@@ -40,7 +40,7 @@ fi
 # the disk is not in a partition (EBS grows by whole GiB; GPT's own sectors and alignment are far
 # less). growpart (cloud-guest-utils) decides whether that space lies after the root partition:
 # its --dry-run only reports, "CHANGE: …" or "NOCHANGE: …" (the exit status of NOCHANGE differs
-# between releases, the word does not). Then resize2fs (ext2/3/4, online) or xfs_growfs (mounted
+# between releases, the word does not). Then resize2fs (ext3/ext4, online) or xfs_growfs (mounted
 # XFS, by mount point). Nothing to do, and said so: root not on a partition of a block device here
 # (a container: the lab's nodes; a bind mount), on LVM, or a filesystem neither tool grows. A run cut
 # between the partition and the filesystem leaves a marker: the next run grows the filesystem.
@@ -49,7 +49,9 @@ fi
 grow_root() {
   local src fstype fsroot name type pk part disk_bytes parts_bytes free_kib out pending=$QWEN_VL_STATE/root-grow-pending
   # AWS nodes: the stack's figure (node.env), so that a larger one runs this step again.
-  [[ -n ${ROOT_VOLUME_GIB:-} ]] && log "root volume: $ROOT_VOLUME_GIB GiB planned (target.rootVolumeGiB or the plan's own)"
+  if [[ -n ${ROOT_VOLUME_GIB:-} ]]; then
+    log "root volume: $ROOT_VOLUME_GIB GiB planned (target.rootVolumeGiB or the plan's own)"
+  fi
   if ! read -r src fstype fsroot < <(findmnt -rn -v -o SOURCE,FSTYPE,FSROOT / 2>/dev/null); then
     log "root volume: findmnt cannot read / (no util-linux?): not grown"
     return 0
@@ -78,9 +80,9 @@ grow_root() {
       ;;
   esac
   case "$fstype" in
-    ext2 | ext3 | ext4 | xfs) ;;
+    ext3 | ext4 | xfs) ;;
     *)
-      log "root volume: $fstype on $src: growing it is not done here (only ext2/3/4 and XFS)"
+      log "root volume: $fstype on $src: growing it is not done here (only ext3, ext4 and XFS, which grow mounted)"
       return 0
       ;;
   esac
