@@ -51,6 +51,10 @@ new_secret() {
   run sh -c 'umask 077 && head -c 48 /dev/urandom | base64 | tr -d "/+\n" | cut -c1-40 | tr -d "\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$1" ||
     die "cannot write $1"
 }
+# grafana_login PASSWORD: the HTTP status Grafana answers GET /api/user as admin with PASSWORD.
+grafana_login() {
+  printf 'user = "admin:%s"\n' "$1" | curl -s -o /dev/null -w '%{http_code}' -K - "http://127.0.0.1:$GRAFANA_PORT/api/user" || true
+}
 # grafana_admin_password FILE MARKER: Grafana's admin account takes the password in FILE.
 # admin_password is read only when Grafana creates its database ("Set once on first-run", Configure
 # Grafana), so a database made before (a Grafana started earlier) still takes admin/admin: Grafana's
@@ -62,10 +66,6 @@ new_secret() {
 # unit has its own mount namespace (systemd CREDENTIALS.md): GF_SECURITY_ADMIN_PASSWORD points it
 # at FILE instead (GF_ overrides apply before $__file{} is expanded, pkg/setting/setting.go). Asked
 # once: MARKER keeps the answer.
-# grafana_login PASSWORD: the HTTP status Grafana answers GET /api/user as admin with PASSWORD.
-grafana_login() {
-  printf 'user = "admin:%s"\n' "$1" | curl -s -o /dev/null -w '%{http_code}' -K - "http://127.0.0.1:$GRAFANA_PORT/api/user" || true
-}
 grafana_admin_password() {
   local pw=$1 marker=$2 waited=0 ours admin
   [[ -e $marker ]] && return 0
@@ -249,7 +249,9 @@ dpkg_recover() {
     fi
   done
   audit=$(dpkg --audit 2>/dev/null) || audit=""
-  [[ -n $audit ]] && reason="${reason:+$reason; }dpkg --audit names packages left half-installed"
+  if [[ -n $audit ]]; then
+    reason="${reason:+$reason; }dpkg --audit names packages left half-installed"
+  fi
   [[ -n $reason ]] || return 0
   log "dpkg was interrupted ($reason): running dpkg --configure -a first"
   DEBIAN_FRONTEND=noninteractive run python3 "${BASH_SOURCE[0]%/*}/dpkg-locked.py" "$admindir/lock-frontend" "$APT_LOCK_TIMEOUT" \
