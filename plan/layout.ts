@@ -8,7 +8,7 @@
 export const NODE_LAYOUT = {
   /** Scripts (bin/), the rendered files (rendered/), vLLM's venv and the tools'. */
   home: "/opt/qwen-vl",
-  /** node.env, secrets.env (root only), cluster.env, vllm.args. */
+  /** node.env, secrets.env and grafana-admin-password (root only), cluster.env, vllm.args. */
   etc: "/etc/qwen-vl",
   /** The ledger, backups, reports, the service account's home, Ray's temp dir and the weights. */
   state: "/var/lib/qwen-vl",

@@ -249,6 +249,7 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       DCGM_EXPORTER: plan.monitoring.dcgmExporter ? "1" : "0",
       GRAFANA: plan.monitoring.grafana ? "1" : "0",
       GRAFANA_DATASOURCE_UID,
+      GRAFANA_PORT: String(PORTS.grafana),
       VLLM_DASHBOARD_URL: vllmDashboardUrl(plan.vllmVersion),
       MULTI_NODE: multiNode ? "1" : "0",
       NODES_PER_REPLICA: String(plan.nodesPerReplica),
@@ -270,6 +271,9 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
     };
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
     if (plan.aws) env["AWS_DEFAULT_REGION"] = plan.aws.region;
+    // The root volume's planned size, named by preflight: raising target.rootVolumeGiB changes
+    // preflight's digest, so the step that grows the partition and filesystem runs again.
+    if (plan.aws) env["ROOT_VOLUME_GIB"] = String(plan.rootVolumeGiB);
 
     const files: RenderedFile[] = [];
     // node.env before the scripts: a bundle write cut off half-way leaves new settings with old
@@ -307,6 +311,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
             "grafana-dashboards.yaml",
             `apiVersion: 1\nproviders:\n  - name: qwen-vl\n    type: file\n    options:\n      path: /var/lib/grafana/dashboards\n`,
           );
+          r("grafana.ini", GRAFANA_INI);
+          r("grafana-server.conf", GRAFANA_DROP_IN);
         }
       }
     }
@@ -408,6 +414,37 @@ print("[qwen-vl bundle] wrote %d files" % len(files))
 
 /** The uid of the provisioned Prometheus datasource in Grafana (GRAFANA_DATASOURCE_UID in node.env). */
 export const GRAFANA_DATASOURCE_UID = "qwen-vl-prometheus";
+
+/**
+ * Grafana's admin password: generated on the head by monitoring.sh, root-only in NODE_ETC, never
+ * sent anywhere. Grafana does not run as root, so systemd hands the file to it as a credential
+ * (systemd.exec LoadCredential=, systemd ≥ 247; readable by the service's user only, under
+ * /run/credentials/<unit>/) and grafana.ini reads it with Grafana's file provider ($__file{…},
+ * "Configure Grafana": variable expansion).
+ */
+export const GRAFANA_ADMIN_PASSWORD_FILE = `${NODE_ETC}/grafana-admin-password`;
+const GRAFANA_CREDENTIAL = "/run/credentials/grafana-server.service/admin-password";
+/**
+ * Replaces the package's grafana.ini (every line a comment: Grafana's defaults, http_addr empty =
+ * all interfaces, admin/admin); install_file keeps the original for undo. Mode 0644: it names the
+ * password's place, not the password.
+ */
+const GRAFANA_INI = `# Rendered by qwen-vl-deploy
+[server]
+# Loopback only ("If empty will bind to all interfaces"): reach it through a tunnel to the head.
+http_addr = 127.0.0.1
+http_port = ${PORTS.grafana}
+
+[security]
+# Set once, when Grafana creates its database ("Set once on first-run"): monitoring.sh sets it with
+# grafana cli admin reset-admin-password when the database was there first.
+admin_password = $__file{${GRAFANA_CREDENTIAL}}
+`;
+/** The grafana-server unit (Grafana's package) gets the password as a systemd credential. */
+const GRAFANA_DROP_IN = `# Rendered by qwen-vl-deploy
+[Service]
+LoadCredential=admin-password:${GRAFANA_ADMIN_PASSWORD_FILE}
+`;
 
 /** The weekly full weights check (weights-check.sh), low priority so serving is not disturbed. */
 const WEIGHTS_CHECK_SERVICE = `# Rendered by qwen-vl-deploy

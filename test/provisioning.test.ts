@@ -113,6 +113,145 @@ describe("preflight", () => {
   });
 });
 
+describe("preflight: the root partition and filesystem grown to a larger disk", () => {
+  // A 100 GiB root partition (nvme0n1p1, ext4) on a disk made 200 GiB, as EC2 leaves an EBS root
+  // volume modified in place. The fakes answer in the tools' documented formats: findmnt -r and
+  // lsblk -r (util-linux: raw, space-separated columns; lsblk -b: bytes), growpart (cloud-utils:
+  // "CHANGE:"/"CHANGED:"/"NOCHANGE:" lines), resize2fs's progress lines; each records its call.
+  const GiB = 1024 ** 3;
+  const small = 4 * 1024 ** 2 + 106 * 1024 ** 2; // BIOS boot + EFI partitions
+  function setup(root = "/dev/nvme0n1p1 ext4 /", device = "nvme0n1p1 part nvme0n1") {
+    const s = sandbox();
+    const disk = join(s.root, "disk");
+    mkdirSync(disk, { recursive: true });
+    const calls = join(s.root, "calls");
+    const rec = `echo "$(basename "$0") $*" >>${calls}`;
+    const path = fakeBin(s, {
+      findmnt: `[[ "$*" == "-rn -v -o SOURCE,FSTYPE,FSROOT /" ]] || exit 1\necho '${root}'`,
+      lsblk: [
+        `case "$*" in`,
+        ...(device
+          ? [`  "-dnr -o NAME,TYPE,PKNAME ${root.split(" ")[0]}") echo '${device}' ;;`]
+          : []),
+        `  "-bnr -o TYPE,SIZE /dev/nvme0n1")`,
+        `    echo "disk ${200 * GiB}"`,
+        `    if [[ -e ${disk}/grown ]]; then echo "part ${200 * GiB - small - 1024 ** 2}"; else echo "part ${100 * GiB - small - 1024 ** 2}"; fi`,
+        `    echo "part ${4 * 1024 ** 2}"; echo "part ${106 * 1024 ** 2}" ;;`,
+        `  *) echo "lsblk: \${*: -1}: not a block device" >&2; exit 32 ;;`,
+        `esac`,
+      ].join("\n"),
+      growpart: [
+        rec,
+        `if [[ -e ${disk}/grown ]]; then echo "NOCHANGE: partition 1 is size 419203039. it cannot be grown"; exit 1; fi`,
+        `info="partition=1 start=227328 old: size=209485791 end=209713119 new: size=419203039 end=419430367"`,
+        `if [[ $1 == --dry-run ]]; then echo "CHANGE: $info"; exit 0; fi`,
+        `touch ${disk}/grown; echo "CHANGED: $info"`,
+      ].join("\n"),
+      resize2fs: [
+        rec,
+        `[[ -z \${FAIL_RESIZE:-} ]] || { echo "resize2fs: Permission denied to resize filesystem" >&2; exit 1; }`,
+        `echo "resize2fs 1.46.5 (30-Dec-2021)"`,
+        `echo "Filesystem at $1 is mounted on /; on-line resizing required"`,
+        `echo "The filesystem on $1 is now 52400379 (4k) blocks long."`,
+      ].join("\n"),
+      xfs_growfs: `${rec}\necho "data blocks changed from 26214139 to 52400379"`,
+    });
+    const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+    return {
+      s,
+      run: (extra: Record<string, string> = {}) =>
+        s.run("preflight.sh", [], { PATH: path, QWEN_VL_DRY_RUN: "0", ...extra }),
+      calls: calls_,
+      reset: () => rmSync(calls, { force: true }),
+    };
+  }
+
+  it("grows the partition, then the filesystem; a second run finds it full-size and changes nothing", () => {
+    const { run, calls, reset } = setup();
+    const r = run();
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toBe(
+      "growpart --dry-run /dev/nvme0n1 1\ngrowpart /dev/nvme0n1 1\nresize2fs /dev/nvme0n1p1\n",
+    );
+    expect(r.out).toMatch(
+      /changed: root partition \/dev\/nvme0n1p1 grown to the end of \/dev\/nvme0n1 \(\+100 GiB\)/,
+    );
+    expect(r.out).toMatch(/changed: root filesystem \(ext4\) on \/dev\/nvme0n1p1 grown/);
+    // Measured after the grow: the disk check comes later in the same run.
+    expect(r.out.indexOf("root filesystem (ext4)")).toBeLessThan(r.out.indexOf("disk: "));
+    expect(result(r.out)).toBe("changed");
+    reset();
+    const again = run();
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).toMatch(
+      /root volume: \/dev\/nvme0n1p1 fills \/dev\/nvme0n1 \(200 GiB\): nothing to grow/,
+    );
+    expect(calls()).toBe("");
+    expect(result(again.out)).toBe("unchanged");
+  });
+
+  it("a run cut between the partition and the filesystem: the next run grows the filesystem only", () => {
+    const { run, calls, reset } = setup();
+    const cut = run({ FAIL_RESIZE: "1" });
+    expect(cut.code).toBe(1);
+    expect(cut.err).toMatch(
+      /FAILED: resize2fs \/dev\/nvme0n1p1 failed \(resize2fs: Permission denied to resize filesystem\): grow the filesystem by hand \(resize2fs \/dev\/nvme0n1p1\), then run the step again/,
+    );
+    reset();
+    const next = run();
+    expect(next.code, next.all).toBe(0);
+    expect(next.out).toMatch(/the partition was grown by an earlier run; its filesystem next/);
+    expect(calls()).toBe("resize2fs /dev/nvme0n1p1\n");
+    reset();
+    expect(result(run().out)).toBe("unchanged");
+    expect(calls()).toBe("");
+  });
+
+  it("XFS: xfs_growfs on the mount point", () => {
+    const { run, calls } = setup("/dev/nvme0n1p1 xfs /");
+    const r = run();
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toMatch(/growpart \/dev\/nvme0n1 1\nxfs_growfs -d \/\n$/);
+  });
+
+  it("nothing to grow, and says why: a container's root (the lab), a bind mount, LVM, a whole disk, no device node", () => {
+    const cases: [string, string, RegExp][] = [
+      ["overlay overlay /", "", /\/ is overlay \(overlay\), not a block device \(a container\?\)/],
+      [
+        "/dev/nvme0n1p1 ext4 /var/lib/machines/head",
+        "",
+        /\/ is \/var\/lib\/machines\/head of \/dev\/nvme0n1p1 \(a bind mount: a container\?\)/,
+      ],
+      [
+        "/dev/mapper/vg-root ext4 /",
+        "vg-root lvm sda3",
+        /\/dev\/mapper\/vg-root is an LVM volume: not grown here \(grow it with pvresize and lvextend --resizefs\)/,
+      ],
+      ["/dev/vda ext4 /", "vda disk ", /\/dev\/vda is a disk device, not a partition/],
+      ["/dev/sdz1 ext4 /", "", /\/dev\/sdz1 is not a block device here \(a container\?\)/],
+      ["/dev/nvme0n1p1 btrfs /", "nvme0n1p1 part nvme0n1", /btrfs on \/dev\/nvme0n1p1/],
+    ];
+    for (const [root, device, why] of cases) {
+      const { run, calls } = setup(root, device);
+      const r = run();
+      expect(r.code, r.all).toBe(0);
+      expect(r.out).toMatch(why);
+      expect(calls()).toBe("");
+      expect(result(r.out)).toBe("unchanged");
+    }
+  });
+
+  it("growpart absent: cloud-guest-utils from the node's package sources first", () => {
+    const { s, run } = setup();
+    rmSync(join(s.root, "fake-bin", "growpart"));
+    const r = run({ QWEN_VL_DRY_RUN: "1" });
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /would run: apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends cloud-guest-utils\n[\s\S]*would run: growpart \/dev\/nvme0n1 1\n[\s\S]*would run: resize2fs \/dev\/nvme0n1p1/,
+    );
+  });
+});
+
 describe("driver", () => {
   it("new enough: nothing to install", () => {
     const s = sandbox();
@@ -235,6 +374,100 @@ describe("cuda", () => {
   });
 });
 
+/** Executables standing in for the machine's own in one folder of the sandbox, put first on PATH. */
+function fakeBin(s: Sandbox, files: Record<string, string>): string {
+  const dir = join(s.root, "fake-bin");
+  mkdirSync(dir, { recursive: true });
+  for (const [name, body] of Object.entries(files))
+    writeFileSync(join(dir, name), `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`, {
+      mode: 0o755,
+    });
+  return `${dir}:${FAKES}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+}
+
+describe("apt helper: an interrupted dpkg is finished first (dpkg --configure -a)", () => {
+  // The cuda step's toolkit install is one apt-get call; apt-get and dpkg are fakes that record
+  // what they were asked (and, for dpkg, under which lock), in a dpkg folder of the sandbox.
+  function setup() {
+    const s = sandbox();
+    s.writeEnv({ INSTALL_CUDA_TOOLKIT: "1" });
+    const admin = join(s.root, "dpkg");
+    mkdirSync(join(admin, "updates"), { recursive: true });
+    const calls = join(s.root, "calls");
+    const path = fakeBin(s, {
+      "apt-get": `echo "apt-get $*" >>${calls}`,
+      dpkg: [
+        `case "$*" in`,
+        `  --audit) [[ -e ${admin}/half-configured ]] && echo "The following packages are only half configured: cuda-toolkit-13-0" ;;`,
+        `  *"--configure -a") echo "dpkg $* (frontend lock held: \${DPKG_FRONTEND_LOCKED:-no})" >>${calls}; rm -f ${admin}/updates/* ${admin}/half-configured ;;`,
+        `  *) exit 2 ;;`,
+        `esac`,
+      ].join("\n"),
+    });
+    const env = { PATH: path, DPKG_ADMINDIR: admin, QWEN_VL_DRY_RUN: "0" };
+    const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+    return { s, admin, env, calls: calls_, reset: () => rmSync(calls, { force: true }) };
+  }
+
+  it("a journal left in dpkg's updates folder: configured under the frontend lock before apt-get; a second run is quiet", () => {
+    const { s, admin, env, calls, reset } = setup();
+    writeFileSync(join(admin, "updates", "0003"), "");
+    // Not a journal (apt's test: all digits): ignored.
+    writeFileSync(join(admin, "updates", "tmp.i"), "");
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(
+      /dpkg was interrupted \(its journal \S+\/updates\/0003 is left\): running dpkg --configure -a first/,
+    );
+    expect(calls()).toBe(
+      "dpkg --force-confdef --force-confold --configure -a (frontend lock held: 1)\n" +
+        "apt-get -o DPkg::Lock::Timeout=600 install -y cuda-toolkit-13-0\n",
+    );
+    expect(r.out).toMatch(/changed: dpkg's interrupted work completed/);
+    reset();
+    const again = s.run("cuda.sh", [], env);
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).not.toMatch(/dpkg/);
+    expect(calls()).toBe("apt-get -o DPkg::Lock::Timeout=600 install -y cuda-toolkit-13-0\n");
+  });
+
+  it("packages left half-configured (dpkg --audit) are finished too; nothing to finish: dpkg is never run", () => {
+    const { s, admin, env, calls, reset } = setup();
+    writeFileSync(join(admin, "half-configured"), "");
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/dpkg --audit names packages left half-installed/);
+    expect(calls()).toMatch(/^dpkg --force-confdef --force-confold --configure -a/);
+    reset();
+    expect(s.run("cuda.sh", [], env).out).not.toMatch(/dpkg was interrupted/);
+    expect(calls()).not.toMatch(/^dpkg/m);
+  });
+
+  it("waits for dpkg's frontend lock (bounded by APT_LOCK_TIMEOUT) and never runs dpkg under another's lock", async () => {
+    const { s, admin, env, calls } = setup();
+    writeFileSync(join(admin, "updates", "0001"), "");
+    // Another apt holding the lock: an fcntl lock on lock-frontend, as apt and dpkg take it.
+    const holder = await startListening("python3", [
+      "-c",
+      `import fcntl, os, time\nfd = os.open(${JSON.stringify(join(admin, "lock-frontend"))}, os.O_RDWR | os.O_CREAT)\nfcntl.lockf(fd, fcntl.LOCK_EX)\nprint("LISTENING 0", flush=True)\ntime.sleep(120)`,
+    ]);
+    try {
+      const r = s.run("cuda.sh", [], { ...env, APT_LOCK_TIMEOUT: "2" });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/lock-frontend is still held after 2 s/);
+      expect(r.err).toMatch(
+        /FAILED: dpkg --configure -a failed: run it on the node as root, fix what it names, then run the step again/,
+      );
+      expect(calls()).toBe("");
+    } finally {
+      await holder.stop();
+    }
+    const r = s.run("cuda.sh", [], env);
+    expect(r.code, r.all).toBe(0);
+    expect(calls()).toMatch(/^dpkg .*--configure -a \(frontend lock held: 1\)\napt-get/);
+  });
+});
+
 describe("monitoring: the DCGM exporter on GPU nodes", () => {
   it("a GPU present: NVIDIA's repository, DCGM for the driver's CUDA major, the exporter package under our drop-in", () => {
     const s = sandbox();
@@ -274,6 +507,185 @@ describe("monitoring: the DCGM exporter on GPU nodes", () => {
     expect(r.out).toMatch(
       /would run: sed -i s\/\$\{DS_PROMETHEUS\}\/qwen-vl-prometheus\/g \/var\/lib\/grafana\/dashboards\/vllm.json/,
     );
+  });
+  it("Grafana: on loopback with a password generated on the node, root-only, kept across runs and set in a database made before it; never printed", () => {
+    const withGrafana = planStack({
+      ...readStackFile("single-gpu").sections,
+      monitoring: { enabled: true, grafana: true, dcgmExporter: false },
+    });
+    const s = sandbox(withGrafana);
+    const pw = join(s.etc, "grafana-admin-password");
+    const applied = join(s.state, "grafana-admin-password.applied");
+    const where = `password: sudo cat ${pw}`;
+    // First run: generated from the kernel's CSPRNG into the root-only file, the config and the
+    // unit's credential installed, then the CLI sets it (a database may predate it).
+    const first = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(first.code, first.all).toBe(0);
+    expect(first.out).toMatch(
+      /would run: sh -c umask 077 && head -c 48 \/dev\/urandom .* sh \S+\n/,
+    );
+    expect(first.out).toContain(` sh ${pw}\n`);
+    expect(first.out).toMatch(/changed: Grafana admin password generated in \S+ \(root only\)/);
+    expect(first.out).toMatch(
+      /would run: install -D -m 0644 \S+\/rendered\/grafana.ini \/etc\/grafana\/grafana.ini\n/,
+    );
+    expect(first.out).toMatch(
+      /would run: install -D -m 0644 \S+\/rendered\/grafana-server.conf \/etc\/systemd\/system\/grafana-server.service.d\/qwen-vl.conf\n[^\n]*\n?[^\n]*would run: systemctl daemon-reload/,
+    );
+    expect(first.out).toMatch(
+      /would run: systemctl restart grafana-server\n[\s\S]*would run: env GF_SECURITY_ADMIN_PASSWORD=\$__file\{\S+\/grafana-admin-password\} grafana-cli admin reset-admin-password --password-from-stdin\n/,
+    );
+    expect(first.out).toContain(where);
+    // What the first run leaves: the password (root only) and the marker that the CLI set it.
+    writeFileSync(pw, "Xq3-not-a-real-password", { mode: 0o600 });
+    const pending = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(pending.out).toMatch(/Grafana admin password kept \(\S+grafana-admin-password\)/);
+    expect(pending.out).not.toMatch(/urandom/);
+    // Cut before the CLI ran: it runs now.
+    expect(pending.out).toMatch(/would run: env \S+ grafana-cli admin reset-admin-password/);
+    writeFileSync(applied, "");
+    const again = s.run("monitoring.sh", [], { QWEN_VL_DRY_RUN: "1" });
+    expect(again.code, again.all).toBe(0);
+    expect(again.out).not.toMatch(/reset-admin-password|urandom|Grafana admin password generated/);
+    expect(again.out).toContain(where);
+    for (const r of [first, pending, again]) expect(r.all).not.toContain("Xq3-not-a-real-password");
+  });
+  it("new_secret (lib.sh), which makes Grafana's password: a root-only file of 40 random letters and digits, new each time", () => {
+    const s = sandbox();
+    const make = (path: string) =>
+      spawnSync(
+        "bash",
+        ["-c", `source "$1/lib.sh"; new_secret "$2"`, "_", join(s.home, "bin"), path],
+        {
+          encoding: "utf8",
+          env: { PATH: process.env["PATH"], HOME: s.root, QWEN_VL_DRY_RUN: "0" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+    const a = join(s.root, "a");
+    const b = join(s.root, "b");
+    expect(make(a).status).toBe(0);
+    expect(make(b).status).toBe(0);
+    const [pa, pb] = [readFileSync(a, "utf8"), readFileSync(b, "utf8")];
+    expect(pa).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(pa).not.toBe(pb);
+    expect(statSync(a).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${a}.tmp`)).toBe(false);
+    // Printed nowhere.
+    const r = make(join(s.root, "c"));
+    expect(r.stdout + r.stderr).toBe("");
+  });
+  describe("grafana_admin_password (lib.sh) against a fake Grafana API and a fake grafana-cli", () => {
+    // The fake Grafana answers GET /api/user 200 to admin with the password in `valid`, 401
+    // otherwise (Grafana's HTTP API: basic auth); the fake grafana-cli does what Grafana's does
+    // (the new password from standard input, --password-from-stdin), and records its call.
+    let grafana: Started;
+    let dir: string;
+    const valid = () => join(dir, "valid");
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), "qwen-vl-grafana-"));
+      grafana = await startListening("python3", [
+        "-c",
+        [
+          "import base64, http.server, sys",
+          "valid = sys.argv[1]",
+          "class H(http.server.BaseHTTPRequestHandler):",
+          "    def do_GET(self):",
+          "        auth = self.headers.get('Authorization', '')",
+          "        user = base64.b64decode(auth[6:]).decode() if auth.startswith('Basic ') else ''",
+          "        ok = self.path == '/api/user' and user == 'admin:' + open(valid).read()",
+          "        self.send_response(200 if ok else 401)",
+          "        self.end_headers()",
+          "    def log_message(self, *a):",
+          "        pass",
+          "s = http.server.HTTPServer(('127.0.0.1', 0), H)",
+          "print('LISTENING', s.server_port, flush=True)",
+          "s.serve_forever()",
+        ].join("\n"),
+        join(dir, "valid"),
+      ]);
+    });
+    afterAll(async () => {
+      await grafana.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    function setup(current: string) {
+      const s = sandbox();
+      s.writeEnv({ GRAFANA_PORT: String(grafana.port) });
+      writeFileSync(valid(), current);
+      const pw = join(s.etc, "grafana-admin-password");
+      writeFileSync(pw, "Gen3ratedPassw0rdForTheTest", { mode: 0o600 });
+      const marker = join(s.state, "grafana-admin-password.applied");
+      const calls = join(s.root, "calls");
+      const path = fakeBin(s, {
+        "grafana-cli": [
+          `echo "grafana-cli $* GF_SECURITY_ADMIN_PASSWORD=\${GF_SECURITY_ADMIN_PASSWORD:-}" >>${calls}`,
+          `[[ "$*" == "admin reset-admin-password --password-from-stdin" ]] || exit 2`,
+          `IFS= read -r new || [[ -n $new ]]`,
+          `printf %s "$new" >${valid()}`,
+        ].join("\n"),
+      });
+      const run = () =>
+        spawnSync(
+          "bash",
+          [
+            "-c",
+            `source "$1/lib.sh"; load_node_env; grafana_admin_password "$2" "$3"; finish`,
+            "_",
+            join(s.home, "bin"),
+            pw,
+            marker,
+          ],
+          {
+            encoding: "utf8",
+            env: {
+              PATH: path,
+              HOME: s.root,
+              QWEN_VL_ETC: s.etc,
+              QWEN_VL_STEP: "monitoring",
+              QWEN_VL_DRY_RUN: "0",
+            },
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+      const calls_ = () => (existsSync(calls) ? readFileSync(calls, "utf8") : "");
+      return { pw, marker, run, calls: calls_ };
+    }
+
+    it("a database made before the password (admin/admin): Grafana's CLI sets it, from the root-only file; asked once", () => {
+      const { pw, marker, run, calls } = setup("admin");
+      const r = run();
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(calls()).toBe(
+        `grafana-cli admin reset-admin-password --password-from-stdin GF_SECURITY_ADMIN_PASSWORD=$__file{${pw}}\n`,
+      );
+      expect(readFileSync(valid(), "utf8")).toBe("Gen3ratedPassw0rdForTheTest");
+      expect(r.stdout).toMatch(
+        /changed: Grafana's admin account took admin\/admin \(its database predates the password\): set to the generated one/,
+      );
+      expect(existsSync(marker)).toBe(true);
+      expect(r.stdout + r.stderr).not.toContain("Gen3ratedPassw0rdForTheTest");
+      const again = run();
+      expect(again.stdout).toMatch(/RESULT unchanged/);
+      expect(calls().split("\n").filter(Boolean)).toHaveLength(1);
+    });
+
+    it("a database Grafana made with the generated password: nothing to set; a site's own password: left as it is, and said so", () => {
+      const fresh = setup("Gen3ratedPassw0rdForTheTest");
+      const r = fresh.run();
+      expect(r.status, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/Grafana's admin account takes the generated password/);
+      expect(r.stdout).toMatch(/RESULT unchanged/);
+      expect(fresh.calls()).toBe("");
+      const site = setup("the-site's-own");
+      const t = site.run();
+      expect(t.status, t.stdout + t.stderr).toBe(0);
+      expect(t.stdout).toMatch(
+        /takes neither the generated password nor admin\/admin \(a site's own\?\): left as it is/,
+      );
+      expect(site.calls()).toBe("");
+      expect(readFileSync(valid(), "utf8")).toBe("the-site's-own");
+    });
   });
   it("the driver reports CUDA 13: DCGM for CUDA 13; no GPU device: skipped, saying why", () => {
     const s = sandbox();

@@ -13,6 +13,21 @@ import { MODEL_MIRROR_LAYOUT } from "../lab/mirror";
 
 const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
 const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
+/** An ini file's sections and keys (Grafana's grafana.ini: "[section]", "key = value", "#" comments). */
+function parseIni(text: string): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  let section = "";
+  for (const line of text.split("\n").map((l) => l.trim())) {
+    if (!line || line.startsWith("#") || line.startsWith(";")) continue;
+    const head = /^\[(.+)\]$/.exec(line);
+    if (head) out[(section = head[1]!)] = {};
+    else {
+      const i = line.indexOf("=");
+      out[section]![line.slice(0, i).trim()] = line.slice(i + 1).trim();
+    }
+  }
+  return out;
+}
 /** node.env as bash reads it (quoting included). */
 function sourced(b: NodeBundle): Record<string, string> {
   const r = spawnSync("bash", ["-c", `set -a; eval "$(cat)"; env -0`], {
@@ -271,6 +286,52 @@ describe("renderProvisioning", () => {
       for (const h of c["target"]!["hosts"] as { name: string; address: string }[])
         expect(h.address).toBe(NODE_ADDRESS(Number(h.name.replace("lab-n", ""))));
     }
+  });
+
+  it("Grafana (large asks for it): loopback only, the admin password from the root-only file through a systemd credential", () => {
+    const [b] = renderProvisioning(plan("large"), { addresses: { head: "10.0.0.10" } });
+    const ini = parseIni(file(b!, `${NODE_HOME}/rendered/grafana.ini`)!);
+    expect(ini["server"]).toEqual({ http_addr: "127.0.0.1", http_port: "3000" });
+    // Grafana's file provider reads the credential systemd hands the unit (LoadCredential=).
+    expect(ini["security"]).toEqual({
+      admin_password: "$__file{/run/credentials/grafana-server.service/admin-password}",
+    });
+    expect(file(b!, `${NODE_HOME}/rendered/grafana-server.conf`)).toMatch(
+      /^\[Service\]\nLoadCredential=admin-password:\/etc\/qwen-vl\/grafana-admin-password\n$/m,
+    );
+    expect(sourced(b!)["GRAFANA_PORT"]).toBe("3000");
+    // The monitoring step reads them: a change re-runs it.
+    const monitoring = b!.steps.find((s) => s.id === "monitoring")!;
+    const files = b!.files.map((f) =>
+      f.path.endsWith("/grafana.ini")
+        ? { ...f, content: f.content.replace("127.0.0.1", "0.0.0.0") }
+        : f,
+    );
+    expect(stepDigest("monitoring", files, b!.env)).not.toBe(monitoring.digest);
+    // Without Grafana (single-gpu): none of it.
+    const [single] = renderProvisioning(plan("single-gpu"), { addresses: { head: "10.0.0.10" } });
+    expect(single!.files.filter((f) => /grafana/.test(f.path))).toEqual([]);
+  });
+
+  it("AWS nodes state the root volume's size: a larger target.rootVolumeGiB re-runs preflight (which grows the filesystem), nothing else", () => {
+    const sections = readStackFile("single-gpu").sections;
+    const at = (gib?: number) => {
+      const target = { ...(sections["target"] as Record<string, unknown>), rootVolumeGiB: gib };
+      const [b] = renderProvisioning(planStack({ ...sections, target }), {
+        addresses: { head: "10.0.0.10" },
+      });
+      return b!;
+    };
+    const [small, large] = [at(200), at(300)];
+    expect(sourced(small)["ROOT_VOLUME_GIB"]).toBe("200");
+    expect(sourced(large)["ROOT_VOLUME_GIB"]).toBe("300");
+    const changed = small.steps
+      .filter((s, i) => s.digest !== large.steps[i]!.digest)
+      .map((s) => s.id);
+    expect(changed).toEqual(["preflight"]);
+    // Hosts stacks have no volume to grow: not stated.
+    const [hosts] = renderProvisioning(plan("hosts"), { addresses: { rtx3090: "10.0.0.10" } });
+    expect(sourced(hosts!)["ROOT_VOLUME_GIB"]).toBeUndefined();
   });
 
   it("values with spaces and quotes survive the env file", () => {

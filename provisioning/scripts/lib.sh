@@ -43,6 +43,63 @@ load_secrets() {
     set +a
   fi
 }
+# new_secret FILE: a new root-only file holding a random password: 48 bytes of the kernel's CSPRNG
+# in base64 (64 characters), less "/", "+" and the newline, cut to 40 letters and digits (238 bits),
+# written whole or not at all; printed nowhere. One shell for the whole pipeline: nothing is piped
+# into `run`, and cut reads to the end (no writer is cut off: no SIGPIPE under pipefail).
+new_secret() {
+  run sh -c 'umask 077 && head -c 48 /dev/urandom | base64 | tr -d "/+\n" | cut -c1-40 | tr -d "\n" >"$1.tmp" && mv "$1.tmp" "$1"' sh "$1" ||
+    die "cannot write $1"
+}
+# grafana_login PASSWORD: the HTTP status Grafana answers GET /api/user as admin with PASSWORD.
+grafana_login() {
+  printf 'user = "admin:%s"\n' "$1" | curl -s -o /dev/null -w '%{http_code}' -K - "http://127.0.0.1:$GRAFANA_PORT/api/user" || true
+}
+# grafana_admin_password FILE MARKER: Grafana's admin account takes the password in FILE.
+# admin_password is read only when Grafana creates its database ("Set once on first-run", Configure
+# Grafana), so a database made before (a Grafana started earlier) still takes admin/admin: Grafana's
+# own CLI sets it then (the package's grafana-cli wrapper, as root as Grafana's docs run it, the
+# password on standard input: --password-from-stdin, reset_password_command.go). A site's own
+# password (neither) is left as it is, and said so. Grafana's API tells which (GET /api/user, basic
+# auth; the password in curl's config on standard input, never in a command line). The CLI loads
+# grafana.ini too, whose $__file{} names the unit's credential, hidden from other processes when the
+# unit has its own mount namespace (systemd CREDENTIALS.md): GF_SECURITY_ADMIN_PASSWORD points it
+# at FILE instead (GF_ overrides apply before $__file{} is expanded, pkg/setting/setting.go). Asked
+# once: MARKER keeps the answer.
+grafana_admin_password() {
+  local pw=$1 marker=$2 waited=0 ours admin
+  [[ -e $marker ]] && return 0
+  local cli=(env "GF_SECURITY_ADMIN_PASSWORD=\$__file{$pw}" grafana-cli admin reset-admin-password --password-from-stdin)
+  if [[ ${QWEN_VL_DRY_RUN:-0} == 1 ]]; then
+    run "${cli[@]}"
+    return 0
+  fi
+  until tcp_open 127.0.0.1 "$GRAFANA_PORT" 1; do
+    ((waited++ < 60)) || die "Grafana does not answer on 127.0.0.1:$GRAFANA_PORT after 60 s: check 'journalctl -u grafana-server', then run the step again"
+    sleep 1
+  done
+  ours=$(grafana_login "$(cat "$pw")")
+  if [[ $ours == 200 ]]; then
+    log "Grafana's admin account takes the generated password"
+  else
+    admin=$(grafana_login admin)
+    case "$admin" in
+      200)
+        "${cli[@]}" <"$pw" >/dev/null 2>&1 ||
+          die "grafana-cli admin reset-admin-password failed: check 'journalctl -u grafana-server', then run the step again"
+        [[ "$(grafana_login "$(cat "$pw")")" == 200 ]] ||
+          die "Grafana still refuses the generated password after grafana-cli set it: check 'journalctl -u grafana-server'"
+        changed "Grafana's admin account took admin/admin (its database predates the password): set to the generated one"
+        ;;
+      401)
+        log "Grafana's admin account takes neither the generated password nor admin/admin (a site's own?): left as it is; to use $pw instead: env GF_SECURITY_ADMIN_PASSWORD='\$__file{$pw}' grafana-cli admin reset-admin-password --password-from-stdin <$pw"
+        ;;
+      *) die "Grafana answered HTTP ${admin:-nothing} to GET /api/user on 127.0.0.1:$GRAFANA_PORT: check 'journalctl -u grafana-server', then run the step again" ;;
+    esac
+  fi
+  touch "$marker"
+  ledger "created $marker"
+}
 # The node has an NVIDIA device (QWEN_VL_NVIDIA_DEVICE stands in for it in tests and the lab).
 QWEN_VL_NVIDIA_DEVICE=${QWEN_VL_NVIDIA_DEVICE:-/dev/nvidiactl}
 gpu_device() { [[ -e $QWEN_VL_NVIDIA_DEVICE ]]; }
@@ -172,10 +229,41 @@ apt_serialized() {
   flock -w "$APT_LOCK_TIMEOUT" 8 || die "another step held apt for over $APT_LOCK_TIMEOUT s"
   QWEN_VL_APT_LOCKED=1
 }
+# A step cut mid-install (a dropped SSH link kills dpkg) leaves dpkg interrupted, and every apt-get
+# after it refuses: "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'". apt's
+# own test (apt-pkg/deb/debsystem.cc, CheckUpdates) is a journal file with an all-digit name in
+# dpkg's updates/ folder; `dpkg --audit` names packages left unpacked or half-configured. Either
+# one: dpkg finishes its work first, once per step run, keeping configuration files as they are
+# (--force-confold: no question without a terminal). dpkg does not wait for its lock as apt does,
+# so dpkg-locked.py waits for it as long (APT_LOCK_TIMEOUT). DPKG_ADMINDIR (dpkg(1)) is dpkg's own
+# override of /var/lib/dpkg, for tests.
+QWEN_VL_DPKG_CHECKED=0
+dpkg_recover() {
+  [[ $QWEN_VL_DPKG_CHECKED == 1 ]] && return 0
+  QWEN_VL_DPKG_CHECKED=1
+  local admindir=${DPKG_ADMINDIR:-/var/lib/dpkg} reason="" f audit
+  for f in "$admindir"/updates/*; do
+    if [[ ${f##*/} =~ ^[0-9]+$ ]]; then
+      reason="its journal $f is left"
+      break
+    fi
+  done
+  audit=$(dpkg --audit 2>/dev/null) || audit=""
+  if [[ -n $audit ]]; then
+    reason="${reason:+$reason; }dpkg --audit names packages left half-installed"
+  fi
+  [[ -n $reason ]] || return 0
+  log "dpkg was interrupted ($reason): running dpkg --configure -a first"
+  DEBIAN_FRONTEND=noninteractive run python3 "${BASH_SOURCE[0]%/*}/dpkg-locked.py" "$admindir/lock-frontend" "$APT_LOCK_TIMEOUT" \
+    dpkg --force-confdef --force-confold --configure -a ||
+    die "dpkg --configure -a failed: run it on the node as root, fix what it names, then run the step again"
+  changed "dpkg's interrupted work completed (dpkg --configure -a)"
+}
 # apt-get, one at a time on the node, waiting (bounded) for a dpkg lock held by first-boot
-# unattended-upgrades.
+# unattended-upgrades, after an interrupted dpkg is recovered.
 apt_get() {
   apt_serialized
+  dpkg_recover
   DEBIAN_FRONTEND=noninteractive run apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT" "$@"
 }
 # apt-get update once per step run, before the first install (a fresh image's lists are stale or empty).

@@ -54,7 +54,21 @@ if [[ $ROLE == head ]]; then
       ledger "created /etc/apt/sources.list.d/grafana.list"
       ensure_package grafana
     fi
+    # The admin password: generated here on first run (the kernel's CSPRNG), root-only, kept across
+    # runs; systemd hands it to Grafana (grafana-server.conf) and grafana.ini reads it from there.
+    pw=$QWEN_VL_ETC/grafana-admin-password
+    applied=$QWEN_VL_STATE/grafana-admin-password.applied
+    if [[ -s $pw ]]; then
+      log "Grafana admin password kept ($pw)"
+    else
+      new_secret "$pw"
+      ledger "created $pw"
+      run rm -f "$applied"
+      changed "Grafana admin password generated in $pw (root only)"
+    fi
     g=0
+    install_file "$rendered/grafana.ini" /etc/grafana/grafana.ini 0644 && g=1
+    install_file "$rendered/grafana-server.conf" /etc/systemd/system/grafana-server.service.d/qwen-vl.conf 0644 && run systemctl daemon-reload && g=1
     install_file "$rendered/grafana-datasource.yaml" /etc/grafana/provisioning/datasources/qwen-vl.yaml 0644 && g=1
     install_file "$rendered/grafana-dashboards.yaml" /etc/grafana/provisioning/dashboards/qwen-vl.yaml 0644 && g=1
     if [[ ! -s /var/lib/grafana/dashboards/vllm.json ]]; then
@@ -67,6 +81,8 @@ if [[ $ROLE == head ]]; then
       changed "vLLM Grafana dashboard"
     fi
     ensure_running grafana-server "$g"
+    grafana_admin_password "$pw" "$applied"
+    log "Grafana: http://127.0.0.1:$GRAFANA_PORT on the head (loopback only: tunnel to it), user admin, password: sudo cat $pw"
   fi
 fi
 finish

@@ -53,6 +53,7 @@ undo_ledger() {
   done < <(tac "$file")
   [[ $reload == 1 ]] && systemctl daemon-reload
   if [[ ${#purge[@]} -gt 0 ]]; then
+    dpkg_recover
     apt-get purge -y -qq -o DPkg::Lock::Timeout=300 "${purge[@]}" >/dev/null ||
       die "cannot purge ${purge[*]}: remove them by hand (apt-get purge)"
     log "purged ${#purge[@]} package(s) installed for this deployment: ${purge[*]}"
