@@ -39,23 +39,22 @@ export const STATE_DIR = join(PROJECT_ROOT, ".pulumi-state");
 /** The engine cannot run what was asked (no CLI, a stack it cannot select): exit 2. */
 export class EngineError extends UserError {}
 
-/** The Pulumi CLI, built once per machine (cold: minutes; cached: instant). */
-export function ensureCli(log: (s: string) => void = (s) => process.stderr.write(s)): string {
-  const r = spawnSync("bash", [join(__dirname, "build-cli.sh")], {
+/**
+ * The Pulumi CLI, built once per machine (cold: minutes; cached: instant). The build's progress (a
+ * line per phase, a heartbeat every 30 s with the time and the caches' sizes) and, when it fails,
+ * Go's last lines reach stderr while it runs: a first `npm run pulumi` is never silent for minutes.
+ */
+export function ensureCli(): string {
+  const script = join(__dirname, "build-cli.sh");
+  const r = spawnSync("bash", [script], {
     encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-    maxBuffer: 64 << 20,
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  if (r.stderr)
-    log(
-      r.stderr
-        .split("\n")
-        .filter((l) => /^engine:/.test(l))
-        .join("\n") + "\n",
-    );
+  if (r.error)
+    throw new EngineError(`cannot run ${script}: ${r.error.message} (it needs bash on PATH)`);
   if (r.status !== 0)
     throw new EngineError(
-      `building the Pulumi CLI failed (engine/build-cli.sh, exit ${r.status}):\n${r.stderr.trim().split("\n").slice(-15).join("\n")}`,
+      `building the Pulumi CLI failed (engine/build-cli.sh, exit ${r.status ?? r.signal}; what failed is printed above): fix that, then run npm run engine`,
     );
   return r.stdout.trim().split("\n").pop()!;
 }
@@ -162,7 +161,7 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
     case "export": {
       // The state as the backend keeps it, secrets encrypted: `pulumi stack export` itself (the
       // Automation API's exportStack adds --show-secrets).
-      const cli = ensureCli(() => {});
+      const cli = ensureCli();
       const r = spawnSync(cli, ["stack", "export", "--stack", opts.stack], {
         cwd: PROJECT_ROOT,
         env: { ...process.env, ...engineEnv(opts.stack, cli) },
