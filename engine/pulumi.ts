@@ -27,6 +27,7 @@ import { readStackPlan } from "../cli/main";
 import type { Plan } from "../plan";
 import { sshTargets } from "../provisioning/hosts";
 import { indexedLockText } from "../provisioning/python-lock";
+import { labNotReadyFor, labOwner, readState } from "../lab/lab";
 
 const USAGE =
   "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
@@ -212,6 +213,12 @@ async function main(argv: string[]): Promise<number> {
     );
   if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
     throw new UsageError("--expect-no-changes goes with up or preview");
+  if (isLabStack(values.stack) && command !== "export") {
+    // A lab stack deploys onto the lab's nodes through its mirrors: up, prepared for this stack.
+    const addresses = readStackPlan(values.stack).nodes.map((n) => n.host?.address ?? "");
+    const why = labNotReadyFor(values.stack, addresses, readState(), { owner: labOwner() });
+    if (why) throw new EngineError(`${command} --stack ${values.stack}: ${why}`);
+  }
   if (command === "up" || command === "preview") {
     const plan = preflight(values.stack);
     if (!plan.fits) {

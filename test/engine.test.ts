@@ -1,14 +1,17 @@
 /**
  * The engine's own pieces that run without the engine: the CLI build's progress (engine/build-cli.sh
- * against a `go` double that takes seconds, not minutes).
+ * against a `go` double that takes seconds, not minutes), and the check that a lab stack's lab is
+ * up and prepared (on lab state files as lab:up writes them).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { PROJECT_ROOT } from "../config/stack-file";
+import { readStackPlan } from "../cli/main";
 import { EngineError, ensureCli } from "../engine/pulumi";
+import { LAB_DIR, labNotReadyFor, type LabState } from "../lab/lab";
 
 /**
  * A `go` that answers what build-cli.sh asks: go env, go get (prints "go: downloading" lines and
@@ -210,4 +213,125 @@ describe("ensureCli (the first npm run pulumi builds the CLI)", () => {
       "building the Pulumi CLI failed (engine/build-cli.sh, exit 1; what failed is printed above): fix that, then run npm run engine",
     );
   });
+});
+
+describe("npm run pulumi on a lab stack: the lab must be up and prepared for it (lab state fixtures)", () => {
+  const fixture = (name: string) =>
+    JSON.parse(
+      readFileSync(join(__dirname, "fixtures/lab-state", `${name}.json`), "utf8"),
+    ) as LabState;
+  const addresses = (stack: string) => readStackPlan(stack).nodes.map((n) => n.host!.address);
+  /** Every process the fixture records runs, but those named. */
+  const runningBut =
+    (...stopped: number[]) =>
+    (pid: number | undefined) =>
+      pid !== undefined && !stopped.includes(pid);
+
+  it("the stacks' nodes are the fixtures' addresses (lab-single on lab-n4, lab on lab-n1..3)", () => {
+    expect(addresses("lab-single")).toEqual(["10.77.0.14"]);
+    expect(addresses("lab")).toEqual(["10.77.0.11", "10.77.0.12", "10.77.0.13"]);
+  });
+
+  it("a lab prepared for the stack, everything running: no objection", () => {
+    const state = fixture("prepared-lab-single");
+    expect(
+      labNotReadyFor("lab-single", addresses("lab-single"), state, { isAlive: runningBut() }),
+    ).toBeUndefined();
+  });
+
+  it("no lab: boot it for the stack", () => {
+    expect(labNotReadyFor("lab-single", addresses("lab-single"), undefined)).toBe(
+      "the lab is not up: run npm run lab:up -- --stack lab-single",
+    );
+  });
+
+  it("a lab booted for another stack: prepare it for this one", () => {
+    expect(
+      labNotReadyFor("lab", addresses("lab"), fixture("prepared-lab-single"), {
+        isAlive: runningBut(),
+      }),
+    ).toBe(
+      "the lab is not prepared for stack lab (prepared for: lab-single): run npm run lab:prepare -- --stack lab",
+    );
+    expect(
+      labNotReadyFor("lab", addresses("lab"), fixture("booted-3-nodes-unprepared"), {
+        isAlive: runningBut(),
+      }),
+    ).toBe(
+      "the lab is not prepared for stack lab (prepared for: none): run npm run lab:prepare -- --stack lab",
+    );
+  });
+
+  it("the apt proxy or the mirror stopped (the 'Unable to connect to 10.77.0.1:3142' case): prepare again", () => {
+    const state = fixture("prepared-lab-single");
+    expect(
+      labNotReadyFor("lab-single", addresses("lab-single"), state, {
+        isAlive: runningBut(state.aptProxyPid!),
+      }),
+    ).toBe(
+      "the lab is not prepared for stack lab-single: the apt proxy (10.77.0.1:3142) is not running: run npm run lab:prepare -- --stack lab-single",
+    );
+    expect(
+      labNotReadyFor("lab-single", addresses("lab-single"), state, {
+        isAlive: runningBut(state.aptProxyPid!, state.mirrorPid!),
+      }),
+    ).toMatch(
+      /the apt proxy \(10\.77\.0\.1:3142\) and the mirror \(10\.77\.0\.1:8080\) are not running/,
+    );
+  });
+
+  it("too few nodes for the stack: boot a lab with enough", () => {
+    expect(
+      labNotReadyFor("lab-single", addresses("lab-single"), fixture("booted-3-nodes-unprepared"), {
+        isAlive: runningBut(),
+      }),
+    ).toBe(
+      "the lab has no node at 10.77.0.14, which stack lab-single needs (it has 3): run npm run lab:down, then npm run lab:up -- --stack lab-single",
+    );
+  });
+
+  it("a recorded lab whose nodes stopped (a reboot): boot it again", () => {
+    const state = fixture("prepared-lab-single");
+    expect(
+      labNotReadyFor("lab-single", addresses("lab-single"), state, {
+        isAlive: runningBut(state.nodes[0]!.pid, state.nodes[3]!.pid),
+      }),
+    ).toBe(
+      `the lab in ${LAB_DIR} is not running (lab-n1, lab-n4 stopped; the machine rebooted, or something killed them): run npm run lab:down, then npm run lab:up -- --stack lab-single`,
+    );
+  });
+
+  it("another checkout's lab: named, with both ways out", () => {
+    expect(labNotReadyFor("lab", addresses("lab"), undefined, { owner: "/work/other/.lab" })).toBe(
+      `the lab on this machine is another checkout's (/work/other/.lab), not this one's (${LAB_DIR}): deploy stack lab from that checkout, or run npm run lab:down there and npm run lab:up -- --stack lab here`,
+    );
+  });
+
+  it("npm run pulumi -- up refuses before anything runs: one line, exit 2, no engine build", () => {
+    const empty = mkdtempSync(join(tmpdir(), "qvl-no-lab-"));
+    dirs.push(empty);
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(PROJECT_ROOT, "engine/pulumi.ts"),
+        "up",
+        "--stack",
+        "lab-single",
+        "--yes",
+      ],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: "utf8",
+        // No Go on PATH: reaching the build would fail differently.
+        env: { ...process.env, QWEN_VL_LAB_DIR: empty, PATH: dirname(process.execPath) },
+      },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(
+      /^up --stack lab-single: the lab (is not up: run npm run lab:up -- --stack lab-single|on this machine is another checkout's \(.*\), not this one's \(.*qvl-no-lab-.*\): .*)\n$/,
+    );
+  }, 30_000);
 });
