@@ -67,13 +67,25 @@ export interface EngineOptions {
   readonly onEvent?: (event: EngineEvent) => void;
 }
 
+/**
+ * How the engine encrypts the stack's secrets: PULUMI_CONFIG_PASSPHRASE(_FILE), or the lab's fixed
+ * passphrase for lab stacks. Checked before the CLI is built or run.
+ */
+function secretsEnv(stack: string): Record<string, string> {
+  const passphrase = process.env["PULUMI_CONFIG_PASSPHRASE"];
+  const file = process.env["PULUMI_CONFIG_PASSPHRASE_FILE"];
+  if (passphrase !== undefined) return { PULUMI_CONFIG_PASSPHRASE: passphrase };
+  if (file) return { PULUMI_CONFIG_PASSPHRASE_FILE: file };
+  if (isLabStack(stack)) return { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE };
+  throw new UsageError(
+    `stack ${stack}: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to encrypt its secrets in the state, or PULUMI_BACKEND_URL for a backend of your own`,
+  );
+}
+
 /** The environment every engine call runs with. */
 function engineEnv(stack: string, cli: string): Record<string, string> {
   const pluginDir = dirname(require.resolve("@pulumi/pulumi/package.json"));
-  const passphrase =
-    process.env["PULUMI_CONFIG_PASSPHRASE"] ??
-    (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"] ? undefined : undefined);
-  const env: Record<string, string> = {
+  return {
     PULUMI_HOME: process.env["PULUMI_HOME"] ?? join(dirname(dirname(cli)), "home"),
     PULUMI_BACKEND_URL: process.env["PULUMI_BACKEND_URL"] ?? `file://${STATE_DIR}`,
     PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -82,16 +94,8 @@ function engineEnv(stack: string, cli: string): Record<string, string> {
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
     // The dynamic provider's launcher, shipped in @pulumi/pulumi, found on PATH by the engine.
     PATH: `${dirname(cli)}:${pluginDir}:${process.env["PATH"] ?? ""}`,
+    ...secretsEnv(stack),
   };
-  if (passphrase !== undefined) env["PULUMI_CONFIG_PASSPHRASE"] = passphrase;
-  else if (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"])
-    env["PULUMI_CONFIG_PASSPHRASE_FILE"] = process.env["PULUMI_CONFIG_PASSPHRASE_FILE"];
-  else if (isLabStack(stack)) env["PULUMI_CONFIG_PASSPHRASE"] = LAB_PASSPHRASE;
-  else
-    throw new UsageError(
-      `stack ${stack}: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to encrypt its secrets in the state, or PULUMI_BACKEND_URL for a backend of your own`,
-    );
-  return env;
 }
 
 export function isLabStack(stack: string): boolean {
@@ -159,21 +163,35 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
       const r = await stack.destroy(common);
       return (r.summary.resourceChanges ?? {}) as Record<string, number>;
     }
-    case "export": {
-      // The state as the backend keeps it, secrets encrypted: `pulumi stack export` itself (the
-      // Automation API's exportStack adds --show-secrets).
-      const cli = ensureCli();
-      const r = spawnSync(cli, ["stack", "export", "--stack", opts.stack], {
-        cwd: PROJECT_ROOT,
-        env: { ...process.env, ...engineEnv(opts.stack, cli) },
-        encoding: "utf8",
-        maxBuffer: 256 << 20,
-      });
-      if (r.status !== 0) throw new EngineError(`pulumi stack export failed: ${r.stderr.trim()}`);
-      opts.onOutput?.(r.stdout);
+    case "export":
+      // The state as the backend keeps it, secrets encrypted.
+      opts.onOutput?.(exportStack(opts.stack));
       return {};
-    }
   }
+}
+
+/**
+ * The stack's state as `pulumi stack export` writes it; with `showSecrets`, secrets in plain text
+ * (as the Automation API's exportStack gives them), for what must reach the nodes after `up`.
+ */
+export function exportStack(stack: string, opts: { showSecrets?: boolean } = {}): string {
+  secretsEnv(stack); // a missing passphrase is named before the CLI is built
+  const cli = ensureCli();
+  const env = engineEnv(stack, cli);
+  const r = spawnSync(
+    cli,
+    ["stack", "export", ...(opts.showSecrets ? ["--show-secrets"] : []), "--stack", stack],
+    { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 256 << 20 },
+  );
+  if (r.status !== 0) {
+    const why = r.stderr.trim().split("\n").pop() ?? "";
+    throw new EngineError(
+      /no stack named|not found/i.test(why)
+        ? `stack ${stack} has no state in ${env["PULUMI_BACKEND_URL"]}: deploy it first (npm run pulumi -- up --stack ${stack} --yes), or set PULUMI_BACKEND_URL to the backend it was deployed with`
+        : `pulumi stack export --stack ${stack} failed: ${why}`,
+    );
+  }
+  return r.stdout;
 }
 
 /**
