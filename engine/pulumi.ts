@@ -1,7 +1,8 @@
 /**
  * npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
  *   --rerun: every step runs again once (the scripts are idempotent: they repair drift that
- *   `npm run verify` found, a unit someone stopped); --events: the engine's events as JSON lines.
+ *   `npm run verify` found, a unit someone stopped), on every target; the ordinary CLI's
+ *   equivalent is QWEN_VL_RERUN=$(date +%s) pulumi up. --events: the engine's events as JSON lines.
  *
  * The real Pulumi engine, where Pulumi's installer cannot reach: the CLI built from the Go module
  * proxy (engine/build-cli.sh, cached per machine), running the program (program.ts) as an
