@@ -51,7 +51,11 @@ fi
 work="$(mktemp -d "$cache/build.XXXXXX")"
 beat=""
 cleanup() {
-  [[ -n "$beat" ]] && kill "$beat" 2>/dev/null
+  # Out of the job table first: bash would report the killed job ("Terminated") on stderr.
+  if [[ -n "$beat" ]]; then
+    disown "$beat" 2>/dev/null || true
+    kill "$beat" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -85,18 +89,14 @@ phase() {
   echo "engine: [$((SECONDS - start)) s] $3" >&2
 }
 heartbeat() {
-  # Its sleep goes with it when the build ends (an orphaned sleep would hold the caller's pipes
-  # open), and it ends with the build if the build is killed outright (no trap runs then).
-  local nap=""
-  trap '[[ -n "$nap" ]] && kill "$nap" 2>/dev/null; exit 0' TERM
-  while kill -0 "$$" 2>/dev/null; do
-    sleep "$heartbeat_s" &
-    nap=$!
-    wait "$nap" || true
+  # Ends with the build, also when the build is killed outright (no trap runs then). Its sleep
+  # holds none of the caller's pipes: a sleep outliving a killed heartbeat must not keep the
+  # caller waiting for end of file.
+  while sleep "$heartbeat_s" >/dev/null 2>&1 && kill -0 "$$" 2>/dev/null; do
     local name counter done_ total=""
     { read -r name && read -r counter; } <"$work/phase" 2>/dev/null || continue
     case "$counter" in
-      modules) done_="$(grep -c '^go: downloading ' "$log" || true) modules" ;;
+      modules) done_="$(grep -c '^go: downloading ' "$log" 2>/dev/null || true) modules" ;;
       packages)
         done_="$(grep -cv '^go: ' "$work/build.out" 2>/dev/null || true)"
         done_="${done_:-0}"

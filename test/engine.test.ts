@@ -115,7 +115,7 @@ describe("npm run engine: a cold build says what it is doing while it runs", () 
     const bin = join(dir, "cache", "pulumi-v3.274.1", "bin", "pulumi");
     expect(r.stdout.trim()).toBe(bin);
     const texts = r.lines.map((l) => l.text);
-    expect(texts.every((t) => t.startsWith("engine: "))).toBe(true);
+    expect(texts.filter((t) => !t.startsWith("engine: "))).toEqual([]);
     for (const phase of [
       /^engine: building the Pulumi CLI v3\.274\.1 with go1\.26\.8 into .*Go's output: .*build-v3\.274\.1\.log\)$/,
       /^engine: \[\d+ s\] downloading the CLI's modules from the Go module proxy$/,
