@@ -150,7 +150,9 @@ export function qwenVlProgram(): ProgramOutputs {
     // AWS nodes are terminated on destroy; machines that stay get every step undone.
     undoOnDestroy: plan.target === "hosts",
     hostDialAttempts: plan.target === "aws" ? 120 : 30,
-    // QWEN_VL_RERUN=<token> (npm run pulumi -- up --rerun): run every step again once, to repair drift.
+    // QWEN_VL_RERUN=<token>: run every step again once, to repair drift. npm run pulumi -- up --rerun
+    // sets it; with the ordinary CLI, QWEN_VL_RERUN=$(date +%s) pulumi up (the language host passes
+    // the CLI's environment to the program). A new token re-runs; the same or none changes nothing.
     ...(process.env["QWEN_VL_RERUN"] ? { rerun: process.env["QWEN_VL_RERUN"] } : {}),
   });
 

@@ -3,7 +3,6 @@
  * config/errors.ts.)
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { UsageError } from "../config/errors";
 import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { planToJson, planToText } from "../plan/report";
@@ -15,14 +14,6 @@ import { planToJson, planToText } from "../plan/report";
 export function readStackPlan(stack: string): Plan {
   const raw = readStackFile(stack);
   return planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
-}
-
-/** The plan of the hosts stack named by --stack (deploy, verify); an AWS stack is refused with `awsHint`. */
-export function hostsStackPlan(stack: string | undefined, awsHint: string): Plan {
-  if (!stack) throw new UsageError("--stack is required");
-  const plan = readStackPlan(stack);
-  if (plan.target !== "hosts") throw new UsageError(`stack ${stack} targets AWS: ${awsHint}`);
-  return plan;
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;

@@ -1,7 +1,8 @@
 /**
  * npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
  *   --rerun: every step runs again once (the scripts are idempotent: they repair drift that
- *   `npm run verify` found, a unit someone stopped); --events: the engine's events as JSON lines.
+ *   `npm run verify` found, a unit someone stopped), on every target; the ordinary CLI's
+ *   equivalent is QWEN_VL_RERUN=$(date +%s) pulumi up. --events: the engine's events as JSON lines.
  *
  * The real Pulumi engine, where Pulumi's installer cannot reach: the CLI built from the Go module
  * proxy (engine/build-cli.sh, cached per machine), running the program (program.ts) as an
@@ -27,6 +28,7 @@ import { readStackPlan } from "../cli/main";
 import type { Plan } from "../plan";
 import { sshTargets } from "../provisioning/hosts";
 import { indexedLockText } from "../provisioning/python-lock";
+import { labNotReadyFor, labOwner, readState } from "../lab/lab";
 
 const USAGE =
   "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
@@ -39,23 +41,22 @@ export const STATE_DIR = join(PROJECT_ROOT, ".pulumi-state");
 /** The engine cannot run what was asked (no CLI, a stack it cannot select): exit 2. */
 export class EngineError extends UserError {}
 
-/** The Pulumi CLI, built once per machine (cold: minutes; cached: instant). */
-export function ensureCli(log: (s: string) => void = (s) => process.stderr.write(s)): string {
-  const r = spawnSync("bash", [join(__dirname, "build-cli.sh")], {
+/**
+ * The Pulumi CLI, built once per machine (cold: minutes; cached: instant). The build's progress (a
+ * line per phase, a heartbeat every 30 s with the time and the caches' sizes) and, when it fails,
+ * Go's last lines reach stderr while it runs: a first `npm run pulumi` is never silent for minutes.
+ */
+export function ensureCli(): string {
+  const script = join(__dirname, "build-cli.sh");
+  const r = spawnSync("bash", [script], {
     encoding: "utf8",
-    stdio: ["ignore", "pipe", "pipe"],
-    maxBuffer: 64 << 20,
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  if (r.stderr)
-    log(
-      r.stderr
-        .split("\n")
-        .filter((l) => /^engine:/.test(l))
-        .join("\n") + "\n",
-    );
+  if (r.error)
+    throw new EngineError(`cannot run ${script}: ${r.error.message} (it needs bash on PATH)`);
   if (r.status !== 0)
     throw new EngineError(
-      `building the Pulumi CLI failed (engine/build-cli.sh, exit ${r.status}):\n${r.stderr.trim().split("\n").slice(-15).join("\n")}`,
+      `building the Pulumi CLI failed (engine/build-cli.sh, exit ${r.status ?? r.signal}; what failed is printed above): fix that, then run npm run engine`,
     );
   return r.stdout.trim().split("\n").pop()!;
 }
@@ -67,13 +68,25 @@ export interface EngineOptions {
   readonly onEvent?: (event: EngineEvent) => void;
 }
 
+/**
+ * How the engine encrypts the stack's secrets: PULUMI_CONFIG_PASSPHRASE(_FILE), or the lab's fixed
+ * passphrase for lab stacks. Checked before the CLI is built or run.
+ */
+function secretsEnv(stack: string): Record<string, string> {
+  const passphrase = process.env["PULUMI_CONFIG_PASSPHRASE"];
+  const file = process.env["PULUMI_CONFIG_PASSPHRASE_FILE"];
+  if (passphrase !== undefined) return { PULUMI_CONFIG_PASSPHRASE: passphrase };
+  if (file) return { PULUMI_CONFIG_PASSPHRASE_FILE: file };
+  if (isLabStack(stack)) return { PULUMI_CONFIG_PASSPHRASE: LAB_PASSPHRASE };
+  throw new UsageError(
+    `stack ${stack}: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to encrypt its secrets in the state, or PULUMI_BACKEND_URL for a backend of your own`,
+  );
+}
+
 /** The environment every engine call runs with. */
 function engineEnv(stack: string, cli: string): Record<string, string> {
   const pluginDir = dirname(require.resolve("@pulumi/pulumi/package.json"));
-  const passphrase =
-    process.env["PULUMI_CONFIG_PASSPHRASE"] ??
-    (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"] ? undefined : undefined);
-  const env: Record<string, string> = {
+  return {
     PULUMI_HOME: process.env["PULUMI_HOME"] ?? join(dirname(dirname(cli)), "home"),
     PULUMI_BACKEND_URL: process.env["PULUMI_BACKEND_URL"] ?? `file://${STATE_DIR}`,
     PULUMI_SKIP_UPDATE_CHECK: "true",
@@ -82,16 +95,8 @@ function engineEnv(stack: string, cli: string): Record<string, string> {
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
     // The dynamic provider's launcher, shipped in @pulumi/pulumi, found on PATH by the engine.
     PATH: `${dirname(cli)}:${pluginDir}:${process.env["PATH"] ?? ""}`,
+    ...secretsEnv(stack),
   };
-  if (passphrase !== undefined) env["PULUMI_CONFIG_PASSPHRASE"] = passphrase;
-  else if (process.env["PULUMI_CONFIG_PASSPHRASE_FILE"])
-    env["PULUMI_CONFIG_PASSPHRASE_FILE"] = process.env["PULUMI_CONFIG_PASSPHRASE_FILE"];
-  else if (isLabStack(stack)) env["PULUMI_CONFIG_PASSPHRASE"] = LAB_PASSPHRASE;
-  else
-    throw new UsageError(
-      `stack ${stack}: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to encrypt its secrets in the state, or PULUMI_BACKEND_URL for a backend of your own`,
-    );
-  return env;
 }
 
 export function isLabStack(stack: string): boolean {
@@ -159,21 +164,35 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
       const r = await stack.destroy(common);
       return (r.summary.resourceChanges ?? {}) as Record<string, number>;
     }
-    case "export": {
-      // The state as the backend keeps it, secrets encrypted: `pulumi stack export` itself (the
-      // Automation API's exportStack adds --show-secrets).
-      const cli = ensureCli(() => {});
-      const r = spawnSync(cli, ["stack", "export", "--stack", opts.stack], {
-        cwd: PROJECT_ROOT,
-        env: { ...process.env, ...engineEnv(opts.stack, cli) },
-        encoding: "utf8",
-        maxBuffer: 256 << 20,
-      });
-      if (r.status !== 0) throw new EngineError(`pulumi stack export failed: ${r.stderr.trim()}`);
-      opts.onOutput?.(r.stdout);
+    case "export":
+      // The state as the backend keeps it, secrets encrypted.
+      opts.onOutput?.(exportStack(opts.stack));
       return {};
-    }
   }
+}
+
+/**
+ * The stack's state as `pulumi stack export` writes it; with `showSecrets`, secrets in plain text
+ * (as the Automation API's exportStack gives them), for what must reach the nodes after `up`.
+ */
+export function exportStack(stack: string, opts: { showSecrets?: boolean } = {}): string {
+  secretsEnv(stack); // a missing passphrase is named before the CLI is built
+  const cli = ensureCli();
+  const env = engineEnv(stack, cli);
+  const r = spawnSync(
+    cli,
+    ["stack", "export", ...(opts.showSecrets ? ["--show-secrets"] : []), "--stack", stack],
+    { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, encoding: "utf8", maxBuffer: 256 << 20 },
+  );
+  if (r.status !== 0) {
+    const why = r.stderr.trim().split("\n").pop() ?? "";
+    throw new EngineError(
+      /no stack named|not found/i.test(why)
+        ? `stack ${stack} has no state in ${env["PULUMI_BACKEND_URL"]}: deploy it first (npm run pulumi -- up --stack ${stack} --yes), or set PULUMI_BACKEND_URL to the backend it was deployed with`
+        : `pulumi stack export --stack ${stack} failed: ${why}`,
+    );
+  }
+  return r.stdout;
 }
 
 /**
@@ -213,6 +232,12 @@ async function main(argv: string[]): Promise<number> {
     );
   if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
     throw new UsageError("--expect-no-changes goes with up or preview");
+  if (isLabStack(values.stack) && command !== "export") {
+    // A lab stack deploys onto the lab's nodes through its mirrors: up, prepared for this stack.
+    const addresses = readStackPlan(values.stack).nodes.map((n) => n.host?.address ?? "");
+    const why = labNotReadyFor(values.stack, addresses, readState(), { owner: labOwner() });
+    if (why) throw new EngineError(`${command} --stack ${values.stack}: ${why}`);
+  }
   if (command === "up" || command === "preview") {
     const plan = preflight(values.stack);
     if (!plan.fits) {

@@ -88,6 +88,9 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
       }
     }),
   );
+  // What the engine checks before it deploys a lab stack (labNotReadyFor).
+  state.prepared = [...new Set([...(state.prepared ?? []), stack])];
+  writeState(state);
   log(`lab ready for stack ${stack}: ${plan.nodes.map((n) => n.host!.address).join(", ")}`);
   return plan;
 }

@@ -88,6 +88,8 @@ export interface LabState {
   aptProxyPid?: number;
   readonly keyPath: string;
   readonly knownHostsPath: string;
+  /** The stacks lab:up --stack / lab:prepare made the lab ready for (absent: a lab from before). */
+  prepared?: string[];
 }
 
 /** The lab cannot do what was asked: "[lab] …", exit 2. */
@@ -163,7 +165,7 @@ export function checkHost(log: (s: string) => void = () => {}): void {
  */
 export const OWNER_FILE = "/run/qwen-vl-lab/owner";
 
-function labOwner(): string | undefined {
+export function labOwner(): string | undefined {
   if (!existsSync(OWNER_FILE)) return undefined;
   const owner = readFileSync(OWNER_FILE, "utf8").trim();
   // A lab whose state is gone (its checkout removed, or down ran) owns nothing any more.
@@ -286,9 +288,45 @@ export function alive(pid: number | undefined): boolean {
   try {
     process.kill(pid, 0);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // EPERM: it runs, as a user we may not signal (the lab's root processes, seen by a non-root caller).
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Why the engine cannot deploy lab stack `stack` (whose nodes are at `addresses`) on the lab as it
+ * is, in one line with the command that makes it ready; undefined when it can. Without this, a lab
+ * booted for another stack fails minutes later deep inside apt ("Unable to connect to
+ * 10.77.0.1:3142"). `owner`: the checkout whose lab is up on this machine (OWNER_FILE).
+ */
+export function labNotReadyFor(
+  stack: string,
+  addresses: readonly string[],
+  state: LabState | undefined,
+  opts: { owner?: string | undefined; isAlive?: (pid: number | undefined) => boolean } = {},
+): string | undefined {
+  const isAlive = opts.isAlive ?? alive;
+  const boot = `npm run lab:up -- --stack ${stack}`;
+  if (opts.owner && opts.owner !== LAB_DIR)
+    return `the lab on this machine is another checkout's (${opts.owner}), not this one's (${LAB_DIR}): deploy stack ${stack} from that checkout, or run npm run lab:down there and ${boot} here`;
+  if (!state) return `the lab is not up: run ${boot}`;
+  const stopped = state.nodes.filter((n) => !isAlive(n.pid)).map((n) => n.name);
+  if (stopped.length)
+    return `the lab in ${LAB_DIR} is not running (${stopped.join(", ")} stopped; the machine rebooted, or something killed them): run npm run lab:down, then ${boot}`;
+  const missing = addresses.filter((a) => !state.nodes.some((n) => n.address === a));
+  if (missing.length)
+    return `the lab has no node at ${missing.join(", ")}, which stack ${stack} needs (it has ${state.nodes.length}): run npm run lab:down, then ${boot}`;
+  const prepare = `npm run lab:prepare -- --stack ${stack}`;
+  if (!state.prepared?.includes(stack))
+    return `the lab is not prepared for stack ${stack} (prepared for: ${state.prepared?.length ? state.prepared.join(", ") : "none"}): run ${prepare}`;
+  const down = [
+    ...(isAlive(state.aptProxyPid) ? [] : [`the apt proxy (${HOST_ADDRESS}:${APT_PROXY_PORT})`]),
+    ...(isAlive(state.mirrorPid) ? [] : [`the mirror (${HOST_ADDRESS}:${MIRROR_PORT})`]),
+  ];
+  if (down.length)
+    return `the lab is not prepared for stack ${stack}: ${down.join(" and ")} ${down.length > 1 ? "are" : "is"} not running: run ${prepare}`;
+  return undefined;
 }
 
 /** Supervisor: runs systemd-nspawn and starts it again when the container reboots (exit 133). */

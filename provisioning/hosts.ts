@@ -11,7 +11,7 @@ import type { NodeSSH } from "node-ssh";
 import { join, resolve } from "node:path";
 import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
-import type { Plan } from "../plan";
+import type { Plan, PlanNode } from "../plan";
 import { NODE_HOME } from "../plan/layout";
 import { connect, exec, type SshTarget } from "./ssh";
 
@@ -158,6 +158,11 @@ export function sshTargets(plan: Plan): (host: HostConfig) => SshTarget {
   });
 }
 
+function hostsTarget(plan: Plan): (node: PlanNode) => SshTarget {
+  const sshTarget = sshTargets(plan);
+  return (n) => sshTarget(n.host!);
+}
+
 export interface NodeCheck {
   readonly node: string;
   readonly role: string;
@@ -166,19 +171,47 @@ export interface NodeCheck {
   readonly detail: string;
 }
 
+/** How to reach a node that is not one of target.hosts: an AWS node, as read from the stack's state. */
+export interface NodeAccess {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** The deployment's private key (the DeployKey resource's secret output). */
+  readonly privateKey: string;
+  /** Every host key the node is known by (read from the instance's console). */
+  readonly hostKeys: readonly string[];
+}
+
+/** The SSH target for a node reached with the deployment's key and its console host keys. */
+export function accessTarget(a: NodeAccess): SshTarget {
+  return {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    privateKey: a.privateKey,
+    // One key per target until SshTarget takes every key: ed25519, which sshd offers first.
+    hostKey: a.hostKeys.find((k) => k.startsWith("ssh-ed25519 ")) ?? a.hostKeys[0] ?? "",
+  };
+}
+
 /**
- * Checks every node of a deployed hosts stack without changing it: each node runs its provisioned
+ * Checks every node of a deployed stack without changing it: each node runs its provisioned
  * verify.sh (units, driver, weights, connectivity, Ray, Prometheus targets, a real image request).
- * `full` re-hashes every weight file instead of trusting the last verification's stamp.
+ * `full` re-hashes every weight file instead of trusting the last verification's stamp. `target`:
+ * how to reach each node (AWS: from the stack's state); default, a hosts stack's target.hosts with
+ * its key and known hosts (every problem on this machine named before any connection).
  */
-export async function verifyNodes(plan: Plan, opts: { full?: boolean } = {}): Promise<NodeCheck[]> {
-  const sshTarget = sshTargets(plan);
+export async function verifyNodes(
+  plan: Plan,
+  opts: { full?: boolean; target?: (node: PlanNode) => SshTarget } = {},
+): Promise<NodeCheck[]> {
+  const target = opts.target ?? hostsTarget(plan);
   const perNode = await Promise.all(
     plan.nodes.map(async (n): Promise<NodeCheck[]> => {
       const base = { node: n.name, role: n.role };
       let ssh: NodeSSH;
       try {
-        ssh = await connect(sshTarget(n.host!), 6);
+        ssh = await connect(target(n), 6);
       } catch (e) {
         return [{ ...base, check: "ssh", ok: false, detail: (e as Error).message }];
       }

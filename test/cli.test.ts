@@ -257,7 +257,7 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
       /target.knownHostsPath: .* does not exist: host keys are always checked/,
     );
     expect(r.stderr).not.toMatch(/\n\s+at /);
-    // npm run verify checks the same before reaching any node, and refuses an AWS stack.
+    // npm run verify checks the same before reaching any node.
     const verify = (stack: string) =>
       spawnSync(process.execPath, ["--import", "tsx", "cli/verify.ts", "--stack", stack], {
         cwd: ROOT,
@@ -270,9 +270,27 @@ describe("pulumi up on hosts over SSH: what is wrong on this machine or with a n
     expect(v.stderr).toContain(
       "Cannot connect to the nodes yet; nothing was changed on any of them:",
     );
-    const aws = verify("single-gpu");
+    // An AWS stack is reached from its state, encrypted with the passphrase: asked for first.
+    const aws = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "cli/verify.ts", "--stack", "single-gpu"],
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 60_000,
+        env: {
+          ...Object.fromEntries(
+            Object.entries(process.env).filter(([k]) => !k.startsWith("PULUMI_CONFIG_PASSPHRASE")),
+          ),
+          HOME: home,
+        },
+      },
+    );
     expect(aws.status).toBe(2);
-    expect(aws.stderr).toMatch(/stack single-gpu targets AWS: verify reaches existing machines/);
+    expect(aws.stderr).toMatch(
+      /^stack single-gpu: set PULUMI_CONFIG_PASSPHRASE \(or PULUMI_CONFIG_PASSPHRASE_FILE\) to encrypt its secrets in the state/,
+    );
+    expect(aws.stderr).not.toMatch(/\n\s+at /);
   });
 
   it("as a process: a host missing from known_hosts is named with the command that adds it", () => {

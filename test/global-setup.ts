@@ -22,7 +22,7 @@ export default function setup(): void {
     log(`lab unavailable (${(e as Error).message}); the lab tests will say why they skip`);
     return;
   }
-  ensureCli(log);
+  ensureCli();
   ensureBaseImage(log);
   for (const stack of ["lab-single", "lab"]) {
     const plan = planStack(readStackFile(stack).sections, { stack });

@@ -143,6 +143,40 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     });
   });
 
+  it("QWEN_VL_RERUN=<token> in pulumi up's environment (the ordinary CLI's too) re-runs every provisioning step once: their triggers carry the token", async () => {
+    // The language host starts the program with the CLI's environment (pulumi-language-nodejs
+    // execNodejs: env := os.Environ()), so the variable reaches program.ts under `pulumi up` as
+    // it does under npm run pulumi -- up --rerun, which sets it in its own process.
+    const sections = structuredClone(readStackFile("single-gpu").sections) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    sections["network"] = { ...(sections["network"] ?? {}), ...SSH_FROM };
+    const triggersWith = async (token: string | undefined) => {
+      vi.resetModules();
+      if (token === undefined) vi.stubEnv("QWEN_VL_RERUN", undefined);
+      else vi.stubEnv("QWEN_VL_RERUN", token);
+      const rec = useStack("single-gpu", sections);
+      const program = await import("../index");
+      await value(program.readiness);
+      await settle(rec);
+      vi.unstubAllEnvs();
+      const steps = rec.registrations.filter((r) => r.type === STEP_TYPE);
+      expect(steps.length).toBeGreaterThanOrEqual(8);
+      return Object.fromEntries(
+        steps.map((s) => [
+          s.inputs["step"] as string,
+          (s.inputs["triggers"] as string[]).filter((t) => t.startsWith("rerun:")),
+        ]),
+      );
+    };
+    // The connection, the bundle (content-addressed) and the secrets file are not steps to repeat.
+    const once = Object.fromEntries(STEPS.map((st) => [st.id, ["rerun:1764676800"]]));
+    expect(await triggersWith("1764676800")).toEqual({ host: [], bundle: [], ...once });
+    const none = Object.fromEntries(STEPS.map((st) => [st.id, []]));
+    expect(await triggersWith(undefined)).toEqual({ host: [], bundle: [], ...none });
+  });
+
   it("refuses an AWS stack without SSH CIDRs before any resource, saying how to allow this machine", async () => {
     const rec = useStack("single-gpu", readStackFile("single-gpu").sections);
     await expect(import("../index")).rejects.toThrow(
