@@ -1,7 +1,8 @@
 /**
  * `npm run fit -- …`: does a model fit on some GPUs, without a stack? Catalog models and GPUs by
  * name, or anything else: `--model-config` reads a Hugging Face config.json, `--gpu-memory-gib`
- * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`.
+ * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`. Any release
+ * in the catalog is answered, locked or not: the lock a deployment would need is listed as a problem.
  */
 import { readFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -9,7 +10,7 @@ import { customGpu, GPU_NAMES, GPUS } from "../catalogs/gpus";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { MODELS } from "../catalogs/models";
 import { ConfigError } from "../config/errors";
-import { planStack } from "../plan";
+import { previewStack } from "../plan";
 import { customFromHfConfig } from "../plan/model";
 import { runCommand, UsageError } from "../config/errors";
 import { flags, planReply, printed, stringFlags } from "./main";
@@ -194,9 +195,9 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   if (o["vllm-version"]) vllm["version"] = o["vllm-version"];
   if (o["enforce-eager"]) vllm["enforceEager"] = true;
 
-  let plan;
+  let preview;
   try {
-    plan = planStack(
+    preview = previewStack(
       { model, target, vllm },
       { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
     );
@@ -209,7 +210,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       );
     throw e;
   }
-  return planReply(plan, o.json);
+  return planReply(preview, o.json, "fits");
 }
 
 if (require.main === module)

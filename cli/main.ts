@@ -5,7 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { UsageError } from "../config/errors";
 import { readStackFile } from "../config/stack-file";
-import { planStack, type Plan } from "../plan";
+import { planStack, previewStack, type Plan, type PlanPreview } from "../plan";
 import { planToJson, planToText } from "../plan/report";
 
 /**
@@ -15,6 +15,12 @@ import { planToJson, planToText } from "../plan/report";
 export function readStackPlan(stack: string): Plan {
   const raw = readStackFile(stack);
   return planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
+}
+
+/** A shipped stack's plan, and what keeps it from deploying (`plan --stack`). */
+export function readStackPreview(stack: string): PlanPreview {
+  const raw = readStackFile(stack);
+  return previewStack(raw.sections, { stack, secretKeys: raw.secretKeys });
 }
 
 /** The plan of the hosts stack named by --stack (deploy, verify); an AWS stack is refused with `awsHint`. */
@@ -62,11 +68,20 @@ export function stringFlags<N extends string>(...names: N[]): { [K in N]: { type
   };
 }
 
-/** What `plan` and `fit` print (the text, or --json), and their exit code: 0 fits, 1 does not. */
-export function planReply(plan: Plan, json: boolean): { code: number; output: string } {
+/**
+ * What `plan` and `fit` print (the text, or --json), and their exit code: 0 when the answer is yes,
+ * 1 when it is no. `fit` asks whether the model fits (a missing lock file is listed, not a no);
+ * `plan` asks whether the stack can deploy (it fits and nothing is missing).
+ */
+export function planReply(
+  { plan, problems, deployable }: PlanPreview,
+  json: boolean,
+  question: "fits" | "deployable",
+): { code: number; output: string } {
+  const yes = question === "fits" ? plan.fits : deployable;
   return {
-    code: plan.fits ? 0 : 1,
-    output: json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan),
+    code: yes ? 0 : 1,
+    output: json ? JSON.stringify(planToJson(plan, problems), null, 2) : planToText(plan, problems),
   };
 }
 

@@ -2,14 +2,18 @@
  * How a plan reads: a text report for people and a JSON document for machines.
  */
 import { PORTS } from "../catalogs/ports";
-import type { Plan, StageMemory } from "./types";
+import { formatValue, type Issue } from "../config/errors";
+import type { PlanDraft, StageMemory } from "./types";
 import { shellJoin } from "./vllm-args";
 import { round } from "./memory";
 
-export function planToJson(p: Plan): Record<string, unknown> {
+/** `problems`: what keeps the plan from deploying (a missing lock file), beside its memory verdict. */
+export function planToJson(p: PlanDraft, problems: readonly Issue[] = []): Record<string, unknown> {
   return {
     stack: p.stack ?? null,
     fits: p.fits,
+    deployable: p.fits && problems.length === 0,
+    problems,
     kvCacheTokens: p.kvCacheTokens,
     maxConcurrency: p.maxConcurrency,
     maxModelLen: p.maxModelLen,
@@ -61,7 +65,7 @@ export function planToJson(p: Plan): Record<string, unknown> {
     costNote: p.costNote,
     ...(p.quota ? { quota: p.quota } : {}),
     driver: p.driver,
-    python: p.python,
+    python: p.python ?? null,
     disk: p.disk,
     warnings: p.warnings,
     waysOut: p.waysOut,
@@ -85,7 +89,7 @@ function fmt(n: number): string {
   return n.toLocaleString("en-US");
 }
 
-export function planToText(p: Plan): string {
+export function planToText(p: PlanDraft, problems: readonly Issue[] = []): string {
   const out: string[] = [];
   const line = (label: string, text: string) => out.push(`  ${label.padEnd(11)}${text}`);
   out.push(p.stack ? `Plan for stack "${p.stack}"` : "Plan");
@@ -152,7 +156,12 @@ export function planToText(p: Plan): string {
     `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
   );
   const py = p.python;
-  line("Python", `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`);
+  if (py)
+    line("Python", `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`);
+  if (problems.length) {
+    line("Deploy", `not yet: ${problems.length} problem${problems.length === 1 ? "" : "s"}`);
+    for (const i of problems) out.push(`    - ${i.path}: ${formatValue(i.value)} — ${i.message}`);
+  }
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
   if (p.quota)
     line(
@@ -167,6 +176,6 @@ export function planToText(p: Plan): string {
 }
 
 /** The lock's versions a person looks for first (the plan's text, and python-env's log on the node). */
-export function lockPins(py: Plan["python"]): string {
+export function lockPins(py: NonNullable<PlanDraft["python"]>): string {
   return `vllm ${py.vllm}${py.torch ? `, torch ${py.torch}` : ""}, transformers ${py.transformers}, hf CLI ${py.huggingfaceHub}${py.ray ? `, Ray ${py.ray}` : ""}`;
 }

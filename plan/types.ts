@@ -15,6 +15,7 @@ import type {
   ProvisioningConfig,
   SecretsConfig,
 } from "../config/schema";
+import type { Issue } from "../config/errors";
 import { type Dtype } from "./memory";
 
 export interface StageMemory {
@@ -69,7 +70,12 @@ export interface PlannedPort {
   readonly exposure: "api" | "cluster" | "local";
 }
 
-export interface Plan {
+/**
+ * A plan whose memory, machines and command line are known, whether or not the stack can deploy
+ * yet: what `plan` and `fit` show. `python` is absent when the lock file the nodes would sync to is
+ * missing or unusable (the problem is listed beside the draft, see `PlanPreview`).
+ */
+export interface PlanDraft {
   readonly stack?: string;
   readonly model: {
     readonly id: string;
@@ -115,8 +121,8 @@ export interface Plan {
   /** AWS: the vCPU quota the launch draws on and how many vCPUs it needs (all nodes, all replicas). */
   readonly quota?: { readonly name: string; readonly code?: string; readonly vcpus: number };
   readonly driver: { readonly min: string; readonly cuda: string };
-  /** The Python environment the nodes sync to, from its lock file. */
-  readonly python: PythonEnvPlan;
+  /** The Python environment the nodes sync to, from its lock file (absent: see `PlanPreview`). */
+  readonly python?: PythonEnvPlan;
   /** What the steps write on a node besides the system (GiB): preflight checks the space for it. */
   readonly disk: DiskBudget;
   /** The port vLLM's API listens on (vllm.port). */
@@ -137,6 +143,22 @@ export interface Plan {
   readonly provisioning: ProvisioningConfig;
   /** References to the secrets ("config:…", "file:…", "ssm:…"), never their values. */
   readonly secrets: SecretsConfig;
+}
+
+/** A plan that can deploy: every check passed, the lock included. What the Pulumi program runs. */
+export interface Plan extends PlanDraft {
+  /** The Python environment the nodes sync to, from its lock file. */
+  readonly python: PythonEnvPlan;
+}
+
+/**
+ * What `plan` and `fit` answer: the plan, and what keeps the stack from deploying although its
+ * memory can be planned (a release without a lock file). `deployable`: it fits and has no problems.
+ */
+export interface PlanPreview {
+  readonly plan: PlanDraft;
+  readonly problems: readonly Issue[];
+  readonly deployable: boolean;
 }
 
 export interface PythonEnvPlan {
