@@ -11,7 +11,8 @@ import { INSTANCE_TYPES } from "../catalogs/instances";
 import { MODELS } from "../catalogs/models";
 import { ConfigError } from "../config/errors";
 import { previewStack } from "../plan";
-import { customFromHfConfig } from "../plan/model";
+import type { DefaultedField } from "../catalogs/hf-config-defaults";
+import { readHfConfig } from "../plan/model";
 import { runCommand, UsageError } from "../config/errors";
 import { flags, planReply, printed, stringFlags } from "./main";
 
@@ -106,6 +107,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
     throw new UsageError("give exactly one of --model or --model-config");
   const weightsGiB = positiveNumber("--weights-gib", o["weights-gib"]);
   let model: Record<string, unknown>;
+  let modelDefaults: DefaultedField[] = [];
   if (o.model) {
     const spec = MODELS.get(o.model);
     model = { id: o.model, revision: spec?.knownRevision ?? "0".repeat(40) };
@@ -119,7 +121,11 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
     }
     let custom;
     try {
-      custom = customFromHfConfig(json, modelConfigName(json, path), weightsGiB);
+      ({ custom, defaulted: modelDefaults } = readHfConfig(
+        json,
+        modelConfigName(json, path),
+        weightsGiB,
+      ));
     } catch (e) {
       throw new UsageError(`--model-config ${path}: ${(e as Error).message}`);
     }
@@ -199,7 +205,11 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   try {
     preview = previewStack(
       { model, target, vllm },
-      { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
+      {
+        ...(gpuOverride ? { gpu: gpuOverride } : {}),
+        ...(weightsGiB ? { weightsGiB } : {}),
+        modelDefaults,
+      },
     );
   } catch (e) {
     // Name what the user typed: --tp, not vllm.tensorParallelSize.

@@ -190,6 +190,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
       checkpointGiB: disk!.weightsGiB,
       license: m.license,
       dir,
+      ...(opts.modelDefaults?.length ? { defaulted: opts.modelDefaults } : {}),
     },
     target: c.target.kind,
     ...(c.target.kind === "aws"

@@ -97,6 +97,11 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
     "Model",
     `${p.model.id}${p.model.quantization ? ` (${p.model.quantization})` : ""} @ ${p.model.revision.slice(0, 12)}, ${p.model.checkpointGiB} GiB of weights, license ${p.model.license}`,
   );
+  if (p.model.defaulted?.length)
+    line(
+      "Defaulted",
+      `config.json omits ${p.model.defaulted.length} field(s), filled as transformers does: ${p.model.defaulted.map((d) => `${d.field} = ${JSON.stringify(d.value)} (${d.source})`).join(", ")}`,
+    );
   const where =
     p.target === "aws"
       ? `AWS ${p.region}: ${p.nodesPerReplica * p.replicas} × ${p.instanceType}`

@@ -2,6 +2,7 @@
  * The plan's shapes: what `planStack` returns and what the memory model takes.
  */
 import type { Gpu } from "../catalogs/gpus";
+import type { DefaultedField } from "../catalogs/hf-config-defaults";
 import type { ModelSpec } from "../catalogs/models";
 import type { LockSummary } from "../catalogs/locks";
 import type { PortName } from "../catalogs/ports";
@@ -85,6 +86,8 @@ export interface PlanDraft {
     readonly checkpointGiB: number;
     readonly license: string;
     readonly dir: string;
+    /** Fields its config.json left out, filled from transformers' config-class defaults (fit). */
+    readonly defaulted?: readonly DefaultedField[];
   };
   readonly target: "aws" | "hosts";
   readonly instanceType?: string;
@@ -212,6 +215,8 @@ export interface PlanOptions {
   readonly gpu?: Gpu;
   /** Checkpoint size given by the user when the dimensions cannot give it. */
   readonly weightsGiB?: number;
+  /** What `fit --model-config` filled in for fields its config.json omits (shown with the model). */
+  readonly modelDefaults?: readonly DefaultedField[];
   /** The lock files the plan may name (default: the index of locks/, catalogs/python-locks.ts). */
   readonly locks?: Readonly<Record<string, LockSummary>>;
 }

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fitCommand } from "../cli/fit";
 import { QWEN3_VL_VISION_CONFIG } from "./support/plans";
+import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
 import { planCommand } from "../cli/plan";
 import { planReply } from "../cli/main";
 import { planStack, previewStack } from "../plan";
@@ -208,6 +209,30 @@ describe("fit", () => {
     );
     expect(custom.kvCacheTokens).toBe(catalog.kvCacheTokens);
     expect(custom.perGpu).toEqual(catalog.perGpu);
+  });
+
+  it("plans the official Qwen2.5-VL-3B-Instruct-AWQ config.json, saying which fields took transformers' defaults", () => {
+    const named = join(dir, "Qwen2.5-VL-3B-Instruct-AWQ");
+    mkdirSync(named, { recursive: true });
+    const path = join(named, "config.json");
+    writeFileSync(path, JSON.stringify(QWEN25_VL_3B_AWQ_CONFIG));
+    const common = ["--gpu", "L4", "--max-model-len", "8192", "--max-pixels", "1003520"];
+    const j = JSON.parse(fitCommand(["--model-config", path, ...common, "--json"]).output);
+    const catalog = JSON.parse(
+      fitCommand(["--model", "Qwen/Qwen2.5-VL-3B-Instruct-AWQ", ...common, "--json"]).output,
+    );
+    expect(j.kvCacheTokens).toBe(catalog.kvCacheTokens);
+    expect(j.model.defaulted).toHaveLength(6);
+    expect(j.model.defaulted[0]).toEqual({
+      field: "vision_config.depth",
+      value: 32,
+      source: "Qwen2_5_VLVisionConfig",
+    });
+    expect(catalog.model.defaulted).toBeUndefined();
+    const text = fitCommand(["--model-config", path, ...common]).output;
+    expect(text).toMatch(
+      /\n {2}Defaulted +config\.json omits 6 field\(s\), filled as transformers does: vision_config\.depth = 32 \(Qwen2_5_VLVisionConfig\), vision_config\.intermediate_size = 3420 /,
+    );
   });
 
   it("takes a GPU outside the catalog by its memory, and a weight size that overrides the derived one", () => {
