@@ -217,7 +217,15 @@ export function readHfConfig(
     t.head_dim !== undefined || text["head_dim"] !== undefined
       ? read(text, textWhere, "head_dim", t.head_dim ?? hidden / heads, defaults.textClass)
       : hidden / heads;
-  const dtype = String(text["torch_dtype"] ?? text["dtype"] ?? top["torch_dtype"] ?? "bfloat16");
+  const given = text["torch_dtype"] ?? text["dtype"] ?? top["torch_dtype"];
+  // PreTrainedConfig's dtype default is None: no class default to take; the planner assumes bfloat16.
+  if (given === undefined)
+    defaulted.push({
+      field: "torch_dtype",
+      value: "bfloat16",
+      source: "assumed: no class default",
+    });
+  const dtype = String(given ?? "bfloat16");
   if (dtype !== "bfloat16" && dtype !== "float16" && dtype !== "float32")
     throw new Error(
       `config.json: torch_dtype "${dtype}" not supported (bfloat16, float16, float32)`,

@@ -252,6 +252,13 @@ describe("config.json → model (fit --model-config)", () => {
       value: 8,
       source: "Qwen2_5_VLTextConfig",
     });
+    expect(
+      readHfConfig(without(QWEN25_VL_3B_AWQ_CONFIG, "torch_dtype"), "m").defaulted,
+    ).toContainEqual({
+      field: "torch_dtype",
+      value: "bfloat16",
+      source: "assumed: no class default",
+    });
   });
 
   it("Qwen3-VL classes: a nested text_config's missing fields and a missing vision_config", () => {
