@@ -29,6 +29,7 @@ import {
   checkModelOnHardware,
 } from "./checks";
 import { waysOut } from "./ways-out";
+import { marginVerdict } from "./accuracy";
 
 export * from "./types";
 export { planMemory, profileEncoder, type EncoderProfile } from "./profile";
@@ -213,6 +214,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     imageLimit: setup.imageLimit,
     memory,
     fits: memory.fits,
+    errorBand: marginVerdict(m, memory.kvCacheTokens, v.maxModelLen, memory.fits),
     kvCacheTokens: memory.kvCacheTokens,
     maxConcurrency: round(memory.maxConcurrency, 2),
     perGpu: {

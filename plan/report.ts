@@ -6,6 +6,7 @@ import { formatValue, type Issue } from "../config/errors";
 import type { PlanDraft, StageMemory } from "./types";
 import { shellJoin } from "./vllm-args";
 import { round } from "./memory";
+import { ERROR_BANDS } from "./accuracy";
 
 /** `problems`: what keeps the plan from deploying (a missing lock file), beside its memory verdict. */
 export function planToJson(p: PlanDraft, problems: readonly Issue[] = []): Record<string, unknown> {
@@ -13,6 +14,7 @@ export function planToJson(p: PlanDraft, problems: readonly Issue[] = []): Recor
     stack: p.stack ?? null,
     fits: p.fits,
     deployable: p.fits && problems.length === 0,
+    errorBand: p.errorBand,
     problems,
     kvCacheTokens: p.kvCacheTokens,
     maxConcurrency: p.maxConcurrency,
@@ -136,9 +138,11 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
   );
   line(
     "Verdict",
-    p.fits
-      ? "FITS"
-      : `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`,
+    !p.fits
+      ? `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`
+      : p.errorBand.withinBand
+        ? `FITS, but within the error band: the planner has been off by up to ${(p.errorBand.error * 100).toFixed(1)} % on ${ERROR_BANDS[p.errorBand.class].label} startups (${p.errorBand.logs} log${p.errorBand.logs === 1 ? "" : "s"}); at that error vLLM finds ${fmt(p.errorBand.lowKvCacheTokens)} KV tokens, less than one ${fmt(p.maxModelLen)}-token request, and refuses to start`
+        : "FITS",
   );
   for (const w of p.waysOut) out.push(`    - ${w}`);
   line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);

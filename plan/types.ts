@@ -2,6 +2,7 @@
  * The plan's shapes: what `planStack` returns and what the memory model takes.
  */
 import type { Gpu } from "../catalogs/gpus";
+import type { MarginVerdict } from "./accuracy";
 import type { DefaultedField } from "../catalogs/hf-config-defaults";
 import type { ModelSpec } from "../catalogs/models";
 import type { LockSummary } from "../catalogs/locks";
@@ -110,6 +111,8 @@ export interface PlanDraft {
   readonly imageLimit: number;
   readonly memory: MemoryPlan;
   readonly fits: boolean;
+  /** The fit's margin against the planner's measured error on this class of setup (plan/accuracy.ts). */
+  readonly errorBand: MarginVerdict;
   readonly kvCacheTokens: number;
   readonly maxConcurrency: number;
   /** The binding (smallest-KV) stage's numbers. */
