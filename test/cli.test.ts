@@ -11,6 +11,7 @@ import { planCommand } from "../cli/plan";
 import { planReply } from "../cli/main";
 import { planStack, previewStack } from "../plan";
 import { ConfigError } from "../config/errors";
+import { VLLM_RELEASES, vllmAtLeast } from "../catalogs/vllm";
 import { stackNames } from "../config/stack-file";
 import { runStep, StepFailed } from "../provisioning/remote";
 
@@ -162,6 +163,27 @@ describe("fit", () => {
     );
     expect(tight.code).toBe(1);
     expect(JSON.parse(tight.output).fits).toBe(false);
+  });
+
+  it("answers the memory question for every release in the catalog that serves the model", () => {
+    const releases = VLLM_RELEASES.map(([v]) => v).filter((v) => vllmAtLeast(v, "0.7.2"));
+    expect(releases.length).toBeGreaterThan(50);
+    const unlocked = releases.filter((v) => {
+      const j = JSON.parse(
+        fit(
+          `--model Qwen/Qwen2.5-VL-7B-Instruct --gpu L4 --max-model-len 8192 --max-pixels 1003520 --vllm-version ${v} --json`,
+        ).output,
+      );
+      expect(j.kvCacheTokens, v).toBeGreaterThan(0);
+      expect(j.deployable, v).toBe(j.problems.length === 0);
+      return j.problems.length > 0;
+    });
+    expect(releases.filter((v) => !unlocked.includes(v))).toEqual([
+      "0.11.0",
+      "0.19.1",
+      "0.31.0",
+      "0.33.0",
+    ]);
   });
 
   it("exits 1 with ways out when the model does not fit", () => {
