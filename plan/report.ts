@@ -136,14 +136,7 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
     "KV cache",
     `${fmt(p.kvCacheTokens)} tokens ("GPU KV cache size" at startup) → ${p.maxConcurrency}× requests of ${fmt(p.maxModelLen)} tokens at once`,
   );
-  line(
-    "Verdict",
-    !p.fits
-      ? `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`
-      : p.errorBand.withinBand
-        ? `FITS, but within the error band: the planner has been off by up to ${(p.errorBand.error * 100).toFixed(1)} % on ${ERROR_BANDS[p.errorBand.class].label} startups (${p.errorBand.logs} log${p.errorBand.logs === 1 ? "" : "s"}); at that error vLLM finds ${fmt(p.errorBand.lowKvCacheTokens)} KV tokens, less than one ${fmt(p.maxModelLen)}-token request, and refuses to start`
-        : "FITS",
-  );
+  line("Verdict", verdictText(p));
   for (const w of p.waysOut) out.push(`    - ${w}`);
   line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);
   const ports = p.ports.map((x) => `${x.port} ${x.name} (${x.exposure})`).join(", ");
@@ -182,6 +175,15 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
     for (const w of p.warnings) out.push(`    - ${w}`);
   }
   return out.join("\n");
+}
+
+/** The memory verdict: it fits, fits within the planner's error band, or does not fit. */
+export function verdictText(p: PlanDraft): string {
+  if (!p.fits)
+    return `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`;
+  if (!p.errorBand.withinBand) return "FITS";
+  const b = p.errorBand;
+  return `FITS, but within the error band: the planner has been off by up to ${(b.error * 100).toFixed(1)} % on ${ERROR_BANDS[b.class].label} startups (${b.logs} log${b.logs === 1 ? "" : "s"}); at that error vLLM finds ${fmt(b.lowKvCacheTokens)} KV tokens, less than one ${fmt(p.maxModelLen)}-token request, and refuses to start`;
 }
 
 /** The lock's versions a person looks for first (the plan's text, and python-env's log on the node). */
