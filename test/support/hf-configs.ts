@@ -5,6 +5,8 @@
  * transformers 4.49.0, which writes only what differs from the class defaults): its
  * vision_config has no depth, intermediate_size, num_heads, patch_size, spatial_merge_size or
  * temporal_patch_size. `in_chans` and `spatial_patch_size` are keys no current class reads.
+ * Transcribed, not byte-compared (the hub is out of reach here); its quantization_config and
+ * tie_word_embeddings agree with public write-ups of this checkpoint.
  */
 export const QWEN25_VL_3B_AWQ_CONFIG = {
   architectures: ["Qwen2_5_VLForConditionalGeneration"],
