@@ -74,14 +74,16 @@ export function stringFlags<N extends string>(...names: N[]): { [K in N]: { type
  * `plan` asks whether the stack can deploy (it fits and nothing is missing).
  */
 export function planReply(
-  { plan, problems, deployable }: PlanPreview,
+  preview: PlanPreview,
   json: boolean,
   question: "fits" | "deployable",
 ): { code: number; output: string } {
-  const yes = question === "fits" ? plan.fits : deployable;
+  const yes = question === "fits" ? preview.plan.fits : preview.deployable;
   return {
     code: yes ? 0 : 1,
-    output: json ? JSON.stringify(planToJson(plan, problems), null, 2) : planToText(plan, problems),
+    output: json
+      ? JSON.stringify(planToJson(preview), null, 2)
+      : planToText(preview.plan, preview.problems),
   };
 }
 

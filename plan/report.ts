@@ -3,17 +3,21 @@
  */
 import { PORTS } from "../catalogs/ports";
 import { formatValue, type Issue } from "../config/errors";
-import type { PlanDraft, StageMemory } from "./types";
+import type { PlanDraft, PlanPreview, StageMemory } from "./types";
 import { shellJoin } from "./vllm-args";
 import { round } from "./memory";
 import { ERROR_BANDS } from "./accuracy";
 
-/** `problems`: what keeps the plan from deploying (a missing lock file), beside its memory verdict. */
-export function planToJson(p: PlanDraft, problems: readonly Issue[] = []): Record<string, unknown> {
+/** The plan and what keeps it from deploying (a missing lock file), beside its memory verdict. */
+export function planToJson({
+  plan: p,
+  problems,
+  deployable,
+}: PlanPreview): Record<string, unknown> {
   return {
     stack: p.stack ?? null,
     fits: p.fits,
-    deployable: p.fits && problems.length === 0,
+    deployable,
     errorBand: p.errorBand,
     problems,
     kvCacheTokens: p.kvCacheTokens,
