@@ -183,7 +183,7 @@ export function readHfConfig(
     unknown
   >;
   const textWhere = nested ? "text_config." : "";
-  /** A number the file gives, or the class default (recorded); a non-number is refused. */
+  /** The file's value, or the class default when it is absent or null (recorded); a wrong type is refused. */
   const read = <T extends number | boolean | readonly number[]>(
     from: Record<string, unknown>,
     where: string,
@@ -274,7 +274,11 @@ export function readHfConfig(
     hiddenSize: hidden,
     intermediateSize: num("intermediate_size"),
     attentionHeads: heads,
-    kvHeads: num("num_key_value_heads"),
+    // transformers: an absent num_key_value_heads takes the class default, an explicit null the heads.
+    kvHeads:
+      text["num_key_value_heads"] === null
+        ? read({}, textWhere, "num_key_value_heads", heads, `${defaults.textClass}: null`)
+        : num("num_key_value_heads"),
     headDim,
     vocabSize: num("vocab_size"),
     tiedEmbeddings: read(

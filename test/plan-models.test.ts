@@ -254,6 +254,13 @@ describe("config.json → model (fit --model-config)", () => {
       value: 8,
       source: "Qwen2_5_VLTextConfig",
     });
+    const nullKv = readHfConfig({ ...QWEN25_VL_3B_AWQ_CONFIG, num_key_value_heads: null }, "m");
+    expect(nullKv.custom.kvHeads).toBe(16);
+    expect(nullKv.defaulted).toContainEqual({
+      field: "num_key_value_heads",
+      value: 16,
+      source: "Qwen2_5_VLTextConfig: null",
+    });
     expect(
       readHfConfig(without(QWEN25_VL_3B_AWQ_CONFIG, "torch_dtype"), "m").defaulted,
     ).toContainEqual({
