@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AwsDeployment } from "./components/aws-deployment";
 import { readPulumiConfig } from "./config/pulumi";
 import { secretSource } from "./config/schema";
-import { planToText } from "./plan/report";
+import { planToText, verdictText } from "./plan/report";
 import { NodeProvisioning, type ProvisionedNode } from "./components/node-provisioning";
 import { PORTS } from "./catalogs/ports";
 import { indexedLockText } from "./provisioning/python-lock";
@@ -64,6 +64,7 @@ export function qwenVlProgram(): ProgramOutputs {
     throw new Error(`The model does not fit; nothing was created.\n${planToText(plan)}`);
   }
   for (const warning of plan.warnings) pulumi.log.warn(warning);
+  if (plan.errorBand.withinBand) pulumi.log.warn(verdictText(plan));
   // The lock the nodes will sync to, held to the index the plan read: refused before any machine.
   indexedLockText(plan.python.lock);
   const port = plan.apiPort;

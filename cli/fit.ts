@@ -1,7 +1,8 @@
 /**
  * `npm run fit -- …`: does a model fit on some GPUs, without a stack? Catalog models and GPUs by
  * name, or anything else: `--model-config` reads a Hugging Face config.json, `--gpu-memory-gib`
- * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`.
+ * describes a card outside the catalog. Same planner, same checks, same JSON as `plan`. Any release
+ * in the catalog is answered, locked or not: the lock a deployment would need is listed as a problem.
  */
 import { readFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -9,8 +10,9 @@ import { customGpu, GPU_NAMES, GPUS } from "../catalogs/gpus";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { MODELS } from "../catalogs/models";
 import { ConfigError } from "../config/errors";
-import { planStack } from "../plan";
-import { customFromHfConfig } from "../plan/model";
+import { previewStack } from "../plan";
+import type { DefaultedField } from "../catalogs/hf-config-defaults";
+import { readHfConfig } from "../plan/model";
 import { runCommand, UsageError } from "../config/errors";
 import { flags, planReply, printed, stringFlags } from "./main";
 
@@ -105,6 +107,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
     throw new UsageError("give exactly one of --model or --model-config");
   const weightsGiB = positiveNumber("--weights-gib", o["weights-gib"]);
   let model: Record<string, unknown>;
+  let modelDefaults: DefaultedField[] = [];
   if (o.model) {
     const spec = MODELS.get(o.model);
     model = { id: o.model, revision: spec?.knownRevision ?? "0".repeat(40) };
@@ -118,7 +121,11 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
     }
     let custom;
     try {
-      custom = customFromHfConfig(json, modelConfigName(json, path), weightsGiB);
+      ({ custom, defaulted: modelDefaults } = readHfConfig(
+        json,
+        modelConfigName(json, path),
+        weightsGiB,
+      ));
     } catch (e) {
       throw new UsageError(`--model-config ${path}: ${(e as Error).message}`);
     }
@@ -194,11 +201,15 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   if (o["vllm-version"]) vllm["version"] = o["vllm-version"];
   if (o["enforce-eager"]) vllm["enforceEager"] = true;
 
-  let plan;
+  let preview;
   try {
-    plan = planStack(
+    preview = previewStack(
       { model, target, vllm },
-      { ...(gpuOverride ? { gpu: gpuOverride } : {}), ...(weightsGiB ? { weightsGiB } : {}) },
+      {
+        ...(gpuOverride ? { gpu: gpuOverride } : {}),
+        ...(weightsGiB ? { weightsGiB } : {}),
+        modelDefaults,
+      },
     );
   } catch (e) {
     // Name what the user typed: --tp, not vllm.tensorParallelSize.
@@ -209,7 +220,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       );
     throw e;
   }
-  return planReply(plan, o.json);
+  return planReply(preview, o.json, "fits");
 }
 
 if (require.main === module)

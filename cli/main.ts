@@ -4,7 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { readStackFile } from "../config/stack-file";
-import { planStack, type Plan } from "../plan";
+import { planStack, previewStack, type Plan, type PlanPreview } from "../plan";
 import { planToJson, planToText } from "../plan/report";
 
 /**
@@ -14,6 +14,12 @@ import { planToJson, planToText } from "../plan/report";
 export function readStackPlan(stack: string): Plan {
   const raw = readStackFile(stack);
   return planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
+}
+
+/** A shipped stack's plan, and what keeps it from deploying (`plan --stack`). */
+export function readStackPreview(stack: string): PlanPreview {
+  const raw = readStackFile(stack);
+  return previewStack(raw.sections, { stack, secretKeys: raw.secretKeys });
 }
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
@@ -53,11 +59,22 @@ export function stringFlags<N extends string>(...names: N[]): { [K in N]: { type
   };
 }
 
-/** What `plan` and `fit` print (the text, or --json), and their exit code: 0 fits, 1 does not. */
-export function planReply(plan: Plan, json: boolean): { code: number; output: string } {
+/**
+ * What `plan` and `fit` print (the text, or --json), and their exit code: 0 when the answer is yes,
+ * 1 when it is no. `fit` asks whether the model fits (a missing lock file is listed, not a no);
+ * `plan` asks whether the stack can deploy (it fits and nothing is missing).
+ */
+export function planReply(
+  preview: PlanPreview,
+  json: boolean,
+  question: "fits" | "deployable",
+): { code: number; output: string } {
+  const yes = question === "fits" ? preview.plan.fits : preview.deployable;
   return {
-    code: plan.fits ? 0 : 1,
-    output: json ? JSON.stringify(planToJson(plan), null, 2) : planToText(plan),
+    code: yes ? 0 : 1,
+    output: json
+      ? JSON.stringify(planToJson(preview), null, 2)
+      : planToText(preview.plan, preview.problems),
   };
 }
 

@@ -1,8 +1,10 @@
 /**
  * The plan: typed config + catalogs → everything the deployment needs to know, with no I/O.
  * A plan that cannot work fails here, before any resource exists: `planStack` throws a ConfigError
- * listing every problem; a plan whose model does not fit comes back with `fits: false`, the numbers
- * and the ways out, and the callers (Pulumi program, `plan`, `fit`) refuse to go on.
+ * listing every problem, a missing lock file among them; a plan whose model does not fit comes back
+ * with `fits: false`, the numbers and the ways out, and the callers (Pulumi program, `plan`, `fit`)
+ * refuse to go on. `previewStack` (`plan`, `fit`) answers the memory question even when the stack
+ * cannot deploy yet, and lists what keeps it from deploying beside the plan.
  */
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { ncclFloorGbps } from "../catalogs/tools";
@@ -13,7 +15,7 @@ import { DTYPE_BYTES, GiB, checkpointBytes, effectiveMaxPixels, round, type Dtyp
 import { resolveModel } from "./model";
 import { modelDir, repoFolder } from "./layout";
 import { renderVllmArgs } from "./vllm-args";
-import type { Plan, PlanOptions, Setup } from "./types";
+import type { Plan, PlanDraft, PlanOptions, PlanPreview, Setup } from "./types";
 import { planMemory } from "./profile";
 import { quantizationLabel } from "./parallel";
 import { checkRootVolume, diskBudget, resolveHardware, planNodes, planPorts } from "./hardware";
@@ -27,6 +29,7 @@ import {
   checkModelOnHardware,
 } from "./checks";
 import { waysOut } from "./ways-out";
+import { marginVerdict } from "./accuracy";
 
 export * from "./types";
 export { planMemory, profileEncoder, type EncoderProfile } from "./profile";
@@ -42,17 +45,28 @@ export {
 
 /** Raw sections (as read from Pulumi config or a stack file) → a plan, or every problem at once. */
 export function planStack(raw: Readonly<Record<string, unknown>>, opts: PlanOptions = {}): Plan {
+  return deployablePlan(previewStack(raw, opts));
+}
+
+/**
+ * Raw sections → the plan and what keeps it from deploying (a missing lock file): the memory
+ * question is answered for any release. Anything else wrong throws, every problem at once.
+ */
+export function previewStack(
+  raw: Readonly<Record<string, unknown>>,
+  opts: PlanOptions = {},
+): PlanPreview {
   const parsed = parseSections(raw);
   const issues = [...parsed.issues];
   const s = parsed.sections;
-  if (issues.length === 0) return planConfig(s as StackConfig, opts);
+  if (issues.length === 0) return previewConfig(s as StackConfig, opts);
   // Run the plan's checks on what did parse, so one run reports everything it can.
   const complete =
     s.model && s.target && s.vllm && s.network && s.monitoring && s.secrets && s.provisioning;
   if (!complete && s.model) issues.push(...resolveModel(s.model, []).issues);
   if (complete) {
     try {
-      planConfig(s as StackConfig, opts);
+      issues.push(...previewConfig(s as StackConfig, opts).problems);
     } catch (e) {
       if (e instanceof ConfigError) issues.push(...e.issues);
       else throw e;
@@ -62,7 +76,19 @@ export function planStack(raw: Readonly<Record<string, unknown>>, opts: PlanOpti
 }
 
 export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
+  return deployablePlan(previewConfig(c, opts));
+}
+
+/** The preview's plan when nothing keeps it from deploying; its problems as a ConfigError otherwise. */
+function deployablePlan({ plan, problems }: PlanPreview): Plan {
+  if (problems.length > 0 || !plan.python) throw new ConfigError(problems);
+  return { ...plan, python: plan.python };
+}
+
+export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPreview {
   const issues: Issue[] = [];
+  // What keeps a plannable stack from deploying: its lock file (a provisioning concern).
+  const problems: Issue[] = [];
   const warnings: string[] = [];
   const v = c.vllm;
 
@@ -87,7 +113,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
   // parallelism wider than a node), so Ray runs across them and the members must reach each other.
   const multiNode = hw !== undefined && tp * pp > hw.gpusPerNode;
-  const python = checkPythonLock(c, features, multiNode, issues, opts.locks);
+  const python = checkPythonLock(c, features, multiNode, problems, opts.locks);
 
   // What the steps write: the checkpoint (given, or derived from the model), the lock's
   // environment and caches (small without torch); and the volume that holds them with the system.
@@ -100,7 +126,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   const rootVolumeGiB =
     disk && checkpointGiB !== undefined ? checkRootVolume(c, checkpointGiB, disk, issues) : 0;
 
-  if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype || !python) {
+  if (issues.length > 0 || !model || !gpu || !hw || !features || !dtype) {
     throw new ConfigError(
       issues.length
         ? issues
@@ -155,7 +181,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
   const ports = planPorts(c, multiNode);
   const instances = hw.nodesPerReplica * hw.replicas;
 
-  const plan: Plan = {
+  const plan: PlanDraft = {
     ...(opts.stack ? { stack: opts.stack } : {}),
     model: {
       id: m.id,
@@ -165,6 +191,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
       checkpointGiB: disk!.weightsGiB,
       license: m.license,
       dir,
+      ...(opts.modelDefaults?.length ? { defaulted: opts.modelDefaults } : {}),
     },
     target: c.target.kind,
     ...(c.target.kind === "aws"
@@ -187,6 +214,7 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
     imageLimit: setup.imageLimit,
     memory,
     fits: memory.fits,
+    errorBand: marginVerdict(m, memory.kvCacheTokens, v.maxModelLen, memory.fits),
     kvCacheTokens: memory.kvCacheTokens,
     maxConcurrency: round(memory.maxConcurrency, 2),
     perGpu: {
@@ -233,10 +261,10 @@ export function planConfig(c: StackConfig, opts: PlanOptions = {}): Plan {
         : {}),
     },
     secrets: c.secrets,
-    python,
+    ...(python ? { python } : {}),
     disk: disk!,
   };
-  return plan;
+  return { plan, problems, deployable: plan.fits && problems.length === 0 };
 }
 
 /** provisioning.mirrorUrl with `{repo}` ("/" as "--") and `{revision}` filled in. */

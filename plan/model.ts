@@ -11,6 +11,11 @@ import {
   type Quantization,
   type VisionTower,
 } from "../catalogs/models";
+import {
+  HF_CONFIG_DEFAULTS,
+  type DefaultedField,
+  type TextDefaults,
+} from "../catalogs/hf-config-defaults";
 import type { Issue } from "../config/errors";
 import type { CustomModelConfig, ModelConfig } from "../config/schema";
 
@@ -148,16 +153,18 @@ export function resolveModel(
 
 /**
  * A Hugging Face `config.json` → custom model dimensions, for the architectures vLLM serves as Qwen
- * VL models. Reads the text config (top level for Qwen2/2.5-VL, `text_config` for Qwen3-VL), the
- * `vision_config`, MoE fields and `quantization_config` (awq, gptq, fp8, compressed-tensors,
- * bitsandbytes: their shapes as vLLM 0.11's `from_config` reads them). Anything else is refused
- * with what is known: a Llama or other config would otherwise be planned with wrong numbers.
+ * VL models, read the way transformers reads it: the text config (top level for Qwen2/2.5-VL,
+ * `text_config` for Qwen3-VL), the `vision_config`, MoE fields and `quantization_config` (awq, gptq,
+ * fp8, compressed-tensors, bitsandbytes: their shapes as vLLM 0.11's `from_config` reads them). A
+ * field the file omits takes its config class's default (catalogs/hf-config-defaults.ts), and is
+ * listed in `defaulted`. Anything but these architectures is refused with what is known: a Llama or
+ * other config would otherwise be planned with wrong numbers.
  */
-export function customFromHfConfig(
+export function readHfConfig(
   json: unknown,
   name: string,
   weightsGiB?: number,
-): CustomModelConfig {
+): { custom: CustomModelConfig; defaulted: DefaultedField[] } {
   if (!json || typeof json !== "object") throw new Error("config.json: not a JSON object");
   const top = json as Record<string, unknown>;
   const archs = Array.isArray(top["architectures"]) ? (top["architectures"] as unknown[]) : [];
@@ -168,44 +175,88 @@ export function customFromHfConfig(
     throw new Error(
       `config.json: architectures ${JSON.stringify(archs)} is not a Qwen vision-language model this planner knows (${ARCHITECTURES.join(", ")}); its memory cannot be planned with these formulas`,
     );
-  const text = (
-    top["text_config"] && typeof top["text_config"] === "object"
-      ? { ...top, ...(top["text_config"] as object) }
-      : top
-  ) as Record<string, unknown>;
-  const num = (key: string, from: Record<string, unknown> = text, where = ""): number => {
+  const defaults = HF_CONFIG_DEFAULTS[architecture];
+  const defaulted: DefaultedField[] = [];
+  const nested = top["text_config"] && typeof top["text_config"] === "object";
+  const text = (nested ? { ...top, ...(top["text_config"] as object) } : top) as Record<
+    string,
+    unknown
+  >;
+  const textWhere = nested ? "text_config." : "";
+  /** The file's value, or the class default when it is absent or null (recorded); a wrong type is refused. */
+  const read = <T extends number | boolean | readonly number[]>(
+    from: Record<string, unknown>,
+    where: string,
+    key: string,
+    fallback: T,
+    source: string,
+  ): T => {
     const v = from[key];
-    if (typeof v === "number" && Number.isFinite(v)) return v;
-    throw new Error(`config.json: "${where}${key}" is missing or not a number`);
+    if (v === undefined || v === null) {
+      defaulted.push({ field: `${where}${key}`, value: fallback, source });
+      return fallback;
+    }
+    const ok =
+      typeof fallback === "number"
+        ? typeof v === "number" && Number.isFinite(v)
+        : typeof fallback === "boolean"
+          ? typeof v === "boolean"
+          : Array.isArray(v);
+    if (!ok)
+      throw new Error(
+        `config.json: "${where}${key}" is ${JSON.stringify(v)}; expected ${typeof fallback === "number" ? "a number" : typeof fallback === "boolean" ? "true or false" : "a list"} (${source}'s default: ${JSON.stringify(fallback)})`,
+      );
+    return v as T;
   };
+  const t = defaults.text;
+  const num = (key: keyof TextDefaults) =>
+    read(text, textWhere, key, t[key] as number, defaults.textClass);
   const heads = num("num_attention_heads");
   const hidden = num("hidden_size");
-  const dtype = String(text["torch_dtype"] ?? text["dtype"] ?? top["torch_dtype"] ?? "bfloat16");
+  const headDim =
+    t.head_dim !== undefined || text["head_dim"] !== undefined
+      ? read(text, textWhere, "head_dim", t.head_dim ?? hidden / heads, defaults.textClass)
+      : hidden / heads;
+  const given = text["torch_dtype"] ?? text["dtype"] ?? top["torch_dtype"];
+  // PreTrainedConfig's dtype default is None: no class default to take; the planner assumes bfloat16.
+  if (given === undefined)
+    defaulted.push({
+      field: "torch_dtype",
+      value: "bfloat16",
+      source: "assumed: no class default",
+    });
+  const dtype = String(given ?? "bfloat16");
   if (dtype !== "bfloat16" && dtype !== "float16" && dtype !== "float32")
     throw new Error(
       `config.json: torch_dtype "${dtype}" not supported (bfloat16, float16, float32)`,
     );
-  const vc = top["vision_config"] as Record<string, unknown> | undefined;
+  // transformers builds the default vision config when vision_config is absent.
+  const vc = (top["vision_config"] ?? {}) as Record<string, unknown>;
+  const vnum = (key: string) =>
+    read(vc, "vision_config.", key, defaults.vision[key] as number, defaults.visionClass);
   const qwen2 = architecture === "Qwen2VLForConditionalGeneration";
-  const vision: CustomModelConfig["vision"] = vc
-    ? {
-        depth: num("depth", vc, "vision_config."),
-        embedDim: num(qwen2 ? "embed_dim" : "hidden_size", vc, "vision_config."),
-        mlpHiddenSize: qwen2
-          ? num("embed_dim", vc, "vision_config.") *
-            (typeof vc["mlp_ratio"] === "number" ? (vc["mlp_ratio"] as number) : 4)
-          : num("intermediate_size", vc, "vision_config."),
-        numHeads: num("num_heads", vc, "vision_config."),
-        patchSize: num("patch_size", vc, "vision_config."),
-        spatialMergeSize:
-          typeof vc["spatial_merge_size"] === "number" ? (vc["spatial_merge_size"] as number) : 2,
-        temporalPatchSize:
-          typeof vc["temporal_patch_size"] === "number" ? (vc["temporal_patch_size"] as number) : 2,
-        ...(Array.isArray(vc["deepstack_visual_indexes"])
-          ? { deepstackMergers: (vc["deepstack_visual_indexes"] as unknown[]).length }
-          : {}),
-      }
-    : false;
+  const qwen3 = architecture.startsWith("Qwen3");
+  const embedDim = vnum(qwen2 ? "embed_dim" : "hidden_size");
+  const vision: CustomModelConfig["vision"] = {
+    depth: vnum("depth"),
+    embedDim,
+    mlpHiddenSize: qwen2 ? embedDim * vnum("mlp_ratio") : vnum("intermediate_size"),
+    numHeads: vnum("num_heads"),
+    patchSize: vnum("patch_size"),
+    spatialMergeSize: vnum("spatial_merge_size"),
+    temporalPatchSize: vnum("temporal_patch_size"),
+    ...(qwen3
+      ? {
+          deepstackMergers: read(
+            vc,
+            "vision_config.",
+            "deepstack_visual_indexes",
+            defaults.vision["deepstack_visual_indexes"] as readonly number[],
+            defaults.visionClass,
+          ).length,
+        }
+      : {}),
+  };
   const moe =
     architecture === "Qwen3VLMoeForConditionalGeneration"
       ? {
@@ -216,21 +267,27 @@ export function customFromHfConfig(
       : undefined;
   const qc = (top["quantization_config"] ?? text["quantization_config"]) as
     Record<string, unknown> | undefined;
-  return {
+  const custom: CustomModelConfig = {
     name,
     architecture,
     layers: num("num_hidden_layers"),
     hiddenSize: hidden,
-    intermediateSize:
-      typeof text["intermediate_size"] === "number" ? (text["intermediate_size"] as number) : 0,
+    intermediateSize: num("intermediate_size"),
     attentionHeads: heads,
+    // transformers: an absent num_key_value_heads takes the class default, an explicit null the heads.
     kvHeads:
-      typeof text["num_key_value_heads"] === "number"
-        ? (text["num_key_value_heads"] as number)
-        : heads,
-    headDim: typeof text["head_dim"] === "number" ? (text["head_dim"] as number) : hidden / heads,
+      text["num_key_value_heads"] === null
+        ? read({}, textWhere, "num_key_value_heads", heads, `${defaults.textClass}: null`)
+        : num("num_key_value_heads"),
+    headDim,
     vocabSize: num("vocab_size"),
-    tiedEmbeddings: Boolean(text["tie_word_embeddings"] ?? top["tie_word_embeddings"] ?? false),
+    tiedEmbeddings: read(
+      text,
+      textWhere,
+      "tie_word_embeddings",
+      t.tie_word_embeddings,
+      defaults.textClass,
+    ),
     maxPositions: num("max_position_embeddings"),
     torchDtype: dtype,
     ...(moe ? { moe } : {}),
@@ -238,6 +295,16 @@ export function customFromHfConfig(
     vision,
     ...(weightsGiB !== undefined ? { weightsGiB } : {}),
   };
+  return { custom, defaulted };
+}
+
+/** `readHfConfig`'s dimensions alone. */
+export function customFromHfConfig(
+  json: unknown,
+  name: string,
+  weightsGiB?: number,
+): CustomModelConfig {
+  return readHfConfig(json, name, weightsGiB).custom;
 }
 
 /** `quantization_config` → what the planner needs: method, weight bits, weights per scale. */

@@ -2,14 +2,24 @@
  * How a plan reads: a text report for people and a JSON document for machines.
  */
 import { PORTS } from "../catalogs/ports";
-import type { Plan, StageMemory } from "./types";
+import { formatValue, type Issue } from "../config/errors";
+import type { PlanDraft, PlanPreview, StageMemory } from "./types";
 import { shellJoin } from "./vllm-args";
 import { round } from "./memory";
+import { ERROR_BANDS } from "./accuracy";
 
-export function planToJson(p: Plan): Record<string, unknown> {
+/** The plan and what keeps it from deploying (a missing lock file), beside its memory verdict. */
+export function planToJson({
+  plan: p,
+  problems,
+  deployable,
+}: PlanPreview): Record<string, unknown> {
   return {
     stack: p.stack ?? null,
     fits: p.fits,
+    deployable,
+    errorBand: p.errorBand,
+    problems,
     kvCacheTokens: p.kvCacheTokens,
     maxConcurrency: p.maxConcurrency,
     maxModelLen: p.maxModelLen,
@@ -61,7 +71,7 @@ export function planToJson(p: Plan): Record<string, unknown> {
     costNote: p.costNote,
     ...(p.quota ? { quota: p.quota } : {}),
     driver: p.driver,
-    python: p.python,
+    python: p.python ?? null,
     disk: p.disk,
     warnings: p.warnings,
     waysOut: p.waysOut,
@@ -85,7 +95,7 @@ function fmt(n: number): string {
   return n.toLocaleString("en-US");
 }
 
-export function planToText(p: Plan): string {
+export function planToText(p: PlanDraft, problems: readonly Issue[] = []): string {
   const out: string[] = [];
   const line = (label: string, text: string) => out.push(`  ${label.padEnd(11)}${text}`);
   out.push(p.stack ? `Plan for stack "${p.stack}"` : "Plan");
@@ -93,6 +103,11 @@ export function planToText(p: Plan): string {
     "Model",
     `${p.model.id}${p.model.quantization ? ` (${p.model.quantization})` : ""} @ ${p.model.revision.slice(0, 12)}, ${p.model.checkpointGiB} GiB of weights, license ${p.model.license}`,
   );
+  if (p.model.defaulted?.length)
+    line(
+      "Defaulted",
+      `config.json omits ${p.model.defaulted.length} field(s), filled as transformers does: ${p.model.defaulted.map((d) => `${d.field} = ${JSON.stringify(d.value)} (${d.source})`).join(", ")}`,
+    );
   const where =
     p.target === "aws"
       ? `AWS ${p.region}: ${p.nodesPerReplica * p.replicas} × ${p.instanceType}`
@@ -125,12 +140,7 @@ export function planToText(p: Plan): string {
     "KV cache",
     `${fmt(p.kvCacheTokens)} tokens ("GPU KV cache size" at startup) → ${p.maxConcurrency}× requests of ${fmt(p.maxModelLen)} tokens at once`,
   );
-  line(
-    "Verdict",
-    p.fits
-      ? "FITS"
-      : `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`,
-  );
+  line("Verdict", verdictText(p));
   for (const w of p.waysOut) out.push(`    - ${w}`);
   line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);
   const ports = p.ports.map((x) => `${x.port} ${x.name} (${x.exposure})`).join(", ");
@@ -152,7 +162,12 @@ export function planToText(p: Plan): string {
     `NVIDIA ≥ ${p.driver.min} (vLLM ${p.vllmVersion} wheels are CUDA ${p.driver.cuda}); disk ≥ ${p.rootVolumeGiB} GiB per node`,
   );
   const py = p.python;
-  line("Python", `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`);
+  if (py)
+    line("Python", `${py.lock}: ${lockPins(py)} (${py.packages} packages, the same on every node)`);
+  if (problems.length) {
+    line("Deploy", `not yet: ${problems.length} problem${problems.length === 1 ? "" : "s"}`);
+    for (const i of problems) out.push(`    - ${i.path}: ${formatValue(i.value)} — ${i.message}`);
+  }
   line("Cost", `$${p.costPerHourUsd.toFixed(3)}/hour — ${p.costNote}`);
   if (p.quota)
     line(
@@ -166,7 +181,16 @@ export function planToText(p: Plan): string {
   return out.join("\n");
 }
 
+/** The memory verdict: it fits, fits within the planner's error band, or does not fit. */
+export function verdictText(p: PlanDraft): string {
+  if (!p.fits)
+    return `DOES NOT FIT: one ${fmt(p.maxModelLen)}-token sequence needs more KV cache than is left`;
+  if (!p.errorBand.withinBand) return "FITS";
+  const b = p.errorBand;
+  return `FITS, but within the error band: the planner has been off by up to ${(b.error * 100).toFixed(1)} % on ${ERROR_BANDS[b.class].label} startups (${b.logs} log${b.logs === 1 ? "" : "s"}); at that error vLLM finds ${fmt(b.lowKvCacheTokens)} KV tokens, less than one ${fmt(p.maxModelLen)}-token request, and refuses to start`;
+}
+
 /** The lock's versions a person looks for first (the plan's text, and python-env's log on the node). */
-export function lockPins(py: Plan["python"]): string {
+export function lockPins(py: NonNullable<PlanDraft["python"]>): string {
   return `vllm ${py.vllm}${py.torch ? `, torch ${py.torch}` : ""}, transformers ${py.transformers}, hf CLI ${py.huggingfaceHub}${py.ray ? `, Ray ${py.ray}` : ""}`;
 }

@@ -2,6 +2,8 @@
  * The plan's shapes: what `planStack` returns and what the memory model takes.
  */
 import type { Gpu } from "../catalogs/gpus";
+import type { MarginVerdict } from "./accuracy";
+import type { DefaultedField } from "../catalogs/hf-config-defaults";
 import type { ModelSpec } from "../catalogs/models";
 import type { LockSummary } from "../catalogs/locks";
 import type { PortName } from "../catalogs/ports";
@@ -15,6 +17,7 @@ import type {
   ProvisioningConfig,
   SecretsConfig,
 } from "../config/schema";
+import type { Issue } from "../config/errors";
 import { type Dtype } from "./memory";
 
 export interface StageMemory {
@@ -69,7 +72,12 @@ export interface PlannedPort {
   readonly exposure: "api" | "cluster" | "local";
 }
 
-export interface Plan {
+/**
+ * A plan whose memory, machines and command line are known, whether or not the stack can deploy
+ * yet: what `plan` and `fit` show. `python` is absent when the lock file the nodes would sync to is
+ * missing or unusable (the problem is listed beside the draft, see `PlanPreview`).
+ */
+export interface PlanDraft {
   readonly stack?: string;
   readonly model: {
     readonly id: string;
@@ -79,6 +87,8 @@ export interface Plan {
     readonly checkpointGiB: number;
     readonly license: string;
     readonly dir: string;
+    /** Fields its config.json left out, filled from transformers' config-class defaults (fit). */
+    readonly defaulted?: readonly DefaultedField[];
   };
   readonly target: "aws" | "hosts";
   readonly instanceType?: string;
@@ -101,6 +111,8 @@ export interface Plan {
   readonly imageLimit: number;
   readonly memory: MemoryPlan;
   readonly fits: boolean;
+  /** The fit's margin against the planner's measured error on this class of setup (plan/accuracy.ts). */
+  readonly errorBand: MarginVerdict;
   readonly kvCacheTokens: number;
   readonly maxConcurrency: number;
   /** The binding (smallest-KV) stage's numbers. */
@@ -115,8 +127,8 @@ export interface Plan {
   /** AWS: the vCPU quota the launch draws on and how many vCPUs it needs (all nodes, all replicas). */
   readonly quota?: { readonly name: string; readonly code?: string; readonly vcpus: number };
   readonly driver: { readonly min: string; readonly cuda: string };
-  /** The Python environment the nodes sync to, from its lock file. */
-  readonly python: PythonEnvPlan;
+  /** The Python environment the nodes sync to, from its lock file (absent: see `PlanPreview`). */
+  readonly python?: PythonEnvPlan;
   /** What the steps write on a node besides the system (GiB): preflight checks the space for it. */
   readonly disk: DiskBudget;
   /** The port vLLM's API listens on (vllm.port). */
@@ -137,6 +149,22 @@ export interface Plan {
   readonly provisioning: ProvisioningConfig;
   /** References to the secrets ("config:…", "file:…", "ssm:…"), never their values. */
   readonly secrets: SecretsConfig;
+}
+
+/** A plan that can deploy: every check passed, the lock included. What the Pulumi program runs. */
+export interface Plan extends PlanDraft {
+  /** The Python environment the nodes sync to, from its lock file. */
+  readonly python: PythonEnvPlan;
+}
+
+/**
+ * What `plan` and `fit` answer: the plan, and what keeps the stack from deploying although its
+ * memory can be planned (a release without a lock file). `deployable`: it fits and has no problems.
+ */
+export interface PlanPreview {
+  readonly plan: PlanDraft;
+  readonly problems: readonly Issue[];
+  readonly deployable: boolean;
 }
 
 export interface PythonEnvPlan {
@@ -190,6 +218,8 @@ export interface PlanOptions {
   readonly gpu?: Gpu;
   /** Checkpoint size given by the user when the dimensions cannot give it. */
   readonly weightsGiB?: number;
+  /** What `fit --model-config` filled in for fields its config.json omits (shown with the model). */
+  readonly modelDefaults?: readonly DefaultedField[];
   /** The lock files the plan may name (default: the index of locks/, catalogs/python-locks.ts). */
   readonly locks?: Readonly<Record<string, LockSummary>>;
 }

@@ -6,7 +6,12 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { fitCommand } from "../cli/fit";
 import { QWEN3_VL_VISION_CONFIG } from "./support/plans";
+import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
 import { planCommand } from "../cli/plan";
+import { planReply } from "../cli/main";
+import { planStack, previewStack } from "../plan";
+import { ConfigError } from "../config/errors";
+import { VLLM_RELEASES, vllmAtLeast } from "../catalogs/vllm";
 import { stackNames } from "../config/stack-file";
 import { runStep, StepFailed } from "../provisioning/remote";
 
@@ -72,6 +77,42 @@ describe("plan", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it("a stack pinned to a release without a lock is planned, the missing lock listed, and cannot deploy", () => {
+    const raw = {
+      model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType: "g6.xlarge" },
+      vllm: { version: "0.9.2", maxModelLen: 8192, maxPixels: 1003520 },
+    };
+    const preview = previewStack(raw, { stack: "unlocked" });
+    expect(preview.plan.fits).toBe(true);
+    expect(preview.plan.kvCacheTokens).toBeGreaterThan(8192);
+    expect(preview.plan.python).toBeUndefined();
+    expect(preview.deployable).toBe(false);
+    expect(preview.problems.map((i) => [i.value, i.message.slice(0, 56)])).toEqual([
+      ["locks/vllm-0.9.2.txt", 'no lock file there: make it with "npm run lock -- 0.9.2"'],
+    ]);
+    const text = planReply(preview, false, "deployable");
+    expect(text.code).toBe(1);
+    expect(text.output).toMatch(/Verdict +FITS\n/);
+    expect(text.output).toMatch(
+      /Deploy +not yet: 1 problem\n +- provisioning\.pythonLock \(default: locks\/vllm-<vllm\.version>\.txt\): "locks\/vllm-0\.9\.2\.txt" — no lock file there/,
+    );
+    expect(text.output).not.toMatch(/\n {2}Python /);
+    const json = JSON.parse(planReply(preview, true, "deployable").output);
+    expect([json.fits, json.deployable, json.python, json.problems.length]).toEqual([
+      true,
+      false,
+      null,
+      1,
+    ]);
+    // pulumi up plans with planStack: the missing lock stops it before any resource exists.
+    expect(() => planStack(raw)).toThrow(ConfigError);
+    expect(() => planStack(raw)).toThrow(/locks\/vllm-0\.9\.2\.txt" — no lock file there/);
+    // A locked release deploys: nothing listed.
+    const locked = previewStack({ ...raw, vllm: { ...raw.vllm, version: "0.31.0" } });
+    expect([locked.deployable, locked.problems.length]).toEqual([true, 0]);
+  });
+
   it("as a process: a shipped stack exits 0 and prints JSON", () => {
     const r = run("cli/plan.ts", ["--stack", "single-gpu", "--json"]);
     expect(r.code).toBe(0);
@@ -95,6 +136,54 @@ describe("fit", () => {
     expect(j.fits).toBe(true);
     expect(j.tensorParallelSize).toBe(4);
     expect(j.dtype).toBe("float16");
+  });
+
+  it("answers for a release without a lock file: a memory verdict, and the lock a deployment needs", () => {
+    const line =
+      "--model Qwen/Qwen2.5-VL-7B-Instruct --gpu L4 --max-model-len 8192 --max-pixels 1003520";
+    const { code, output } = fit(`${line} --vllm-version 0.9.2 --json`);
+    expect(code).toBe(0);
+    const j = JSON.parse(output);
+    expect([j.fits, j.deployable, j.vllmVersion, j.engine]).toEqual([true, false, "0.9.2", "v1"]);
+    expect(j.kvCacheTokens).toBeGreaterThan(8192);
+    expect(j.problems).toHaveLength(1);
+    expect(j.problems[0].value).toBe("locks/vllm-0.9.2.txt");
+    expect(j.problems[0].message).toMatch(
+      /^no lock file there: make it with "npm run lock -- 0\.9\.2"/,
+    );
+    // The memory plan is the same whether or not the release is locked (0.9.1 has no lock either).
+    const other = JSON.parse(fit(`${line} --vllm-version 0.9.1 --json`).output);
+    expect(other.problems[0].value).toBe("locks/vllm-0.9.1.txt");
+    const locked = JSON.parse(fit(`${line} --vllm-version 0.31.0 --json`).output);
+    expect([locked.deployable, locked.problems]).toEqual([true, []]);
+    expect(locked.python.lock).toBe("locks/vllm-0.31.0.txt");
+    // An unlocked release that does not fit still says so, exit 1.
+    const tight = fit(
+      "--model Qwen/Qwen2-VL-72B-Instruct --gpu A10G --gpus-per-node 1 --vllm-version 0.9.2 --json",
+    );
+    expect(tight.code).toBe(1);
+    expect(JSON.parse(tight.output).fits).toBe(false);
+  });
+
+  it("answers the memory question for every release in the catalog that serves the model", () => {
+    const releases = VLLM_RELEASES.map(([v]) => v).filter((v) => vllmAtLeast(v, "0.7.2"));
+    expect(releases.length).toBeGreaterThan(50);
+    const unlocked = releases.filter((v) => {
+      const j = JSON.parse(
+        fit(
+          `--model Qwen/Qwen2.5-VL-7B-Instruct --gpu L4 --max-model-len 8192 --max-pixels 1003520 --vllm-version ${v} --json`,
+        ).output,
+      );
+      expect(j.kvCacheTokens, v).toBeGreaterThan(0);
+      expect(j.deployable, v).toBe(j.problems.length === 0);
+      return j.problems.length > 0;
+    });
+    expect(releases.filter((v) => !unlocked.includes(v))).toEqual([
+      "0.11.0",
+      "0.19.1",
+      "0.31.0",
+      "0.33.0",
+    ]);
   });
 
   it("exits 1 with ways out when the model does not fit", () => {
@@ -142,6 +231,30 @@ describe("fit", () => {
     );
     expect(custom.kvCacheTokens).toBe(catalog.kvCacheTokens);
     expect(custom.perGpu).toEqual(catalog.perGpu);
+  });
+
+  it("plans the official Qwen2.5-VL-3B-Instruct-AWQ config.json, saying which fields took transformers' defaults", () => {
+    const named = join(dir, "Qwen2.5-VL-3B-Instruct-AWQ");
+    mkdirSync(named, { recursive: true });
+    const path = join(named, "config.json");
+    writeFileSync(path, JSON.stringify(QWEN25_VL_3B_AWQ_CONFIG));
+    const common = ["--gpu", "L4", "--max-model-len", "8192", "--max-pixels", "1003520"];
+    const j = JSON.parse(fitCommand(["--model-config", path, ...common, "--json"]).output);
+    const catalog = JSON.parse(
+      fitCommand(["--model", "Qwen/Qwen2.5-VL-3B-Instruct-AWQ", ...common, "--json"]).output,
+    );
+    expect(j.kvCacheTokens).toBe(catalog.kvCacheTokens);
+    expect(j.model.defaulted).toHaveLength(6);
+    expect(j.model.defaulted[0]).toEqual({
+      field: "vision_config.depth",
+      value: 32,
+      source: "Qwen2_5_VLVisionConfig",
+    });
+    expect(catalog.model.defaulted).toBeUndefined();
+    const text = fitCommand(["--model-config", path, ...common]).output;
+    expect(text).toMatch(
+      /\n {2}Defaulted +config\.json omits 6 field\(s\), filled as transformers does: vision_config\.depth = 32 \(Qwen2_5_VLVisionConfig\), vision_config\.intermediate_size = 3420 /,
+    );
   });
 
   it("takes a GPU outside the catalog by its memory, and a weight size that overrides the derived one", () => {

@@ -15,6 +15,7 @@ import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, type Setup } from "../plan";
 import { kvBytesPerToken } from "../plan/memory";
 import { setupFor } from "./support/plans";
+import { ERROR_BANDS, accuracyClass, type AccuracyClass } from "../plan/accuracy";
 
 const GiB = 1024 ** 3;
 const model = (id: string) => MODELS.get(id)!;
@@ -214,5 +215,19 @@ describe("Qwen-VL startup logs", () => {
     const median = errors[Math.floor(errors.length / 2)]!;
     expect(median).toBeLessThanOrEqual(0.1);
     expect(errors[errors.length - 1]!).toBeLessThanOrEqual(0.25);
+  });
+
+  it("the error bands the plan warns with (plan/accuracy.ts) are the worst error of each class here", () => {
+    for (const cls of ["qwen2-vl", "qwen3-vl", "qwen3-vl-moe"] as AccuracyClass[]) {
+      const errors = VL_CASES.filter((c) => accuracyClass(c.setup.model) === cls)
+        .map(errorOf)
+        .filter((e): e is number => e !== undefined)
+        .map(Math.abs);
+      const worst = Math.ceil(Math.max(...errors) * 1000) / 1000;
+      expect({ error: ERROR_BANDS[cls].error, logs: ERROR_BANDS[cls].logs }, cls).toEqual({
+        error: worst,
+        logs: errors.length,
+      });
+    }
   });
 });

@@ -10,6 +10,7 @@ import { MODELS, type ModelSpec } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory } from "../plan";
 import { customSpec } from "../plan/model";
+import { ERROR_BANDS, accuracyClass } from "../plan/accuracy";
 
 // meta-llama/Llama-3.1-8B-Instruct and Meta-Llama-3-8B config.json: identical shapes.
 const llama8b = customSpec({
@@ -160,5 +161,16 @@ describe("KV-cache estimate vs vLLM startup logs", () => {
     const p = planMemory(cases[1]!.setup);
     expect(p.fits).toBe(false);
     expect(planMemory(cases[0]!.setup).fits).toBe(true);
+  });
+
+  it("the text-only error band the plan warns with (plan/accuracy.ts) is the worst error here", () => {
+    expect(cases.every((c) => accuracyClass(c.setup.model) === "text-only")).toBe(true);
+    const errors = cases.map((c) =>
+      Math.abs((planMemory(c.setup).kvCacheTokens - c.reportedTokens) / c.reportedTokens),
+    );
+    expect({ error: ERROR_BANDS["text-only"].error, logs: ERROR_BANDS["text-only"].logs }).toEqual({
+      error: Math.ceil(Math.max(...errors) * 1000) / 1000,
+      logs: cases.length,
+    });
   });
 });

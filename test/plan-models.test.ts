@@ -14,7 +14,14 @@ import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
 import { maxImageTokens, modelParams, quantBytesPerWeight, visionBytes } from "../plan/memory";
-import { customFromHfConfig, customSpec } from "../plan/model";
+import { customFromHfConfig, customSpec, readHfConfig } from "../plan/model";
+import { HF_CONFIG_DEFAULTS, TRANSFORMERS_DEFAULTS_FOR } from "../catalogs/hf-config-defaults";
+import { defaultLockPath } from "../catalogs/locks";
+import { LOCKS } from "../catalogs/python-locks";
+import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
+import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
+import { ERROR_BANDS } from "../plan/accuracy";
+import { planToText } from "../plan/report";
 
 const model = (id: string) => MODELS.get(id)!;
 
@@ -163,6 +170,10 @@ describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py 
   });
 });
 
+/** An object without some of its keys (a config.json that omits them). */
+const without = (o: object, ...keys: string[]): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+
 describe("config.json → model (fit --model-config)", () => {
   const qwen3moe = {
     architectures: ["Qwen3VLMoeForConditionalGeneration"],
@@ -209,6 +220,103 @@ describe("config.json → model (fit --model-config)", () => {
       withQ({ quant_method: "bitsandbytes", load_in_4bit: true, bnb_4bit_use_double_quant: true }),
     ).toEqual({ method: "bitsandbytes", bits: 4, groupSize: 64, doubleQuant: true });
     expect(() => withQ({ quant_method: "hqq" })).toThrow(/"hqq" is not supported/);
+  });
+
+  it("the official Qwen2.5-VL-3B-Instruct-AWQ config.json, which omits six vision fields, reads as the catalog's entry", () => {
+    const { custom, defaulted } = readHfConfig(
+      QWEN25_VL_3B_AWQ_CONFIG,
+      "Qwen/Qwen2.5-VL-3B-Instruct-AWQ",
+    );
+    const catalog = model("Qwen/Qwen2.5-VL-3B-Instruct-AWQ");
+    expect({ ...customSpec(custom), license: catalog.license }).toEqual(
+      Object.fromEntries(Object.entries(catalog).filter(([k]) => k !== "knownRevision")),
+    );
+    expect(defaulted.map((d) => `${d.field}=${JSON.stringify(d.value)} ${d.source}`)).toEqual([
+      "vision_config.depth=32 Qwen2_5_VLVisionConfig",
+      "vision_config.intermediate_size=3420 Qwen2_5_VLVisionConfig",
+      "vision_config.num_heads=16 Qwen2_5_VLVisionConfig",
+      "vision_config.patch_size=14 Qwen2_5_VLVisionConfig",
+      "vision_config.spatial_merge_size=2 Qwen2_5_VLVisionConfig",
+      "vision_config.temporal_patch_size=2 Qwen2_5_VLVisionConfig",
+    ]);
+  });
+
+  it("only what is missing takes the class default: the file's 1280-wide tower, not the class's 3584", () => {
+    expect(HF_CONFIG_DEFAULTS.Qwen2_5_VLForConditionalGeneration.vision["hidden_size"]).toBe(3584);
+    const { custom, defaulted } = readHfConfig(QWEN25_VL_3B_AWQ_CONFIG, "m");
+    expect(custom.vision).toMatchObject({ embedDim: 1280 });
+    expect(defaulted.map((d) => d.field)).not.toContain("vision_config.hidden_size");
+    // Text fields the way transformers fills them: num_key_value_heads' default is 8, not the heads.
+    const kv = readHfConfig(without(QWEN25_VL_3B_AWQ_CONFIG, "num_key_value_heads"), "m");
+    expect(kv.custom.kvHeads).toBe(8);
+    expect(kv.defaulted).toContainEqual({
+      field: "num_key_value_heads",
+      value: 8,
+      source: "Qwen2_5_VLTextConfig",
+    });
+    const nullKv = readHfConfig({ ...QWEN25_VL_3B_AWQ_CONFIG, num_key_value_heads: null }, "m");
+    expect(nullKv.custom.kvHeads).toBe(16);
+    expect(nullKv.defaulted).toContainEqual({
+      field: "num_key_value_heads",
+      value: 16,
+      source: "Qwen2_5_VLTextConfig: null",
+    });
+    expect(
+      readHfConfig(without(QWEN25_VL_3B_AWQ_CONFIG, "torch_dtype"), "m").defaulted,
+    ).toContainEqual({
+      field: "torch_dtype",
+      value: "bfloat16",
+      source: "assumed: no class default",
+    });
+  });
+
+  it("Qwen3-VL classes: a nested text_config's missing fields and a missing vision_config", () => {
+    const text = without(qwen3moe.text_config, "num_experts", "head_dim");
+    const moe = readHfConfig({ ...qwen3moe, text_config: text }, "m");
+    expect(moe.custom.moe?.experts).toBe(60);
+    // Qwen3VLMoeTextConfig has no head_dim default: hidden_size / num_attention_heads, as there.
+    expect(moe.custom.headDim).toBe(2048 / 32);
+    expect(moe.defaulted.map((d) => `${d.field} ${d.source}`)).toEqual([
+      "text_config.num_experts Qwen3VLMoeTextConfig",
+    ]);
+    const noVision = without(qwen3moe, "vision_config");
+    const dense = readHfConfig(
+      { ...noVision, architectures: ["Qwen3VLForConditionalGeneration"], text_config: text },
+      "m",
+    );
+    expect(dense.custom.headDim).toBe(128);
+    expect(dense.custom.vision).toMatchObject({ depth: 27, embedDim: 1152, deepstackMergers: 3 });
+    expect(dense.defaulted.map((d) => d.field).sort()).toEqual([
+      "text_config.head_dim",
+      "vision_config.deepstack_visual_indexes",
+      "vision_config.depth",
+      "vision_config.hidden_size",
+      "vision_config.intermediate_size",
+      "vision_config.num_heads",
+      "vision_config.patch_size",
+      "vision_config.spatial_merge_size",
+      "vision_config.temporal_patch_size",
+    ]);
+  });
+
+  it("a field of the wrong type is refused with its name, value and the class default", () => {
+    expect(() =>
+      readHfConfig(
+        {
+          ...QWEN25_VL_3B_AWQ_CONFIG,
+          vision_config: { ...QWEN25_VL_3B_AWQ_CONFIG.vision_config, depth: "32" },
+        },
+        "m",
+      ),
+    ).toThrow(
+      'config.json: "vision_config.depth" is "32"; expected a number (Qwen2_5_VLVisionConfig\'s default: 32)',
+    );
+  });
+
+  it("the defaults stand for the transformers the default lock pins", () => {
+    expect(LOCKS[defaultLockPath(DEFAULT_VLLM_VERSION)]!.pins["transformers"]).toBe(
+      TRANSFORMERS_DEFAULTS_FOR,
+    );
   });
 
   it("refuses an architecture it does not know instead of planning it as Qwen2-VL", () => {
@@ -339,5 +447,52 @@ describe("the vision tower on every pipeline stage (vLLM builds self.visual on e
         none.memory.stages[i]!.activationGiB,
       );
     }
+  });
+});
+
+describe("fits with a margin (issue 20 item 5)", () => {
+  // Qwen3-VL-30B-A3B on one H100 without images, batch fixed: the KV cache does not depend on
+  // max_model_len, so the context alone moves the verdict.
+  const raw = (maxModelLen: number) => ({
+    model: { id: "Qwen/Qwen3-VL-30B-A3B-Instruct", revision: "a".repeat(40) },
+    target: { kind: "hosts", hosts: [{ name: "n0", address: "n0", gpu: "H100", gpuCount: 1 }] },
+    vllm: {
+      maxModelLen,
+      imageLimit: 0,
+      maxNumBatchedTokens: 8192,
+      maxNumSeqs: 64,
+      gpuMemoryUtilization: 0.8,
+    },
+  });
+  const kv = planStack(raw(8192)).kvCacheTokens;
+  const low = Math.floor(kv / (1 + ERROR_BANDS["qwen3-vl-moe"].error));
+
+  it("a KV cache within the MoE class's measured error of one request fits, but says so", () => {
+    expect(planStack(raw(8192)).errorBand).toEqual({
+      class: "qwen3-vl-moe",
+      error: ERROR_BANDS["qwen3-vl-moe"].error,
+      logs: 1,
+      lowKvCacheTokens: low,
+      withinBand: false,
+    });
+    expect(planStack(raw(low)).errorBand.withinBand).toBe(false);
+    const close = planStack(raw(low + 1));
+    expect([close.fits, close.errorBand.withinBand]).toEqual([true, true]);
+    expect(planToText(close)).toMatch(
+      new RegExp(
+        `Verdict +FITS, but within the error band: the planner has been off by up to 19\\.2 % on Qwen3-VL MoE startups \\(1 log\\); at that error vLLM finds ${low.toLocaleString("en-US")} KV tokens, less than one ${(low + 1).toLocaleString("en-US")}-token request`,
+      ),
+    );
+    expect(planToText(planStack(raw(low))).match(/Verdict +(.*)/)![1]).toBe("FITS");
+  });
+
+  it("a KV cache below one max_model_len request is a refusal (vLLM's own startup check)", () => {
+    const at = planStack(raw(kv));
+    expect([at.fits, at.errorBand.withinBand]).toEqual([true, true]);
+    const over = planStack(raw(kv + 1));
+    expect(over.fits).toBe(false);
+    expect(over.errorBand.withinBand).toBe(false);
+    expect(over.waysOut.length).toBeGreaterThan(0);
+    expect(planToText(over)).toMatch(/Verdict +DOES NOT FIT: one [\d,]+-token sequence needs more/);
   });
 });
