@@ -156,6 +156,7 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
         revision: "f400120e59a6196b024298b7d09fb517f742db7d",
       },
       target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxPixels: 1003520 },
       network: SSH_FROM,
     });
     await expect(import("../index")).rejects.toThrow(
@@ -169,6 +170,7 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     const rec = useStack("bad", {
       model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "main" },
       target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxPixels: 1003520 },
       network: { apiCidrs: ["0.0.0.0/0"] },
     });
     await expect(import("../index")).rejects.toThrow(
