@@ -149,6 +149,24 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     expect(resources(rec)).toEqual([]);
   });
 
+  it("refuses a file: secret whose file is not there, in one line, before any resource (issue 21 item 13)", async () => {
+    const sections = structuredClone(readStackFile("single-gpu").sections) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    const missing = join(mkdtempSync(join(tmpdir(), "qvl-missing-")), "hf-token");
+    sections["secrets"] = { hfToken: `file:${missing}` };
+    sections["network"] = { ...(sections["network"] ?? {}), ...SSH_FROM };
+    const rec = useStack("missing", sections);
+    await expect(import("../index")).rejects.toThrow(
+      new RegExp(
+        `1 problem\\):\\n  - secrets.hfToken: "file:${missing.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" — names .*which is not a readable file on this machine`,
+      ),
+    );
+    await settle(rec);
+    expect(resources(rec)).toEqual([]);
+  });
+
   it("refuses a model that does not fit before registering any resource", async () => {
     const rec = useStack("tiny", {
       model: {
