@@ -267,12 +267,14 @@ export function checkChunking(
   const d = vllmDefaults(features, gpu.memoryGiB, v.maxModelLen, gpu.name, Boolean(m.vision));
   const budget = v.maxNumBatchedTokens ?? d.maxNumBatchedTokens;
   const from = v.maxNumBatchedTokens !== undefined ? "" : ", vLLM's default here";
+  // Only a budget the stack sets: without one, vLLM sizes the batch to the context when chunked
+  // prefill is off (SchedulerConfig: max(max_model_len, default)).
   const noChunked = flags.find((f) => f.flag === "--no-enable-chunked-prefill");
-  if (noChunked && budget < v.maxModelLen)
+  if (noChunked && v.maxNumBatchedTokens !== undefined && v.maxNumBatchedTokens < v.maxModelLen)
     issues.push({
       path: `vllm.extraArgs[${noChunked.index}]`,
       value: noChunked.text,
-      message: `turns chunked prefill off, so a whole prompt must fit one batch, but max_num_batched_tokens (${budget}${from}) < maxModelLen (${v.maxModelLen}): vLLM's SchedulerConfig refuses to start; set vllm.maxNumBatchedTokens ≥ ${v.maxModelLen}, or drop the flag`,
+      message: `turns chunked prefill off, so a whole prompt must fit one batch, but vllm.maxNumBatchedTokens (${v.maxNumBatchedTokens}) < maxModelLen (${v.maxModelLen}): vLLM's SchedulerConfig refuses to start; set vllm.maxNumBatchedTokens ≥ ${v.maxModelLen}, or drop the flag`,
     });
   const noMmChunks = flags.find((f) => f.flag === "--disable-chunked-mm-input");
   if (noMmChunks && m.vision && v.imageLimit > 0) {

@@ -289,11 +289,13 @@ describe("extraArgs around the rendered flags (items 4–8)", () => {
         "vllm.extraArgs[0]",
       );
       expect(off[0]!.message).toMatch(
-        new RegExp(`max_num_batched_tokens \\(2048\\) < maxModelLen \\(${len}\\)`),
+        new RegExp(`vllm.maxNumBatchedTokens \\(2048\\) < maxModelLen \\(${len}\\)`),
       );
       expect(withArgs(name, ["--no-enable-chunked-prefill"], { maxNumBatchedTokens: len })).toEqual(
         [],
       );
+      // Without a budget of its own, vLLM sizes the batch to the context: nothing to refuse.
+      expect(withArgs(name, ["--no-enable-chunked-prefill"])).toEqual([]);
       const mm = at(
         withArgs(name, ["--disable-chunked-mm-input"], { maxNumBatchedTokens: 512 }),
         "vllm.extraArgs[0]",
