@@ -5,7 +5,7 @@
  */
 import { AMIS } from "../catalogs/amis";
 import { INSTANCE_TYPES } from "../catalogs/instances";
-import { MODELS, type ModelSpec } from "../catalogs/models";
+import { MODELS, awqVariantOf, type ModelSpec } from "../catalogs/models";
 import type { Gpu } from "../catalogs/gpus";
 import { vllmDefaults, type VllmFeatures } from "../catalogs/vllm";
 import { exposure } from "../config/cidr";
@@ -306,6 +306,6 @@ export function checkHalfPrecision(
     m.architecture === "Qwen2_5_VLForConditionalGeneration";
   if (!qwen2 || dtype !== "float16" || m.quantization || m.torchDtype !== "bfloat16") return;
   warnings.push(
-    `${m.id} runs in float16 ("half") on ${gpu.name}, but Qwen2-family weights are bf16 and overflow in fp16: answers can come back as runs of "!" (huggingface/transformers#33294, vllm-project/vllm#14126, QwenLM/Qwen3#761: "please run with bfloat16"). On a card without bf16 serve an AWQ/GPTQ variant (made for fp16), float32 if it fits, or choose a card with bf16 (compute capability ≥ 8.0: A10G, L4, L40S, A100, H100)`,
+    `${m.id} runs in float16 ("half") on ${gpu.name}, but Qwen2-family weights are bf16 and overflow in fp16: answers can come back as runs of "!" (huggingface/transformers#33294, vllm-project/vllm#14126, QwenLM/Qwen3#761: "please run with bfloat16"). On a card without bf16 serve an AWQ/GPTQ variant (made for fp16${awqVariantOf(m.id) ? `: ${awqVariantOf(m.id)!.id}` : ""}), float32 if it fits (vllm.dtype: float32), or choose a card with bf16 (compute capability ≥ 8.0: A10G, L4, L40S, A100, H100)`,
   );
 }

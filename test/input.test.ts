@@ -536,7 +536,7 @@ describe("first contact 9, 17, 19", () => {
     const p = planStack(raw.sections, { secretKeys: raw.secretKeys });
     expect(p.warnings).toEqual([
       expect.stringMatching(
-        /float16 \("half"\) on T4.*runs of "!".*transformers#33294.*vllm#14126.*AWQ\/GPTQ variant.*float32.*bf16/,
+        /float16 \("half"\) on T4.*runs of "!".*transformers#33294.*vllm#14126.*AWQ\/GPTQ variant \(made for fp16: Qwen\/Qwen2-VL-7B-Instruct-AWQ\).*float32.*bf16/,
       ),
     ]);
     // bf16 cards, and AWQ checkpoints (made for fp16), say nothing.
