@@ -209,8 +209,16 @@ export const customModelSchema = z.strictObject({
 export const modelSchema = z.strictObject({
   id: z.enum(MODEL_IDS).optional(),
   custom: customModelSchema.optional(),
-  /** A 40-hex commit of the repository; branch names move and are refused. */
-  revision: z.string().min(1),
+  /**
+   * A 40-hex commit of the repository; branch names move and are refused (plan/model.ts). Either
+   * way it reaches the hub download's command line and URLs: a git ref's characters only.
+   */
+  revision: z
+    .string()
+    .regex(
+      /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$/,
+      'must be a 40-hex commit (or, with allowFloatingRevision, a branch or tag name: A-Z a-z 0-9 _ . / -, no "..")',
+    ),
   /** Accept a branch or tag as revision, with a warning (reproducibility lost). */
   allowFloatingRevision: z.boolean().default(false),
   /** Name clients send as "model"; default: the repository id. */

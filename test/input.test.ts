@@ -129,6 +129,21 @@ describe("1. free text: no control characters anywhere, strict patterns where it
   });
 });
 
+describe("1. the model revision reaches the hub download's command line", () => {
+  for (const name of STACKS)
+    it(`${name}: a git ref's characters only, even with allowFloatingRevision`, () => {
+      const floating = (revision: string) =>
+        set(set(stack(name), "model.revision", revision), "model.allowFloatingRevision", true);
+      for (const bad of ["main; curl x | sh", "$(id)", "v1 .0", "../../etc", "-main"]) {
+        const issues = at(issuesOf(floating(bad)), "model.revision");
+        expect(issues, bad).toHaveLength(1);
+        expect(issues[0]!.message).toMatch(/a branch or tag name: A-Z a-z 0-9/);
+      }
+      for (const ok of ["main", "v1.0", "refs/pr/1"])
+        expect(at(issuesOf(floating(ok)), "model.revision"), ok).toEqual([]);
+    });
+});
+
 describe("2. a __proto__ key is an unknown key at every level", () => {
   it("at the top level of the namespace: an unknown section, not the others' prototype", () => {
     const doc = parseYaml(`config:
