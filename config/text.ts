@@ -100,9 +100,13 @@ export function isLoopback(address: string): boolean {
  */
 export const URL_CHARS = "[A-Za-z0-9._~:/?#\\[\\]@!&()*+,;=%{}-]";
 
-/** Query parameters that carry a credential (tokens, keys, passwords, signed-URL signatures). */
+/**
+ * A query parameter that carries a credential, by its name: a token, key, password, secret or a
+ * signed URL's signature (S3's X-Amz-Signature / X-Amz-Credential / X-Amz-Security-Token, Azure
+ * SAS's sig), alone or as the last word of the name (access_token, api_key, hf_token).
+ */
 const CREDENTIAL_PARAM =
-  /(^|[?&])([^=&]*(token|key|password|passwd|pwd|secret|signature|sig|auth|credential)[^=&]*)=/i;
+  /(^|[_.-])(token|key|apikey|password|passwd|pwd|secret|signature|sig|auth|authorization|credential|credentials)$/i;
 
 /**
  * Why `url` carries a credential, or undefined. Index, mirror and hub URLs are written to the
@@ -115,8 +119,11 @@ export function urlCredentialProblem(url: string): string | undefined {
     "it would be written in plain text to the node's world-readable node.env, its command lines and the stack's state";
   if (authority.includes("@"))
     return `carries credentials (user:password@): ${where}. Give the hub's token as secrets.hfToken; for a private index or mirror, serve it to the nodes' network only (a VPC endpoint, an allow-list, or s3:// read with the instance role) instead of credentials in the URL`;
-  const query = url.includes("?") ? url.slice(url.indexOf("?")) : "";
-  const param = CREDENTIAL_PARAM.exec(query)?.[2];
+  const query = url.includes("?") ? url.slice(url.indexOf("?") + 1).split("#")[0]! : "";
+  const param = query
+    .split("&")
+    .map((kv) => kv.split("=")[0]!)
+    .find((name) => CREDENTIAL_PARAM.test(name));
   if (param)
     return `carries a credential in its query ("${param}=…"): ${where}. Give the hub's token as secrets.hfToken; for a private index or mirror, serve it to the nodes' network only (a VPC endpoint, an allow-list, or s3:// read with the instance role) instead of a token in the URL`;
   return undefined;
