@@ -44,13 +44,15 @@ export function controlCharacterIssues(value: unknown, path: readonly PropertyKe
 
 /**
  * Why `id` is not a Hugging Face repository id, or undefined: huggingface_hub's
- * `validate_repo_id` (utils/_validators.py): "namespace/name" or "name", at most 96 characters of
- * [A-Za-z0-9_.-], not starting or ending with "-" or ".", no "--" or "..", not ending in ".git".
+ * `validate_repo_id` (utils/_validators.py, REPO_ID_REGEX): "namespace/name" or "name", the name at
+ * most 96 characters, both of [A-Za-z0-9_.-], not starting or ending with "-" or ".", no "--" or
+ * "..", not ending in ".git".
  */
 export function repoIdProblem(id: string): string | undefined {
   const rule =
-    'must be a Hugging Face repository id, "namespace/name" (huggingface_hub validate_repo_id: ≤ 96 characters of A-Z a-z 0-9 _ . -, one "/", no "--" or "..", not starting or ending with "-" or ".", not ending in ".git")';
-  if (id.length > 96) return `is ${id.length} characters; ${rule}`;
+    'must be a Hugging Face repository id, "namespace/name" (huggingface_hub validate_repo_id: A-Z a-z 0-9 _ . -, a name of ≤ 96, one "/", no "--" or "..", not starting or ending with "-" or ".", not ending in ".git")';
+  const name = id.slice(id.indexOf("/") + 1);
+  if (name.length > 96) return `has a ${name.length}-character name; ${rule}`;
   if (!/^(?:[A-Za-z0-9_](?:[\w.-]*\w)?\/)?[A-Za-z0-9_](?:[\w.-]*\w)?$/.test(id)) return rule;
   if (id.includes("--") || id.includes("..")) return rule;
   if (id.endsWith(".git")) return rule;

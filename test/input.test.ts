@@ -107,7 +107,13 @@ describe("1. free text: no control characters anywhere, strict patterns where it
   it("the weights folder and served name take the hub's repo-id rule (huggingface_hub validate_repo_id)", () => {
     const named = (n: string) =>
       at(issuesOf(set(stack("lab"), "model.custom.name", n)), "model.custom.name");
-    for (const good of ["lab/Qwen2-VL-7B-standin", "Qwen2-VL", "org_1/model.v2", "a/b"])
+    for (const good of [
+      "lab/Qwen2-VL-7B-standin",
+      "Qwen2-VL",
+      "org_1/model.v2",
+      "a/b",
+      `a/${"x".repeat(96)}`,
+    ])
       expect(named(good), good).toEqual([]);
     for (const bad of [
       "lab/x--y",
@@ -119,7 +125,7 @@ describe("1. free text: no control characters anywhere, strict patterns where it
       "/abs",
       "a b/c",
       "a/b;rm",
-      `a/${"x".repeat(95)}`,
+      `a/${"x".repeat(97)}`,
       "lab/x$(id)",
     ]) {
       const issues = named(bad);
