@@ -19,7 +19,13 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
  */
 export function controlCharacterIssues(value: unknown, path: readonly PropertyKey[]): Issue[] {
   const out: Issue[] = [];
+  // YAML aliases can make a value contain itself ("a: &x {b: *x}"): each object is walked once.
+  const seen = new Set<object>();
   const walk = (v: unknown, p: readonly PropertyKey[]) => {
+    if (v && typeof v === "object") {
+      if (seen.has(v)) return;
+      seen.add(v);
+    }
     if (typeof v === "string") {
       if (CONTROL.test(v))
         out.push({

@@ -166,6 +166,25 @@ describe("2. a __proto__ key is an unknown key at every level", () => {
     ]);
   });
 
+  it("a YAML alias that makes a value contain itself is an error with its path, not a crash", () => {
+    const doc = parseYaml(`config:
+  qwen-vl-deploy:model: { id: Qwen/Qwen2-VL-7B-Instruct, revision: a7a06a1cc11b4514ce9edcde0e3ca1d16e5ff2fc }
+  qwen-vl-deploy:target: &t { kind: aws, region: us-east-1, instanceType: g5.xlarge, loop: *t }
+  qwen-vl-deploy:vllm: { maxPixels: 1003520 }
+`) as { config: Record<string, unknown> };
+    const raw = splitNamespace(doc.config, "qwen-vl-deploy").sections as Raw;
+    let error: unknown;
+    try {
+      planStack(raw);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(
+      /target\.loop: \{… \(refers to itself\)\} — unknown key/,
+    );
+  });
+
   for (const name of STACKS)
     it(`${name}: in every section and nested object`, () => {
       const s = stack(name);
