@@ -4,7 +4,7 @@
  * `npm run pulumi` (engine/pulumi.ts) runs the same function as an Automation API inline program.
  * Only wiring lives here.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { AwsDeployment } from "./components/aws-deployment";
@@ -55,10 +55,27 @@ function resolveSecrets(
   return out;
 }
 
+/**
+ * A `file:` secret's file, readable here (where `pulumi up` runs): checked by the plan, before any
+ * resource, instead of a raw ENOENT from resolveSecrets after resources are registered.
+ */
+function readableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 export function qwenVlProgram(): ProgramOutputs {
   const stack = pulumi.getStack();
   const raw = readPulumiConfig();
-  const plan = planStack(raw.sections, { stack, secretKeys: raw.secretKeys });
+  const plan = planStack(raw.sections, {
+    stack,
+    secretKeys: raw.secretKeys,
+    fileExists: readableFile,
+  });
   if (!plan.fits) {
     // Refuse before any resource exists: the numbers and the ways out are in the message.
     throw new Error(`The model does not fit; nothing was created.\n${planToText(plan)}`);

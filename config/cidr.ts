@@ -19,6 +19,14 @@ const BITS = { 4: 32n, 6: 128n } as const;
 export const WORLD_IPV4_ADDRESSES = 2n ** 24n;
 /** IPv6: a /16's worth of public addresses (1/8192 of the global unicast 2000::/3). */
 export const WORLD_IPV6_ADDRESSES = 2n ** 112n;
+/**
+ * SSH is judged by the addresses that can reach it, far below the API's bound: more than a /16's
+ * worth of public IPv4 addresses (65,536), or a /48's of IPv6, is refused. A reserved block inside
+ * a wide CIDR must not lift it under the world threshold (198.0.0.0/8 holds 198.18.0.0/15 and
+ * still opens SSH to 16.6 M addresses).
+ */
+export const SSH_MAX_IPV4_ADDRESSES = 2n ** 16n;
+export const SSH_MAX_IPV6_ADDRESSES = 2n ** 80n;
 
 function parseIpv4(text: string): bigint | undefined {
   const parts = text.split(".");
@@ -116,6 +124,9 @@ export interface Exposure {
   /** Share of the public IPv4 space covered, 0–1 (for messages). */
   readonly ipv4Share: number;
   readonly ipv6Share: number;
+  /** Public addresses covered (overlaps and private ranges not counted). */
+  readonly ipv4Addresses: bigint;
+  readonly ipv6Addresses: bigint;
 }
 
 const PUBLIC_IPV4 = 2n ** 32n - size(merge(PRIVATE.filter((r) => r.family === 4)));
@@ -131,7 +142,14 @@ export function exposure(cidrs: readonly string[]): Exposure {
     open: v4 >= WORLD_IPV4_ADDRESSES || v6 >= WORLD_IPV6_ADDRESSES,
     ipv4Share: Number((v4 * 1_000_000n) / PUBLIC_IPV4) / 1_000_000,
     ipv6Share: Number((v6 * 1_000_000n) / PUBLIC_IPV6) / 1_000_000,
+    ipv4Addresses: v4,
+    ipv6Addresses: v6,
   };
+}
+
+/** SSH reachable from more public addresses than SSH_MAX_*_ADDRESSES allow. */
+export function sshTooOpen(e: Exposure): boolean {
+  return e.ipv4Addresses > SSH_MAX_IPV4_ADDRESSES || e.ipv6Addresses > SSH_MAX_IPV6_ADDRESSES;
 }
 
 /** "100 % of the public IPv4 space", for messages. */

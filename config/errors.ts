@@ -67,7 +67,13 @@ export class ConfigError extends UserError {
 
 export function formatValue(value: unknown): string {
   if (value === undefined) return "(missing)";
-  const text = JSON.stringify(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // A value that contains itself (YAML aliases: "a: &x {b: *x}") has no JSON.
+    return "{… (refers to itself)}";
+  }
   if (text === undefined) return String(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }

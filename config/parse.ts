@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { closest, type Issue, pathToString } from "./errors";
 import { REQUIRED_SECTIONS, SECTIONS, type SectionName, type StackConfig } from "./schema";
+import { controlCharacterIssues } from "./text";
 
 export interface ParseResult {
   /** Sections that parsed; all of them when `issues` is empty. */
@@ -29,15 +30,24 @@ export function parseSections(raw: Readonly<Record<string, unknown>>): ParseResu
   }
 
   for (const name of known) {
-    const value = raw[name];
+    // Own keys only: a "__proto__" section must not lend its settings to the others.
+    const value = Object.hasOwn(raw, name) ? raw[name] : undefined;
     if (value === undefined && REQUIRED_SECTIONS.includes(name)) {
       issues.push({ path: name, value, message: `required section is missing` });
       continue;
     }
+    // Control characters anywhere in the section, whatever the field: said once, at the string.
+    const control = controlCharacterIssues(value, [name]);
+    issues.push(...control);
     const schema = SECTIONS[name] as z.ZodType;
     const result = schema.safeParse(value ?? {}, { reportInput: true });
     if (result.success) sections[name] = result.data;
-    else issues.push(...zodIssues(result.error, [name], value ?? {}, schema));
+    else
+      issues.push(
+        ...zodIssues(result.error, [name], value ?? {}, schema).filter(
+          (i) => !control.some((c) => c.path === i.path),
+        ),
+      );
   }
   return { sections: sections as Partial<StackConfig>, issues };
 }
@@ -67,6 +77,14 @@ function objectShapeAt(
     }
   };
   const selectUnion = (s: z.ZodType, v: unknown): z.ZodType => {
+    // A plain union (true | { depth, … }): the object option describes an object value.
+    if (
+      s instanceof z.ZodUnion &&
+      !(s instanceof z.ZodDiscriminatedUnion) &&
+      v &&
+      typeof v === "object"
+    )
+      return (s.options as z.ZodType[]).find((o) => o instanceof z.ZodObject) ?? s;
     if (s instanceof z.ZodDiscriminatedUnion && v && typeof v === "object") {
       const kind = (v as Record<string, unknown>)["kind"];
       for (const option of s.options as z.ZodType[]) {

@@ -14,6 +14,7 @@ import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
 import { PORTS } from "../catalogs/ports";
 import { AWS_REGIONS } from "../catalogs/regions";
 import { closest } from "./errors";
+import { URL_CHARS, hostAddressProblem, repoIdProblem, urlCredentialProblem } from "./text";
 
 /**
  * Why `text` is not an OpenSSH public key line (`<type> <base64 blob> [comment]`, RFC 4253 §6.6:
@@ -54,7 +55,44 @@ const cidr = z
   .regex(
     /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/,
     "must be an IPv4 CIDR such as 203.0.113.7/32",
-  );
+  )
+  .check((ctx) => {
+    const problem = cidrHostBitsProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: "custom", input: ctx.value, message: problem });
+  });
+
+/**
+ * A list of CIDRs, each once: EC2 refuses a second identical rule of a security group with
+ * InvalidPermission.Duplicate, half-way through `pulumi up`.
+ */
+const cidrList = z.array(cidr).check((ctx) => {
+  ctx.value.forEach((c, i) => {
+    const first = ctx.value.indexOf(c);
+    if (first !== i)
+      ctx.issues.push({
+        code: "custom",
+        input: c,
+        path: [i],
+        message: `repeats entry [${first}]: EC2 refuses a duplicate security-group rule (InvalidPermission.Duplicate) half-way through pulumi up; give each CIDR once`,
+      });
+  });
+});
+
+/**
+ * Why an IPv4 CIDR has host bits set ("203.0.113.7/24"), or undefined: the AWS provider refuses
+ * such a rule at preview ("is not a valid CIDR block"); the network address is what was meant.
+ */
+export function cidrHostBitsProblem(text: string): string | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(text);
+  if (!m) return undefined;
+  const addr = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0);
+  const prefix = Number(m[5]);
+  const size = 2 ** (32 - prefix);
+  const network = Math.floor(addr / size) * size;
+  if (network === addr) return undefined;
+  const dotted = [24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join(".");
+  return `has host bits set below the /${prefix} prefix, which the AWS provider refuses at preview; write ${dotted}/${prefix} (the network), or ${text.split("/")[0]}/32 for that one address`;
+}
 
 const hostname = z
   .string()
@@ -98,7 +136,11 @@ const secretRef = z.string().check((ctx) => {
     });
     return;
   }
-  if (!/^(config:[A-Za-z][A-Za-z0-9_-]*|ssm:\/[A-Za-z0-9_./-]+|file:\/[^\s]+)$/.test(v)) {
+  if (
+    !/^(config:[A-Za-z][A-Za-z0-9_-]*|ssm:\/[A-Za-z0-9_./-]+|file:\/[A-Za-z0-9_.,+@%~=:/-]+)$/.test(
+      v,
+    )
+  ) {
     ctx.issues.push({
       code: "custom",
       input: v,
@@ -132,7 +174,11 @@ const visionSpec = z.strictObject({
 
 /** A model outside the catalog (a fine-tune, another VLM of a Qwen VL family's shape). */
 export const customModelSchema = z.strictObject({
-  name: z.string().min(1),
+  /** The Hugging Face repository: the weights' folder, the default served name, the hub download. */
+  name: z.string().check((ctx) => {
+    const problem = repoIdProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: "custom", input: ctx.value, message: problem });
+  }),
   /** The Hugging Face `architectures` entry: which Qwen VL family's layers it has. */
   architecture: z.enum(ARCHITECTURES).default("Qwen2VLForConditionalGeneration"),
   /** Mixture of experts (Qwen3-VL MoE): expert count, experts per token, expert MLP width. */
@@ -163,14 +209,22 @@ export const customModelSchema = z.strictObject({
 export const modelSchema = z.strictObject({
   id: z.enum(MODEL_IDS).optional(),
   custom: customModelSchema.optional(),
-  /** A 40-hex commit of the repository; branch names move and are refused. */
-  revision: z.string().min(1),
+  /**
+   * A 40-hex commit of the repository; branch names move and are refused (plan/model.ts). Either
+   * way it reaches the hub download's command line and URLs: a git ref's characters only.
+   */
+  revision: z
+    .string()
+    .regex(
+      /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$/,
+      'must be a 40-hex commit (or, with allowFloatingRevision, a branch or tag name: A-Z a-z 0-9 _ . / -, no "..")',
+    ),
   /** Accept a branch or tag as revision, with a warning (reproducibility lost). */
   allowFloatingRevision: z.boolean().default(false),
   /** Name clients send as "model"; default: the repository id. */
   servedModelName: z
     .string()
-    .regex(/^[A-Za-z0-9._/-]+$/, "letters, digits and . _ / - only")
+    .regex(/^[A-Za-z0-9._/-]{1,256}$/, "letters, digits and . _ / - only (at most 256)")
     .optional(),
 });
 
@@ -207,11 +261,19 @@ const awsTarget = z.strictObject({
     .regex(/^[a-z]{2,4}(-[a-z]+)+-\d[a-z]$/, "must be a zone name such as us-east-1b")
     .optional(),
   vpc: z.enum(["default", "new"]).default("default"),
-  /** SSH public key for the nodes (public: not a secret). None: SSM Session Manager only. */
+  /**
+   * SSH public key for the nodes (public: not a secret). None: SSM Session Manager only. EC2
+   * imports ED25519 and RSA keys only (ImportKeyPair: "Amazon EC2 supports ED25519 and 2048-bit
+   * SSH-2 RSA keys"), so an ECDSA key is refused here rather than by the key pair at `up`.
+   */
   sshPublicKey: z
     .string()
     .check((ctx) => {
-      const problem = sshPublicKeyProblem(ctx.value);
+      const problem =
+        sshPublicKeyProblem(ctx.value) ??
+        (ctx.value.trim().startsWith("ecdsa-")
+          ? "is an ECDSA key, which EC2 does not import (ImportKeyPair takes ED25519 and RSA keys only); give the line of an ed25519 key (ssh-keygen -t ed25519)"
+          : undefined);
       if (problem) ctx.issues.push({ code: "custom", input: "…", message: problem });
     })
     .optional(),
@@ -231,12 +293,23 @@ const awsTarget = z.strictObject({
   pricePerHourUsd: z.number().positive().optional(),
 });
 
+const hostAddress = z.string().check((ctx) => {
+  const problem = hostAddressProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: "custom", input: ctx.value, message: problem });
+});
+
+/** A path on the machine running Pulumi: printable, and not the public half of a key. */
+const localPath = z
+  .string()
+  .min(1)
+  .refine((p) => p === p.trim(), "has leading or trailing spaces; give the path alone");
+
 const hostSchema = z.strictObject({
   name: hostname,
-  /** Where SSH reaches the machine. */
-  address: z.string().min(1),
+  /** Where SSH reaches the machine: an IP address or a DNS name, nothing more. */
+  address: hostAddress,
   /** Address the other nodes use (Ray, NCCL); default: `address`. */
-  privateAddress: z.string().min(1).optional(),
+  privateAddress: hostAddress.optional(),
   port: int(1, 65535).default(22),
   user: z
     .string()
@@ -247,7 +320,10 @@ const hostSchema = z.strictObject({
   /** Interface carrying cluster traffic (NCCL_SOCKET_IFNAME/GLOO_SOCKET_IFNAME); default: detected from the route to the head. */
   networkInterface: z
     .string()
-    .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+    .regex(
+      /^[A-Za-z0-9_.:-]{1,15}$/,
+      "must be a network interface name (IFNAMSIZ: ≤ 15 of A-Z a-z 0-9 _ . : -), such as eth0",
+    )
     .optional(),
 });
 
@@ -256,9 +332,14 @@ const hostsTarget = z.strictObject({
   hosts: z.array(hostSchema).min(1),
   replicas: int(1, 16).default(1),
   /** Path of the private key on the machine running Pulumi (a path, not the key). */
-  sshPrivateKeyPath: z.string().min(1).optional(),
+  sshPrivateKeyPath: localPath
+    .refine(
+      (p) => !p.endsWith(".pub"),
+      "names the public half (.pub); give the private key's path (the same without .pub)",
+    )
+    .optional(),
   /** known_hosts file used to check host keys (never disabled). */
-  knownHostsPath: z.string().min(1).optional(),
+  knownHostsPath: localPath.optional(),
   /** What an hour of these machines costs you, per host (default 0: owned hardware). */
   pricePerHourUsd: z.number().min(0).default(0),
 });
@@ -310,15 +391,18 @@ export const vllmSchema = z.strictObject({
 
 export const networkSchema = z.strictObject({
   /** CIDRs that may reach the API port. Default: none (use an SSH tunnel or SSM port forwarding). */
-  apiCidrs: z.array(cidr).default([]),
+  apiCidrs: cidrList.default([]),
   /** CIDRs that may reach SSH. Default: none (SSM Session Manager). */
-  sshCidrs: z.array(cidr).default([]),
+  sshCidrs: cidrList.default([]),
   /** Must be true, with `secrets.apiKey` set, for `apiCidrs` open to the world (config/cidr.ts: a /8 of public addresses or more, together). */
   allowPublicApi: z.boolean().default(false),
   /** ACM certificate for an HTTPS listener on the load balancer. */
   certificateArn: z
     .string()
-    .regex(/^arn:aws[a-z-]*:acm:/, "must be an ACM certificate ARN")
+    .regex(
+      /^arn:aws[a-z-]*:acm:[a-z]{2}(-[a-z]+)+-\d:\d{12}:certificate\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      "must be an ACM certificate ARN, whole: arn:aws:acm:<region>:<12-digit account>:certificate/<uuid> (aws acm list-certificates)",
+    )
     .optional(),
 });
 
@@ -334,7 +418,19 @@ export const monitoringSchema = z.strictObject({
   rayDashboard: z.boolean().default(false),
 });
 
-const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL");
+/** No credentials: these URLs are written in plain text to node.env, command lines and the state. */
+const noCredentials = (ctx: z.core.ParsePayload<string>) => {
+  const problem = urlCredentialProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: "custom", input: ctx.value, message: problem });
+};
+
+const httpUrl = z
+  .string()
+  .regex(
+    new RegExp(`^https?://${URL_CHARS}+$`),
+    "must be an http(s) URL (RFC 3986 characters only: no spaces, quotes, backslashes or $)",
+  )
+  .check(noCredentials);
 
 export const provisioningSchema = z.strictObject({
   /** Where weights come from: Hugging Face (hf CLI) or a mirror serving the files and manifest.json. */
@@ -348,9 +444,12 @@ export const provisioningSchema = z.strictObject({
   mirrorUrl: z
     .string()
     .regex(
-      /^(https?:\/\/[^\s]+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s]*)?)$/,
+      new RegExp(
+        `^(https?://${URL_CHARS}+|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/${URL_CHARS}*)?)$`,
+      ),
       "must be an http(s):// URL or s3://bucket/prefix",
     )
+    .check(noCredentials)
     .optional(),
   /** Hugging Face endpoint (a proxy or a stand-in); default: huggingface.co. */
   hfEndpoint: httpUrl.optional(),
@@ -363,7 +462,13 @@ export const provisioningSchema = z.strictObject({
    * project: every package at one version. Default: locks/vllm-<vllm.version>.txt, made with
    * `npm run lock -- <version>`.
    */
-  pythonLock: z.string().min(1).optional(),
+  pythonLock: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9_./-]+\.txt$/,
+      "must be a project-relative .txt path such as locks/vllm-0.11.0.txt",
+    )
+    .optional(),
   /** Install the NVIDIA driver when missing or too old (false: refuse instead). */
   installDriver: z.boolean().default(true),
   installCudaToolkit: z.boolean().default(false),

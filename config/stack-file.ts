@@ -67,7 +67,16 @@ export function splitNamespace(config: Record<string, unknown>, project: string)
     if (ns !== project) continue;
     const name = key.slice(project.length + 1);
     if (value && typeof value === "object" && "secure" in value) secretKeys.add(name);
-    else sections[name] = value;
+    // An own property whatever the name: "qwen-vl-deploy:__proto__" assigned with [] would set the
+    // sections' prototype, and the offline plan would read settings `pulumi up` never sees; as an
+    // own key it is an unknown section like any other.
+    else
+      Object.defineProperty(sections, name, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
   }
   if (issues.length) throw new ConfigError(issues);
   return { sections, secretKeys };

@@ -23,11 +23,11 @@ import {
   vllmFeatures,
   type VllmFeatures,
 } from "../catalogs/vllm";
-import { describeExposure, exposure } from "../config/cidr";
+import { describeExposure, exposure, sshTooOpen } from "../config/cidr";
 import { closest, type Issue } from "../config/errors";
 import { secretSource, type StackConfig, type VllmConfig } from "../config/schema";
 import { CUDA_CONTEXT_GiB, effectiveMaxPixels, maxImageTokens, type Dtype } from "./memory";
-import { RENDERED_FLAGS } from "./vllm-args";
+import { RENDERED_FLAGS, extraFlags } from "./vllm-args";
 import {
   tensorParallelProblem,
   allowedTensorParallelSizes,
@@ -60,6 +60,12 @@ export function checkNetworkAndSecrets(c: StackConfig, opts: PlanOptions, issues
       path: "network.sshCidrs",
       value: c.network.sshCidrs,
       message: `${c.network.sshCidrs.join(", ")} ${c.network.sshCidrs.length > 1 ? "together cover" : "covers"} ${describeExposure(ssh)}: SSH open to the whole internet is refused (any union reaching a /8's worth of public addresses counts); give your own CIDR, or none and use SSM Session Manager`,
+    });
+  } else if (sshTooOpen(ssh)) {
+    issues.push({
+      path: "network.sshCidrs",
+      value: c.network.sshCidrs,
+      message: `${c.network.sshCidrs.join(", ")} ${c.network.sshCidrs.length > 1 ? "let" : "lets"} ${ssh.ipv4Addresses.toLocaleString("en-US")} public addresses reach SSH; allowed: at most a /16's worth (65,536) together, private ranges not counted. Give your own address as a /32 (curl -s https://checkip.amazonaws.com), or none and use SSM Session Manager`,
     });
   }
   for (const key of ["hfToken", "apiKey"] as const) {
@@ -105,52 +111,88 @@ export function checkPort(port: number, issues: Issue[]): void {
     });
 }
 
+/** Whether the pinned release has `flag` (its spans in catalogs/vllm-flags.ts). */
+function releaseHas(flag: string, version: ReturnType<typeof parseVersion>): boolean {
+  if (!version) return false;
+  return (VLLM_FLAG_SPANS[flag] ?? "").split(",").some((span) => {
+    if (!span) return false;
+    const [from, to] = span.split("-");
+    return (
+      compareVersions(version, parseVersion(from!)!) >= 0 &&
+      (!to || compareVersions(version, parseVersion(to)!) <= 0)
+    );
+  });
+}
+
 /**
- * Extra flags: none that the plan renders (under any spelling: a short alias such as `-tp` would
- * slip past a check of long names), and none that the pinned release does not have (its flags as
- * read from its sdist, catalogs/vllm-flags.ts) — vLLM would refuse to start with "unrecognized
- * arguments" after the machines are paid for.
+ * A flag that takes no value in the pinned release: one of a pair `--x` / `--no-x` (argparse's
+ * BooleanOptionalAction, vLLM ≥ 0.8.5's boolean config fields: nargs 0, so "--x=true" is refused
+ * with "ignored explicit argument" and a value after it is a stray positional).
+ */
+function isBooleanFlag(flag: string, version: ReturnType<typeof parseVersion>): boolean {
+  const positive = flag.startsWith("--no-") ? `--${flag.slice(5)}` : flag;
+  return releaseHas(`--no-${positive.slice(2)}`, version);
+}
+
+/**
+ * Extra flags: none that the plan renders (under any spelling: a short alias such as `-tp`, or the
+ * negation `--no-enforce-eager`, would slip past a check of long names), none that the pinned
+ * release does not have (its flags as read from its sdist, catalogs/vllm-flags.ts) — vLLM would
+ * refuse to start with "unrecognized arguments" after the machines are paid for — and no value on
+ * a flag that takes none.
  */
 export function checkExtraArgs(v: VllmConfig, issues: Issue[]): void {
   const version = parseVersion(v.version);
+  const checkable =
+    version !== undefined && compareVersions(version, parseVersion(VLLM_FLAGS_READ_UP_TO)!) <= 0;
+  const flags = extraFlags(v.extraArgs, VLLM_SHORT_FLAGS);
   v.extraArgs.forEach((arg, i) => {
-    if (!arg.startsWith("-") || /^-\d/.test(arg)) return; // a value
     const path = `vllm.extraArgs[${i}]`;
-    const name = arg.split("=")[0]!;
-    let flag = name.replace(/_/g, "-");
-    if (!flag.startsWith("--")) {
-      const short = /^-O\d/.test(flag) ? "-O" : flag;
-      const long = VLLM_SHORT_FLAGS[short];
-      if (!long) {
+    if (!arg.startsWith("-") || /^-\d/.test(arg)) {
+      // A value: after a flag that takes none, vLLM reads it as a second model name.
+      const prev = flags.find((f) => f.index === i - 1);
+      if (checkable && prev && prev.inline === undefined && isBooleanFlag(prev.flag, version))
         issues.push({
           path,
           value: arg,
-          message: `${name} is not one of vLLM's short aliases (${Object.keys(VLLM_SHORT_FLAGS).join(", ")}); write the long flag`,
+          message: `follows ${prev.name}, which takes no value in vLLM ${v.version} (a --x / --no-x switch): vLLM would stop with "unrecognized arguments: ${arg}"; remove it, or write the negation (--no-${prev.flag.replace(/^--(no-)?/, "")}) to turn it off`,
         });
-        return;
-      }
-      flag = long;
+      return;
     }
-    const owner = RENDERED_FLAGS[flag];
-    if (owner) {
+    const { name, flag, inline } = flags.find((f) => f.index === i)!;
+    if (!flag.startsWith("--")) {
       issues.push({
         path,
         value: arg,
-        message: `${name === flag ? flag : `${name} (${flag})`} is rendered from ${owner}; set that instead`,
+        message: `${name} is not one of vLLM's short aliases (${Object.keys(VLLM_SHORT_FLAGS).join(", ")}); write the long flag`,
       });
       return;
     }
-    if (!version || compareVersions(version, parseVersion(VLLM_FLAGS_READ_UP_TO)!) > 0) return;
+    const positive = flag.startsWith("--no-") ? `--${flag.slice(5)}` : undefined;
+    const owner = RENDERED_FLAGS[flag] ?? (positive ? RENDERED_FLAGS[positive] : undefined);
+    if (owner) {
+      const spelled = name === flag ? flag : `${name} (${flag})`;
+      issues.push({
+        path,
+        value: arg,
+        message: RENDERED_FLAGS[flag]
+          ? `${spelled} is rendered from ${owner}; set that instead`
+          : `${spelled} negates ${positive}, which is rendered from ${owner}; set that instead`,
+      });
+      return;
+    }
+    if (!checkable) return;
+    if (inline !== undefined && isBooleanFlag(flag, version)) {
+      const base = flag.replace(/^--(no-)?/, "");
+      issues.push({
+        path,
+        value: arg,
+        message: `${name} takes no value in vLLM ${v.version} (argparse BooleanOptionalAction: "ignored explicit argument '${inline}'"); write --${base} to turn it on, --no-${base} to turn it off`,
+      });
+      return;
+    }
+    if (releaseHas(flag, version)) return;
     const spans = VLLM_FLAG_SPANS[flag];
-    const has = (spans ?? "").split(",").some((span) => {
-      if (!span) return false;
-      const [from, to] = span.split("-");
-      return (
-        compareVersions(version, parseVersion(from!)!) >= 0 &&
-        (!to || compareVersions(version, parseVersion(to)!) <= 0)
-      );
-    });
-    if (has) return;
     const hint = closest(flag, Object.keys(VLLM_FLAG_SPANS));
     issues.push({
       path,

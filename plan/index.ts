@@ -30,6 +30,17 @@ import {
 } from "./checks";
 import { waysOut } from "./ways-out";
 import { marginVerdict } from "./accuracy";
+import {
+  checkApiKeyForAnyCidr,
+  checkAwsTarget,
+  checkChunking,
+  checkCustomModel,
+  checkHalfPrecision,
+  checkHostAddresses,
+  checkOneImageFits,
+  checkRevisionOwner,
+  checkSecretFiles,
+} from "./input-checks";
 
 export * from "./types";
 export { planMemory, profileEncoder, type EncoderProfile } from "./profile";
@@ -68,7 +79,9 @@ export function previewStack(
     try {
       issues.push(...previewConfig(s as StackConfig, opts).problems);
     } catch (e) {
-      if (e instanceof ConfigError) issues.push(...e.issues);
+      // A field the parser refused is said once, by the parser.
+      const refused = new Set(parsed.issues.map((i) => i.path));
+      if (e instanceof ConfigError) issues.push(...e.issues.filter((i) => !refused.has(i.path)));
       else throw e;
     }
   }
@@ -103,6 +116,12 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   checkProvisioning(c, issues, warnings);
   checkExtraArgs(v, issues);
   checkPort(v.port, issues);
+  checkApiKeyForAnyCidr(c, issues);
+  checkSecretFiles(c, opts.fileExists, issues);
+  checkHostAddresses(c, issues);
+  checkAwsTarget(c, issues);
+  checkCustomModel(c, issues);
+  checkRevisionOwner(c, issues);
 
   const model = resolved.model;
   let dtype: Dtype | undefined;
@@ -110,6 +129,11 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   let pp = 0;
   if (model && gpu && hw)
     ({ dtype, tp, pp } = checkModelOnHardware(c, model.spec, gpu, hw, features, issues, warnings));
+  if (model && gpu) {
+    checkOneImageFits(c, model.spec, issues);
+    checkChunking(c, model.spec, gpu, features, issues);
+    checkHalfPrecision(model.spec, gpu, dtype, warnings);
+  }
   // One definition of multi-node: the vLLM group spans machines (by pipeline stages, or tensor
   // parallelism wider than a node), so Ray runs across them and the members must reach each other.
   const multiNode = hw !== undefined && tp * pp > hw.gpusPerNode;

@@ -222,4 +222,9 @@ export interface PlanOptions {
   readonly modelDefaults?: readonly DefaultedField[];
   /** The lock files the plan may name (default: the index of locks/, catalogs/python-locks.ts). */
   readonly locks?: Readonly<Record<string, LockSummary>>;
+  /**
+   * Whether a `file:` secret's file is there to read (the Pulumi program and `npm run plan` pass
+   * one; the plan itself does no I/O). Checked when given.
+   */
+  readonly fileExists?: (path: string) => boolean;
 }

@@ -141,6 +141,14 @@ export const VLLM_FLAG_TABLE: readonly FlagRow[] = [
     render: (a) => (a.vllm.disableCustomAllReduce ? [] : undefined),
   },
   { flag: "--api-key", from: "secrets.apiKey (a flag would show the key in process lists)" },
+  {
+    flag: "--data-parallel-size",
+    from: "target.replicas (data parallelism multiplies the GPUs a group needs: world size = TP × PP × DP, which the plan sizes as TP × PP)",
+  },
+  {
+    flag: "--data-parallel-size-local",
+    from: "target.replicas (data parallelism is planned as replicas, one vLLM group each)",
+  },
   { flag: "--model", from: "model.id" },
   { flag: "--revision", from: "model.revision" },
 ];
@@ -149,6 +157,35 @@ export const VLLM_FLAG_TABLE: readonly FlagRow[] = [
 export const RENDERED_FLAGS: Readonly<Record<string, string>> = Object.fromEntries(
   VLLM_FLAG_TABLE.map((r) => [r.flag, r.from]),
 );
+
+/** One flag of `extraArgs`, its long spelling (aliases resolved, "_" as "-") and its position. */
+export interface ExtraFlag {
+  /** The long flag, "--no-…" kept: "--enforce-eager", "--no-enable-chunked-prefill". */
+  readonly flag: string;
+  /** As written, up to any "=". */
+  readonly name: string;
+  /** The part after "=", when the flag was written "--flag=value". */
+  readonly inline?: string;
+  readonly index: number;
+  readonly text: string;
+}
+
+/** The flags of `extraArgs` (values skipped; a short alias without a long form kept as written). */
+export function extraFlags(
+  args: readonly string[],
+  shortFlags: Readonly<Record<string, string>> = {},
+): ExtraFlag[] {
+  const out: ExtraFlag[] = [];
+  args.forEach((text, index) => {
+    if (!text.startsWith("-") || /^-\d/.test(text)) return;
+    const eq = text.indexOf("=");
+    const name = eq >= 0 ? text.slice(0, eq) : text;
+    let flag = name.replace(/_/g, "-");
+    if (!flag.startsWith("--")) flag = shortFlags[/^-O\d/.test(flag) ? "-O" : flag] ?? flag;
+    out.push({ flag, name, ...(eq >= 0 ? { inline: text.slice(eq + 1) } : {}), index, text });
+  });
+  return out;
+}
 
 export function renderVllmArgs(a: ArgsInput): string[] {
   const args = ["serve", a.modelDir];

@@ -205,9 +205,12 @@ describe("options", () => {
     const { rec, d } = await deploy("rep", {
       ...s,
       target: { ...s["target"], replicas: 2 },
+      // An API open to any CIDR needs a key (issue "first contact" 19).
+      secrets: { apiKey: "ssm:/qwen/api-key" },
       network: {
         apiCidrs: ["198.51.100.0/24"],
-        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        certificateArn:
+          "arn:aws:acm:us-east-1:123456789012:certificate/0b3f0a7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
       },
     });
     expect(
@@ -229,7 +232,8 @@ describe("options", () => {
     expect(one(rec, "rep-lb-https").inputs).toMatchObject({
       port: 443,
       protocol: "HTTPS",
-      certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+      certificateArn:
+        "arn:aws:acm:us-east-1:123456789012:certificate/0b3f0a7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
     });
     expect(one(rec, "rep-lb-http").inputs["defaultActions"][0]["type"]).toBe("redirect");
     expect(one(rec, "rep-lb-alb").inputs["subnets"]).toEqual([

@@ -328,7 +328,10 @@ describe("AwsDeployment: what it decides from the plan", () => {
 
   it("replicas or a certificate put a load balancer in front; an S3 mirror reaches the role, SSM secrets do not (pulumi up reads them)", () => {
     const { spec } = planOf("single-gpu", (s) => {
-      s["network"] = { certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc" };
+      s["network"] = {
+        certificateArn:
+          "arn:aws:acm:us-east-1:123456789012:certificate/0b3f0a7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+      };
       s["secrets"] = { hfToken: "ssm:/qwen/hf" };
       s["provisioning"] = { weightsSource: "mirror", mirrorUrl: "s3://models/qwen" };
     });

@@ -67,7 +67,7 @@ describe("quantized weights", () => {
     const awq = planStack({
       model: { id: "Qwen/Qwen2.5-VL-72B-Instruct-AWQ", revision: "a".repeat(40) },
       target: { kind: "aws", region: "us-east-1", instanceType: "p4d.24xlarge" },
-      vllm: { maxModelLen: 8192, tensorParallelSize: 1 },
+      vllm: { maxModelLen: 8192, maxPixels: 1003520, tensorParallelSize: 1 },
     });
     expect(awq.model.checkpointGiB * 1024 ** 3).toBeGreaterThan(0.25 * bf16);
     expect(awq.model.checkpointGiB * 1024 ** 3).toBeLessThan(0.3 * bf16);
@@ -78,7 +78,8 @@ describe("what vLLM can run where (quantization floors, architecture versions)",
   const cfg = (id: string, instanceType: string, vllm: Record<string, unknown> = {}) => ({
     model: { id, revision: "a".repeat(40) },
     target: { kind: "aws", region: "us-east-1", instanceType },
-    vllm: { maxModelLen: 4096, version: "0.11.0", ...vllm },
+    // Images at most 1280 visual tokens: one must fit the 4096 context (issue 21 item 9).
+    vllm: { maxModelLen: 4096, maxPixels: 1003520, version: "0.11.0", ...vllm },
   });
   const problems = planProblems;
 
@@ -420,10 +421,11 @@ describe("ways out a person would pick (issue 11 item 7)", () => {
     const p = planStack({
       model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
       target: { kind: "aws", region: "us-east-1", instanceType: "g6e.xlarge" },
-      vllm: { maxModelLen: 8192, imageLimit: 4 },
+      // One full-size image (16384 tokens) fits the context; four do not.
+      vllm: { maxModelLen: 32768, imageLimit: 4 },
     });
     expect(p.warnings.join("\n")).toMatch(
-      /4 images × 16384 visual tokens .* set vllm.maxPixels ≤ 1517824 \(1936 tokens per image, 256 left for text\)/,
+      /4 images × 16384 visual tokens .* set vllm.maxPixels ≤ 6350400 \(8100 tokens per image, 256 left for text\)/,
     );
   });
 });

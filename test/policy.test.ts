@@ -282,7 +282,8 @@ describe("policy pack", () => {
       network: {
         apiCidrs: ["0.0.0.0/0"],
         allowPublicApi: true,
-        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+        certificateArn:
+          "arn:aws:acm:us-east-1:123456789012:certificate/0b3f0a7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
       },
       secrets: { apiKey: "ssm:/qwen/api-key" },
     });

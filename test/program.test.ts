@@ -186,6 +186,24 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     expect(resources(rec)).toEqual([]);
   });
 
+  it("refuses a file: secret whose file is not there, in one line, before any resource (issue 21 item 13)", async () => {
+    const sections = structuredClone(readStackFile("single-gpu").sections) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    const missing = join(mkdtempSync(join(tmpdir(), "qvl-missing-")), "hf-token");
+    sections["secrets"] = { hfToken: `file:${missing}` };
+    sections["network"] = { ...(sections["network"] ?? {}), ...SSH_FROM };
+    const rec = useStack("missing", sections);
+    await expect(import("../index")).rejects.toThrow(
+      new RegExp(
+        `1 problem\\):\\n  - secrets.hfToken: "file:${missing.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}" — names .*which is not a readable file on this machine`,
+      ),
+    );
+    await settle(rec);
+    expect(resources(rec)).toEqual([]);
+  });
+
   it("refuses a model that does not fit before registering any resource", async () => {
     const rec = useStack("tiny", {
       model: {
@@ -193,6 +211,7 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
         revision: "f400120e59a6196b024298b7d09fb517f742db7d",
       },
       target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxPixels: 1003520 },
       network: SSH_FROM,
     });
     await expect(import("../index")).rejects.toThrow(
@@ -206,6 +225,7 @@ describe("program.ts under pulumi.runtime.setMocks", () => {
     const rec = useStack("bad", {
       model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "main" },
       target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+      vllm: { maxPixels: 1003520 },
       network: { apiCidrs: ["0.0.0.0/0"] },
     });
     await expect(import("../index")).rejects.toThrow(
