@@ -7,6 +7,7 @@
  * "file:/path") that the deployment resolves where the secret lives.
  */
 import { z } from "zod";
+import { AMI_NAMES } from "../catalogs/amis";
 import { GPU_NAMES } from "../catalogs/gpus";
 import { INSTANCE_TYPE_NAMES } from "../catalogs/instances";
 import { ARCHITECTURES, MODEL_IDS } from "../catalogs/models";
@@ -248,7 +249,7 @@ const awsTarget = z.strictObject({
     .strictObject({ enabled: z.boolean(), maxPriceUsdPerHour: z.number().positive().optional() })
     .optional(),
   ami: z
-    .enum(["dlami-ubuntu-22.04", "ubuntu-22.04", "ubuntu-24.04", "debian-12"])
+    .enum(AMI_NAMES)
     .default("dlami-ubuntu-22.04"),
   /** A pinned AMI id; overrides `ami`. */
   amiId: z

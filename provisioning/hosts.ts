@@ -189,8 +189,7 @@ export function accessTarget(a: NodeAccess): SshTarget {
     port: a.port,
     user: a.user,
     privateKey: a.privateKey,
-    // One key per target until SshTarget takes every key: ed25519, which sshd offers first.
-    hostKey: a.hostKeys.find((k) => k.startsWith("ssh-ed25519 ")) ?? a.hostKeys[0] ?? "",
+    hostKeys: a.hostKeys,
   };
 }
 

@@ -376,6 +376,13 @@ describe("vLLM releases (PyPI) and what each one needs", () => {
       "or set target.ami to an image with a newer Python (dlami-ubuntu-24.04, ubuntu-24.04, debian-12)",
     );
     expect(planStack(cfg("0.33.0", "g5.xlarge", "ubuntu-24.04")).vllmVersion).toBe("0.33.0");
+    // The Ubuntu 24.04 Deep Learning Base AMI: Python 3.12 and the driver already there.
+    const dlami = planStack(cfg("0.33.0", "g5.xlarge", "dlami-ubuntu-24.04"));
+    expect([dlami.vllmVersion, dlami.fits, dlami.aws?.ami]).toEqual([
+      "0.33.0",
+      true,
+      "dlami-ubuntu-24.04",
+    ]);
   });
 
   it("CUDA 13 wheels (0.20.0 on) have no Volta kernels: a V100 is refused, a T4 is not", () => {

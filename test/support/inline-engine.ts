@@ -20,7 +20,7 @@ export async function inlineStack(
   program: () => Promise<Record<string, unknown> | void>,
 ): Promise<Stack> {
   if (!dir.startsWith(PROJECT_ROOT + "/")) throw new Error(`${dir} is not inside ${PROJECT_ROOT}`);
-  const cli = ensureCli(() => {});
+  const cli = ensureCli();
   const backendDir = join(dir, "state");
   mkdirSync(backendDir, { recursive: true });
   const pluginDir = dirname(require.resolve("@pulumi/pulumi/package.json"));
