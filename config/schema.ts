@@ -248,9 +248,7 @@ const awsTarget = z.strictObject({
   spot: z
     .strictObject({ enabled: z.boolean(), maxPriceUsdPerHour: z.number().positive().optional() })
     .optional(),
-  ami: z
-    .enum(AMI_NAMES)
-    .default("dlami-ubuntu-22.04"),
+  ami: z.enum(AMI_NAMES).default("dlami-ubuntu-22.04"),
   /** A pinned AMI id; overrides `ami`. */
   amiId: z
     .string()
