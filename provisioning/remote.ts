@@ -104,9 +104,18 @@ async function dial(args: StepArgs, attempts: number): Promise<NodeSSH> {
   }
 }
 
-/** The node's current boot (changes with every boot): tells the new system from the old. */
+/**
+ * The node's current boot, which changes with every boot: the kernel's boot_id (proc(5)), and the
+ * start time of PID 1 (proc(5) /proc/pid/stat field 22), which also changes when a container
+ * (LXC, systemd-nspawn), sharing its host's kernel and boot_id, restarts. Tells the new system from
+ * the old one still shutting down.
+ */
 async function bootId(ssh: NodeSSH): Promise<string> {
-  return (await exec(ssh, "cat /proc/sys/kernel/random/boot_id")).stdout.trim();
+  const r = await exec(
+    ssh,
+    "echo \"$(cat /proc/sys/kernel/random/boot_id) $(sed 's/.*) //' /proc/1/stat | cut -d' ' -f20)\"",
+  );
+  return r.stdout.trim();
 }
 
 /** A run id: unique per run, safe in a unit name and a path. */

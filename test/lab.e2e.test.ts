@@ -920,6 +920,44 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
       MAX,
     );
     it(
+      "a step that asks for a reboot: the node reboots, the new boot is waited for, the step runs again on it",
+      async () => {
+        const lab = node("lab-n4");
+        const marker = "/var/tmp/qwen-vl-test-reboot-required";
+        const lines: string[] = [];
+        const r = await check("reboot asked by a step: run again on the new boot", () =>
+          runStep({
+            connection: {
+              host: lab.address,
+              port: 22,
+              user: "root",
+              privateKeyPath: readState()!.keyPath,
+              hostKeys: lab.hostKeys,
+            },
+            node: "lab-n4",
+            step: "reboot-probe",
+            // First run: ask for a reboot. Second run (after it): done.
+            create: `if [ -f /var/tmp/qwen-vl-test-rebooted ]; then rm -f ${marker} /var/tmp/qwen-vl-test-rebooted; echo "boot $(systemctl show -p UserspaceTimestampMonotonic --value)"; else touch /var/tmp/qwen-vl-test-rebooted ${marker}; echo asking; fi`,
+            rebootMarker: marker,
+            onProgress: (l) => lines.push(l),
+          }),
+        );
+        expect(r.rebooted).toBe(true);
+        expect(r.tail).toMatch(/^boot \d+$/);
+        expect(lines).toContain("asking");
+        expect(lines.some((l) => /^rebooting 10\.77\.0\.14/.test(l))).toBe(true);
+        expect(
+          (await onNode("lab-n4", `ls ${marker} /var/tmp/qwen-vl-test-rebooted 2>&1`)).stdout,
+        ).toMatch(/No such file[\s\S]*No such file/);
+        await waitFor(
+          "vLLM answers after the reboot",
+          120_000,
+          async () => (await health("10.77.0.14")) === 200,
+        );
+      },
+      MAX,
+    );
+    it(
       "pulumi destroy leaves the node as it was found (units, folders, account, packages)",
       async () => {
         const run = await check("one node: destroy leaves the node clean", () =>
