@@ -3,6 +3,7 @@
  * any resource exists, with the field, the value and what is allowed, over every shipped stack
  * where it applies; and the valid variations of the shipped stacks still plan.
  */
+import { setAt } from "./support/plans";
 import { describe, expect, it } from "vitest";
 import { ConfigError, type Issue } from "../config/errors";
 import { readStackFile, splitNamespace, stackNames } from "../config/stack-file";
@@ -38,18 +39,6 @@ function issuesOf(raw: Raw, opts: PlanOptions = {}): Issue[] {
 
 function at(issues: Issue[], path: string): Issue[] {
   return issues.filter((i) => i.path === path);
-}
-
-/** Sets `value` at a dotted path ("target.hosts.0.address") of `raw`. */
-function set(raw: Raw, path: string, value: unknown): Raw {
-  const keys = path.split(".");
-  let cur: Record<string, unknown> = raw;
-  keys.slice(0, -1).forEach((k, i) => {
-    cur[k] ??= /^\d+$/.test(keys[i + 1]!) ? [] : {};
-    cur = cur[k] as Record<string, unknown>;
-  });
-  cur[keys[keys.length - 1]!] = value;
-  return raw;
 }
 
 describe("the shipped stacks", () => {
@@ -91,22 +80,22 @@ describe("1. free text: no control characters anywhere, strict patterns where it
   for (const name of STACKS)
     it(`${name}: a line break, NUL, tab or other control character in any free-text field is one error at that field`, () => {
       for (const [field, ok] of textFields(name)) {
-        expect(issuesOf(set(stack(name), field, ok), {}).map((i) => i.path)).not.toContain(
+        expect(issuesOf(setAt(stack(name), field, ok), {}).map((i) => i.path)).not.toContain(
           toPath(field),
         );
         for (const b of bad) {
-          const issues = at(issuesOf(set(stack(name), field, `${ok}${b}`)), toPath(field));
+          const issues = at(issuesOf(setAt(stack(name), field, `${ok}${b}`)), toPath(field));
           expect(issues, `${field} with ${JSON.stringify(b)}`).toHaveLength(1);
           expect(issues[0]!.message).toMatch(/control character.*allowed: printable characters/);
         }
-        const blank = at(issuesOf(set(stack(name), field, "   ")), toPath(field));
+        const blank = at(issuesOf(setAt(stack(name), field, "   ")), toPath(field));
         expect(blank.length, `${field} blank`).toBeGreaterThanOrEqual(1);
       }
     });
 
   it("the weights folder and served name take the hub's repo-id rule (huggingface_hub validate_repo_id)", () => {
     const named = (n: string) =>
-      at(issuesOf(set(stack("lab"), "model.custom.name", n)), "model.custom.name");
+      at(issuesOf(setAt(stack("lab"), "model.custom.name", n)), "model.custom.name");
     for (const good of [
       "lab/Qwen2-VL-7B-standin",
       "Qwen2-VL",
@@ -139,7 +128,7 @@ describe("1. the model revision reaches the hub download's command line", () => 
   for (const name of STACKS)
     it(`${name}: a git ref's characters only, even with allowFloatingRevision`, () => {
       const floating = (revision: string) =>
-        set(set(stack(name), "model.revision", revision), "model.allowFloatingRevision", true);
+        setAt(setAt(stack(name), "model.revision", revision), "model.allowFloatingRevision", true);
       for (const bad of ["main; curl x | sh", "$(id)", "v1 .0", "../../etc", "-main"]) {
         const issues = at(issuesOf(floating(bad)), "model.revision");
         expect(issues, bad).toHaveLength(1);
@@ -214,21 +203,24 @@ describe("3. CIDRs: host bits, duplicates, SSH judged by the addresses that reac
   for (const name of AWS)
     it(`${name}: refused with the network address to write, each duplicate, and a wide SSH union`, () => {
       const hostBits = issuesOf(
-        set(set(stack(name), "network.sshCidrs", ["203.0.113.7/24"]), "secrets", APIKEY),
+        setAt(setAt(stack(name), "network.sshCidrs", ["203.0.113.7/24"]), "secrets", APIKEY),
         { secretKeys: KEYS },
       );
       expect(at(hostBits, "network.sshCidrs[0]")[0]!.message).toMatch(
         /host bits set.*write 203\.0\.113\.0\/24.*or 203\.0\.113\.7\/32/,
       );
       const apiHostBits = at(
-        issuesOf(set(set(stack(name), "network.apiCidrs", ["198.51.100.7/8"]), "secrets", APIKEY), {
-          secretKeys: KEYS,
-        }),
+        issuesOf(
+          setAt(setAt(stack(name), "network.apiCidrs", ["198.51.100.7/8"]), "secrets", APIKEY),
+          {
+            secretKeys: KEYS,
+          },
+        ),
         "network.apiCidrs[0]",
       );
       expect(apiHostBits[0]!.message).toMatch(/write 198\.0\.0\.0\/8/);
       const dup = issuesOf(
-        set(stack(name), "network.sshCidrs", [
+        setAt(stack(name), "network.sshCidrs", [
           "203.0.113.0/24",
           "198.51.100.9/32",
           "203.0.113.0/24",
@@ -238,15 +230,15 @@ describe("3. CIDRs: host bits, duplicates, SSH judged by the addresses that reac
       expect(dup[0]!.message).toMatch(/repeats entry \[0\].*InvalidPermission\.Duplicate/);
       // 198.0.0.0/8 holds the reserved 198.18.0.0/15 and stays under the world's /8: still 16.6 M.
       const wide = at(
-        issuesOf(set(stack(name), "network.sshCidrs", ["198.0.0.0/8"])),
+        issuesOf(setAt(stack(name), "network.sshCidrs", ["198.0.0.0/8"])),
         "network.sshCidrs",
       );
       expect(wide[0]!.message).toMatch(/16,646,144 public addresses reach SSH; allowed: at most/);
       expect(
-        at(issuesOf(set(stack(name), "network.sshCidrs", ["203.0.0.0/15"])), "network.sshCidrs"),
+        at(issuesOf(setAt(stack(name), "network.sshCidrs", ["203.0.0.0/15"])), "network.sshCidrs"),
       ).toHaveLength(1);
       for (const ok of [["203.0.113.7/32"], ["203.0.0.0/16"], ["10.0.0.0/8", "203.0.113.0/24"]])
-        expect(issuesOf(set(stack(name), "network.sshCidrs", ok)), ok.join()).toEqual([]);
+        expect(issuesOf(setAt(stack(name), "network.sshCidrs", ok)), ok.join()).toEqual([]);
     });
 });
 
@@ -352,7 +344,7 @@ describe("extraArgs around the rendered flags (items 4–8)", () => {
 describe("the plan combines its facts (items 9–13)", () => {
   for (const name of STACKS)
     it(`${name}: 9. a context shorter than one full-size image is refused`, () => {
-      const s = set(set(stack(name), "vllm.maxModelLen", 1024), "vllm.imageLimit", 1);
+      const s = setAt(setAt(stack(name), "vllm.maxModelLen", 1024), "vllm.imageLimit", 1);
       const issues = at(issuesOf(s), "vllm.maxModelLen");
       expect(issues[0]!.message).toMatch(
         /one image at maxPixels \d+ is \d+ visual tokens, more than the whole context.*raise vllm\.maxModelLen to ≥ \d+/,
@@ -361,18 +353,18 @@ describe("the plan combines its facts (items 9–13)", () => {
 
   for (const name of AWS)
     it(`${name}: 10. installDriver false on an image without the driver`, () => {
-      const s = set(
-        set(stack(name), "provisioning.installDriver", false),
+      const s = setAt(
+        setAt(stack(name), "provisioning.installDriver", false),
         "target.ami",
         "ubuntu-22.04",
       );
       expect(at(issuesOf(s), "provisioning.installDriver")[0]!.message).toMatch(
         /ubuntu-22\.04 has no NVIDIA driver/,
       );
-      expect(issuesOf(set(stack(name), "provisioning.installDriver", false))).toEqual([]);
+      expect(issuesOf(setAt(stack(name), "provisioning.installDriver", false))).toEqual([]);
       expect(
         issuesOf(
-          set(set(s, "target.amiId", "ami-0123456789abcdef0"), "target.ami", "ubuntu-22.04"),
+          setAt(setAt(s, "target.amiId", "ami-0123456789abcdef0"), "target.ami", "ubuntu-22.04"),
         ),
       ).toEqual([]);
     });
@@ -384,7 +376,7 @@ describe("the plan combines its facts (items 9–13)", () => {
         s["model"]!["id"] === "Qwen/Qwen2-VL-72B-Instruct"
           ? "Qwen/Qwen2-VL-7B-Instruct"
           : "Qwen/Qwen2-VL-72B-Instruct";
-      const issues = at(issuesOf(set(s, "model.id", other)), "model.revision");
+      const issues = at(issuesOf(setAt(s, "model.id", other)), "model.revision");
       expect(issues[0]!.message).toMatch(
         new RegExp(
           `is a commit of Qwen/Qwen2-VL-\\d+B-Instruct, not of ${other.replace(/[/.]/g, "\\$&")}`,
@@ -426,7 +418,7 @@ describe("the plan combines its facts (items 9–13)", () => {
 
   for (const name of STACKS)
     it(`${name}: 13. a file: secret that is not there, when the caller can look`, () => {
-      const s = set(stack(name), "secrets.hfToken", "file:/nonexistent/qwen-vl/hf-token");
+      const s = setAt(stack(name), "secrets.hfToken", "file:/nonexistent/qwen-vl/hf-token");
       const issues = at(issuesOf(s, { fileExists: () => false }), "secrets.hfToken");
       expect(issues[0]!.message).toMatch(
         /\/nonexistent\/qwen-vl\/hf-token, which is not a readable file/,
@@ -448,7 +440,7 @@ describe("14. hosts", () => {
         ["host_name.example", /allowed: an IPv4 or IPv6 address or a DNS name/],
       ] as const) {
         const issues = at(
-          issuesOf(set(stack(name), "target.hosts.0.address", address)),
+          issuesOf(setAt(stack(name), "target.hosts.0.address", address)),
           "target.hosts[0].address",
         );
         expect(issues, address).toHaveLength(1);
@@ -456,13 +448,15 @@ describe("14. hosts", () => {
       }
       for (const ok of ["gpu-box.example.com", "2001:db8::10", "192.0.2.99"])
         expect(
-          at(issuesOf(set(stack(name), "target.hosts.0.address", ok)), "target.hosts[0].address"),
+          at(issuesOf(setAt(stack(name), "target.hosts.0.address", ok)), "target.hosts[0].address"),
           ok,
         ).toEqual([]);
-      const port = issuesOf(set(set(stack(name), "target.hosts.0.port", 2222), "vllm.port", 2222));
+      const port = issuesOf(
+        setAt(setAt(stack(name), "target.hosts.0.port", 2222), "vllm.port", 2222),
+      );
       expect(at(port, "vllm.port")[0]!.message).toMatch(/SSH port/);
       const pub = at(
-        issuesOf(set(stack(name), "target.sshPrivateKeyPath", "~/.ssh/id_ed25519.pub")),
+        issuesOf(setAt(stack(name), "target.sshPrivateKeyPath", "~/.ssh/id_ed25519.pub")),
         "target.sshPrivateKeyPath",
       );
       expect(pub[0]!.message).toMatch(/public half \(\.pub\)/);
@@ -473,19 +467,19 @@ describe("14. hosts", () => {
     const dup = hosts();
     dup[2]!["address"] = dup[0]!["address"];
     expect(
-      at(issuesOf(set(stack("lab"), "target.hosts", dup)), "target.hosts[2].address")[0]!.message,
+      at(issuesOf(setAt(stack("lab"), "target.hosts", dup)), "target.hosts[2].address")[0]!.message,
     ).toMatch(/is hosts\[0\]'s address and port too/);
     const priv = hosts();
     priv[1]!["privateAddress"] = "10.77.0.11";
     expect(
-      at(issuesOf(set(stack("lab"), "target.hosts", priv)), "target.hosts[1].privateAddress")[0]!
+      at(issuesOf(setAt(stack("lab"), "target.hosts", priv)), "target.hosts[1].privateAddress")[0]!
         .message,
     ).toMatch(/hosts\[0\] has inside the cluster/);
     for (const loop of ["127.0.0.1", "localhost", "::1"]) {
       const l = hosts();
       l[1]!["address"] = loop;
       expect(
-        at(issuesOf(set(stack("lab"), "target.hosts", l)), "target.hosts[1].address")[0]!.message,
+        at(issuesOf(setAt(stack("lab"), "target.hosts", l)), "target.hosts[1].address")[0]!.message,
         loop,
       ).toMatch(/loopback address/);
     }
@@ -494,9 +488,9 @@ describe("14. hosts", () => {
     tunnel[1]!["address"] = "127.0.0.1";
     tunnel[1]!["port"] = 2201;
     tunnel[1]!["privateAddress"] = "10.77.0.12";
-    expect(issuesOf(set(stack("lab"), "target.hosts", tunnel))).toEqual([]);
+    expect(issuesOf(setAt(stack("lab"), "target.hosts", tunnel))).toEqual([]);
     // One node: loopback is where it is.
-    expect(issuesOf(set(stack("lab-single"), "target.hosts.0.address", "127.0.0.1"))).toEqual([]);
+    expect(issuesOf(setAt(stack("lab-single"), "target.hosts.0.address", "127.0.0.1"))).toEqual([]);
   });
 });
 
@@ -516,18 +510,18 @@ describe("15. AWS", () => {
     it(`${name}: zone letters, certificate region and shape, spot floor, Capacity Block types, ECDSA keys`, () => {
       // Other partitions are served (every ARN is the stack's partition: test/aws.test.ts GovCloud).
       expect(
-        at(issuesOf(set(stack(name), "target.region", "us-gov-west-1")), "target.region"),
+        at(issuesOf(setAt(stack(name), "target.region", "us-gov-west-1")), "target.region"),
       ).toEqual([]);
       expect(
         at(
-          issuesOf(set(stack(name), "target.availabilityZone", "us-east-1g")),
+          issuesOf(setAt(stack(name), "target.availabilityZone", "us-east-1g")),
           "target.availabilityZone",
         )[0]!.message,
       ).toMatch(/no region has a zone "g"/);
-      expect(issuesOf(set(stack(name), "target.availabilityZone", "us-east-1f"))).toEqual([]);
+      expect(issuesOf(setAt(stack(name), "target.availabilityZone", "us-east-1f"))).toEqual([]);
       const cert = (arn: string) =>
         at(
-          issuesOf(set(set(stack(name), "network.certificateArn", arn), "target.replicas", 2)),
+          issuesOf(setAt(setAt(stack(name), "network.certificateArn", arn), "target.replicas", 2)),
           "network.certificateArn",
         );
       expect(
@@ -543,13 +537,13 @@ describe("15. AWS", () => {
       ).toEqual([]);
       const spot = (p: number) =>
         at(
-          issuesOf(set(stack(name), "target.spot", { enabled: true, maxPriceUsdPerHour: p })),
+          issuesOf(setAt(stack(name), "target.spot", { enabled: true, maxPriceUsdPerHour: p })),
           "target.spot.maxPriceUsdPerHour",
         );
       expect(spot(0.0005)[0]!.message).toMatch(/below EC2's lowest spot price, USD 0\.001/);
       expect(spot(0.001)).toEqual([]);
-      const block = set(
-        set(stack(name), "target.capacityBlock", true),
+      const block = setAt(
+        setAt(stack(name), "target.capacityBlock", true),
         "target.capacityReservationId",
         "cr-0123456789abcdef0",
       );
@@ -560,13 +554,13 @@ describe("15. AWS", () => {
           /not sold as Capacity Blocks.*p5\.48xlarge/,
         );
       const ecdsa = at(
-        issuesOf(set(stack(name), "target.sshPublicKey", keyLine("ecdsa-sha2-nistp256", 80))),
+        issuesOf(setAt(stack(name), "target.sshPublicKey", keyLine("ecdsa-sha2-nistp256", 80))),
         "target.sshPublicKey",
       );
       expect(ecdsa[0]!.message).toMatch(/ECDSA key, which EC2 does not import/);
-      expect(issuesOf(set(stack(name), "target.sshPublicKey", keyLine("ssh-ed25519", 36)))).toEqual(
-        [],
-      );
+      expect(
+        issuesOf(setAt(stack(name), "target.sshPublicKey", keyLine("ssh-ed25519", 36))),
+      ).toEqual([]);
     });
 });
 
@@ -595,7 +589,7 @@ describe("first contact 9, 17, 19", () => {
         ["provisioning.pythonIndexUrl", "https://pypi.example.com/simple?a=1&api_key=abc"],
         ["provisioning.mirrorUrl", "https://blob.example.net/m/{repo}?sv=2024&sig=abc"],
       ]) {
-        const s = set(stack(name), field!, url);
+        const s = setAt(stack(name), field!, url);
         if (field === "provisioning.pythonIndexUrl") delete s["provisioning"]!["pythonFindLinks"];
         const issues = at(issuesOf(s), field!);
         expect(issues, url).toHaveLength(1);
@@ -608,17 +602,20 @@ describe("first contact 9, 17, 19", () => {
         "https://hub.example.com/?tokenizer=fast",
       ])
         expect(
-          at(issuesOf(set(stack(name), "provisioning.hfEndpoint", url)), "provisioning.hfEndpoint"),
+          at(
+            issuesOf(setAt(stack(name), "provisioning.hfEndpoint", url)),
+            "provisioning.hfEndpoint",
+          ),
           url,
         ).toEqual([]);
     });
 
   for (const name of AWS)
     it(`${name}: 19. an API open to any CIDR needs secrets.apiKey`, () => {
-      const s = set(stack(name), "network.apiCidrs", ["203.0.113.0/24"]);
+      const s = setAt(stack(name), "network.apiCidrs", ["203.0.113.0/24"]);
       expect(at(issuesOf(s), "secrets.apiKey")[0]!.message).toMatch(
         /required when network\.apiCidrs opens the API \(203\.0\.113\.0\/24\)/,
       );
-      expect(issuesOf(set(s, "secrets", APIKEY), { secretKeys: KEYS })).toEqual([]);
+      expect(issuesOf(setAt(s, "secrets", APIKEY), { secretKeys: KEYS })).toEqual([]);
     });
 });

@@ -3,6 +3,7 @@
  * model, card, parallelism and knobs.
  */
 import fc from "fast-check";
+import { setAt } from "./support/plans";
 import { describe, expect, it } from "vitest";
 import { GPUS } from "../catalogs/gpus";
 import { MODELS } from "../catalogs/models";
@@ -168,17 +169,6 @@ function issuesOf(raw: RawStack): Issue[] {
   }
 }
 
-/** Sets a value at "section.key[.index]" (arrays where the next key is a number). */
-function setAt(raw: RawStack, path: string, value: unknown): RawStack {
-  const keys = path.split(".");
-  let cur: Record<string, unknown> = raw;
-  keys.slice(0, -1).forEach((k, i) => {
-    cur[k] ??= /^\d+$/.test(keys[i + 1]!) ? [] : {};
-    cur = cur[k] as Record<string, unknown>;
-  });
-  cur[keys[keys.length - 1]!] = value;
-  return raw;
-}
 const issuePath = (p: string) => p.replace(/\.(\d+)(?=\.|$)/g, "[$1]");
 
 /** Free-text fields that reach a node, a path or a command line, with a valid value each. */

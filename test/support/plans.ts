@@ -93,3 +93,19 @@ export const SINGLE_GPU_7B_SETUP: Setup = setupFor(
     enforceEager: true,
   },
 );
+
+/** Sets `value` at a dotted path of raw stack sections ("target.hosts.0.address"; arrays where the next key is a number). */
+export function setAt<T extends Record<string, Record<string, unknown>>>(
+  raw: T,
+  path: string,
+  value: unknown,
+): T {
+  const keys = path.split(".");
+  let cur: Record<string, unknown> = raw;
+  keys.slice(0, -1).forEach((k, i) => {
+    cur[k] ??= /^\d+$/.test(keys[i + 1]!) ? [] : {};
+    cur = cur[k] as Record<string, unknown>;
+  });
+  cur[keys[keys.length - 1]!] = value;
+  return raw;
+}
