@@ -168,7 +168,13 @@ export const OPERATOR_IAM: Readonly<Record<string, readonly string[]>> = {
   "aws:ec2/getCapacityBlockReservation:getCapacityBlockReservation": [
     "ec2:DescribeCapacityReservations",
   ],
-  "aws:servicequotas/getServiceQuota:getServiceQuota": ["servicequotas:GetServiceQuota"],
+  // The provider's data source reads the default first, and lists them for a lookup by name
+  // (terraform-provider-aws, servicequotas service_quota_data_source.go).
+  "aws:servicequotas/getServiceQuota:getServiceQuota": [
+    "servicequotas:GetServiceQuota",
+    "servicequotas:GetAWSDefaultServiceQuota",
+    "servicequotas:ListAWSDefaultServiceQuotas",
+  ],
   // Needs no permission: the partition is the provider's own.
   "aws:index/getPartition:getPartition": [],
 };

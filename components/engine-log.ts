@@ -17,9 +17,10 @@ export interface ProgressLogger {
 const MAX_LINE = 300;
 
 export function progressLogger(urn: string | undefined, label: string): ProgressLogger {
-  const address = process.argv[2];
-  if (!urn || !address || !/^[\w.-]+:\d+$/.test(address))
-    return { line: () => undefined, close: async () => undefined };
+  // The engine's address is the provider's last argument: flags (-v, --logtostderr, --tracing)
+  // come before it (the engine's plugin arguments).
+  const address = [...process.argv.slice(2)].reverse().find((a) => /^[\w.-]+:\d+$/.test(a));
+  if (!urn || !address) return { line: () => undefined, close: async () => undefined };
   const grpc = require("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
   const engrpc = require("@pulumi/pulumi/proto/engine_grpc_pb.js");
   const engproto = require("@pulumi/pulumi/proto/engine_pb.js");

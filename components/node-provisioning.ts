@@ -20,6 +20,7 @@ import {
   type StepId,
 } from "../provisioning/render";
 import { NODE_ETC, NODE_HOME, NODE_STATE } from "../plan/layout";
+import { stepUndoCommand } from "../provisioning/resource-diffs";
 import { RemoteStep } from "./remote-step";
 
 export interface ProvisionedNode {
@@ -206,7 +207,7 @@ export class NodeProvisioning extends pulumi.ComponentResource {
             node: n.name,
             step: spec.id,
             create: `bash ${NODE_HOME}/bin/${spec.id}.sh`,
-            ...(undo ? { delete: `bash ${NODE_HOME}/bin/undo.sh ${spec.id}` } : {}),
+            ...(undo ? { delete: stepUndoCommand(`${NODE_HOME}/bin/undo.sh`, spec.id) } : {}),
             triggers: pulumi
               .all([triggers, spec.usesSecrets && secretsDigest ? secretsDigest : ""])
               .apply(([t, s]) => [

@@ -122,7 +122,11 @@ const provider: pulumi.dynamic.ResourceProvider = {
       ...olds.connection,
       hostKeys: [...loadRemote().targetHostKeys(olds.connection)],
     } as Connection;
-    await loadRemote().undoStep({ ...olds, connection });
+    await loadRemote().undoStep({
+      ...olds,
+      delete: loadDiffs().storedUndoCommand(olds.delete),
+      connection,
+    });
   },
 };
 

@@ -13,6 +13,7 @@ import type { HostConfig, HostsTarget } from "../config/schema";
 import { PROJECT_ROOT } from "../config/stack-file";
 import type { Plan, PlanNode } from "../plan";
 import { NODE_HOME } from "../plan/layout";
+import { asRoot } from "./remote";
 import { connect, exec, type SshTarget } from "./ssh";
 
 /** What must be right on this machine before any node is touched (keys, known hosts): every problem at once. */
@@ -209,8 +210,9 @@ export async function verifyNodes(
     plan.nodes.map(async (n): Promise<NodeCheck[]> => {
       const base = { node: n.name, role: n.role };
       let ssh: NodeSSH;
+      const t = target(n);
       try {
-        ssh = await connect(target(n), 6);
+        ssh = await connect(t, 6);
       } catch (e) {
         return [{ ...base, check: "ssh", ok: false, detail: (e as Error).message }];
       }
@@ -218,7 +220,12 @@ export async function verifyNodes(
         const script = `${NODE_HOME}/bin/verify.sh`;
         const r = await exec(
           ssh,
-          `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: deploy first (npm run pulumi -- up --stack <stack> --yes)'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
+          // As root, as the steps ran (an AWS image's login is ubuntu or admin): verify.sh reads the
+          // root-only secrets file and runs checks as the service account (runuser).
+          asRoot(
+            t.user,
+            `test -x ${script} || { echo 'CHECK provisioned FAIL ${script} is missing: deploy first (npm run pulumi -- up --stack <stack> --yes)'; exit 1; }; ${opts.full ? "VERIFY_FULL=1 " : ""}bash ${script}`,
+          ),
         );
         const checks = r.stdout
           .split("\n")

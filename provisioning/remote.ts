@@ -130,14 +130,18 @@ function runId(step: string): string {
  * setsid + nohup where systemd does not run. Idempotent per run id: launching again after a dropped
  * link never starts it twice. Pure (the shell text).
  */
-export function launchScript(id: string): string {
+export function launchScript(id: string, step = "step"): string {
   const d = `${RUN_DIR}/${id}`;
+  const lock = `/run/lock/qwen-vl-step-${step.replace(/[^A-Za-z0-9_-]/g, "_")}.lock`;
   // The wrapper is a file, not a command line: systemd-run's command line is expanded by systemd
   // ("$$" becomes "$", $NAME and %-specifiers are substituted: systemd.service(5) Command lines).
   // The exit status is written after the output is complete.
   const wrapper = [
     'd="$(dirname "$0")"',
     'echo $$ > "$d/pid"',
+    // One run of a step at a time on a node: a run left going by an aborted `pulumi up` is waited
+    // for by the next one's (the steps are idempotent: it then changes nothing), never run beside.
+    `if command -v flock >/dev/null 2>&1; then mkdir -p /run/lock; exec 9>${lock}; flock 9; fi`,
     'in=/dev/null; [ -f "$d/in" ] && in="$d/in"',
     'bash "$d/cmd" < "$in" > "$d/log" 2>&1',
     'echo $? > "$d/rc.tmp"; mv "$d/rc.tmp" "$d/rc"; rm -f "$d/in"',
@@ -229,14 +233,18 @@ async function runDetached(
     `umask 077 && install -d -m 0700 ${RUN_DIR} ${d} && cat > ${d}/cmd.tmp && mv ${d}/cmd.tmp ${d}/cmd`,
     command,
   );
-  if (staged.code !== 0) throw new Error(`cannot stage the step on the node: ${staged.stderr}`);
+  const stageFailed = (what: string, r: { stdout: string; stderr: string }) =>
+    new StepFailed(
+      `${args.node}: step ${args.step}: cannot ${what} on ${args.connection.host}: ${`${r.stdout}\n${r.stderr}`.trim()}`,
+      tailOf(`${r.stdout}\n${r.stderr}`),
+    );
+  if (staged.code !== 0) throw stageFailed("stage the step", staged);
   if (stdin !== undefined) {
     const r = await onNode(`umask 077 && cat > ${d}/in.tmp && mv ${d}/in.tmp ${d}/in`, stdin);
-    if (r.code !== 0) throw new Error(`cannot stage the step's input on the node: ${r.stderr}`);
+    if (r.code !== 0) throw stageFailed("stage the step's input", r);
   }
-  const launched = await onNode(launchScript(id));
-  if (!launched.stdout.includes("launched"))
-    throw new Error(`the step did not start on the node: ${launched.stdout}${launched.stderr}`);
+  const launched = await onNode(launchScript(id, args.step));
+  if (!launched.stdout.includes("launched")) throw stageFailed("start the step", launched);
   let offset = 0;
   let output = "";
   const utf8 = new StringDecoder("utf8");
@@ -306,17 +314,24 @@ export async function runStep(args: StepArgs): Promise<StepResult> {
     ) {
       const before = await bootId(at.ssh);
       args.onProgress?.(`rebooting ${args.connection.host} as the step asked`);
-      await exec(at.ssh, asRoot(user, "systemctl reboot")).catch(() => undefined);
+      const asked = await exec(at.ssh, asRoot(user, "systemctl reboot")).catch(() => undefined);
+      // A refusal (an inhibitor, polkit) answers with a status; a link closed by the reboot does not.
+      if (asked && asked.code !== null && asked.code !== 0)
+        throw new StepFailed(
+          `${args.node}: step ${args.step}: ${args.connection.host} refused to reboot (systemctl reboot: exit ${asked.code}): ${asked.stderr.trim()}; reboot it by hand, then run pulumi up again`,
+          asked.stderr.trim(),
+        );
       at.ssh.dispose();
       // The old system may still answer for a moment while it shuts down: wait for the new boot.
-      for (let i = 0; ; i++) {
+      const since = Date.now();
+      for (;;) {
         await new Promise((res) => setTimeout(res, 3000));
         at.ssh = await dial(args, 90);
         if ((await bootId(at.ssh).catch(() => before)) !== before) break;
         at.ssh.dispose();
-        if (i >= 60)
+        if (Date.now() - since > 10 * 60_000)
           throw new StepFailed(
-            `${args.node}: step ${args.step}: ${args.connection.host} did not come back from its reboot within ${(60 * 3) / 60} min of shutting down`,
+            `${args.node}: step ${args.step}: ${args.connection.host} is still on the same boot ${Math.round((Date.now() - since) / 60_000)} min after it was asked to reboot`,
             "",
           );
       }

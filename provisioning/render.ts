@@ -231,6 +231,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       UV_VERSION: TOOL_VERSIONS.uv,
       BOTOCORE_VERSION: TOOL_VERSIONS.botocore,
       ...layoutEnv(),
+      // The steps in order, for undo.sh --bundle to undo what is still recorded, last first.
+      STEP_ORDER: STEPS.map((s) => s.id).join(" "),
       MODEL_ID: plan.model.id,
       REVISION: plan.model.revision,
       MODEL_DIR: plan.model.dir,

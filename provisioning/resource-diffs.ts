@@ -147,3 +147,18 @@ export function consoleHostKeyDiff(
     deleteBeforeReplace: false,
   };
 }
+
+/**
+ * A step's undo command: its step's part of undo.sh, or nothing when undo.sh is gone, because the
+ * bundle's undo ran first and undid every step still recorded (a replaced node: the engine's
+ * delete-before-replace order follows property dependencies, not dependsOn). Pure.
+ */
+export function stepUndoCommand(undoScript: string, step: string): string {
+  return `if [ -f ${undoScript} ]; then bash ${undoScript} ${step}; else echo '[qwen-vl undo ${step}] nothing left to undo: the bundle was undone first, and with it every step'; fi`;
+}
+
+/** A stored undo command, with the guard added to one written by an earlier release. Pure. */
+export function storedUndoCommand(stored: string): string {
+  const m = /^bash (\/\S+\/undo\.sh) ([\w-]+)$/.exec(stored);
+  return m ? stepUndoCommand(m[1]!, m[2]!) : stored;
+}

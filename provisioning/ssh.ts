@@ -86,7 +86,11 @@ export function probePort(host: string, port: number, timeoutMs = 5_000): Promis
   });
 }
 
-export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
+export async function connect(
+  t: SshTarget,
+  attempts = 30,
+  keepalive: { intervalMs: number; countMax: number } = KEEPALIVE,
+): Promise<NodeSSH> {
   const keys = targetHostKeys(t);
   const known = keys.map((k) => Buffer.from(k.split(" ")[1] ?? "", "base64"));
   if (known.length === 0 || known.some((k) => k.length === 0))
@@ -106,14 +110,19 @@ export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
         username: t.user,
         privateKey,
         readyTimeout: 10_000,
-        keepaliveInterval: KEEPALIVE.intervalMs,
-        keepaliveCountMax: KEEPALIVE.countMax,
+        keepaliveInterval: keepalive.intervalMs,
+        keepaliveCountMax: keepalive.countMax,
         algorithms: { serverHostKey: hostKeyAlgorithms(keys) },
         hostVerifier: (key: Buffer) => {
           mismatch = !known.some((k) => key.equals(k));
           return !mismatch;
         },
       } as Parameters<NodeSSH["connect"]>[0]);
+      // node-ssh stops listening for the client's errors once connected; ssh2 then emits a
+      // keepalive timeout or a reset as an unhandled 'error', which throws instead of closing the
+      // socket, and an exec on a dead link would wait for the kernel's TCP timeout (minutes). With a
+      // listener, ssh2 closes the connection and every open exec ends (code null: re-attach).
+      ssh.connection?.on("error", () => undefined);
       return ssh;
     } catch (e) {
       if (mismatch)
@@ -129,7 +138,7 @@ export async function connect(t: SshTarget, attempts = 30): Promise<NodeSSH> {
         throw new SshAuthError(
           `${t.user}@${t.host}:${t.port} refused the key ${keyName}: add its public key to ${t.user}'s ~/.ssh/authorized_keys on the node`,
         );
-      if (/no matching host key format|Handshake failed: no matching/i.test(text))
+      if (/no matching host key format/i.test(text))
         throw new HostKeyMismatch(
           `${t.host}: the server offers none of the known host key types (${[...new Set(keys.map((k) => k.split(" ")[0]))].join(", ")}); refusing to connect`,
         );

@@ -120,8 +120,12 @@ describe("preflight: the root partition and filesystem grown to a larger disk", 
   // "CHANGE:"/"CHANGED:"/"NOCHANGE:" lines), resize2fs's progress lines; each records its call.
   const GiB = 1024 ** 3;
   const small = 4 * 1024 ** 2 + 106 * 1024 ** 2; // BIOS boot + EFI partitions
-  function setup(root = "/dev/nvme0n1p1 ext4 /", device = "nvme0n1p1 part nvme0n1") {
-    const s = sandbox();
+  function setup(
+    root = "/dev/nvme0n1p1 ext4 /",
+    device = "nvme0n1p1 part nvme0n1",
+    nodeEnv: Record<string, string> = {},
+  ) {
+    const s = sandbox(single, "head", ADDR, nodeEnv);
     const disk = join(s.root, "disk");
     mkdirSync(disk, { recursive: true });
     const calls = join(s.root, "calls");
@@ -165,6 +169,15 @@ describe("preflight: the root partition and filesystem grown to a larger disk", 
       reset: () => rmSync(calls, { force: true }),
     };
   }
+
+  it("an existing machine (no planned root volume): space after its root partition is its owner's, left alone", () => {
+    // A hosts stack's node.env names no root volume (render.test checks it).
+    const { run, calls } = setup(undefined, undefined, { ROOT_VOLUME_GIB: "" });
+    const r = run();
+    expect(r.code, r.all).toBe(0);
+    expect(r.out).toMatch(/root volume: an existing machine's partitions are left as they are/);
+    expect(calls()).toBe("");
+  });
 
   it("grows the partition, then the filesystem; a second run finds it full-size and changes nothing", () => {
     const { run, calls, reset } = setup();

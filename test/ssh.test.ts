@@ -23,10 +23,11 @@ import {
   deployKeyDiff,
   stepDiff,
   stepNeedsRun,
+  storedUndoCommand,
   UNKNOWN,
   type StepState,
 } from "../provisioning/resource-diffs";
-import { hostKeyAlgorithms } from "../provisioning/ssh";
+import { connect, exec, hostKeyAlgorithms } from "../provisioning/ssh";
 
 const dir = mkdtempSync(join(tmpdir(), "qwen-vl-ssh-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -263,6 +264,22 @@ describe("the provisioning resources' diffs: unknown inputs (preview) and older 
     expect(stepNeedsRun(legacy, same)).toBe(false);
   });
 
+  it("an undo stored by the earlier release is guarded: nothing to undo once the bundle's undo ran", () => {
+    const legacy = storedUndoCommand("bash /opt/qwen-vl/bin/undo.sh weights");
+    const sh = (cmd: string) =>
+      spawnSync("bash", ["-c", cmd.replaceAll("/opt/qwen-vl", dir)], { encoding: "utf8" });
+    const gone = sh(legacy);
+    expect(gone.status).toBe(0);
+    expect(gone.stdout).toMatch(/\[qwen-vl undo weights\] nothing left to undo/);
+    spawnSync("mkdir", ["-p", join(dir, "bin")]);
+    writeFileSync(join(dir, "bin/undo.sh"), 'echo "undo $1"; exit 4\n');
+    const present = sh(legacy);
+    expect([present.status, present.stdout]).toEqual([4, "undo weights\n"]);
+    expect(storedUndoCommand("rm -f /etc/qwen-vl/secrets.env")).toBe(
+      "rm -f /etc/qwen-vl/secrets.env",
+    );
+  });
+
   it("the deploy key never changes once made; a state that lost it is made again", () => {
     expect(deployKeyDiff({ comment: "c", publicKey: "ssh-ed25519 A", privateKey: "k" })).toEqual({
       changes: false,
@@ -319,4 +336,82 @@ describe("a detached run, its launch and its polls, run by a real shell", () => 
     expect(out).toBe("one\ntwo\n");
     expect(readFileSync(join(d, "cmd.count"), "utf8").trim().split("\n")).toHaveLength(1);
   }, 60_000);
+});
+
+describe("a dead link (no packet answered) is noticed by keepalive and ends the exec", () => {
+  it("an exec over a link that stops carrying bytes ends (code null) instead of hanging", async () => {
+    /* eslint-disable @typescript-eslint/no-require-imports */
+    // ssh2 ships no types: the little of its server this test uses.
+    type Emitter = { on(event: string, fn: (...a: never[]) => void): Emitter };
+    const ssh2 = require("ssh2") as {
+      utils: { generateKeyPairSync(t: "ed25519"): { public: string; private: string } };
+      Server: new (
+        o: { hostKeys: string[] },
+        onClient: (c: Emitter) => void,
+      ) => import("node:net").Server;
+    };
+    const net = require("node:net") as typeof import("node:net");
+    /* eslint-enable @typescript-eslint/no-require-imports */
+    const host = ssh2.utils.generateKeyPairSync("ed25519");
+    const client = ssh2.utils.generateKeyPairSync("ed25519");
+    const server = new ssh2.Server({ hostKeys: [host.private] }, (c) => {
+      c.on("error", () => undefined);
+      c.on("authentication", (ctx: { accept(): void }) => ctx.accept());
+      c.on("ready", () =>
+        c.on("session", (accept: () => Emitter) =>
+          accept().on("exec", (acceptExec: () => { write(s: string): void }) =>
+            acceptExec().write("started\n"),
+          ),
+        ),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+    // A relay in between that stops relaying: a VPN gone, a laptop asleep (no FIN, no RST).
+    let frozen = false;
+    const sockets: import("node:net").Socket[] = [];
+    const relay = net.createServer((down) => {
+      const up = net.connect((server.address() as { port: number }).port, "127.0.0.1");
+      for (const [from, to] of [
+        [down, up],
+        [up, down],
+      ] as const)
+        from.on("data", (b: Buffer) => {
+          if (!frozen) to.write(b);
+        });
+      for (const s of [down, up]) s.on("error", () => undefined);
+      sockets.push(down, up);
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+    try {
+      const ssh = await connect(
+        {
+          host: "127.0.0.1",
+          port: (relay.address() as { port: number }).port,
+          user: "probe",
+          privateKey: client.private,
+          hostKeys: [host.public.trim()],
+        },
+        1,
+        { intervalMs: 200, countMax: 2 },
+      );
+      let started!: () => void;
+      const seen = new Promise<void>((r) => (started = r));
+      const run = exec(ssh, "sleep 1000", { onLine: (l) => l === "started" && started() });
+      await seen;
+      frozen = true;
+      const outcome = await Promise.race([
+        run.then(
+          (r) => `ended ${r.code}`,
+          () => "ended with an error",
+        ),
+        new Promise<string>((r) => setTimeout(() => r("still hanging"), 15_000)),
+      ]);
+      expect(outcome).toMatch(/^ended/);
+      ssh.dispose();
+    } finally {
+      for (const s of sockets) s.destroy();
+      relay.close();
+      server.close();
+    }
+  }, 30_000);
 });

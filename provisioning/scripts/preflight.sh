@@ -48,10 +48,13 @@ fi
 # growpart(1) (cloud-utils), resize2fs(8), xfs_growfs(8). Not undone: a filesystem is not shrunk.
 grow_root() {
   local src fstype fsroot name type pk part disk_bytes parts_bytes free_kib out pending=$QWEN_VL_STATE/root-grow-pending
-  # AWS nodes: the stack's figure (node.env), so that a larger one runs this step again.
-  if [[ -n ${ROOT_VOLUME_GIB:-} ]]; then
-    log "root volume: $ROOT_VOLUME_GIB GiB planned (target.rootVolumeGiB or the plan's own)"
+  # AWS nodes only: the stack's figure (node.env), so that a larger one runs this step again. An
+  # existing host's disk is its owner's: space left after its root partition stays as it is.
+  if [[ -z ${ROOT_VOLUME_GIB:-} ]]; then
+    log "root volume: an existing machine's partitions are left as they are"
+    return 0
   fi
+  log "root volume: $ROOT_VOLUME_GIB GiB planned (target.rootVolumeGiB or the plan's own)"
   if ! read -r src fstype fsroot < <(findmnt -rn -v -o SOURCE,FSTYPE,FSROOT / 2>/dev/null); then
     log "root volume: findmnt cannot read / (no util-linux?): not grown"
     return 0

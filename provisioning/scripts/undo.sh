@@ -63,6 +63,13 @@ undo_ledger() {
 
 case "$step" in
   --bundle)
+    # Every step still recorded, last step first: when a node is replaced (a host moved, an
+    # instance swapped) the engine undoes the bundle before the steps that depend on it only
+    # through ordering (Pulumi's delete-before-replace follows property dependencies), and their
+    # own undo then finds this script gone. Nothing is left behind either way.
+    for s in $(tr ' ' '\n' <<<"$STEP_ORDER" | tac); do
+      [[ -f $QWEN_VL_STATE/ledger/$s ]] && undo_ledger "$s"
+    done
     if [[ $KEEP_WEIGHTS == 1 && -d $MODEL_PARENT ]]; then
       find "$QWEN_VL_STATE" -mindepth 1 -maxdepth 1 ! -path "$MODEL_PARENT" -exec rm -rf {} +
       log "weights kept in $MODEL_PARENT (provisioning.keepWeightsOnDestroy)"
