@@ -108,14 +108,19 @@ for (const version of versions) {
     const kvLimits = `image=${stacks[0]!.plan.imageLimit}`;
     const withValue = (flag: string, v: string) =>
       base.map((a, i) => (i === base.indexOf(flag) + 1 ? v : a));
+    const wantsJson = stacks[0]!.plan.features.limitMmSyntax === "json";
     const wrong: { what: string; argv: string[]; refusal: RegExp }[] = [
-      {
-        what: `--limit-mm-per-prompt ${kvLimits} (the key=value syntax before 0.10.0)`,
-        argv: withValue("--limit-mm-per-prompt", kvLimits),
-        refusal: new RegExp(
-          `^argument --limit-mm-per-prompt: Value ${kvLimits} cannot be converted to <function loads`,
-        ),
-      },
+      ...(wantsJson
+        ? [
+            {
+              what: `--limit-mm-per-prompt ${kvLimits} (the key=value syntax before 0.10.0)`,
+              argv: withValue("--limit-mm-per-prompt", kvLimits),
+              refusal: new RegExp(
+                `^argument --limit-mm-per-prompt: Value ${kvLimits} cannot be converted to <function loads`,
+              ),
+            },
+          ]
+        : []),
       {
         what: "an unknown flag",
         argv: [...base, "--no-such-flag"],
