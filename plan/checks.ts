@@ -112,7 +112,7 @@ export function checkPort(port: number, issues: Issue[]): void {
 }
 
 /** Whether the pinned release has `flag` (its spans in catalogs/vllm-flags.ts). */
-function releaseHas(flag: string, version: ReturnType<typeof parseVersion>): boolean {
+export function releaseHas(flag: string, version: ReturnType<typeof parseVersion>): boolean {
   if (!version) return false;
   return (VLLM_FLAG_SPANS[flag] ?? "").split(",").some((span) => {
     if (!span) return false;
