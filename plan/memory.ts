@@ -224,6 +224,51 @@ export function maxImageTokens(v: VisionTower, maxPixels: number): number {
   return Math.max(1, side) ** 2;
 }
 
+/** Python's round(): halves to even (smart_resize rounds with it). */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The size the Qwen2-VL processor resizes a `width` × `height` image to: each side a multiple of
+ * patch × merge, the area brought within [minPixels, maxPixels] with the aspect ratio kept
+ * (transformers' qwen2_vl image processing `smart_resize`, which vLLM's processor calls).
+ */
+export function smartResize(
+  v: Pick<VisionTower, "patchSize" | "spatialMergeSize">,
+  width: number,
+  height: number,
+  maxPixels: number,
+  minPixels: number = DEFAULT_MIN_PIXELS,
+): { width: number; height: number } {
+  const factor = v.patchSize * v.spatialMergeSize;
+  let h = roundHalfEven(height / factor) * factor;
+  let w = roundHalfEven(width / factor) * factor;
+  if (h * w > maxPixels) {
+    const beta = Math.sqrt((height * width) / maxPixels);
+    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
+    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
+  } else if (h * w < minPixels) {
+    const beta = Math.sqrt(minPixels / (height * width));
+    h = Math.ceil((height * beta) / factor) * factor;
+    w = Math.ceil((width * beta) / factor) * factor;
+  }
+  return { width: w, height: h };
+}
+
+/** Visual tokens (after the merge) of one `width` × `height` image: its smart_resize'd patches. */
+export function imageTokens(
+  v: Pick<VisionTower, "patchSize" | "spatialMergeSize">,
+  width: number,
+  height: number,
+  maxPixels: number,
+  minPixels: number = DEFAULT_MIN_PIXELS,
+): number {
+  const r = smartResize(v, width, height, maxPixels, minPixels);
+  return ((r.width / v.patchSize) * (r.height / v.patchSize)) / v.spatialMergeSize ** 2;
+}
+
 /** Visual tokens of a video of `frames` frames at the largest image size (frames padded to pairs). */
 export function videoTokens(v: VisionTower, maxPixels: number, frames: number): number {
   const padded = frames + (frames % v.temporalPatchSize);

