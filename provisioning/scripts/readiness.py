@@ -122,13 +122,14 @@ def main():
     try:
         reply = json.loads(raw)
         content = reply["choices"][0]["message"]["content"]
-        assert isinstance(content, str) and content.strip(), "empty answer"
+        assert isinstance(content, str) and content, "empty answer"
         assert reply["usage"]["prompt_tokens"] > 0 and reply["usage"]["completion_tokens"] > 0, "no token usage"
         assert reply.get("model") == a.model, f"answered as model {reply.get('model')!r}, expected {a.model!r}"
     except (ValueError, KeyError, IndexError, TypeError, AssertionError) as e:
         print(f"[qwen-vl readiness] FAILED: the answer is not a chat completion ({e}): {raw[:300]!r}", file=sys.stderr)
         return 1
-    answer = content.strip()
+    # Whitespace alone (a random or broken model's newlines) is judged as the garbage it is.
+    answer = content.strip() or content
     problem = judge(answer)
     if problem:
         print(f"[qwen-vl readiness] FAILED: {problem}", file=sys.stderr)
