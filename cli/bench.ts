@@ -40,6 +40,17 @@ export function parseMetrics(text: string): Map<string, number> {
   return out;
 }
 
+/** The counters and histogram sums bench reads from vLLM's /metrics (before and after the run). */
+export const SERVER_METRICS = {
+  requests: "vllm:request_success_total",
+  promptTokens: "vllm:prompt_tokens_total",
+  generationTokens: "vllm:generation_tokens_total",
+  ttftSum: "vllm:time_to_first_token_seconds_sum",
+  ttftCount: "vllm:time_to_first_token_seconds_count",
+  e2eSum: "vllm:e2e_request_latency_seconds_sum",
+  e2eCount: "vllm:e2e_request_latency_seconds_count",
+} as const;
+
 async function scrape(baseUrl: string): Promise<Map<string, number> | undefined> {
   try {
     const r = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -149,7 +160,7 @@ export async function benchCommand(
   const ttft = okResults.map((r) => r.ttftMs ?? r.latencyMs).sort((a, b) => a - b);
   const outputTokens = okResults.reduce((s, r) => s + (r.usage?.completion_tokens ?? 0), 0);
   const delta = (k: string) => (after?.get(k) ?? 0) - (before?.get(k) ?? 0);
-  const serverRequests = delta("vllm:request_success_total");
+  const serverRequests = delta(SERVER_METRICS.requests);
   const result: BenchResult = {
     requests: n,
     concurrency: c,
@@ -170,16 +181,12 @@ export async function benchCommand(
       ? {
           server: {
             requests: serverRequests,
-            promptTokens: delta("vllm:prompt_tokens_total"),
-            generationTokens: delta("vllm:generation_tokens_total"),
+            promptTokens: delta(SERVER_METRICS.promptTokens),
+            generationTokens: delta(SERVER_METRICS.generationTokens),
             meanTtftMs:
-              (delta("vllm:time_to_first_token_seconds_sum") /
-                Math.max(1, delta("vllm:time_to_first_token_seconds_count"))) *
-              1000,
+              (delta(SERVER_METRICS.ttftSum) / Math.max(1, delta(SERVER_METRICS.ttftCount))) * 1000,
             meanE2eMs:
-              (delta("vllm:e2e_request_latency_seconds_sum") /
-                Math.max(1, delta("vllm:e2e_request_latency_seconds_count"))) *
-              1000,
+              (delta(SERVER_METRICS.e2eSum) / Math.max(1, delta(SERVER_METRICS.e2eCount))) * 1000,
           },
         }
       : {}),
