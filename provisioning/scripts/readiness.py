@@ -32,6 +32,10 @@ def png(width, height, rgb):
 # enough: Qwen2-family models in float16 overflow on GPUs without bf16 (T4, V100) and answer runs of
 # "!" (Qwen2-VL issues; vLLM's docs on dtype), which /health and the OpenAI schema both accept.
 EXPECTED_COLOUR = "red"
+# The gate's request: this image (width, height, RGB) and this question, asked at temperature 0.
+IMAGE = (64, 48, (220, 30, 30))
+QUESTION = "What is the main colour of this image? Answer in one word."
+MAX_TOKENS = 16
 
 
 def judge(answer):
@@ -95,7 +99,7 @@ def main():
         time.sleep(2)
     print(f"[qwen-vl readiness] /health is 200 after {a.timeout - (deadline - time.monotonic()):.1f} s")
 
-    image = "data:image/png;base64," + base64.b64encode(png(64, 48, (220, 30, 30))).decode()
+    image = "data:image/png;base64," + base64.b64encode(png(*IMAGE)).decode()
     body = {
         "model": a.model,
         "messages": [
@@ -103,11 +107,11 @@ def main():
                 "role": "user",
                 "content": [
                     {"type": "image_url", "image_url": {"url": image}},
-                    {"type": "text", "text": "What is the main colour of this image? Answer in one word."},
+                    {"type": "text", "text": QUESTION},
                 ],
             }
         ],
-        "max_tokens": 16,
+        "max_tokens": MAX_TOKENS,
         "temperature": 0,
     }
     started = time.monotonic()
