@@ -19,7 +19,8 @@ weights must then answer it greedily, or the script fails.
 
 Deterministic (one thread, deterministic kernels): the same arguments write byte-identical files.
 Prints the directory's dimensions as one JSON line (what a test feeds the planner). Idempotent: a
-directory written by the same script with the same arguments is left as it is (its stamp).
+directory written by the same script with the same arguments (and, trained, the same readiness.py)
+is left as it is (its stamp).
 """
 
 import argparse
@@ -335,9 +336,13 @@ def main() -> int:
         from readiness import EXPECTED_COLOUR
 
         a.answer = EXPECTED_COLOUR
-    torch_threads()
-    with open(__file__, "rb") as f:
-        stamp = f"{hashlib.sha256(f.read()).hexdigest()} seed={a.seed} answer={a.answer!r}\n"
+    # What the files follow from: this script, its arguments and, when trained, the gate's request.
+    made_from = [__file__] + ([os.path.join(SCRIPTS, "readiness.py")] if a.answer is not None else [])
+    digest = hashlib.sha256()
+    for path in made_from:
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    stamp = f"{digest.hexdigest()} seed={a.seed} answer={a.answer!r}\n"
     stamp_path = os.path.join(a.out, ".made-by")
     summary_path = os.path.join(a.out, "tiny-summary.json")
     if os.path.exists(stamp_path) and os.path.exists(summary_path):
@@ -349,6 +354,7 @@ def main() -> int:
     tmp = a.out.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
+    torch_threads()
     summary = write(tmp, a.seed, a.answer)
     with open(os.path.join(tmp, "tiny-summary.json"), "w") as f:
         json.dump(summary, f, sort_keys=True)
