@@ -16,13 +16,13 @@
  * x86_64): the lab installs what a real node installs, but for vLLM and its GPU stack.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PROJECT_ROOT, defaultLockPath, lockRequirements } from "../catalogs/locks";
 import { AMIS } from "../catalogs/amis";
-import { TOOL_VERSIONS } from "../catalogs/tools";
 import { readLockFile, writeLockIndex } from "../provisioning/python-lock";
+import { ensureUv } from "./uv";
 import { DEFAULT_VLLM_VERSION, VLLM_RELEASES, parseVersion, vllmFeatures } from "../catalogs/vllm";
 
 export function labLockPath(vllmVersion: string): string {
@@ -45,22 +45,6 @@ function run(
   return r.stdout;
 }
 
-/** uv at the nodes' pinned version, in a virtual environment of its own under node_modules/.cache. */
-function ensureUv(): string {
-  const venv = join(PROJECT_ROOT, "node_modules", ".cache", `uv-${TOOL_VERSIONS.uv}`);
-  const uv = join(venv, "bin", "uv");
-  if (!existsSync(uv)) {
-    run("python3", ["-m", "venv", venv]);
-    run(join(venv, "bin", "pip"), [
-      "install",
-      "--quiet",
-      "--disable-pip-version-check",
-      `uv==${TOOL_VERSIONS.uv}`,
-    ]);
-  }
-  return uv;
-}
-
 function main(argv: string[]): void {
   if (argv.includes("--index")) {
     process.stdout.write(`${writeLockIndex()}\n`);
@@ -72,7 +56,7 @@ function main(argv: string[]): void {
   const parsed = parseVersion(version);
   if (!parsed) fail(`"${version}" is not a vLLM version (e.g. ${DEFAULT_VLLM_VERSION})`);
   const features = vllmFeatures(parsed, 8.0);
-  const uv = ensureUv();
+  const uv = ensureUv(join(PROJECT_ROOT, "node_modules", ".cache"), "python3", run);
   const work = mkdtempSync(join(tmpdir(), "qwen-vl-lock-"));
   try {
     const requirements = join(work, "requirements.in");

