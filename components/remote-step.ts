@@ -130,8 +130,10 @@ const provider: pulumi.dynamic.ResourceProvider = {
   },
 };
 
+/** The module of this file's resource types. */
+const MODULE = "qwen-vl-deploy";
 /** The step's resource type as the engine knows it (pulumi.dynamic.Resource's naming). */
-const REMOTE_STEP_TYPE = "pulumi-nodejs:dynamic/qwen-vl-deploy:RemoteStep";
+const REMOTE_STEP_TYPE = `pulumi-nodejs:dynamic/${MODULE}:RemoteStep`;
 
 /**
  * A step's URN, as a plain promise: an Output of the parent's URN would make the step depend on its
@@ -173,7 +175,7 @@ export class RemoteStep extends pulumi.dynamic.Resource {
         tail: undefined,
       },
       { ...opts, deleteBeforeReplace: true },
-      "qwen-vl-deploy",
+      MODULE,
       "RemoteStep",
     );
   }
@@ -212,7 +214,7 @@ export class DeployKey extends pulumi.dynamic.Resource {
       name,
       { comment: `qwen-vl-deploy ${name}`, publicKey: undefined, privateKey: undefined },
       { ...opts, additionalSecretOutputs: ["privateKey"] },
-      "qwen-vl-deploy",
+      MODULE,
       "DeployKey",
     );
   }
@@ -253,7 +255,7 @@ export class ConsoleHostKey extends pulumi.dynamic.Resource {
       name,
       { ...args, hostKeys: undefined },
       opts,
-      "qwen-vl-deploy",
+      MODULE,
       "ConsoleHostKey",
     );
   }
