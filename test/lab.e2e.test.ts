@@ -29,7 +29,7 @@ import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
 import type { NodeCheck } from "../provisioning/hosts";
-import { runStep, StepFailed } from "../provisioning/remote";
+import { RUN_DIR, runStep, StepFailed } from "../provisioning/remote";
 import { verifyCommand } from "../cli/verify";
 import { NODE_HOME, SERVICE_USER } from "../plan/layout";
 import { connect, exec } from "../provisioning/ssh";
@@ -221,7 +221,8 @@ const SINGLE_STEPS = [
 ].map((s) => `lab-single-lab-n4-${s}`);
 /** What a node holds of the deployment; empty once destroyed. */
 const LEFT_ON_NODE =
-  "ls -d /opt/qwen-vl /etc/qwen-vl /var/lib/qwen-vl /run/qwen-vl-steps 2>/dev/null; id -u qwen-vl 2>/dev/null; ls /etc/systemd/system | grep qwen-vl; systemctl is-enabled prometheus prometheus-node-exporter 2>/dev/null | grep -x enabled; dpkg-query -W -f='${db:Status-Abbrev}\\n' | grep -c '^ii'";
+  `ls -d /opt/qwen-vl /etc/qwen-vl /var/lib/qwen-vl ${RUN_DIR} 2>/dev/null; ` +
+  "id -u qwen-vl 2>/dev/null; ls /etc/systemd/system | grep qwen-vl; systemctl is-enabled prometheus prometheus-node-exporter 2>/dev/null | grep -x enabled; dpkg-query -W -f='${db:Status-Abbrev}\\n' | grep -c '^ii'";
 const before: Record<string, string> = {};
 
 describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
@@ -521,8 +522,10 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           },
           node: "lab-n4",
           step: "cut-link",
+          // Three ticks, then it waits (bounded) for the test to have cut the link, then nine more:
+          // the cut lands mid-run however busy the machine is.
           create:
-            "echo run >> /root/cut-link-runs; for i in $(seq 1 12); do echo tick $i; sleep 1; done; echo 'RESULT changed'",
+            "echo run >> /root/cut-link-runs; for i in 1 2 3; do echo tick $i; done; for _ in $(seq 1 600); do [ -f /root/cut-link-go ] && break; sleep 0.2; done; for i in $(seq 4 12); do echo tick $i; sleep 0.2; done; echo 'RESULT changed'",
           onProgress: (l) => lines.push(l),
         });
         await waitFor("the step's third tick", 60_000, async () => lines.includes("tick 3"));
@@ -532,6 +535,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
           killSessions(lab.pid),
         );
         expect(killed).toBeGreaterThan(0);
+        await onNode("lab-n4", "touch /root/cut-link-go");
         const r = await check("cut link: the step is re-attached and finishes", () => run);
         expect(r.reattached).toBeGreaterThanOrEqual(1);
         expect(r.tail).toMatch(/tick 12\nRESULT changed$/);
@@ -542,11 +546,12 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         expect(lines.filter((l) => /^tick \d+$/.test(l))).toEqual(
           Array.from({ length: 12 }, (_, i) => `tick ${i + 1}`),
         );
-        const runs = await onNode("lab-n4", "cat /root/cut-link-runs; rm -f /root/cut-link-runs");
-        expect(runs.stdout.trim().split("\n")).toEqual(["run"]);
-        expect((await onNode("lab-n4", "ls -A /run/qwen-vl-steps 2>&1")).stdout).toMatch(
-          /No such file|^$/,
+        const runs = await onNode(
+          "lab-n4",
+          "cat /root/cut-link-runs; rm -f /root/cut-link-runs /root/cut-link-go",
         );
+        expect(runs.stdout.trim().split("\n")).toEqual(["run"]);
+        expect((await onNode("lab-n4", `ls -A ${RUN_DIR} 2>&1`)).stdout).toMatch(/No such file|^$/);
       },
       MAX,
     );

@@ -17,6 +17,7 @@ import {
   launchScript,
   parseConsoleHostKeys,
   pollScript,
+  RUN_DIR,
 } from "../provisioning/remote";
 import {
   consoleHostKeyDiff,
@@ -304,7 +305,7 @@ describe("the provisioning resources' diffs: unknown inputs (preview) and older 
 describe("a detached run, its launch and its polls, run by a real shell", () => {
   // The scripts run on the node as root; here under a private RUN_DIR-like folder by substitution.
   const sh = (script: string) =>
-    spawnSync("bash", ["-c", script.replaceAll("/run/qwen-vl-steps", join(dir, "steps"))], {
+    spawnSync("bash", ["-c", script.replaceAll(RUN_DIR, join(dir, "steps"))], {
       encoding: "utf8",
       env: { ...process.env, PATH: process.env["PATH"]! },
     });
