@@ -914,7 +914,7 @@ describe("weights from a mirror (aria2c), verified by sha256", () => {
     } finally {
       await stalling.stop();
     }
-  });
+  }, 120_000);
 
   it("a missing mirror is a clear error", () => {
     const s = sandbox(single, "head", ADDR, {
