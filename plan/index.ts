@@ -173,6 +173,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     imageLimit: m.vision ? v.imageLimit : 0,
     videoLimit: m.vision ? v.videoLimit : 0,
     maxPixels: effectiveMaxPixels(v),
+    maxPixelsSet: v.maxPixels !== undefined,
     enforceEager: v.enforceEager,
     blockSize: v.blockSize,
     ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),
