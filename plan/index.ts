@@ -43,7 +43,13 @@ import {
 } from "./input-checks";
 
 export * from "./types";
-export { planMemory, profileEncoder, type EncoderProfile } from "./profile";
+export {
+  batchSizes,
+  modelledEncoderProfile,
+  planMemory,
+  profileEncoder,
+  type EncoderProfile,
+} from "./profile";
 export {
   allowedTensorParallelSizes,
   quantizationLabel,
