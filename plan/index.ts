@@ -15,10 +15,17 @@ import { DTYPE_BYTES, GiB, checkpointBytes, effectiveMaxPixels, round, type Dtyp
 import { resolveModel } from "./model";
 import { modelDir, repoFolder } from "./layout";
 import { renderVllmArgs } from "./vllm-args";
-import type { Plan, PlanDraft, PlanOptions, PlanPreview, Setup } from "./types";
-import { planMemory } from "./profile";
+import type { Plan, PlanDraft, PlanOptions, PlanPreview, PythonEnvPlan, Setup } from "./types";
+import { planMemory, plannedKvCache } from "./profile";
 import { quantizationLabel } from "./parallel";
-import { checkRootVolume, diskBudget, resolveHardware, planNodes, planPorts } from "./hardware";
+import {
+  checkRootVolume,
+  diskBudget,
+  resolveHardware,
+  planNodes,
+  planPorts,
+  type EnvironmentKind,
+} from "./hardware";
 import {
   checkNetworkAndSecrets,
   checkPort,
@@ -26,6 +33,7 @@ import {
   checkVersion,
   checkProvisioning,
   checkPythonLock,
+  checkCpuBuild,
   checkModelOnHardware,
 } from "./checks";
 import { waysOut } from "./ways-out";
@@ -122,6 +130,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   checkProvisioning(c, issues, warnings);
   checkExtraArgs(v, issues);
   checkPort(v.port, issues);
+  checkCpuBuild(c, issues);
   checkApiKeyForAnyCidr(c, issues);
   checkSecretFiles(c, opts.fileExists, issues);
   checkHostAddresses(c, issues);
@@ -150,9 +159,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   const givenGiB = opts.weightsGiB ?? model?.weightsGiBOverride;
   const checkpointGiB = model ? (givenGiB ?? checkpointBytes(model.spec) / GiB) : undefined;
   const disk =
-    checkpointGiB === undefined
-      ? undefined
-      : diskBudget(checkpointGiB, python ? Boolean(python.torch) : true);
+    checkpointGiB === undefined ? undefined : diskBudget(checkpointGiB, environmentKind(python));
   const rootVolumeGiB =
     disk && checkpointGiB !== undefined ? checkRootVolume(c, checkpointGiB, disk, issues) : 0;
 
@@ -247,6 +254,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     fits: memory.fits,
     errorBand: marginVerdict(m, memory.kvCacheTokens, v.maxModelLen, memory.fits),
     kvCacheTokens: memory.kvCacheTokens,
+    kvCachePlanned: plannedKvCache(setup, memory, v.cpuKvCacheGiB),
     maxConcurrency: round(memory.maxConcurrency, 2),
     perGpu: {
       weightsGiB: round(binding.weightsGiB, 2),
@@ -296,6 +304,13 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     disk: disk!,
   };
   return { plan, problems, deployable: plan.fits && problems.length === 0 };
+}
+
+/** What the lock installs: torch's CUDA stack (a missing lock is planned as one), vLLM's CPU build, or no torch. */
+function environmentKind(python: PythonEnvPlan | undefined): EnvironmentKind {
+  if (!python) return "cuda";
+  if (!python.torch) return "none";
+  return /\+cpu$/.test(python.vllm) ? "cpu" : "cuda";
 }
 
 /** provisioning.mirrorUrl with `{repo}` ("/" as "--") and `{revision}` filled in. */

@@ -24,7 +24,7 @@ import {
   layersPerStage,
   weightShare,
 } from "./memory";
-import type { StageMemory, MemoryPlan, ProfileSource, Setup } from "./types";
+import type { KvCachePlanned, StageMemory, MemoryPlan, ProfileSource, Setup } from "./types";
 
 /** What vLLM's profile run sends through the vision tower, per engine (see `profileEncoder`). */
 export interface EncoderProfile {
@@ -255,5 +255,46 @@ export function planMemory(s: Setup): MemoryPlan {
       sources: { batch: batchFrom, encoder: enc.from },
     },
     headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
+  };
+}
+
+/** vLLM's CPU build's block size when `--block-size` is not given (vllm/platforms/cpu.py, 0.31.0). */
+export const CPU_DEFAULT_BLOCK_SIZE = 128;
+
+/**
+ * The KV cache vLLM reports at startup, as the readiness gate and verify compare it.
+ *  - The CUDA build: the memory plan's tokens (its error band applies).
+ *  - The CPU build with VLLM_CPU_KVCACHE_SPACE=G: exactly G GiB (vllm/platforms/cpu.py sets
+ *    cache_config.kv_cache_memory_bytes = int(G) × 2^30), cut into blocks of every layer the rank
+ *    holds (v1/core/kv_cache_utils.py: bytes // page size // layers), the page being block_size ×
+ *    the per-token bytes; blocks of 128 unless `--block-size` is rendered. The tokens it logs
+ *    ("CPU KV cache size: N tokens") and exports (cache_config_info's kv_cache_size_tokens) are
+ *    int(blocks ÷ ⌈max_model_len ÷ block_size⌉ × max_model_len) (get_kv_cache_capacity), the
+ *    smallest over pipeline stages.
+ */
+export function plannedKvCache(
+  s: Setup,
+  memory: MemoryPlan,
+  cpuKvCacheGiB: number | undefined,
+): KvCachePlanned {
+  if (cpuKvCacheGiB === undefined)
+    return {
+      tokens: memory.kvCacheTokens,
+      device: "gpu",
+      how: "the memory plan (GPU memory × utilization − weights − the profile's reserve)",
+    };
+  // The renderer leaves --block-size out at its GPU default (16): vLLM's CPU build then picks its own.
+  const blockSize = s.blockSize === 16 ? CPU_DEFAULT_BLOCK_SIZE : s.blockSize;
+  const perRequest = Math.ceil(s.maxModelLen / blockSize);
+  const stages = memory.stages.map((st) => {
+    const blocks = Math.floor((cpuKvCacheGiB * GiB) / (st.kvBytesPerToken * blockSize));
+    return Math.floor((blocks / perRequest) * s.maxModelLen);
+  });
+  const perToken = Math.max(...memory.stages.map((st) => st.kvBytesPerToken));
+  return {
+    tokens: Math.min(...stages),
+    device: "cpu",
+    cpuKvCacheGiB,
+    how: `VLLM_CPU_KVCACHE_SPACE=${cpuKvCacheGiB} GiB ÷ ${perToken} B per token, in blocks of ${blockSize} (vLLM's CPU build)`,
   };
 }

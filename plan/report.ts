@@ -21,6 +21,7 @@ export function planToJson({
     errorBand: p.errorBand,
     problems,
     kvCacheTokens: p.kvCacheTokens,
+    kvCachePlanned: p.kvCachePlanned,
     maxConcurrency: p.maxConcurrency,
     maxModelLen: p.maxModelLen,
     tensorParallelSize: p.tensorParallelSize,
@@ -156,6 +157,11 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
     "KV cache",
     `${fmt(p.kvCacheTokens)} tokens ("GPU KV cache size" at startup) → ${p.maxConcurrency}× requests of ${fmt(p.maxModelLen)} tokens at once`,
   );
+  if (p.kvCachePlanned.device === "cpu")
+    line(
+      "KV on CPU",
+      `${fmt(p.kvCachePlanned.tokens)} tokens ("CPU KV cache size" at startup): ${p.kvCachePlanned.how}; the gate holds vLLM to it`,
+    );
   line("Verdict", verdictText(p));
   for (const w of p.waysOut) out.push(`    - ${w}`);
   line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);

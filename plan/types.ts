@@ -93,6 +93,17 @@ export interface PlannedPort {
  * yet: what `plan` and `fit` show. `python` is absent when the lock file the nodes would sync to is
  * missing or unusable (the problem is listed beside the draft, see `PlanPreview`).
  */
+/** See `PlanDraft.kvCachePlanned`. */
+export interface KvCachePlanned {
+  readonly tokens: number;
+  /** "gpu": the memory plan's figure (within its error band); "cpu": VLLM_CPU_KVCACHE_SPACE's, exact. */
+  readonly device: "gpu" | "cpu";
+  /** How the figure follows, in words (the plan's report). */
+  readonly how: string;
+  /** vllm.cpuKvCacheGiB: VLLM_CPU_KVCACHE_SPACE in the vLLM unit's environment (device "cpu"). */
+  readonly cpuKvCacheGiB?: number;
+}
+
 export interface PlanDraft {
   readonly stack?: string;
   readonly model: {
@@ -130,6 +141,11 @@ export interface PlanDraft {
   /** The fit's margin against the planner's measured error on this class of setup (plan/accuracy.ts). */
   readonly errorBand: MarginVerdict;
   readonly kvCacheTokens: number;
+  /**
+   * The KV cache vLLM will report at startup ("GPU KV cache size: N tokens", or CPU on its CPU
+   * build): what the readiness gate and verify hold the allocated cache against.
+   */
+  readonly kvCachePlanned: KvCachePlanned;
   readonly maxConcurrency: number;
   /** The binding (smallest-KV) stage's numbers. */
   readonly perGpu: Pick<StageMemory, "weightsGiB" | "kvCacheGiB" | "reservedGiB" | "capacityGiB">;

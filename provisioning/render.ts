@@ -226,6 +226,8 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       MIN_CUDA,
       VLLM_CUDA: plan.driver.cuda,
       VLLM_VERSION: plan.vllmVersion,
+      // Which vLLM build the lock installs: "cpu" (vLLM's CPU build, the lab) needs libnuma.
+      VLLM_BUILD: plan.kvCachePlanned.device === "cpu" ? "cpu" : "cuda",
       VLLM_MIN_PYTHON: plan.features.minPython,
       LOCK_PINS: lockPins(plan.python),
       UV_VERSION: TOOL_VERSIONS.uv,
@@ -269,6 +271,10 @@ export function renderProvisioning(plan: Plan, opts: RenderOptions): NodeBundle[
       PROMETHEUS_PORT: String(PORTS.prometheus),
       SERVED_MODEL_NAME: plan.model.servedModelName,
       READINESS_TIMEOUT: String(plan.provisioning.readinessTimeoutSec),
+      // What the gate and verify hold vLLM's allocated KV cache against (readiness.py).
+      MAX_MODEL_LEN: String(plan.maxModelLen),
+      PLANNED_KV_TOKENS: String(plan.kvCachePlanned.tokens),
+      PLANNED_KV_DEVICE: plan.kvCachePlanned.device,
       KEEP_WEIGHTS: plan.provisioning.keepWeightsOnDestroy ? "1" : "0",
     };
     // The AWS SDK on the node signs S3 mirror URLs for the stack's region (the mirror's bucket).
@@ -503,7 +509,7 @@ StartLimitBurst=30
 Type=simple
 EnvironmentFile=${NODE_ETC}/cluster.env
 EnvironmentFile=-${NODE_ETC}/secrets.env
-${AS_SERVICE_USER}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
+${AS_SERVICE_USER}${plan.kvCachePlanned.cpuKvCacheGiB !== undefined ? `# vLLM's CPU build: its KV cache in GiB of host memory (vllm.cpuKvCacheGiB).\nEnvironment=VLLM_CPU_KVCACHE_SPACE=${plan.kvCachePlanned.cpuKvCacheGiB}\n` : ""}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
 # ("+"): it writes the report and the verified stamp beside root's weights.
 ExecStartPre=+${NODE_HOME}/bin/weights-check.sh --quick
 ${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh ${NODE_ETC}/vllm.args

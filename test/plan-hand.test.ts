@@ -214,3 +214,41 @@ describe("AWS vCPU quota named in the plan", () => {
     expect(planStack(readStackFile("hosts").sections).quota).toBeUndefined();
   });
 });
+
+describe("vLLM's CPU build (the lab): the KV cache VLLM_CPU_KVCACHE_SPACE gives, in tokens", () => {
+  const lab = readStackFile("lab-single").sections as Record<string, Record<string, unknown>>;
+  const withVllm = (v: Record<string, unknown>) =>
+    planStack({ ...lab, vllm: { ...lab["vllm"], ...v } }, { stack: "lab-single" });
+  // The tiny checkpoint: 2 layers × 2 KV heads × head size 32 × K and V × 2 bytes (bf16).
+  const perToken = 2 * 2 * 32 * 2 * 2;
+
+  it("G GiB ÷ the per-token bytes, in blocks of 128 (the CPU build's default block size)", () => {
+    const p = withVllm({});
+    expect(perToken).toBe(512);
+    expect(p.kvCachePlanned).toEqual({
+      device: "cpu",
+      cpuKvCacheGiB: 1,
+      tokens: (2 ** 30 / perToken / 128) * 128,
+      how: "VLLM_CPU_KVCACHE_SPACE=1 GiB ÷ 512 B per token, in blocks of 128 (vLLM's CPU build)",
+    });
+    expect(withVllm({ cpuKvCacheGiB: 3 }).kvCachePlanned.tokens).toBe(3 * 2_097_152);
+  });
+
+  it("a context that is not a whole number of blocks: vLLM's capacity, blocks ÷ ⌈len ÷ 128⌉ × len", () => {
+    const blocks = 2 ** 30 / (perToken * 128); // 16,384
+    const len = 3000; // 24 blocks per request, the last one part-used
+    expect(withVllm({ maxModelLen: len }).kvCachePlanned.tokens).toBe(
+      Math.floor((blocks / Math.ceil(len / 128)) * len),
+    );
+    // A rendered --block-size is the user's, which vLLM keeps.
+    expect(withVllm({ blockSize: 32 }).kvCachePlanned.tokens).toBe(
+      Math.floor(2 ** 30 / (perToken * 32)) * 32,
+    );
+  });
+
+  it("the CUDA build: the memory plan's figure, and the unit gets no VLLM_CPU_KVCACHE_SPACE", () => {
+    const p = planStack(readStackFile("single-gpu").sections, { stack: "single-gpu" });
+    expect(p.kvCachePlanned).toMatchObject({ device: "gpu", tokens: p.kvCacheTokens });
+    expect(p.kvCachePlanned.cpuKvCacheGiB).toBeUndefined();
+  });
+});

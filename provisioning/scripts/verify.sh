@@ -13,10 +13,11 @@ set +e # a failed check is reported, and the others still run
 bin=$(dirname "$0")
 failures=0
 say() { printf 'CHECK %s %s %s\n' "$1" "$2" "$3"; }
-check() { # check NAME DETAIL-OK DETAIL-FAIL COMMAND...
+check() { # check NAME DETAIL-OK DETAIL-FAIL COMMAND... (DETAIL-OK "-": the command's last line)
   local name=$1 ok=$2 fail=$3 out
   shift 3
   if out=$("$@" 2>&1); then
+    [[ $ok == - ]] && ok=$(grep -v '^[[:space:]]*$' <<<"$out" | tail -n1 | sed 's/^\[qwen-vl [a-z]*\] //')
     say "$name" ok "$ok"
   else
     failures=$((failures + 1))
@@ -78,10 +79,12 @@ fi
 readiness() {
   (
     load_secrets
-    python3 "$bin/readiness.py" --timeout "${VERIFY_READINESS_SECONDS:-30}"
+    python3 "$bin/readiness.py" --timeout "${VERIFY_READINESS_SECONDS:-30}" "$@"
   )
 }
 if [[ $ROLE == head ]]; then
+  # The KV cache vLLM allocated against the plan's (its own line: planned, allocated, the gap).
+  check kv-cache - "see journalctl -u qwen-vl-vllm" readiness --kv-only
   check readiness "an image+text request answers" "see journalctl -u qwen-vl-vllm" readiness
 fi
 
