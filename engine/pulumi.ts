@@ -1,5 +1,5 @@
 /**
- * npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
+ * npm run pulumi -- up|preview|destroy|refresh|export|cancel --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]
  *   --rerun: every step runs again once (the scripts are idempotent: they repair drift that
  *   `npm run verify` found, a unit someone stopped), on every target; the ordinary CLI's
  *   equivalent is QWEN_VL_RERUN=$(date +%s) pulumi up. --events: the engine's events as JSON lines.
@@ -31,7 +31,7 @@ import { indexedLockText } from "../provisioning/python-lock";
 import { labNotReadyFor, labOwner, readState } from "../lab/lab";
 
 const USAGE =
-  "usage: npm run pulumi -- up|preview|destroy|refresh|export --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
+  "usage: npm run pulumi -- up|preview|destroy|refresh|export|cancel --stack <name> [--yes] [--expect-no-changes] [--rerun] [--events FILE]";
 
 export const PROJECT_NAME = "qwen-vl-deploy";
 /** Lab stacks only: their state holds no real secret, so a fixed passphrase is enough. */
@@ -126,7 +126,7 @@ export async function selectStack(opts: EngineOptions): Promise<Stack> {
   );
 }
 
-export type EngineCommand = "up" | "preview" | "destroy" | "refresh" | "export";
+export type EngineCommand = "up" | "preview" | "destroy" | "refresh" | "export" | "cancel";
 
 export interface RunOptions extends EngineOptions {
   readonly command: EngineCommand;
@@ -167,6 +167,12 @@ export async function runEngine(opts: RunOptions): Promise<Record<string, number
     case "export":
       // The state as the backend keeps it, secrets encrypted.
       opts.onOutput?.(exportStack(opts.stack));
+      return {};
+    case "cancel":
+      // What a killed or twice-interrupted `up` leaves: the stack's lock (a file backend's lock
+      // files, which `pulumi cancel` deletes; Pulumi Cloud cancels the update it holds).
+      await stack.cancel();
+      opts.onOutput?.(`stack ${opts.stack}: lock removed; the next up starts afresh\n`);
       return {};
   }
 }
@@ -222,7 +228,7 @@ async function main(argv: string[]): Promise<number> {
     strict: true,
   });
   const command = positionals[0] as EngineCommand | undefined;
-  if (!command || !["up", "preview", "destroy", "refresh", "export"].includes(command))
+  if (!command || !["up", "preview", "destroy", "refresh", "export", "cancel"].includes(command))
     throw new UsageError(`unknown or missing command "${positionals[0] ?? ""}"`);
   if (positionals.length > 1) throw new UsageError(`unexpected "${positionals[1]}"`);
   if (!values.stack) throw new UsageError("--stack is required");
@@ -230,9 +236,13 @@ async function main(argv: string[]): Promise<number> {
     throw new UsageError(
       `${command} changes machines: pass --yes (run preview first to see what it will do)`,
     );
+  if (command === "cancel" && !values.yes)
+    throw new UsageError(
+      "cancel removes the stack's lock: only when no other pulumi command runs on this stack (one killed or interrupted twice left it); pass --yes",
+    );
   if (values["expect-no-changes"] && (command === "destroy" || command === "refresh"))
     throw new UsageError("--expect-no-changes goes with up or preview");
-  if (isLabStack(values.stack) && command !== "export") {
+  if (isLabStack(values.stack) && command !== "export" && command !== "cancel") {
     // A lab stack deploys onto the lab's nodes through its mirrors: up, prepared for this stack.
     const addresses = readStackPlan(values.stack).nodes.map((n) => n.host?.address ?? "");
     const why = labNotReadyFor(values.stack, addresses, readState(), { owner: labOwner() });
@@ -285,6 +295,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(
         `pulumi ${command} --stack ${values.stack} failed:\n${lines.join("\n") || text.slice(-2000)}\n`,
       );
+      // The engine names its own CLI's command; through this wrapper it is ours.
+      if (/currently locked/.test(text))
+        process.stderr.write(
+          `If no other pulumi command runs on this stack (one was killed, or interrupted twice), remove its lock: npm run pulumi -- cancel --stack ${values.stack} --yes\n`,
+        );
       return 1;
     }
     throw e;

@@ -51,7 +51,13 @@ import {
 } from "./input-checks";
 
 export * from "./types";
-export { planMemory, profileEncoder, type EncoderProfile } from "./profile";
+export {
+  batchSizes,
+  modelledEncoderProfile,
+  planMemory,
+  profileEncoder,
+  type EncoderProfile,
+} from "./profile";
 export {
   allowedTensorParallelSizes,
   quantizationLabel,
@@ -180,6 +186,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     imageLimit: m.vision ? v.imageLimit : 0,
     videoLimit: m.vision ? v.videoLimit : 0,
     maxPixels: effectiveMaxPixels(v),
+    maxPixelsSet: v.maxPixels !== undefined,
     enforceEager: v.enforceEager,
     blockSize: v.blockSize,
     ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),

@@ -2,6 +2,12 @@
  * Memory per rank as vLLM's startup profile will find it: the encoder profile and the KV cache.
  */
 import { vllmDefaults } from "../catalogs/vllm";
+import { VLLM_PROFILE } from "../catalogs/vllm-profile";
+import {
+  tableBatchDefaults,
+  tableProfile,
+  type ProfileTable,
+} from "../catalogs/vllm-profile-table";
 import {
   CUDA_CONTEXT_GiB,
   DTYPE_BYTES,
@@ -18,7 +24,7 @@ import {
   layersPerStage,
   weightShare,
 } from "./memory";
-import type { KvCachePlanned, StageMemory, MemoryPlan, Setup } from "./types";
+import type { KvCachePlanned, StageMemory, MemoryPlan, ProfileSource, Setup } from "./types";
 
 /** What vLLM's profile run sends through the vision tower, per engine (see `profileEncoder`). */
 export interface EncoderProfile {
@@ -41,7 +47,7 @@ export interface EncoderProfile {
  *  - V0: one dummy prompt carrying every allowed image (and, from 0.7's processor profiler, one
  *    video in what the images leave of the context).
  */
-export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderProfile {
+export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): EncoderProfile {
   const v = s.model.vision;
   const none = {
     modality: "none",
@@ -93,17 +99,89 @@ export function profileEncoder(s: Setup, tokens: number, seqs: number): EncoderP
   };
 }
 
-export function planMemory(s: Setup): MemoryPlan {
-  const defaults = vllmDefaults(
+/** Where a profile input came from: the release's row of the table, computed by vLLM's code. */
+function fromTable(t: ProfileTable, s: Setup): ProfileSource {
+  return { source: "vllm", computedWith: t[s.features.version.text]!.computedWith };
+}
+const MODELLED: ProfileSource = { source: "modelled" };
+
+/**
+ * max_num_batched_tokens and max_num_seqs as vLLM resolves them: the stack's, or vLLM's defaults
+ * for `vllm serve` on the card — from the table (EngineArgs run on that card's name and memory)
+ * where it has the release, card and max_model_len and neither is set, else modelled
+ * (`vllmDefaults`). V1 only: the table holds no V0 engine.
+ */
+export function batchSizes(
+  s: Setup,
+  t: ProfileTable = VLLM_PROFILE,
+): { tokens: number; seqs: number; from: ProfileSource } {
+  const row =
+    s.features.engine === "v1" && s.maxNumBatchedTokens === undefined && s.maxNumSeqs === undefined
+      ? tableBatchDefaults(
+          t,
+          s.features.version.text,
+          s.model.architecture,
+          s.gpu.name,
+          s.maxModelLen,
+        )
+      : undefined;
+  if (row) return { tokens: row.maxNumBatchedTokens, seqs: row.maxNumSeqs, from: fromTable(t, s) };
+  const d = vllmDefaults(
     s.features,
     s.gpu.memoryGiB,
     s.maxModelLen,
     s.gpu.name,
     Boolean(s.model.vision),
   );
-  const tokens = s.maxNumBatchedTokens ?? defaults.maxNumBatchedTokens;
-  const seqs = s.maxNumSeqs ?? defaults.maxNumSeqs;
+  const given = s.maxNumBatchedTokens !== undefined && s.maxNumSeqs !== undefined;
+  return {
+    tokens: s.maxNumBatchedTokens ?? d.maxNumBatchedTokens,
+    seqs: s.maxNumSeqs ?? d.maxNumSeqs,
+    from: given ? { source: "stack" } : MODELLED,
+  };
+}
+
+/**
+ * What the profile run encodes: the table's row for the release and these exact settings (vLLM's
+ * MultiModalBudget and dummy-inputs builder), else `modelledEncoderProfile`. Where both exist and
+ * differ, the table is what vLLM does.
+ */
+export function profileEncoder(
+  s: Setup,
+  tokens: number,
+  seqs: number,
+  t: ProfileTable = VLLM_PROFILE,
+): EncoderProfile & { from: ProfileSource; encoderBudget?: number } {
+  const v = s.model.vision;
+  const row =
+    v && s.features.engine === "v1" && (s.imageLimit > 0 || s.videoLimit > 0)
+      ? tableProfile(t, s.features.version.text, {
+          architecture: s.model.architecture,
+          maxModelLen: s.maxModelLen,
+          imageLimit: s.imageLimit,
+          videoLimit: s.videoLimit,
+          maxPixels: s.maxPixelsSet === false ? null : s.maxPixels,
+          maxNumBatchedTokens: tokens,
+          maxNumSeqs: seqs,
+        })
+      : undefined;
+  if (!row) return { ...modelledEncoderProfile(s, tokens, seqs), from: MODELLED };
+  const item = row.item;
+  return {
+    modality: row.modality,
+    items: row.items,
+    tokensPerItem: item?.tokens ?? 0,
+    frames: item?.frames ?? 0,
+    tokensPerImage: row.budgetTokensPerItem.image ?? maxImageTokens(v!, s.maxPixels),
+    from: fromTable(t, s),
+    encoderBudget: Math.min(row.encoderComputeBudget, row.encoderCacheSize),
+  };
+}
+
+export function planMemory(s: Setup): MemoryPlan {
+  const { tokens, seqs, from: batchFrom } = batchSizes(s);
   const enc = profileEncoder(s, tokens, seqs);
+  const graphSizes = VLLM_PROFILE[s.features.version.text]?.cudaGraphSizes[`${seqs}/${tokens}`];
   const hasVision = enc.items > 0;
   const visualTokens = enc.items * enc.tokensPerItem;
   const act = DTYPE_BYTES[s.dtype];
@@ -170,6 +248,11 @@ export function planMemory(s: Setup): MemoryPlan {
       itemsProfiled: enc.items,
       tokensPerItem: enc.tokensPerItem,
       videoFrames: enc.frames,
+      ...(enc.encoderBudget !== undefined ? { encoderBudget: enc.encoderBudget } : {}),
+      ...(graphSizes && !s.enforceEager
+        ? { cudaGraphCaptureSizes: { count: graphSizes.length, largest: graphSizes.at(-1)! } }
+        : {}),
+      sources: { batch: batchFrom, encoder: enc.from },
     },
     headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
   };

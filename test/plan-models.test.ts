@@ -12,7 +12,7 @@ import {
 } from "./support/plans";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
 import { parseVersion, vllmFeatures } from "../catalogs/vllm";
-import { planMemory, planStack, profileEncoder, type Setup } from "../plan";
+import { modelledEncoderProfile, planMemory, planStack, type Setup } from "../plan";
 import {
   imageTokens,
   maxImageTokens,
@@ -120,7 +120,7 @@ describe("what vLLM can run where (quantization floors, architecture versions)",
   });
 });
 
-describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py MultiModalBudget)", () => {
+describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModalBudget; used where catalogs/vllm-profile.ts has no row)", () => {
   const base: Setup = SINGLE_GPU_7B_SETUP;
 
   it("the largest image under max_pixels is smart_resize's square: 1003520 px → 980² → 1225 tokens", () => {
@@ -148,7 +148,7 @@ describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py 
     // vLLM's default video limit on V1 is 999 (config/multimodal.py get_limit_per_prompt); the video
     // of the most frames whose tokens fit max_model_len (≤ 14) has more tokens than an image.
     const withVideo = { ...base, videoLimit: 999 };
-    expect(profileEncoder(withVideo, 2048, 256)).toEqual({
+    expect(modelledEncoderProfile(withVideo, 2048, 256)).toEqual({
       modality: "video",
       items: 1,
       tokensPerItem: 7350,
@@ -164,13 +164,13 @@ describe("the vision profile as vLLM V1 runs it (vllm 0.11.0 v1/worker/utils.py 
   });
 
   it("images fill the encoder budget max(max_num_batched_tokens, tokens per image), at least one", () => {
-    expect(profileEncoder({ ...base, maxNumBatchedTokens: 8192 }, 8192, 256).items).toBe(6);
-    expect(profileEncoder({ ...base, maxPixels: 16384 * 784 }, 2048, 256)).toMatchObject({
+    expect(modelledEncoderProfile({ ...base, maxNumBatchedTokens: 8192 }, 8192, 256).items).toBe(6);
+    expect(modelledEncoderProfile({ ...base, maxPixels: 16384 * 784 }, 2048, 256)).toMatchObject({
       items: 1,
       tokensPerItem: 16384,
     });
     // At most limit × sequences, and a prompt holds at most max_model_len ÷ tokens per item.
-    expect(profileEncoder({ ...base, imageLimit: 1 }, 1_000_000, 2).items).toBe(2);
+    expect(modelledEncoderProfile({ ...base, imageLimit: 1 }, 1_000_000, 2).items).toBe(2);
   });
 
   it('the shipped stacks render "video": 0 and plan an image profile', () => {
