@@ -55,6 +55,15 @@ def entry(path, name):
     return {"path": name, "size": len(data), "gitSha1": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
 
 
+def present(out, manifest_path, params):
+    """The folder holds what these parameters make: its manifest's params and every file it lists."""
+    if not os.path.exists(manifest_path):
+        return False
+    with open(manifest_path) as f:
+        old = json.load(f)
+    return old.get("params") == params and all(os.path.exists(os.path.join(out, e["path"])) for e in old["files"])
+
+
 # What the checkpoint script writes for itself, not part of a model repository.
 NOT_MODEL_FILES = {".made-by", "tiny-summary.json"}
 
@@ -66,12 +75,9 @@ def copy_checkpoint(a, manifest_path):
         with open(os.path.join(a.source, n), "rb") as f:
             digest.update(n.encode() + b"\0" + f.read())
     params = {"repo": a.repo, "revision": a.revision, "from": digest.hexdigest()}
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get("params") == params and all(os.path.exists(os.path.join(a.out, e["path"])) for e in old["files"]):
-            print(f"model present: {a.out}")
-            return 0
+    if present(a.out, manifest_path, params):
+        print(f"model present: {a.out}")
+        return 0
     for n in os.listdir(a.out):
         if n != "manifest.json" and n not in names:
             os.remove(os.path.join(a.out, n))
@@ -100,12 +106,9 @@ def main():
     if a.source:
         return copy_checkpoint(a, manifest_path)
     params = {"repo": a.repo, "revision": a.revision, "shards": a.shards, "shardMiB": a.shard_mib}
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            old = json.load(f)
-        if old.get("params") == params and all(os.path.exists(os.path.join(a.out, e["path"])) for e in old["files"]):
-            print(f"model stand-in present: {a.out}")
-            return 0
+    if present(a.out, manifest_path, params):
+        print(f"model stand-in present: {a.out}")
+        return 0
     small = {
         "config.json": (json.dumps(CONFIG, indent=2) + "\n").encode(),
         "generation_config.json": b'{"do_sample": true, "temperature": 0.01}\n',
