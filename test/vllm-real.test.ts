@@ -312,7 +312,13 @@ if (!python && !required) {
       expect(readdirSync(again).sort()).toEqual(files);
       for (const f of files)
         expect(readFileSync(join(again, f)).equals(readFileSync(join(modelDir, f))), f).toBe(true);
-      for (const f of ["model.safetensors", "tokenizer.json", "preprocessor_config.json"])
+      // Four shards with their index, as a hub repository has them (make-tiny-qwen2vl.py --shards).
+      for (const f of [
+        ...[1, 2, 3, 4].map((i) => `model-0000${i}-of-00004.safetensors`),
+        "model.safetensors.index.json",
+        "tokenizer.json",
+        "preprocessor_config.json",
+      ])
         expect(files).toContain(f);
     }, 320_000);
 
