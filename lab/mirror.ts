@@ -20,6 +20,7 @@ import {
 import { join } from "node:path";
 import { readLockFile } from "../provisioning/python-lock";
 import { TOOL_VERSIONS } from "../catalogs/tools";
+import { labVllmBuild } from "../catalogs/locks";
 import { cacheRoot, ensureVllmCpu } from "../tools/vllm-cpu-env";
 import { PROJECT_ROOT } from "../config/stack-file";
 import { expandMirrorUrl, type Plan } from "../plan";
@@ -136,7 +137,7 @@ export function ensureWheels(plan: Plan, log: (s: string) => void = () => {}): s
   }
   // The lock's vllm is the lab's own wheel: the CPU build's name (+cpu) or the FAKE (+fake).
   const vllm = readLockFile(plan.python.lock)!.pins["vllm"] ?? "";
-  const kind = /\+(cpu|fake)$/.exec(vllm)?.[1];
+  const kind = labVllmBuild(vllm);
   if (!kind)
     throw new LabError(
       `the lab's lock ${plan.python.lock} pins vllm ${vllm || "nothing"}: a lab lock pins vllm==<version>+cpu or +fake (npm run lock -- <version> --lab cpu|fake)`,

@@ -4,6 +4,7 @@
 import { AMIS } from "../catalogs/amis";
 import {
   defaultLockPath,
+  labVllmBuild,
   lockedVllmVersions,
   publicVersion,
   type LockSummary,
@@ -356,7 +357,7 @@ export function checkPythonLock(
     );
   // vLLM's CPU build (a `+cpu` vllm, lab/build_vllm_wheel.py) allocates VLLM_CPU_KVCACHE_SPACE,
   // not GPU memory: the plan can predict its KV cache only with the space given.
-  const cpuBuild = pinned !== undefined && /\+cpu$/.test(pinned);
+  const cpuBuild = labVllmBuild(pinned) === "cpu";
   if (cpuBuild && c.vllm.cpuKvCacheGiB === undefined)
     problems.push(
       `it pins vLLM's CPU build (vllm ${pinned}): set vllm.cpuKvCacheGiB (its KV cache in GiB of host memory, VLLM_CPU_KVCACHE_SPACE)`,

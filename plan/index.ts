@@ -7,6 +7,7 @@
  * cannot deploy yet, and lists what keeps it from deploying beside the plan.
  */
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
+import { labVllmBuild } from "../catalogs/locks";
 import { ncclFloorGbps } from "../catalogs/tools";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
@@ -310,7 +311,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
 function environmentKind(python: PythonEnvPlan | undefined): EnvironmentKind {
   if (!python) return "cuda";
   if (!python.torch) return "none";
-  return /\+cpu$/.test(python.vllm) ? "cpu" : "cuda";
+  return labVllmBuild(python.vllm) === "cpu" ? "cpu" : "cuda";
 }
 
 /** provisioning.mirrorUrl with `{repo}` ("/" as "--") and `{revision}` filled in. */

@@ -7,7 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { vllmCpuLockPath } from "../tools/vllm-cpu-env";
 import { describe, expect, it } from "vitest";
-import { defaultLockPath, lockedVllmVersions, parseLock, publicVersion } from "../catalogs/locks";
+import {
+  defaultLockPath,
+  labVllmBuild,
+  lockedVllmVersions,
+  parseLock,
+  publicVersion,
+} from "../catalogs/locks";
 import { LOCKS } from "../catalogs/python-locks";
 import { indexedLockText, lockIndexSource, readLockFile } from "../provisioning/python-lock";
 import { DEFAULT_VLLM_VERSION, parseVersion, vllmFeatures } from "../catalogs/vllm";
@@ -68,6 +74,13 @@ describe("lock files", () => {
     const fake = readLockFile(`locks/lab-fake-vllm-${DEFAULT_VLLM_VERSION}.txt`)!;
     expect(fake.pins["vllm"]).toBe(`${DEFAULT_VLLM_VERSION}+fake`);
     expect(publicVersion(fake.pins["vllm"]!)).toBe(DEFAULT_VLLM_VERSION);
+    // The one reading of the lab's labels (plan checks, environment kind, the lab's wheel builder).
+    expect([cpu.pins["vllm"], fake.pins["vllm"], real.pins["vllm"]].map(labVllmBuild)).toEqual([
+      "cpu",
+      "fake",
+      undefined,
+    ]);
+    expect(labVllmBuild("0.31.0+cu130")).toBeUndefined();
     expect(fake.pins["torch"]).toBeUndefined();
     for (const [name, version] of Object.entries(fake.pins)) {
       if (name === "vllm") continue;
