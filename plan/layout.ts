@@ -25,6 +25,14 @@ export const RAY_TEMP_DIR = `${NODE_STATE}/ray`;
 /** Where weights live on every node (the same path on all nodes, as Ray multi-node requires). */
 export const MODEL_ROOT = `${NODE_STATE}/models`;
 
+/**
+ * The folder whose *.prom files the node exporter's textfile collector reads: Debian's and Ubuntu's
+ * prometheus-node-exporter packages build it in as --collector.textfile.directory's default
+ * (Debian 12's 1.5.0-1 binary holds the path; upstream's default is empty), and monitoring.sh
+ * installs that package. The weights check and the readiness gate write their gauges there.
+ */
+export const NODE_EXPORTER_TEXTFILE_DIR = "/var/lib/prometheus/node-exporter";
+
 /** A repository id as one folder name ("Qwen/Qwen2-VL-7B-Instruct" → "Qwen--Qwen2-VL-7B-Instruct"). */
 export function repoFolder(modelId: string): string {
   return modelId.replace(/\//g, "--");
@@ -47,5 +55,6 @@ export function layoutEnv(): Record<string, string> {
     SERVICE_HOME,
     RAY_TEMP_DIR,
     MODEL_PARENT: MODEL_ROOT,
+    NODE_EXPORTER_TEXTFILE_DIR,
   };
 }

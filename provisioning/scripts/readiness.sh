@@ -12,6 +12,6 @@ export API_PORT SERVED_MODEL_NAME READINESS_TIMEOUT
 export VLLM_UNIT=qwen-vl-vllm
 gauges=()
 # Planned and allocated KV cache tokens for Prometheus (node exporter's textfile collector).
-[[ $MONITORING == 1 ]] && gauges=(--kv-gauges "${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}")
+[[ $MONITORING == 1 ]] && gauges=(--kv-gauges "$NODE_EXPORTER_TEXTFILE_DIR")
 python3 "$(dirname "$0")/readiness.py" "${gauges[@]}" || die "vLLM is not ready (see above and journalctl -u qwen-vl-vllm)"
 finish

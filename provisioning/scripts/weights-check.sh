@@ -17,8 +17,8 @@ if [[ ${1:-} == --quick ]]; then
   exit
 fi
 report=$WEIGHTS_REPORT
-# Debian's and Ubuntu's prometheus-node-exporter read this folder (--collector.textfile.directory).
-textfile=${NODE_EXPORTER_TEXTFILE_DIR:-/var/lib/prometheus/node-exporter}
+# The folder the node exporter's textfile collector reads (node.env, from plan/layout.ts).
+textfile=$NODE_EXPORTER_TEXTFILE_DIR
 ok=1
 # shellcheck disable=SC2119 # every file hashed: no --quick
 verify_weights || ok=0
