@@ -237,8 +237,49 @@ export interface VllmFeatures {
   readonly swapSpace: boolean;
   /** `--mm-processor-kwargs` exists (server-wide min/max pixels). */
   readonly mmProcessorKwargs: boolean;
-  /** CUDA-graph memory is profiled and taken out of the KV-cache budget (default since 0.20.0). */
+  /**
+   * vLLM's V1 model runner profiles CUDA-graph memory and takes it out of the KV-cache budget
+   * (default since 0.20.0). The V2 runner: `v2CudaGraphsInBudget`; which runs: `v2RunnerDense`/`Moe`.
+   */
   readonly cudaGraphsInBudget: boolean;
+  /**
+   * Model runner V2 is the default for dense models (0.25.0: `_is_default_v2_model_runner_model`
+   * returns `... or not model_config.is_moe`) and for MoE models too (0.29.0: `use_v2_model_runner`
+   * is True unless a feature it lacks is asked for) — vllm/config/vllm.py of each release.
+   */
+  readonly v2RunnerDense: boolean;
+  readonly v2RunnerMoe: boolean;
+  /**
+   * The V2 runner's CUDA-graph estimate: 0 up to 0.28 ("It is TBD whether we keep this API"), profiled
+   * from 0.29.0 (v1/worker/gpu/model_runner.py `profile_cudagraph_memory`).
+   */
+  readonly v2CudaGraphsInBudget: boolean;
+  /**
+   * The V1 runner's dummy top-k/top-p sampling runs FlashInfer's kernels: by default from 0.21.0
+   * (envs.py VLLM_USE_FLASHINFER_SAMPLER defaults to True); opt-in from 0.11.1 to 0.20; up to 0.11.0
+   * only where flashinfer is installed, which vLLM's wheel does not require (an extra), so not for a
+   * pip/uv install. Otherwise the PyTorch-native path sorts the logits (v1/sample/ops/topk_topp_sampler.py).
+   */
+  readonly flashinferSampler: boolean;
+  /**
+   * 0.11.0–0.11.2 copy each dummy encoder output into a zeros(encoder budget, hidden) tensor when it
+   * is shorter than the budget, and keep them through the decoder's dummy run (gpu_model_runner.py
+   * profile_run; not in 0.10.2's or 0.12.0's).
+   */
+  readonly encoderOutputsPadded: boolean;
+  /**
+   * The image with most features the profile builds: `smart_resize` of a 9,999,999-px square (up to
+   * 0.12.0; for Qwen3-VL at the image processor's own longest_edge, whatever max_pixels says) or the
+   * most merged patches max_pixels allows, factored into the squarest pair with an aspect ratio ≤ 200
+   * (0.13.0: qwen2_vl.py `get_image_size_with_most_features`, vllm PR #29692, not in 0.12.0's sdist).
+   */
+  readonly mostFeaturesImage: "square" | "factor-pair";
+  /**
+   * Which modality the profile runs when image and video have equal tokens per item: the first,
+   * image (max over the dict), up to 0.16; video from 0.17.0 (max by (tokens, name):
+   * multimodal/encoder_budget.py `get_modality_with_max_tokens`).
+   */
+  readonly mmTieGoesTo: "image" | "video";
   /**
    * Qwen2-VL's dummy profile prompt holds image limit × max image tokens and startup fails when it
    * exceeds max_model_len ("Qwen2-VL cannot process N images in a prompt", vllm 0.6.x
@@ -294,6 +335,13 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
     swapSpace: !v1,
     mmProcessorKwargs: atLeast(version, "0.6.2"),
     cudaGraphsInBudget: atLeast(version, "0.20.0"),
+    v2RunnerDense: v1 && atLeast(version, "0.25.0"),
+    v2RunnerMoe: v1 && atLeast(version, "0.29.0"),
+    v2CudaGraphsInBudget: atLeast(version, "0.29.0"),
+    flashinferSampler: atLeast(version, "0.21.0"),
+    encoderOutputsPadded: atLeast(version, "0.11.0") && !atLeast(version, "0.12.0"),
+    mostFeaturesImage: atLeast(version, "0.13.0") ? "factor-pair" : "square",
+    mmTieGoesTo: atLeast(version, "0.17.0") ? "video" : "image",
     mmProfileMustFitContext: !atLeast(version, "0.7.0"),
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,

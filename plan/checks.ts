@@ -528,7 +528,7 @@ export function checkModelOnHardware(
         message: `must be ≥ vllm.maxModelLen (${v.maxModelLen}) on the V0 engine without chunked prefill; vLLM refuses to start`,
       });
     if (m.vision && v.imageLimit > 0) {
-      const maxPixels = effectiveMaxPixels(v);
+      const maxPixels = effectiveMaxPixels(v, m.vision);
       const perImage = maxImageTokens(m.vision, maxPixels);
       const need = v.imageLimit * perImage + 2;
       if (need > v.maxModelLen) {

@@ -186,7 +186,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     util: v.gpuMemoryUtilization,
     imageLimit: m.vision ? v.imageLimit : 0,
     videoLimit: m.vision ? v.videoLimit : 0,
-    maxPixels: effectiveMaxPixels(v),
+    maxPixels: effectiveMaxPixels(v, m.vision),
     maxPixelsSet: v.maxPixels !== undefined,
     enforceEager: v.enforceEager,
     blockSize: v.blockSize,

@@ -236,7 +236,7 @@ export function checkRevisionOwner(c: StackConfig, issues: Issue[]): void {
 export function checkOneImageFits(c: StackConfig, m: ModelSpec, issues: Issue[]): void {
   const v = c.vllm;
   if (!m.vision || v.imageLimit === 0) return;
-  const maxPixels = effectiveMaxPixels(v);
+  const maxPixels = effectiveMaxPixels(v, m.vision);
   const perImage = maxImageTokens(m.vision, maxPixels);
   if (perImage + 2 <= v.maxModelLen) return;
   const unit = m.vision.patchSize * m.vision.spatialMergeSize;
@@ -278,7 +278,7 @@ export function checkChunking(
     });
   const noMmChunks = flags.find((f) => f.flag === "--disable-chunked-mm-input");
   if (noMmChunks && m.vision && v.imageLimit > 0) {
-    const perImage = maxImageTokens(m.vision, effectiveMaxPixels(v));
+    const perImage = maxImageTokens(m.vision, effectiveMaxPixels(v, m.vision));
     if (budget < perImage)
       issues.push({
         path: `vllm.extraArgs[${noMmChunks.index}]`,

@@ -29,9 +29,23 @@ export const PIXELS_PER_VISUAL_TOKEN = 28 * 28;
 export const DEFAULT_MIN_PIXELS = 4 * PIXELS_PER_VISUAL_TOKEN; // 3136
 export const DEFAULT_MAX_PIXELS = 16384 * PIXELS_PER_VISUAL_TOKEN; // 12,845,056
 
-/** The largest image vLLM resizes to: vllm.maxPixels, or the processor's default. */
-export function effectiveMaxPixels(v: { readonly maxPixels?: number | undefined }): number {
-  return v.maxPixels ?? DEFAULT_MAX_PIXELS;
+/**
+ * Qwen3-VL's image processor default: `size.longest_edge` 16,777,216 px (16,384 tokens of 32 × 32 px;
+ * Qwen/Qwen3-VL-8B-Instruct preprocessor_config.json).
+ */
+export const QWEN3_DEFAULT_MAX_PIXELS = 16384 * 32 * 32;
+
+/** The preprocessor's own max_pixels for a tower (Qwen2/2.5-VL: 12,845,056; Qwen3-VL: 16,777,216). */
+export function processorMaxPixels(tower: Pick<VisionTower, "kind"> | undefined): number {
+  return tower?.kind === "qwen3-vl" ? QWEN3_DEFAULT_MAX_PIXELS : DEFAULT_MAX_PIXELS;
+}
+
+/** The largest image vLLM resizes to: vllm.maxPixels, or the model's processor default. */
+export function effectiveMaxPixels(
+  v: { readonly maxPixels?: number | undefined },
+  tower?: Pick<VisionTower, "kind">,
+): number {
+  return v.maxPixels ?? processorMaxPixels(tower);
 }
 
 /**
@@ -214,14 +228,44 @@ export function encoderActivationBytes(
   return patches * perPatch * (actBytes / 2);
 }
 
+/** How a release sizes the profile's image with most features (VllmFeatures.mostFeaturesImage). */
+export type ImageSizing = "square" | "factor-pair";
+
 /**
- * Visual tokens of the largest image the processor produces under `maxPixels`: vLLM sizes it as
- * `smart_resize(9999999, 9999999)` (qwen2_vl.py `get_image_size_with_most_features`), a square of
- * ⌊√maxPixels / (patch × merge)⌋ merged patches a side. 1003520 px → 35² = 1225 tokens.
+ * The image with most visual tokens under `maxPixels`, in whole merged patches (unit = patch ×
+ * merge px):
+ *  - "factor-pair", what the processor allows a request: ⌊maxPixels / unit²⌋ merged patches (or the
+ *    most below that) factored into the squarest pair whose aspect ratio is ≤ 200, which
+ *    `smart_resize` leaves as it is; vLLM's profile from 0.13.0 (qwen2_vl.py
+ *    `get_image_size_with_most_features`, `closest_factor_pair`). 1003520 px → 32 × 40 = 1280 tokens.
+ *  - "square", vLLM's profile up to 0.12.0: `smart_resize(9999999, 9999999)`, a square of
+ *    ⌊√maxPixels / unit⌋ merged patches a side. 1003520 px → 35² = 1225 tokens.
  */
-export function maxImageTokens(v: VisionTower, maxPixels: number): number {
-  const side = Math.floor(Math.sqrt(maxPixels) / (v.patchSize * v.spatialMergeSize));
-  return Math.max(1, side) ** 2;
+export function mostFeaturesImage(
+  v: Pick<VisionTower, "patchSize" | "spatialMergeSize">,
+  maxPixels: number,
+  how: ImageSizing = "factor-pair",
+): { width: number; height: number; tokens: number } {
+  const unit = v.patchSize * v.spatialMergeSize;
+  if (how === "square") {
+    const side = Math.max(1, Math.floor(Math.sqrt(maxPixels) / unit));
+    return { width: side * unit, height: side * unit, tokens: side * side };
+  }
+  for (let n = Math.max(1, Math.floor(maxPixels / (unit * unit))); n >= 1; n--) {
+    let d = Math.floor(Math.sqrt(n));
+    while (n % d !== 0) d--;
+    if (n / d / d <= 200) return { width: unit * (n / d), height: unit * d, tokens: n };
+  }
+  return { width: unit, height: unit, tokens: 1 };
+}
+
+/** Visual tokens of the image with most features under `maxPixels` (`mostFeaturesImage`). */
+export function maxImageTokens(
+  v: Pick<VisionTower, "patchSize" | "spatialMergeSize">,
+  maxPixels: number,
+  how: ImageSizing = "factor-pair",
+): number {
+  return mostFeaturesImage(v, maxPixels, how).tokens;
 }
 
 /** Python's round(): halves to even (smart_resize rounds with it). */
@@ -270,9 +314,14 @@ export function imageTokens(
 }
 
 /** Visual tokens of a video of `frames` frames at the largest image size (frames padded to pairs). */
-export function videoTokens(v: VisionTower, maxPixels: number, frames: number): number {
+export function videoTokens(
+  v: VisionTower,
+  maxPixels: number,
+  frames: number,
+  how: ImageSizing = "factor-pair",
+): number {
   const padded = frames + (frames % v.temporalPatchSize);
-  return Math.max(1, Math.floor(padded / v.temporalPatchSize)) * maxImageTokens(v, maxPixels);
+  return Math.max(1, Math.floor(padded / v.temporalPatchSize)) * maxImageTokens(v, maxPixels, how);
 }
 
 /**
@@ -285,11 +334,82 @@ export function profiledVideoFrames(
   maxPixels: number,
   seqLen: number,
   maxFrames = 14,
+  how: ImageSizing = "factor-pair",
 ): number {
   const cap = v.kind === "qwen3-vl" ? 24576 : maxFrames;
   let n = v.kind === "qwen3-vl" ? 2 : 1;
-  while (n < cap && videoTokens(v, maxPixels, n + 1) <= seqLen) n++;
+  while (n < cap && videoTokens(v, maxPixels, n + 1, how) <= seqLen) n++;
   return Math.min(n, cap);
+}
+
+/**
+ * Qwen3-VL's video processor: at most 25,165,824 px over all frames of a video (its
+ * video_preprocessor_config.json size.longest_edge, 12,288 visual tokens of a frame pair; the
+ * 2-frame 3520 × 3520 video vLLM 0.11.0 profiles, catalogs/vllm-profile.ts), in 32-px units,
+ * frames in pairs (transformers' qwen3_vl video `smart_resize`).
+ */
+export const QWEN3_VIDEO_MAX_PIXELS = 12288 * 32 * 32 * 2;
+/** Qwen3-VL's `_MAX_FRAMES_PER_VIDEO` (vLLM qwen3_vl.py). */
+export const QWEN3_MAX_VIDEO_FRAMES = 24576;
+
+/**
+ * Visual tokens of a Qwen3-VL video of `frames` frames of `width` × `height` px: the video
+ * smart_resize shrinks every frame until t·h·w ≤ `maxPixels`, then ⌈frames ÷ 2⌉ × (h/32)·(w/32)
+ * (vLLM qwen3_vl.py `_get_vision_info` with the video processor).
+ */
+export function qwen3VideoTokens(
+  width: number,
+  height: number,
+  frames: number,
+  maxPixels: number = QWEN3_VIDEO_MAX_PIXELS,
+): number {
+  const f = 32;
+  let h = roundHalfEven(height / f) * f;
+  let w = roundHalfEven(width / f) * f;
+  const t = roundHalfEven(frames / 2) * 2;
+  if (t * h * w > maxPixels) {
+    const beta = Math.sqrt((frames * height * width) / maxPixels);
+    h = Math.max(f, Math.floor(height / beta / f) * f);
+    w = Math.max(f, Math.floor(width / beta / f) * f);
+  }
+  return Math.max(1, (frames + (frames % 2)) / 2) * (h / f) * (w / f);
+}
+
+const qwen3FramesMemo = new Map<string, number>();
+/**
+ * Frames of Qwen3-VL's profiled dummy video (vLLM qwen2_vl.py `get_num_frames_with_most_features`
+ * with Qwen3's start of 2 and cap of 24,576): the most frames n whose tokens (`qwen3VideoTokens`)
+ * stay within `seqLen` as n grows from 2, shared among `videoLimit` videos.
+ */
+export function qwen3ProfiledVideoFrames(
+  width: number,
+  height: number,
+  seqLen: number,
+  videoLimit: number,
+  maxPixels: number = QWEN3_VIDEO_MAX_PIXELS,
+): number {
+  const key = `${width}x${height}/${seqLen}/${videoLimit}/${maxPixels}`;
+  const known = qwen3FramesMemo.get(key);
+  if (known !== undefined) return known;
+  const cap = QWEN3_MAX_VIDEO_FRAMES * Math.max(1, videoLimit);
+  let n = 2;
+  // Once frames are shrunk to one 32-px unit, tokens are ⌈n ÷ 2⌉: the loop would end at 2·seqLen.
+  while (n < cap && qwen3VideoTokens(width, height, n + 1, maxPixels) <= seqLen) {
+    if (
+      n > QWEN3_MAX_VIDEO_FRAMES + 2 &&
+      qwen3VideoTokens(width, height, n, maxPixels) === Math.ceil(n / 2)
+    ) {
+      n = Math.min(cap, Math.max(n, 2 * seqLen));
+      break;
+    }
+    n++;
+  }
+  const frames = Math.max(
+    1,
+    Math.min(Math.floor(n / Math.max(1, videoLimit)), QWEN3_MAX_VIDEO_FRAMES),
+  );
+  qwen3FramesMemo.set(key, frames);
+  return frames;
 }
 
 /** CUDA graphs for decode batch sizes up to 256/512: grows with layers on the rank. ⚠ estimate. */

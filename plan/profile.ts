@@ -18,8 +18,13 @@ import {
   decoderActivationBytes,
   encoderActivationBytes,
   kvBytesPerToken,
+  QWEN3_VIDEO_MAX_PIXELS,
   maxImageTokens,
+  mostFeaturesImage,
+  processorMaxPixels,
   profiledVideoFrames,
+  qwen3ProfiledVideoFrames,
+  qwen3VideoTokens,
   videoTokens,
   layersPerStage,
   weightShare,
@@ -57,7 +62,11 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     tokensPerImage: 0,
   } as const;
   if (!v || (s.imageLimit <= 0 && s.videoLimit <= 0)) return none;
-  const perImage = maxImageTokens(v, s.maxPixels);
+  const how = s.features.mostFeaturesImage;
+  // Up to 0.12.0 Qwen3-VL's dummy image is sized by its image processor's own longest_edge, which
+  // max_pixels does not change (qwen3_vl.py `_get_vision_info`); 0.13.0's sizing reads max_pixels.
+  const pixels = v.kind === "qwen3-vl" && how === "square" ? processorMaxPixels(v) : s.maxPixels;
+  const perImage = maxImageTokens(v, pixels, how);
   const maxFrames = s.features.maxVideoFrames;
   // Up to 0.10.1 the video's frames fit what one image leaves of the context (0.10.2 dropped it).
   const imageFirst = s.features.videoAfterImage;
@@ -68,8 +77,8 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     const left = s.maxModelLen - images * perImage;
     // (`_get_max_video_frames` starts at one frame, so a video is there even when images fill it.)
     const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext;
-    const frames = video ? profiledVideoFrames(v, s.maxPixels, left, maxFrames) : 0;
-    const perSeq = images * perImage + (video ? videoTokens(v, s.maxPixels, frames) : 0);
+    const frames = video ? profiledVideoFrames(v, pixels, left, maxFrames, how) : 0;
+    const perSeq = images * perImage + (video ? videoTokens(v, pixels, frames, how) : 0);
     const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
     const items = seqCount * (images + (video ? 1 : 0));
     return {
@@ -81,11 +90,14 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     };
   }
   const videoSeq = imageFirst && s.imageLimit > 0 ? s.maxModelLen - perImage : s.maxModelLen;
-  const frames = s.videoLimit > 0 ? profiledVideoFrames(v, s.maxPixels, videoSeq, maxFrames) : 0;
-  const perVideo = frames ? videoTokens(v, s.maxPixels, frames) : 0;
-  // Ties go to video (the last of the modalities with the most tokens per item).
-  const video = frames > 0 && perVideo >= (s.imageLimit > 0 ? perImage : 0);
-  const perItem = video ? perVideo : perImage;
+  const vid = s.videoLimit > 0 ? modelledVideo(s, v, pixels, videoSeq) : undefined;
+  // The encoder budget ranks modalities by their tokens per item as it counts them.
+  const imageBudget = s.imageLimit > 0 ? perImage : 0;
+  const video =
+    vid !== undefined &&
+    (vid.budgetTokens > imageBudget ||
+      (vid.budgetTokens === imageBudget && s.features.mmTieGoesTo === "video"));
+  const perItem = video ? vid.budgetTokens : perImage;
   const limit = video ? s.videoLimit : s.imageLimit;
   const budget = Math.max(tokens, perItem);
   const perPrompt = Math.max(1, Math.min(limit, Math.floor(s.maxModelLen / perItem)));
@@ -93,10 +105,52 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
   return {
     modality: video ? "video" : "image",
     items,
-    tokensPerItem: perItem,
-    frames: video ? frames : 0,
+    tokensPerItem: video ? vid.tokens : perImage,
+    frames: video ? vid.frames : 0,
     tokensPerImage: perImage,
   };
+}
+
+/**
+ * The dummy video of V1's profile: frames and visual tokens, and the tokens the encoder budget
+ * counts for it.
+ *  - Qwen2/2.5-VL: up to 14 frames (16 before 0.11.0) at the image size with most features, as
+ *    many as fit `seqLen` (qwen2_vl.py `_get_max_video_frames`).
+ *  - Qwen3-VL up to 0.12.0: frames from 2 up while they fit `seqLen`, each shrunk by its video
+ *    processor to 25,165,824 px over the video (`qwen3ProfiledVideoFrames`), and the budget counts
+ *    12.5 tokens a visual token (its timestamps, qwen3_vl.py `get_max_video_tokens`), so the video
+ *    outranks a 16,384-token image.
+ *  - Qwen3-VL from 0.13.0: visual tokens of a frame pair under half of max_pixels (or of the video
+ *    processor's cap) — half the image's, so the image outranks it, as in every row of 0.19.1's
+ *    and 0.31.0's table; its own size matters only with imageLimit 0 ⚠ (0.13–0.18 built it
+ *    otherwise, not modelled).
+ */
+function modelledVideo(
+  s: Setup,
+  v: NonNullable<Setup["model"]["vision"]>,
+  pixels: number,
+  seqLen: number,
+): { frames: number; tokens: number; budgetTokens: number } {
+  const how = s.features.mostFeaturesImage;
+  if (v.kind === "qwen3-vl" && how === "square") {
+    const base = mostFeaturesImage(v, pixels, how);
+    // One video per prompt: the budget and the dummy item are built with {video: 1} (multimodal
+    // registry `get_max_tokens_per_item_by_modality`, gpu_model_runner `_get_mm_dummy_batch`).
+    const frames = qwen3ProfiledVideoFrames(base.width, base.height, seqLen, 1);
+    const tokens = qwen3VideoTokens(base.width, base.height, frames);
+    return { frames, tokens, budgetTokens: Math.floor(tokens * 12.5) };
+  }
+  if (v.kind === "qwen3-vl") {
+    // A frame pair at the image size with most features under half the video's pixels (0.19.1's
+    // get_max_video_tokens: max_pixels, else the video processor's longest_edge, ÷ temporal patch):
+    // at or above what vLLM builds (490 / 980 / 12,288 tokens where 0.19.1 says 475 / 972 / 12,288).
+    const cap = s.maxPixelsSet === false ? QWEN3_VIDEO_MAX_PIXELS : s.maxPixels;
+    const tokens = maxImageTokens(v, Math.floor(cap / 2), how);
+    return { frames: 2, tokens, budgetTokens: tokens };
+  }
+  const frames = profiledVideoFrames(v, pixels, seqLen, s.features.maxVideoFrames, how);
+  const tokens = videoTokens(v, pixels, frames, how);
+  return { frames, tokens, budgetTokens: tokens };
 }
 
 /** Where a profile input came from: the release's row of the table, computed by vLLM's code. */
@@ -172,7 +226,9 @@ export function profileEncoder(
     items: row.items,
     tokensPerItem: item?.tokens ?? 0,
     frames: item?.frames ?? 0,
-    tokensPerImage: row.budgetTokensPerItem.image ?? maxImageTokens(v!, s.maxPixels),
+    tokensPerImage:
+      row.budgetTokensPerItem.image ??
+      maxImageTokens(v!, s.maxPixels, s.features.mostFeaturesImage),
     from: fromTable(t, s),
     encoderBudget: Math.min(row.encoderComputeBudget, row.encoderCacheSize),
   };

@@ -16,6 +16,7 @@ import { modelledEncoderProfile, planMemory, planStack, type Setup } from "../pl
 import {
   imageTokens,
   maxImageTokens,
+  mostFeaturesImage,
   modelParams,
   quantBytesPerWeight,
   visionBytes,
@@ -123,9 +124,24 @@ describe("what vLLM can run where (quantization floors, architecture versions)",
 describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModalBudget; used where catalogs/vllm-profile.ts has no row)", () => {
   const base: Setup = SINGLE_GPU_7B_SETUP;
 
-  it("the largest image under max_pixels is smart_resize's square: 1003520 px → 980² → 1225 tokens", () => {
-    expect(maxImageTokens(base.model.vision!, 1003520)).toBe(1225);
-    expect(maxImageTokens(base.model.vision!, 16384 * 784)).toBe(16384);
+  it("the image with most tokens under max_pixels: its merged patches factored (0.13 on), or smart_resize's square (to 0.12)", () => {
+    const v = base.model.vision!;
+    // 1003520 px is 1280 merged 28-px units: 32 × 40 (1120 × 896), which smart_resize keeps; vLLM
+    // 0.13.0 on profiles it (get_image_size_with_most_features' closest_factor_pair).
+    expect(mostFeaturesImage(v, 1003520)).toEqual({ width: 1120, height: 896, tokens: 1280 });
+    expect(imageTokens(v, 1120, 896, 1003520)).toBe(1280);
+    // Up to 0.12.0: smart_resize(9999999, 9999999), a 980 × 980 square, 35² tokens.
+    expect(mostFeaturesImage(v, 1003520, "square")).toEqual({
+      width: 980,
+      height: 980,
+      tokens: 1225,
+    });
+    expect(imageTokens(v, 9999999, 9999999, 1003520)).toBe(maxImageTokens(v, 1003520, "square"));
+    expect(maxImageTokens(v, 16384 * 784)).toBe(16384);
+    // A prime count has no pair within the aspect limit (200): the most below it that has one
+    // (1279 → 1278 = 18 × 71; 401 → 400 = 20 × 20).
+    expect(maxImageTokens(v, 1279 * 784)).toBe(1278);
+    expect(mostFeaturesImage(v, 401 * 784)).toEqual({ width: 560, height: 560, tokens: 400 });
     // Qwen3-VL's 16-px patches: 32-px merged units.
     expect(maxImageTokens(model("Qwen/Qwen3-VL-8B-Instruct").vision!, 1024 * 1024)).toBe(1024);
   });
@@ -140,8 +156,6 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
     expect(imageTokens(v, 42, 70, 1003520)).toBe(4);
     // Below min_pixels (3136) the image is scaled up.
     expect(imageTokens(v, 20, 20, 1003520)).toBe(4);
-    // The largest image is the planner's profiled one.
-    expect(imageTokens(v, 9999999, 9999999, 1003520)).toBe(maxImageTokens(v, 1003520));
   });
 
   it('without "video": 0, V1 profiles a 12-frame, 7350-token dummy video and the KV cache shrinks by half', () => {

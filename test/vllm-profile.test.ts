@@ -11,6 +11,7 @@ import { MODELS } from "../catalogs/models";
 import { VLLM_PROFILE } from "../catalogs/vllm-profile";
 import type { ProfileRow, ProfileTable } from "../catalogs/vllm-profile-table";
 import { batchSizes, modelledEncoderProfile, planMemory, profileEncoder } from "../plan/profile";
+import { processorMaxPixels } from "../plan/memory";
 import { planStack, type Setup } from "../plan";
 import { readStackFile, stackNames } from "../config/stack-file";
 import { computeReleaseProfile, profileRequest, renderTable } from "../tools/vllm-profile";
@@ -103,6 +104,42 @@ const BASE = { maxModelLen: 8192, util: 0.9, imageLimit: 4, videoLimit: 0, maxPi
 const l4 = (s: Partial<Setup> = {}) =>
   setupFor(QWEN2, GPUS.get("L4")!, "0.31.0", { ...BASE, ...s });
 
+/** A catalog model of each architecture, for the settings of a table row. */
+const SAMPLE: Readonly<Record<ProfileRow["architecture"], string>> = {
+  Qwen2VLForConditionalGeneration: "Qwen/Qwen2-VL-7B-Instruct",
+  Qwen2_5_VLForConditionalGeneration: "Qwen/Qwen2.5-VL-7B-Instruct",
+  Qwen3VLForConditionalGeneration: "Qwen/Qwen3-VL-8B-Instruct",
+  Qwen3VLMoeForConditionalGeneration: "Qwen/Qwen3-VL-30B-A3B-Instruct",
+};
+
+describe("the hand model, which plans every setting the table has no row for", () => {
+  // fit and plan answer for any max_model_len, limit, max_pixels and release: the modelled profile
+  // must be what vLLM's own code builds wherever the tool computed it (modality, items per batch,
+  // tokens and frames of the dummy item), or settings without a row are planned on a guess.
+  for (const [release, t] of Object.entries(VLLM_PROFILE))
+    it(`gives vLLM ${release}'s own profile on each of its ${t.profiles.length} rows`, () => {
+      const off: string[] = [];
+      for (const r of t.profiles) {
+        const s = setupFor(SAMPLE[r.architecture], GPUS.get("L4")!, release, {
+          maxModelLen: r.maxModelLen,
+          util: 0.9,
+          imageLimit: r.imageLimit,
+          videoLimit: r.videoLimit,
+          maxPixels: r.maxPixels ?? processorMaxPixels(MODELS.get(SAMPLE[r.architecture])!.vision),
+          maxPixelsSet: r.maxPixels !== null,
+        });
+        const m = modelledEncoderProfile(s, r.maxNumBatchedTokens, r.maxNumSeqs);
+        const got = [m.modality, m.items, m.tokensPerItem, m.frames];
+        const want = [r.modality, r.items, r.item?.tokens ?? 0, r.item?.frames ?? 0];
+        if (got.join(" ") !== want.join(" "))
+          off.push(
+            `${r.architecture} len ${r.maxModelLen} limits ${r.imageLimit}/${r.videoLimit} px ${r.maxPixels} batch ${r.maxNumBatchedTokens}/${r.maxNumSeqs}: modelled ${got.join(" ")}, vLLM ${want.join(" ")}`,
+          );
+      }
+      expect(off).toEqual([]);
+    });
+});
+
 describe("the planner reads the table", () => {
   it("takes vLLM's batch defaults for the card from the table, and says so", () => {
     expect(batchSizes(l4(), table([]))).toEqual({
@@ -127,7 +164,7 @@ describe("the planner reads the table", () => {
   it("takes the encoder profile of the exact settings from the table, over the model", () => {
     const t = table([row({ items: 3, item: { width: 1120, height: 896, tokens: 1280 } })]);
     const modelled = modelledEncoderProfile(l4(), 2048, 256);
-    expect(modelled).toMatchObject({ modality: "image", tokensPerItem: 1225, items: 1 });
+    expect(modelled).toMatchObject({ modality: "image", tokensPerItem: 1280, items: 1 });
     expect(profileEncoder(l4(), 2048, 256, t)).toEqual({
       modality: "image",
       items: 3,
