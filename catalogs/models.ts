@@ -119,11 +119,11 @@ export interface ModelSpec {
  * a 458752-patch video), and Qwen3-VL is taken at the same vLLM/transformers ratio (0.77).
  */
 const TRANSFORMERS_BYTES_PER_PATCH = { "qwen2-vl": 44176, "qwen2.5-vl": 44176, "qwen3-vl": 50560 };
-const VLLM_TO_TRANSFORMERS = 34000 / TRANSFORMERS_BYTES_PER_PATCH["qwen2-vl"];
+const VLLM_TO_TRANSFORMERS = 35300 / TRANSFORMERS_BYTES_PER_PATCH["qwen2-vl"];
 const MEASURED_BYTES_PER_PATCH: Readonly<Record<VisionKind, { bytes: number; embedDim: number }>> =
   {
-    "qwen2-vl": { bytes: 34000, embedDim: 1280 },
-    "qwen2.5-vl": { bytes: 34000, embedDim: 1280 },
+    "qwen2-vl": { bytes: 35300, embedDim: 1280 },
+    "qwen2.5-vl": { bytes: 35300, embedDim: 1280 },
     "qwen3-vl": {
       bytes: Math.round(TRANSFORMERS_BYTES_PER_PATCH["qwen3-vl"] * VLLM_TO_TRANSFORMERS),
       embedDim: 1152,

@@ -196,7 +196,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   const memory = planMemory(setup);
   const binding = memory.stages.reduce((a, b) => (b.kvCacheTokens < a.kvCacheTokens ? b : a));
 
-  if (!features.cudaGraphsInBudget && !v.enforceEager) {
+  if (!memory.cudaGraphsInBudget && !v.enforceEager) {
     const graphs = Math.max(...memory.stages.map((st) => st.cudaGraphGiB));
     if (graphs > memory.headroomGiB)
       warnings.push(

@@ -212,6 +212,64 @@ export function decoderActivationBytes(
   return tokens * (3 * (m.intermediateSize / tp) + 3 * m.hiddenSize) * actBytes;
 }
 
+/** `VLLM_FUSED_MOE_CHUNK_SIZE`'s default: tokens a fused-MoE call takes at once (envs.py). */
+export function fusedMoeChunk(version: { readonly major: number; readonly minor: number }): number {
+  if (version.major === 0 && version.minor < 13) return 32768; // 0.11.0
+  if (version.major === 0 && version.minor < 27) return 16384; // 0.13.0 (0.27.0: no chunking)
+  return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Peak activation of a MoE decoder layer on `tokens` tokens, from vLLM's Triton fused-MoE path
+ * (fused_moe.py `fused_experts_impl`, 0.11.0/0.13.0; 0.27.0's modular kernel holds the same two
+ * buffers in one workspace): per token of a chunk, the gate/up output and the down output sharing
+ * one cache of topk × max(2I/TP, H), the activated topk × I/TP, the router logits (E) in the
+ * activation dtype, and topk weights and ids (12 B each); plus the residual and attention buffers
+ * of a dense layer (3 × hidden). M = min(tokens, the fused-MoE chunk).
+ */
+export function moeActivationBytes(
+  m: ModelSpec,
+  tokens: number,
+  tp: number,
+  actBytes: number,
+  chunk: number,
+): number {
+  const e = m.moe!;
+  const M = Math.min(tokens, chunk);
+  const shard = e.expertIntermediateSize / tp;
+  const perToken =
+    actBytes * e.activeExperts * Math.max(2 * shard, m.hiddenSize) +
+    actBytes * e.activeExperts * shard +
+    actBytes * e.experts +
+    12 * e.activeExperts;
+  return M * perToken + tokens * 3 * m.hiddenSize * actBytes;
+}
+
+/**
+ * Bytes per element of the sampler's dummy run on max_num_seqs × vocab logits (vLLM V1
+ * gpu_model_runner `_dummy_sampler_run`: temperature 0.5, top-k vocab − 1, top-p 0.9):
+ *  - V1 runner, PyTorch's top-k/top-p (v1/sample/ops/topk_topp_sampler.py `apply_top_k_top_p`):
+ *    the bf16 logits (2), their fp32 copy (4), the sorted values (4) and int64 indices (8), the
+ *    masks (1 + 1), the softmaxed sort (4) and the scattered result (4) all alive at once: 28 B,
+ *    a floor; torch's full segmented sort holds two int2 buffers (16 B) and cub's storage on top
+ *    while it sorts, ⚠ about 39 B as the MoE log C05 shows (test/plan-calibration-vl.test.ts).
+ *  - V1 runner with FlashInfer's kernels (`flashinferSampler`): masked logits and probabilities,
+ *    14 B.
+ *  - V2 runner: the bf16 logits only (its dummy batch skips top-k/top-p; v1/worker/gpu
+ *    sample/sampler.py returns the logits untouched): 2 B.
+ *  - V0: 4 B (one fp32 copy; calibrated with the text-only logs).
+ */
+export function samplerBytesPerElement(
+  engine: "v0" | "v1",
+  runner: "v1" | "v2",
+  flashinfer: boolean,
+): number {
+  if (engine === "v0") return 4;
+  if (runner === "v2") return 2;
+  return flashinfer ? 14 : SORTING_SAMPLER_BYTES;
+}
+export const SORTING_SAMPLER_BYTES = 39;
+
 /**
  * Vision tower peak on `patches` patches (pre-merge): the measured bytes per patch at TP 1
  * (catalogs/models.ts `activationBytesPerPatch`, bf16), whose sharded part (qkv, rotary, MLP)

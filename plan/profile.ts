@@ -16,6 +16,9 @@ import {
   NON_TORCH_GiB,
   cudaGraphBytes,
   decoderActivationBytes,
+  fusedMoeChunk,
+  moeActivationBytes,
+  samplerBytesPerElement,
   encoderActivationBytes,
   kvBytesPerToken,
   QWEN3_VIDEO_MAX_PIXELS,
@@ -40,6 +43,8 @@ export interface EncoderProfile {
   /** Video frames of each profiled item (0 for images). */
   readonly frames: number;
   readonly tokensPerImage: number;
+  /** V1: min(encoder compute budget, encoder cache size), in the budget's tokens. */
+  readonly encoderBudget?: number;
 }
 
 /**
@@ -108,6 +113,9 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     tokensPerItem: video ? vid.tokens : perImage,
     frames: video ? vid.frames : 0,
     tokensPerImage: perImage,
+    // compute_encoder_budget: both the compute budget and the cache are max(max_num_batched_tokens,
+    // the most tokens an item has), 0.11.0 to 0.31.0.
+    encoderBudget: budget,
   };
 }
 
@@ -234,6 +242,22 @@ export function profileEncoder(
   };
 }
 
+/**
+ * The model runner vLLM picks (vllm/config/vllm.py): V2 by default for dense models from 0.25.0
+ * and MoE models from 0.29.0; V1 before; V0 engines have neither.
+ */
+export function modelRunner(s: Pick<Setup, "features" | "model">): "v0" | "v1" | "v2" {
+  if (s.features.engine === "v0") return "v0";
+  return (s.model.moe ? s.features.v2RunnerMoe : s.features.v2RunnerDense) ? "v2" : "v1";
+}
+
+/** Whether the runner takes its CUDA-graph estimate out of the KV-cache budget. */
+export function cudaGraphsInBudget(s: Pick<Setup, "features" | "model">): boolean {
+  const runner = modelRunner(s);
+  if (runner === "v2") return s.features.v2CudaGraphsInBudget;
+  return runner === "v1" && s.features.cudaGraphsInBudget;
+}
+
 export function planMemory(s: Setup): MemoryPlan {
   const { tokens, seqs, from: batchFrom } = batchSizes(s);
   const enc = profileEncoder(s, tokens, seqs);
@@ -247,6 +271,16 @@ export function planMemory(s: Setup): MemoryPlan {
   const capacity = s.gpu.memoryGiB;
   const budget = capacity * s.util;
   const distributed = s.tp * s.pp > 1;
+  const runner = modelRunner(s);
+  const v1 = s.features.engine === "v1";
+  const graphsInBudget = cudaGraphsInBudget(s);
+  // Qwen3-VL's model allocates deepstack_num_level × [max_num_batched_tokens, hidden] input buffers
+  // in __init__ (qwen3_vl.py, 0.11.0–0.31.0): vLLM counts them in "Model loading took", the plan
+  // with what the profile reserves (the weights stay the checkpoint's).
+  const deepstack =
+    s.model.vision && (s.imageLimit > 0 || s.videoLimit > 0)
+      ? s.model.vision.deepstackMergers * tokens * s.model.hiddenSize * act
+      : 0;
 
   const stages: StageMemory[] = layers.map((n, i) => {
     const first = i === 0;
@@ -261,17 +295,43 @@ export function planMemory(s: Setup): MemoryPlan {
     // V1's profile_run runs the dummy encoder batch on every rank; V0 only where the inputs are
     // embedded (the first stage).
     const encodes = s.features.engine === "v1" || first;
-    const decoder = decoderActivationBytes(s.model, tokens, s.tp, act);
-    const sampler = last ? seqs * s.model.vocabSize * 4 : 0;
+    const decoder = s.model.moe
+      ? moeActivationBytes(s.model, tokens, s.tp, act, fusedMoeChunk(s.features.version))
+      : decoderActivationBytes(s.model, tokens, s.tp, act);
+    // The sampler's dummy run on min(max_num_seqs, tokens) rows of logits, on every TP rank of the
+    // last stage (V1 gathers the logits), beside the decoder's hidden states (V1).
+    const rows = v1 ? Math.min(seqs, tokens) : seqs;
+    const sampler = last
+      ? rows *
+          s.model.vocabSize *
+          samplerBytesPerElement(
+            s.features.engine,
+            runner === "v2" ? "v2" : "v1",
+            s.features.flashinferSampler,
+          ) +
+        (v1 ? tokens * s.model.hiddenSize * act : 0)
+      : 0;
     const v = s.model.vision;
     const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
     const encoder = encodes && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
-    // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's dummy run.
-    const encoderOutputs = encodes && hasVision ? visualTokens * s.model.hiddenSize * act : 0;
-    const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
+    // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's and the
+    // sampler's dummy runs; 0.11.0–0.11.2 pad each one to the encoder budget.
+    const keptTokens =
+      s.features.encoderOutputsPadded && enc.encoderBudget !== undefined
+        ? enc.items * Math.max(enc.encoderBudget, enc.tokensPerItem)
+        : visualTokens;
+    // Qwen3-VL's tower returns each token with its deepstack features concatenated:
+    // out_hidden × (1 + deepstack levels) (qwen3_vl.py Qwen3_VisionTransformer.forward).
+    const outputWidth = s.model.hiddenSize * (1 + (v?.deepstackMergers ?? 0));
+    const encoderOutputs = encodes && hasVision ? keptTokens * outputWidth * act : 0;
+    // The peak of the profile run: the encoder's own, or the kept outputs beside the decoder's
+    // dummy run or the sampler's (no empty_cache or peak reset between them: gpu_model_runner
+    // profile_run, 0.11.0–0.31.0).
+    const activation =
+      Math.max(encoder, decoder + encoderOutputs, sampler + encoderOutputs) + deepstack;
     const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
     const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);
-    const reserved = activation + nonTorch + (s.features.cudaGraphsInBudget ? graphs : 0);
+    const reserved = activation + nonTorch + (graphsInBudget ? graphs : 0);
     const kvBytes = Math.max(0, budget * GiB - weights - reserved);
     const perToken = kvBytesPerToken(s.model, n, s.tp, kvPerLayerScale);
     const blocks = Math.floor(kvBytes / (perToken * s.blockSize));
@@ -311,6 +371,8 @@ export function planMemory(s: Setup): MemoryPlan {
       sources: { batch: batchFrom, encoder: enc.from },
     },
     headroomGiB: capacity * (1 - s.util) - CUDA_CONTEXT_GiB,
+    runner,
+    cudaGraphsInBudget: graphsInBudget,
   };
 }
 

@@ -108,7 +108,11 @@ function profileText(p: PlanDraft): string {
     f.modality === "none"
       ? "no vision profile"
       : `${f.itemsProfiled} × ${f.modality}${f.videoFrames ? ` of ${f.videoFrames} frames` : ""}, ${fmt(f.tokensPerItem)} tokens each [${sourceText(f.sources.encoder)}]`;
-  return `${batch}; ${encoder}`;
+  const runner =
+    p.memory.runner === "v0"
+      ? "V0 engine"
+      : `model runner ${p.memory.runner.toUpperCase()}${p.memory.cudaGraphsInBudget && p.memory.stages.some((st) => st.cudaGraphGiB > 0) ? ", CUDA graphs in the budget" : ""}`;
+  return `${batch}; ${encoder}; ${runner}`;
 }
 
 export function planToText(p: PlanDraft, problems: readonly Issue[] = []): string {
@@ -149,7 +153,7 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
   for (const s of p.memory.stages) {
     out.push(`    stage ${s.stage} ${memoryBar(s)} ${s.layers} layers`);
     out.push(
-      `            weights ${s.weightsGiB.toFixed(2)} + reserved ${s.reservedGiB.toFixed(2)} (activations ${s.activationGiB.toFixed(2)}, non-torch ${s.nonTorchGiB.toFixed(2)}${p.features.cudaGraphsInBudget && s.cudaGraphGiB > 0 ? `, CUDA graphs ${s.cudaGraphGiB.toFixed(2)}` : ""}) + KV ${s.kvCacheGiB.toFixed(2)} of ${s.budgetGiB.toFixed(2)} GiB → ${fmt(s.kvCacheTokens)} tokens`,
+      `            weights ${s.weightsGiB.toFixed(2)} + reserved ${s.reservedGiB.toFixed(2)} (activations ${s.activationGiB.toFixed(2)}, non-torch ${s.nonTorchGiB.toFixed(2)}${p.memory.cudaGraphsInBudget && s.cudaGraphGiB > 0 ? `, CUDA graphs ${s.cudaGraphGiB.toFixed(2)}` : ""}) + KV ${s.kvCacheGiB.toFixed(2)} of ${s.budgetGiB.toFixed(2)} GiB → ${fmt(s.kvCacheTokens)} tokens`,
     );
   }
   line("Profile", profileText(p));

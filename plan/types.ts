@@ -69,6 +69,10 @@ export interface MemoryPlan {
   };
   /** CUDA graphs captured outside the budget must fit in what utilization leaves free. */
   readonly headroomGiB: number;
+  /** The model runner vLLM picks for this model and release (`modelRunner`). */
+  readonly runner: "v0" | "v1" | "v2";
+  /** Whether that runner takes its CUDA-graph estimate out of the KV-cache budget. */
+  readonly cudaGraphsInBudget: boolean;
 }
 
 export interface PlanNode {

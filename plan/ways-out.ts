@@ -125,7 +125,7 @@ export function waysOut(s: Setup, c: StackConfig, hw: Hardware): string[] {
   }
   if (
     !s.enforceEager &&
-    s.features.cudaGraphsInBudget &&
+    planMemory(s).cudaGraphsInBudget &&
     planMemory({ ...s, enforceEager: true }).fits
   )
     out.push("set vllm.enforceEager: true (no CUDA graphs; slower decode)");

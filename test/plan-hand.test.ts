@@ -142,14 +142,18 @@ describe("a whole plan by hand: 7B on one A10G, the single-gpu stack's settings"
     ).toBe("8192 0.8 4 0 1003520 true");
     const budget = 22.19 * 0.8 * GiB; // A10G as PyTorch reports it (catalogs/gpus.ts)
     const weights = 16_582_744_064;
-    // V1 on a < 70 GiB card profiles 2048 tokens. The largest image under 1003520 px is a 980 × 980
-    // square (smart_resize): 35² = 1225 tokens, 4900 patches; one fits the encoder budget, and with
-    // "video": 0 rendered no dummy video is profiled. The tower peaks at 34000 B/patch (calibrated).
+    // V1 on a < 70 GiB card profiles 2048 tokens. 0.11.0's largest image under 1003520 px is a
+    // 980 × 980 square (smart_resize): 35² = 1225 tokens, 4900 patches; one fits the encoder budget
+    // (2048), and with "video": 0 rendered no dummy video is profiled. The tower peaks at 35300
+    // B/patch (calibrated on C01). 0.11.0 pads the kept output to the budget: 2048 × hidden.
+    // The sampler's dummy run sorts 256 × vocab logits (PyTorch's top-k/top-p: 39 B an element)
+    // beside the decoder's 2048 hidden states. The peak is the encoder's, or the kept output beside
+    // the decoder's or the sampler's run.
     const decoder = 2048 * (3 * 18944 + 3 * 3584) * 2;
-    const sampler = 256 * 152064 * 4;
-    const encoder = 4900 * 34000;
-    const encoderOutputs = 1225 * 3584 * 2;
-    const activation = Math.max(decoder, sampler, encoder) + encoderOutputs;
+    const sampler = 256 * 152064 * 39 + 2048 * 3584 * 2;
+    const encoder = 4900 * 35300;
+    const encoderOutputs = 2048 * 3584 * 2;
+    const activation = Math.max(encoder, decoder + encoderOutputs, sampler + encoderOutputs);
     const kv = budget - weights - activation - 0.35 * GiB;
     const tokens = Math.floor(kv / (57344 * 16)) * 16;
     expect(p.profile).toEqual({

@@ -158,7 +158,7 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
     expect(imageTokens(v, 20, 20, 1003520)).toBe(4);
   });
 
-  it('without "video": 0, V1 profiles a 12-frame, 7350-token dummy video and the KV cache shrinks by half', () => {
+  it('without "video": 0, V1 profiles a 12-frame, 7350-token dummy video; on the V2 runner it halves the KV cache', () => {
     // vLLM's default video limit on V1 is 999 (config/multimodal.py get_limit_per_prompt); the video
     // of the most frames whose tokens fit max_model_len (≤ 14) has more tokens than an image.
     const withVideo = { ...base, videoLimit: 999 };
@@ -168,13 +168,20 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
       tokensPerItem: 7350,
       frames: 12,
       tokensPerImage: 1225,
+      encoderBudget: 7350,
     });
-    const image = planMemory(base);
-    const video = planMemory(withVideo);
-    expect(image.profile.modality).toBe("image");
-    const cut = 1 - video.kvCacheTokens / image.kvCacheTokens;
-    expect(cut).toBeGreaterThan(0.4);
-    expect(cut).toBeLessThan(0.75);
+    const cut = (version: string) => {
+      const features = vllmFeatures(parseVersion(version)!, base.gpu.computeCapability);
+      const image = planMemory({ ...base, features });
+      expect(image.profile.modality).toBe("image");
+      return 1 - planMemory({ ...withVideo, features }).kvCacheTokens / image.kvCacheTokens;
+    };
+    // 0.11.0's V1 runner sorts 256 × 152,064 logits in its sampler's dummy run (1.4 GiB), more than
+    // the video's tower peak (0.97 GiB): the video costs little more than the image there.
+    expect(cut("0.11.0")).toBeLessThan(0.1);
+    // 0.31.0's V2 runner (what the shipped stacks pin) samples lightly: the video's peak decides.
+    expect(cut("0.31.0")).toBeGreaterThan(0.4);
+    expect(cut("0.31.0")).toBeLessThan(0.75);
   });
 
   it("images fill the encoder budget max(max_num_batched_tokens, tokens per image), at least one", () => {
@@ -514,7 +521,7 @@ describe("fits with a margin (issue 20 item 5)", () => {
     expect(planStack(raw(8192)).errorBand).toEqual({
       class: "qwen3-vl-moe",
       error: ERROR_BANDS["qwen3-vl-moe"].error,
-      logs: 1,
+      logs: ERROR_BANDS["qwen3-vl-moe"].logs,
       lowKvCacheTokens: low,
       withinBand: false,
     });
@@ -523,7 +530,7 @@ describe("fits with a margin (issue 20 item 5)", () => {
     expect([close.fits, close.errorBand.withinBand]).toEqual([true, true]);
     expect(planToText(close)).toMatch(
       new RegExp(
-        `Verdict +FITS, but within the error band: the planner has been off by up to 19\\.2 % on Qwen3-VL MoE startups \\(1 log\\); at that error vLLM finds ${low.toLocaleString("en-US")} KV tokens, less than one ${(low + 1).toLocaleString("en-US")}-token request`,
+        `Verdict +FITS, but within the error band: the planner has been off by up to ${(ERROR_BANDS["qwen3-vl-moe"].error * 100).toFixed(1).replace(".", "\\.")} % on Qwen3-VL MoE startups \\(${ERROR_BANDS["qwen3-vl-moe"].logs} logs\\); at that error vLLM finds ${low.toLocaleString("en-US")} KV tokens, less than one ${(low + 1).toLocaleString("en-US")}-token request`,
       ),
     );
     expect(planToText(planStack(raw(low))).match(/Verdict +(.*)/)![1]).toBe("FITS");
