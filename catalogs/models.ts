@@ -114,9 +114,9 @@ export interface ModelSpec {
 /**
  * Peak bytes per patch of the vision towers in bf16 at TP 1. Measured on an H200 with transformers'
  * towers (test/gpu/h200-encoder-memory.json): 44176 (Qwen2-VL, Qwen2.5-VL), 50560 (Qwen3-VL).
- * vLLM's own towers need less: its startup logs put Qwen2/2.5-VL at 34000 (C01–C03 and C20 of
- * test/plan-calibration-vl.test.ts, from "Available KV cache memory" with one 65536-patch image or
- * a 458752-patch video), and Qwen3-VL is taken at the same vLLM/transformers ratio (0.77).
+ * vLLM's own towers need less: its startup log C01 (test/support/vl-startup-logs.ts: "Available KV
+ * cache memory" with one 65536-patch image, the tower's peak being the profile run's) puts
+ * Qwen2/2.5-VL at 35300, and Qwen3-VL is taken at the same vLLM/transformers ratio (0.80).
  */
 const TRANSFORMERS_BYTES_PER_PATCH = { "qwen2-vl": 44176, "qwen2.5-vl": 44176, "qwen3-vl": 50560 };
 const VLLM_TO_TRANSFORMERS = 35300 / TRANSFORMERS_BYTES_PER_PATCH["qwen2-vl"];
