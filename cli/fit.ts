@@ -20,7 +20,10 @@ export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <
                      (--gpu <name> | --gpu-memory-gib G [--compute-capability C] | --instance-type <type>)
                      [--gpus-per-node N] [--nodes M] [--max-model-len L] [--gpu-memory-utilization U]
                      [--dtype auto|half|bfloat16|float32] [--vllm-version V] [--image-limit K]
-                     [--max-pixels P] [--tp T] [--pp P] [--enforce-eager] [--json]
+                     [--video-limit K] [--max-pixels P] [--max-num-seqs S] [--max-num-batched-tokens B]
+                     [--kv-cache-dtype auto|fp8] [--tp T] [--pp P] [--enforce-eager] [--json]
+  A log's settings map onto these; what vLLM leaves at its defaults (limits 999 on V1, its batch
+  sizes for the card) is planned as vLLM picks it, except --video-limit, 0 unless given.
   models: ${[...MODELS.keys()].join(", ")}
   GPUs:   ${GPU_NAMES.join(", ")}`;
 
@@ -37,7 +40,11 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   "vllm.maxModelLen": "--max-model-len",
   "vllm.gpuMemoryUtilization": "--gpu-memory-utilization",
   "vllm.imageLimit": "--image-limit",
+  "vllm.videoLimit": "--video-limit",
   "vllm.maxPixels": "--max-pixels",
+  "vllm.maxNumSeqs": "--max-num-seqs",
+  "vllm.maxNumBatchedTokens": "--max-num-batched-tokens",
+  "vllm.kvCacheDtype": "--kv-cache-dtype",
   "vllm.tensorParallelSize": "--tp",
   "vllm.pipelineParallelSize": "--pp",
   "vllm.dtype": "--dtype",
@@ -92,7 +99,11 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       "dtype",
       "vllm-version",
       "image-limit",
+      "video-limit",
       "max-pixels",
+      "max-num-seqs",
+      "max-num-batched-tokens",
+      "kv-cache-dtype",
       "tp",
       "pp",
     ),
@@ -194,7 +205,11 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   num("max-model-len", "maxModelLen");
   num("gpu-memory-utilization", "gpuMemoryUtilization");
   num("image-limit", "imageLimit");
+  num("video-limit", "videoLimit");
   num("max-pixels", "maxPixels");
+  num("max-num-seqs", "maxNumSeqs");
+  num("max-num-batched-tokens", "maxNumBatchedTokens");
+  if (o["kv-cache-dtype"]) vllm["kvCacheDtype"] = o["kv-cache-dtype"];
   num("tp", "tensorParallelSize");
   num("pp", "pipelineParallelSize");
   if (o.dtype) vllm["dtype"] = o.dtype;
@@ -220,7 +235,9 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       );
     throw e;
   }
-  return planReply(preview, o.json, "fits");
+  // The problems that keep it from deploying, named by the flags too.
+  const problems = preview.problems.map((i) => ({ ...i, path: flagOf(i.path) }));
+  return planReply({ ...preview, problems }, o.json, "fits");
 }
 
 if (require.main === module)

@@ -356,13 +356,16 @@ export const vllmSchema = z.strictObject({
     .gt(0, "must be > 0 and ≤ 1")
     .lte(1, "must be > 0 and ≤ 1")
     .default(0.9),
-  /** Images per prompt (`--limit-mm-per-prompt`). */
-  imageLimit: int(0, 64).default(4),
+  /**
+   * Images per prompt (`--limit-mm-per-prompt`), up to vLLM's own 999 (what it allows when the
+   * flag is unset: config/multimodal.py).
+   */
+  imageLimit: int(0, 999).default(4),
   /**
    * Videos per prompt. 0 (default) renders `"video": 0`: left unset, vLLM V1 allows 999 videos and
    * profiles a max-length dummy video, which reserves far more than an image (issue 11).
    */
-  videoLimit: int(0, 16).default(0),
+  videoLimit: int(0, 999).default(0),
   dtype: z.enum(["auto", "half", "float16", "bfloat16", "float32"]).default("auto"),
   kvCacheDtype: z.enum(["auto", "fp8"]).default("auto"),
   enforceEager: z.boolean().default(false),

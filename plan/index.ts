@@ -115,7 +115,8 @@ function deployablePlan({ plan, problems }: PlanPreview): Plan {
 
 export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPreview {
   const issues: Issue[] = [];
-  // What keeps a plannable stack from deploying: its lock file (a provisioning concern).
+  // What keeps a plannable stack from deploying, not its memory plan: its lock file (a
+  // provisioning concern), and a context no full-size image fits (vLLM starts; requests fail).
   const problems: Issue[] = [];
   const warnings: string[] = [];
   const v = c.vllm;
@@ -146,7 +147,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   if (model && gpu && hw)
     ({ dtype, tp, pp } = checkModelOnHardware(c, model.spec, gpu, hw, features, issues, warnings));
   if (model && gpu) {
-    checkOneImageFits(c, model.spec, issues);
+    checkOneImageFits(c, model.spec, problems);
     checkChunking(c, model.spec, gpu, features, issues);
     checkHalfPrecision(model.spec, gpu, dtype, warnings);
   }

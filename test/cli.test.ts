@@ -9,7 +9,8 @@ import { QWEN3_VL_VISION_CONFIG } from "./support/plans";
 import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
 import { planCommand } from "../cli/plan";
 import { planReply } from "../cli/main";
-import { planStack, previewStack } from "../plan";
+import { planMemory, planStack, previewStack } from "../plan";
+import { VL_CASES } from "./support/vl-startup-logs";
 import { ConfigError } from "../config/errors";
 import { VLLM_RELEASES, vllmAtLeast } from "../catalogs/vllm";
 import { stackNames } from "../config/stack-file";
@@ -136,6 +137,35 @@ describe("fit", () => {
     expect(j.fits).toBe(true);
     expect(j.tensorParallelSize).toBe(4);
     expect(j.dtype).toBe("float16");
+  });
+
+  it("takes a startup log's settings as flags and plans what the calibration case plans (C21, C22)", () => {
+    // The 30B-A3B at TP 4 on RTX 3090s (vLLM 0.11.0, both limits at vLLM's 999) and Qwen2.5-VL-7B on
+    // an RTX 4090 (0.27.1, one image, 999 videos): the numbers test/plan-calibration-vl scores.
+    const byId = (id: string) => VL_CASES.find((c) => c.id === id)!;
+    const moe = JSON.parse(
+      fit(
+        "--model Qwen/Qwen3-VL-30B-A3B-Instruct --gpu RTX-3090 --gpus-per-node 4 --nodes 1 --max-model-len 65536 --vllm-version 0.11.0 --image-limit 999 --video-limit 999 --json",
+      ).output,
+    );
+    expect(moe.kvCacheTokens).toBe(planMemory(byId("C21").setup).kvCacheTokens);
+    const dense = JSON.parse(
+      fit(
+        "--model Qwen/Qwen2.5-VL-7B-Instruct --gpu-memory-gib 23.99 --compute-capability 8.9 --max-model-len 8192 --vllm-version 0.27.1 --image-limit 1 --video-limit 999 --json",
+      ).output,
+    );
+    expect(dense.kvCacheTokens).toBe(planMemory(byId("C22").setup).kvCacheTokens);
+    // The batch sizes and the KV cache's dtype are the log's too.
+    const given = JSON.parse(
+      fit(
+        "--model Qwen/Qwen2.5-VL-7B-Instruct --gpu L4 --max-model-len 8192 --max-num-seqs 8 --max-num-batched-tokens 4096 --kv-cache-dtype fp8 --json",
+      ).output,
+    );
+    expect(given.profile).toMatchObject({ maxNumSeqs: 8, maxNumBatchedTokens: 4096 });
+    expect(given.stages[0].kvBytesPerToken).toBe(28 * 4 * 128 * 2);
+    expect(() => fit("--model Qwen/Qwen2.5-VL-7B-Instruct --gpu L4 --video-limit 1000")).toThrow(
+      /--video-limit: 1000 — /,
+    );
   });
 
   it("answers for a release without a lock file: a memory verdict, and the lock a deployment needs", () => {
