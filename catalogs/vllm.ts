@@ -281,6 +281,13 @@ export interface VllmFeatures {
    */
   readonly mmTieGoesTo: "image" | "video";
   /**
+   * How Qwen3-VL's dummy video is sized (qwen3_vl.py `get_max_video_tokens`): "timestamps", frames
+   * fitting max_model_len counted 12.5 budget tokens a token (up to 0.12.0); "frames", the same
+   * frames counted as they are (0.13.0–0.14.x); "half-pixels", a frame pair under half the video's
+   * max pixels (0.15.0 on: `video_max_pixels // temporal_patch_size`).
+   */
+  readonly qwen3VideoSizing: "timestamps" | "frames" | "half-pixels";
+  /**
    * Qwen2-VL's dummy profile prompt holds image limit × max image tokens and startup fails when it
    * exceeds max_model_len ("Qwen2-VL cannot process N images in a prompt", vllm 0.6.x
    * model_executor/models/qwen2_vl.py `dummy_data_for_qwen2_vl`); from 0.7 it is a warning ⚠.
@@ -342,6 +349,11 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
     encoderOutputsPadded: atLeast(version, "0.11.0") && !atLeast(version, "0.12.0"),
     mostFeaturesImage: atLeast(version, "0.13.0") ? "factor-pair" : "square",
     mmTieGoesTo: atLeast(version, "0.17.0") ? "video" : "image",
+    qwen3VideoSizing: atLeast(version, "0.15.0")
+      ? "half-pixels"
+      : atLeast(version, "0.13.0")
+        ? "frames"
+        : "timestamps",
     mmProfileMustFitContext: !atLeast(version, "0.7.0"),
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,

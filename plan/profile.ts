@@ -124,14 +124,13 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
  * counts for it.
  *  - Qwen2/2.5-VL: up to 14 frames (16 before 0.11.0) at the image size with most features, as
  *    many as fit `seqLen` (qwen2_vl.py `_get_max_video_frames`).
- *  - Qwen3-VL up to 0.12.0: frames from 2 up while they fit `seqLen`, each shrunk by its video
- *    processor to 25,165,824 px over the video (`qwen3ProfiledVideoFrames`), and the budget counts
- *    12.5 tokens a visual token (its timestamps, qwen3_vl.py `get_max_video_tokens`), so the video
- *    outranks a 16,384-token image.
- *  - Qwen3-VL from 0.13.0: visual tokens of a frame pair under half of max_pixels (or of the video
+ *  - Qwen3-VL up to 0.14: frames from 2 up while they fit `seqLen`, at the image size with most
+ *    features, each shrunk by its video processor to 25,165,824 px over the video
+ *    (`qwen3ProfiledVideoFrames`); up to 0.12.0 the budget counts 12.5 tokens a visual token (its
+ *    timestamps, qwen3_vl.py `get_max_video_tokens`), so the video outranks a 16,384-token image.
+ *  - Qwen3-VL from 0.15.0: visual tokens of a frame pair under half of max_pixels (or of the video
  *    processor's cap) — half the image's, so the image outranks it, as in every row of 0.19.1's
- *    and 0.31.0's table; its own size matters only with imageLimit 0 ⚠ (0.13–0.18 built it
- *    otherwise, not modelled).
+ *    and 0.31.0's table; its own size matters only with imageLimit 0 ⚠.
  */
 function modelledVideo(
   s: Setup,
@@ -140,13 +139,14 @@ function modelledVideo(
   seqLen: number,
 ): { frames: number; tokens: number; budgetTokens: number } {
   const how = s.features.mostFeaturesImage;
-  if (v.kind === "qwen3-vl" && how === "square") {
+  if (v.kind === "qwen3-vl" && s.features.qwen3VideoSizing !== "half-pixels") {
     const base = mostFeaturesImage(v, pixels, how);
     // One video per prompt: the budget and the dummy item are built with {video: 1} (multimodal
     // registry `get_max_tokens_per_item_by_modality`, gpu_model_runner `_get_mm_dummy_batch`).
     const frames = qwen3ProfiledVideoFrames(base.width, base.height, seqLen, 1);
     const tokens = qwen3VideoTokens(base.width, base.height, frames);
-    return { frames, tokens, budgetTokens: Math.floor(tokens * 12.5) };
+    const timestamps = s.features.qwen3VideoSizing === "timestamps";
+    return { frames, tokens, budgetTokens: timestamps ? Math.floor(tokens * 12.5) : tokens };
   }
   if (v.kind === "qwen3-vl") {
     // A frame pair at the image size with most features under half the video's pixels (0.19.1's

@@ -34,9 +34,11 @@ export const SETTINGS_GRID = {
 } as const;
 
 /**
- * Settings of the calibration logs (test/plan-calibration-vl.test.ts) that a computed release
- * covers, so that their numbers come from vLLM's code too: C06 (Qwen3-VL-2B, vLLM 0.11.0, both
- * limits at vLLM's default 999, max_num_seqs 1).
+ * Settings of the calibration logs (test/support/vl-startup-logs.ts) that a computed release
+ * covers, so that their numbers come from vLLM's code too, and the hand model is held to them
+ * (test/vllm-profile.test.ts): C06 (Qwen3-VL-2B, both limits at vLLM's default 999, max_num_seqs
+ * 1), C05 and C21 (the 30B-A3B at 8192 and 65536 tokens), C22 and C23 (Qwen2.5-VL at 8192 tokens,
+ * one image or vLLM's 999) and C25 (Qwen2-VL at 4096, one image), with vLLM's default video limit.
  */
 export const EXTRA_SETTINGS = [
   {
@@ -46,6 +48,42 @@ export const EXTRA_SETTINGS = [
     videoLimit: 999,
     maxPixels: 16384 * 1024,
     batches: [[2048, 1]],
+  },
+  {
+    architecture: "Qwen3VLMoeForConditionalGeneration",
+    maxModelLen: 8192,
+    imageLimit: 999,
+    videoLimit: 999,
+    maxPixels: 16384 * 1024,
+  },
+  {
+    architecture: "Qwen3VLMoeForConditionalGeneration",
+    maxModelLen: 65536,
+    imageLimit: 999,
+    videoLimit: 999,
+    maxPixels: null,
+  },
+  {
+    architecture: "Qwen2_5_VLForConditionalGeneration",
+    maxModelLen: 8192,
+    imageLimit: 1,
+    videoLimit: 999,
+    maxPixels: null,
+  },
+  {
+    architecture: "Qwen2_5_VLForConditionalGeneration",
+    maxModelLen: 8192,
+    imageLimit: 999,
+    videoLimit: 999,
+    maxPixels: null,
+    batches: [[2048, 256]],
+  },
+  {
+    architecture: "Qwen2VLForConditionalGeneration",
+    maxModelLen: 4096,
+    imageLimit: 1,
+    videoLimit: 999,
+    maxPixels: null,
   },
 ] as const satisfies readonly ProfileRequestSettings[];
 
