@@ -262,11 +262,17 @@ export interface VllmFeatures {
    */
   readonly flashinferSampler: boolean;
   /**
-   * 0.11.0–0.11.2 copy each dummy encoder output into a zeros(encoder budget, hidden) tensor when it
-   * is shorter than the budget, and keep them through the decoder's dummy run (gpu_model_runner.py
-   * profile_run; not in 0.10.2's or 0.12.0's).
+   * What the profile run pads each kept dummy encoder output to, when it is shorter (a zeros tensor
+   * kept through the decoder's dummy run; gpu_model_runner.py profile_run): the encoder budget
+   * (0.11.0–0.11.2), the modality's most tokens per item as the budget counts them (0.12.x), or
+   * nothing (0.10.2 and before, 0.13.0 on).
    */
-  readonly encoderOutputsPadded: boolean;
+  readonly encoderOutputPadding: "budget" | "item" | "none";
+  /**
+   * The V2 model runner's profile run encodes a dummy multimodal batch (0.27.0 on, on the first
+   * pipeline stage only: v1/worker/gpu/model_runner.py `profile_run`); 0.25–0.26's does not.
+   */
+  readonly v2ProfilesEncoder: boolean;
   /**
    * The image with most features the profile builds: `smart_resize` of a 9,999,999-px square (up to
    * 0.12.0; for Qwen3-VL at the image processor's own longest_edge, whatever max_pixels says) or the
@@ -346,7 +352,14 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
     v2RunnerMoe: v1 && atLeast(version, "0.29.0"),
     v2CudaGraphsInBudget: atLeast(version, "0.29.0"),
     flashinferSampler: atLeast(version, "0.21.0"),
-    encoderOutputsPadded: atLeast(version, "0.11.0") && !atLeast(version, "0.12.0"),
+    encoderOutputPadding: !atLeast(version, "0.11.0")
+      ? "none"
+      : !atLeast(version, "0.12.0")
+        ? "budget"
+        : !atLeast(version, "0.13.0")
+          ? "item"
+          : "none",
+    v2ProfilesEncoder: atLeast(version, "0.27.0"),
     mostFeaturesImage: atLeast(version, "0.13.0") ? "factor-pair" : "square",
     mmTieGoesTo: atLeast(version, "0.17.0") ? "video" : "image",
     qwen3VideoSizing: atLeast(version, "0.15.0")

@@ -212,10 +212,13 @@ export function decoderActivationBytes(
   return tokens * (3 * (m.intermediateSize / tp) + 3 * m.hiddenSize) * actBytes;
 }
 
-/** `VLLM_FUSED_MOE_CHUNK_SIZE`'s default: tokens a fused-MoE call takes at once (envs.py). */
+/**
+ * `VLLM_FUSED_MOE_CHUNK_SIZE`'s default: tokens a fused-MoE call takes at once (envs.py): 32768 up
+ * to 0.11.x, 16384 from 0.12.0 to 0.17.x; gone from 0.18.0, whose fused_experts_impl takes all.
+ */
 export function fusedMoeChunk(version: { readonly major: number; readonly minor: number }): number {
-  if (version.major === 0 && version.minor < 13) return 32768; // 0.11.0
-  if (version.major === 0 && version.minor < 27) return 16384; // 0.13.0 (0.27.0: no chunking)
+  if (version.major === 0 && version.minor < 12) return 32768;
+  if (version.major === 0 && version.minor < 18) return 16384;
   return Number.POSITIVE_INFINITY;
 }
 

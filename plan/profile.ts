@@ -45,6 +45,8 @@ export interface EncoderProfile {
   readonly tokensPerImage: number;
   /** V1: min(encoder compute budget, encoder cache size), in the budget's tokens. */
   readonly encoderBudget?: number;
+  /** V1: the profiled item's tokens as the budget counts them (Qwen3-VL video up to 0.12: × 12.5). */
+  readonly itemBudgetTokens?: number;
 }
 
 /**
@@ -116,6 +118,7 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     // compute_encoder_budget: both the compute budget and the cache are max(max_num_batched_tokens,
     // the most tokens an item has), 0.11.0 to 0.31.0.
     encoderBudget: budget,
+    itemBudgetTokens: perItem,
   };
 }
 
@@ -239,6 +242,9 @@ export function profileEncoder(
       maxImageTokens(v!, s.maxPixels, s.features.mostFeaturesImage),
     from: fromTable(t, s),
     encoderBudget: Math.min(row.encoderComputeBudget, row.encoderCacheSize),
+    ...(row.modality !== "none" && row.budgetTokensPerItem[row.modality] !== undefined
+      ? { itemBudgetTokens: row.budgetTokensPerItem[row.modality] }
+      : {}),
   };
 }
 
@@ -275,12 +281,12 @@ export function planMemory(s: Setup): MemoryPlan {
   const v1 = s.features.engine === "v1";
   const graphsInBudget = cudaGraphsInBudget(s);
   // Qwen3-VL's model allocates deepstack_num_level × [max_num_batched_tokens, hidden] input buffers
-  // in __init__ (qwen3_vl.py, 0.11.0–0.31.0): vLLM counts them in "Model loading took", the plan
-  // with what the profile reserves (the weights stay the checkpoint's).
-  const deepstack =
-    s.model.vision && (s.imageLimit > 0 || s.videoLimit > 0)
-      ? s.model.vision.deepstackMergers * tokens * s.model.hiddenSize * act
-      : 0;
+  // in __init__ (qwen3_vl.py; 0.11.0 only with the tower built, 0.31.0 always): vLLM counts them
+  // in "Model loading took", the plan with what the profile reserves (the weights stay the
+  // checkpoint's), on the safe side whatever the limits.
+  const deepstack = s.model.vision
+    ? s.model.vision.deepstackMergers * tokens * s.model.hiddenSize * act
+    : 0;
 
   const stages: StageMemory[] = layers.map((n, i) => {
     const first = i === 0;
@@ -292,9 +298,9 @@ export function planMemory(s: Setup): MemoryPlan {
     const tower = s.imageLimit > 0 || s.videoLimit > 0 ? w.vision : 0;
     const weights =
       s.weightsScale * (n * w.perLayer + (first ? w.embedding : 0) + tower + (last ? lmHead : 0));
-    // V1's profile_run runs the dummy encoder batch on every rank; V0 only where the inputs are
-    // embedded (the first stage).
-    const encodes = s.features.engine === "v1" || first;
+    // V1's model runner runs the dummy encoder batch on every rank; V0, and V2 from 0.27.0, only
+    // where the inputs are embedded (the first stage); V2 before 0.27 not at all.
+    const encodes = runner === "v1" || (first && (runner === "v0" || s.features.v2ProfilesEncoder));
     const decoder = s.model.moe
       ? moeActivationBytes(s.model, tokens, s.tp, act, fusedMoeChunk(s.features.version))
       : decoderActivationBytes(s.model, tokens, s.tp, act);
@@ -315,11 +321,16 @@ export function planMemory(s: Setup): MemoryPlan {
     const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
     const encoder = encodes && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
     // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's and the
-    // sampler's dummy runs; 0.11.0–0.11.2 pad each one to the encoder budget.
+    // sampler's dummy runs, each padded to the encoder budget (0.11.x) or to the item's budget
+    // tokens (0.12.x) where shorter.
+    const padTo =
+      s.features.encoderOutputPadding === "budget"
+        ? enc.encoderBudget
+        : s.features.encoderOutputPadding === "item"
+          ? enc.itemBudgetTokens
+          : undefined;
     const keptTokens =
-      s.features.encoderOutputsPadded && enc.encoderBudget !== undefined
-        ? enc.items * Math.max(enc.encoderBudget, enc.tokensPerItem)
-        : visualTokens;
+      padTo !== undefined ? enc.items * Math.max(padTo, enc.tokensPerItem) : visualTokens;
     // Qwen3-VL's tower returns each token with its deepstack features concatenated:
     // out_hidden × (1 + deepstack levels) (qwen3_vl.py Qwen3_VisionTransformer.forward).
     const outputWidth = s.model.hiddenSize * (1 + (v?.deepstackMergers ?? 0));

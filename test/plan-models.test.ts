@@ -169,6 +169,7 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
       frames: 12,
       tokensPerImage: 1225,
       encoderBudget: 7350,
+      itemBudgetTokens: 7350,
     });
     const cut = (version: string) => {
       const features = vllmFeatures(parseVersion(version)!, base.gpu.computeCapability);
@@ -479,23 +480,32 @@ describe("ways out a person would pick (issue 11 item 7)", () => {
 });
 
 describe("the vision tower on every pipeline stage (vLLM builds self.visual on every rank)", () => {
-  it("PP 2: both stages hold the tower, and on V1 both run the encoder profile; no limits, no tower", () => {
+  it("PP 2: both stages hold the tower; the V1 runner profiles the encoder on both, V2 on the first; no limits, no tower", () => {
     const raw = (vllm: Record<string, unknown>) => ({
       model: { id: "Qwen/Qwen2-VL-7B-Instruct", revision: "a".repeat(40) },
       target: { kind: "aws", region: "us-east-1", instanceType: "g5.12xlarge", nodes: 2 },
       vllm: { maxModelLen: 8192, maxPixels: 1003520, tensorParallelSize: 4, ...vllm },
     });
-    const p = planStack(raw({}));
     const tower = visionBytes(model("Qwen/Qwen2-VL-7B-Instruct").vision!, 3584, 2) / 4 / 1024 ** 3;
-    const none = planStack(raw({ imageLimit: 0 }));
-    for (const i of [0, 1]) {
-      expect(p.memory.stages[i]!.weightsGiB - none.memory.stages[i]!.weightsGiB).toBeCloseTo(
-        tower,
-        6,
-      );
-      expect(p.memory.stages[i]!.activationGiB).toBeGreaterThan(
-        none.memory.stages[i]!.activationGiB,
-      );
+    // 0.19.1 runs the V1 model runner; 0.31.0 (the default) V2, whose profile_run encodes only on
+    // the first pipeline rank (v1/worker/gpu/model_runner.py).
+    for (const [version, encoding] of [
+      ["0.19.1", [true, true]],
+      ["0.31.0", [true, false]],
+    ] as const) {
+      const p = planStack(raw({ version }));
+      const none = planStack(raw({ version, imageLimit: 0 }));
+      expect(p.memory.runner).toBe(version === "0.31.0" ? "v2" : "v1");
+      for (const i of [0, 1]) {
+        expect(p.memory.stages[i]!.weightsGiB - none.memory.stages[i]!.weightsGiB).toBeCloseTo(
+          tower,
+          6,
+        );
+        expect(
+          p.memory.stages[i]!.activationGiB > none.memory.stages[i]!.activationGiB,
+          `${version} stage ${i}`,
+        ).toBe(encoding[i]);
+      }
     }
   });
 });

@@ -172,6 +172,7 @@ describe("the planner reads the table", () => {
       frames: 0,
       tokensPerImage: 1280,
       encoderBudget: 2048,
+      itemBudgetTokens: 1280,
       from: { source: "vllm", computedWith: "0.31.0+cpu" },
     });
   });

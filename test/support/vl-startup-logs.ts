@@ -120,6 +120,26 @@ export const VL_CASES: readonly VlCase[] = [
     reportedTokens: 211936,
   },
   {
+    id: "C06",
+    // Qwen3-VL-2B-Instruct on an RTX 5070 Ti 16 GB (15.47 GiB to CUDA ⚠), LLM(max_model_len=2048,
+    // gpu_memory_utilization=0.9, max_num_seqs=1, enforce_eager=True); vLLM version not shown
+    // (≥ 0.11.0 for Qwen3-VL): "Model loading took 4.24 GiB", "Available KV cache memory: 8.13 GiB",
+    // "GPU KV cache size: 76,144 tokens". Its release is not printed; its numbers rule out
+    // 0.11.x and 0.12.x, whose dummy video output padded to 151,250 tokens (the encoder budget,
+    // then the video's budget tokens; × 4 with the deepstack features) takes 2.3 GiB alone, more
+    // than the 1.55 GiB its log leaves beside the weights. Planned at 0.13.0; every later release
+    // (0.15.0, 0.19.1, 0.27.0, 0.31.0) plans the same KV cache here.
+    source: "public README with a Qwen3-VL-2B log (RTX 5070 Ti 16 GB, V1)",
+    setup: setup("Qwen/Qwen3-VL-2B-Instruct", customGpu(15.47, 12.0), "0.13.0", {
+      maxModelLen: 2048,
+      util: 0.9,
+      maxNumSeqs: 1,
+      enforceEager: true,
+      maxPixels: 16384 * 1024,
+    }),
+    reportedTokens: 76144,
+  },
+  {
     id: "C21",
     // vLLM 0.11.0 V1, Qwen3-VL-30B-A3B-Instruct bf16 at TP 4 on four RTX 3090s (E=128,N=192,
     // device_name=NVIDIA_GeForce_RTX_3090 in its MoE config line; memory not logged: the catalog's
@@ -259,25 +279,5 @@ export const VL_LIMITS: readonly VlCase[] = [
       maxPixelsSet: false,
     }),
     reportedTokens: 80144,
-  },
-  {
-    id: "C06",
-    // Qwen3-VL-2B-Instruct on an RTX 5070 Ti 16 GB (15.47 GiB to CUDA ⚠), LLM(max_model_len=2048,
-    // gpu_memory_utilization=0.9, max_num_seqs=1, enforce_eager=True); vLLM version not shown
-    // (≥ 0.11.0 for Qwen3-VL): "Model loading took 4.24 GiB", "Available KV cache memory: 8.13 GiB",
-    // "GPU KV cache size: 76,144 tokens". Not scored: the release is not printed, and its 1.55 GiB
-    // reserve beside the weights rules out 0.11.0–0.11.2, whose dummy video output padded to the
-    // 151,250-token encoder budget (× 4 with the deepstack features) takes 2.3 GiB alone. At 0.12.0
-    // (no padding, the 12.5-per-token video budget) the planner is −1.3 %, from 0.13.0 (a
-    // 16,384-token image) −8.1 %.
-    source: "public README with a Qwen3-VL-2B log (RTX 5070 Ti 16 GB, V1)",
-    setup: setup("Qwen/Qwen3-VL-2B-Instruct", customGpu(15.47, 12.0), "0.13.0", {
-      maxModelLen: 2048,
-      util: 0.9,
-      maxNumSeqs: 1,
-      enforceEager: true,
-      maxPixels: 16384 * 1024,
-    }),
-    reportedTokens: 76144,
   },
 ];
