@@ -299,6 +299,15 @@ export interface VllmFeatures {
    * model_executor/models/qwen2_vl.py `dummy_data_for_qwen2_vl`); from 0.7 it is a warning ⚠.
    */
   readonly mmProfileMustFitContext: boolean;
+  /**
+   * What V0's profile does with a dummy multimodal prompt longer than its share of
+   * max_num_batched_tokens (vllm/multimodal/profiling.py, each release's sdist): "text-only", 0.7.0
+   * to 0.8.2 drop the multimodal data and profile that share as text (`get_dummy_data` /
+   * `get_decoder_dummy_data` return `from_prompt_token_counts((0, seq_len))`, warning that
+   * multimodal inputs may then fail); "whole", 0.8.3 to 0.10.x keep the whole prompt, so the decoder
+   * runs all of it. (Before 0.7.0 Qwen2-VL refuses to start instead: `mmProfileMustFitContext`.)
+   */
+  readonly v0LongMmProfile: "text-only" | "whole";
   /** The shipped config needs the rope_scaling 'mrope' fix on disk (vllm #8281, fixed by PR #9250). */
   readonly needsRopeScalingFix: boolean;
   /** CUDA major version the PyPI wheels are built for. */
@@ -368,6 +377,7 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
         ? "frames"
         : "timestamps",
     mmProfileMustFitContext: !atLeast(version, "0.7.0"),
+    v0LongMmProfile: atLeast(version, "0.8.3") ? "whole" : "text-only",
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,
     cudaVersion,

@@ -47,6 +47,18 @@ export interface EncoderProfile {
   readonly encoderBudget?: number;
   /** V1: the profiled item's tokens as the budget counts them (Qwen3-VL video up to 0.12: × 12.5). */
   readonly itemBudgetTokens?: number;
+  /**
+   * V0: the merged visual tokens of the largest single call to the vision tower: the images of all
+   * dummy sequences go through it in one call, then their videos in another (qwen2_vl.py /
+   * qwen2_5_vl.py `get_input_embeddings_v0`). V1 encodes its whole dummy batch at once.
+   */
+  readonly encoderCallTokens?: number;
+  /** V0: tokens through the decoder (the whole dummy prompts where they outgrow their share). */
+  readonly decoderTokens?: number;
+  /** V0: dummy sequences of the profile run, after the multimodal cap (`_dummy_run`). */
+  readonly sequences?: number;
+  /** V0 0.7.0–0.8.2: the dummy prompt that outgrew its share and was profiled as text only. */
+  readonly droppedPrompt?: { readonly tokens: number; readonly share: number };
 }
 
 /**
@@ -79,21 +91,42 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
   const imageFirst = s.features.videoAfterImage;
   if (s.features.engine === "v0") {
     // Every dummy sequence carries each modality at its limit (0.6.x: images only), and the batch
-    // holds as many such sequences as max_num_batched_tokens covers, at least one.
+    // holds as many such sequences as max_num_batched_tokens covers, at least one
+    // (worker/model_runner.py `_dummy_run`: min(max_num_seqs, tokens // max_mm_tokens)).
     const images = s.imageLimit;
     const left = s.maxModelLen - images * perImage;
     // (`_get_max_video_frames` starts at one frame, so a video is there even when images fill it.)
     const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext;
     const frames = video ? profiledVideoFrames(v, pixels, left, maxFrames, how) : 0;
-    const perSeq = images * perImage + (video ? videoTokens(v, pixels, frames, how) : 0);
+    const perVideo = video ? videoTokens(v, pixels, frames, how) : 0;
+    const perSeq = images * perImage + perVideo;
     const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
-    const items = seqCount * (images + (video ? 1 : 0));
+    const itemsPerSeq = images + (video ? 1 : 0);
+    // The dummy prompt is the placeholders alone (qwen2_vl.py: image_token × images + video_token).
+    const prompt = perSeq;
+    const share = Math.floor(tokens / seqCount);
+    if (
+      prompt > share &&
+      s.features.v0LongMmProfile === "text-only" &&
+      !s.features.mmProfileMustFitContext
+    )
+      return {
+        ...none,
+        tokensPerImage: perImage,
+        decoderTokens: tokens,
+        sequences: seqCount,
+        droppedPrompt: { tokens: prompt, share },
+      };
+    const items = seqCount * itemsPerSeq;
     return {
       modality: video && images === 0 ? "video" : "image",
       items,
       tokensPerItem: (seqCount * perSeq) / Math.max(1, items),
       frames,
       tokensPerImage: perImage,
+      encoderCallTokens: seqCount * Math.max(images * perImage, perVideo),
+      decoderTokens: seqCount * Math.max(share, prompt),
+      sequences: seqCount,
     };
   }
   const videoSeq = imageFirst && s.imageLimit > 0 ? s.maxModelLen - perImage : s.maxModelLen;
@@ -301,12 +334,14 @@ export function planMemory(s: Setup): MemoryPlan {
     // V1's model runner runs the dummy encoder batch on every rank; V0, and V2 from 0.27.0, only
     // where the inputs are embedded (the first stage); V2 before 0.27 not at all.
     const encodes = runner === "v1" || (first && (runner === "v0" || s.features.v2ProfilesEncoder));
+    const decoderTokens = enc.decoderTokens ?? tokens;
     const decoder = s.model.moe
-      ? moeActivationBytes(s.model, tokens, s.tp, act, fusedMoeChunk(s.features.version))
-      : decoderActivationBytes(s.model, tokens, s.tp, act);
+      ? moeActivationBytes(s.model, decoderTokens, s.tp, act, fusedMoeChunk(s.features.version))
+      : decoderActivationBytes(s.model, decoderTokens, s.tp, act);
     // The sampler's dummy run on min(max_num_seqs, tokens) rows of logits, on every TP rank of the
-    // last stage (V1 gathers the logits), beside the decoder's hidden states (V1).
-    const rows = v1 ? Math.min(seqs, tokens) : seqs;
+    // last stage (V1 gathers the logits), beside the decoder's hidden states (V1); V0 samples the
+    // last token of each dummy sequence.
+    const rows = v1 ? Math.min(seqs, tokens) : (enc.sequences ?? seqs);
     const sampler = last
       ? rows *
           s.model.vocabSize *
@@ -318,8 +353,20 @@ export function planMemory(s: Setup): MemoryPlan {
         (v1 ? tokens * s.model.hiddenSize * act : 0)
       : 0;
     const v = s.model.vision;
-    const patches = visualTokens * (v ? v.spatialMergeSize ** 2 : 0);
-    const encoder = encodes && v && hasVision ? encoderActivationBytes(v, patches, s.tp, act) : 0;
+    const merge = v ? v.spatialMergeSize ** 2 : 0;
+    const patches = (enc.encoderCallTokens ?? visualTokens) * merge;
+    // V0 moves every dummy item's pixel values to the GPU before the forward, as the HF processor
+    // made them (float32: 3 × temporal patch × patch² values a patch; `MultiModalKwargs.as_kwargs`,
+    // no cast before `_process_image_input`), and holds them through the decoder's run.
+    const pixels =
+      encodes && v && hasVision && runner === "v0"
+        ? 3 * v.temporalPatchSize * v.patchSize ** 2 * 4
+        : 0;
+    const heldPixels = pixels * visualTokens * merge;
+    const encoder =
+      encodes && v && hasVision
+        ? encoderActivationBytes(v, patches, s.tp, act) + pixels * (visualTokens * merge - patches)
+        : 0;
     // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's and the
     // sampler's dummy runs, each padded to the encoder budget (0.11.x) or to the item's budget
     // tokens (0.12.x) where shorter.
@@ -339,7 +386,8 @@ export function planMemory(s: Setup): MemoryPlan {
     // dummy run or the sampler's (no empty_cache or peak reset between them: gpu_model_runner
     // profile_run, 0.11.0–0.31.0).
     const activation =
-      Math.max(encoder, decoder + encoderOutputs, sampler + encoderOutputs) + deepstack;
+      Math.max(encoder, decoder + encoderOutputs + heldPixels, sampler + encoderOutputs) +
+      deepstack;
     const nonTorch = (NON_TORCH_GiB + (distributed ? NON_TORCH_DISTRIBUTED_GiB : 0)) * GiB;
     const graphs = s.enforceEager ? 0 : cudaGraphBytes(n);
     const reserved = activation + nonTorch + (graphsInBudget ? graphs : 0);
@@ -376,6 +424,7 @@ export function planMemory(s: Setup): MemoryPlan {
       tokensPerItem: enc.tokensPerItem,
       videoFrames: enc.frames,
       ...(enc.encoderBudget !== undefined ? { encoderBudget: enc.encoderBudget } : {}),
+      ...(enc.droppedPrompt ? { droppedPrompt: enc.droppedPrompt } : {}),
       ...(graphSizes && !s.enforceEager
         ? { cudaGraphCaptureSizes: { count: graphSizes.length, largest: graphSizes.at(-1)! } }
         : {}),

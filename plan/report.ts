@@ -106,7 +106,9 @@ function profileText(p: PlanDraft): string {
   const batch = `${fmt(f.maxNumBatchedTokens)} batched tokens, ${fmt(f.maxNumSeqs)} sequences [${sourceText(f.sources.batch)}]`;
   const encoder =
     f.modality === "none"
-      ? "no vision profile"
+      ? f.droppedPrompt
+        ? `no vision profile (V0 drops its ${fmt(f.droppedPrompt.tokens)}-token dummy prompt, longer than its ${fmt(f.droppedPrompt.share)}-token share)`
+        : "no vision profile"
       : `${f.itemsProfiled} × ${f.modality}${f.videoFrames ? ` of ${f.videoFrames} frames` : ""}, ${fmt(f.tokensPerItem)} tokens each [${sourceText(f.sources.encoder)}]`;
   const runner =
     p.memory.runner === "v0"

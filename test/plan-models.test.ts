@@ -8,6 +8,7 @@ import {
   QWEN3_VL_VISION_CONFIG,
   planProblems,
   SINGLE_GPU_7B_SETUP,
+  setupFor,
   testLock,
 } from "./support/plans";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
@@ -29,6 +30,7 @@ import { DEFAULT_VLLM_VERSION } from "../catalogs/vllm";
 import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
 import { ERROR_BANDS } from "../plan/accuracy";
 import { planToText } from "../plan/report";
+import { GPUS } from "../catalogs/gpus";
 
 const model = (id: string) => MODELS.get(id)!;
 
@@ -210,6 +212,79 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
     });
     expect(v.vllmArgs.join(" ")).toContain('{"image":4,"video":1}');
     expect(v.memory.profile).toMatchObject({ modality: "video", videoFrames: 12 });
+  });
+});
+
+describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_run, multimodal/profiling.py of each release's sdist)", () => {
+  // Qwen2-VL-2B on a T4 (compute 7.5): vLLM 0.8.x runs V0 there. One image at max_pixels
+  // 16384 × 784 is 16,384 visual tokens; with a video allowed, one more item of as many.
+  const t4 = (version: string, s: Partial<Setup> = {}): Setup =>
+    setupFor("Qwen/Qwen2-VL-2B-Instruct", GPUS.get("T4")!, version, {
+      maxModelLen: 8192,
+      util: 0.9,
+      imageLimit: 1,
+      videoLimit: 1,
+      maxPixels: 16384 * 784,
+      ...s,
+    });
+
+  it("a dummy prompt longer than its share of max_num_batched_tokens: 0.8.2 profiles text only, 0.8.3 the whole prompt", () => {
+    expect(t4("0.8.2").features.engine).toBe("v0");
+    // 0.7.0–0.8.2: get_decoder_dummy_data returns from_prompt_token_counts((0, seq_len)) and no
+    // multimodal data; the reserve is then a text-only profile's (both limits 0).
+    const dropped = planMemory(t4("0.8.2"));
+    expect(dropped.profile).toMatchObject({
+      modality: "none",
+      droppedPrompt: { tokens: 2 * 16384, share: 8192 },
+    });
+    const text = planMemory(t4("0.8.2", { imageLimit: 0, videoLimit: 0 }));
+    expect(dropped.stages[0]!.activationGiB).toBeCloseTo(text.stages[0]!.activationGiB, 6);
+    // 0.8.3 on: the prompt stays whole, so the decoder runs all 32,768 tokens: more than a text
+    // profile of that many tokens alone, since the images' pixel values are on the GPU beside it.
+    const whole = planMemory(t4("0.8.3"));
+    expect(whole.profile).toMatchObject({ modality: "image", itemsProfiled: 2 });
+    expect(whole.profile.droppedPrompt).toBeUndefined();
+    const long = planMemory(
+      t4("0.8.3", { imageLimit: 0, videoLimit: 0, maxNumBatchedTokens: 32768, maxNumSeqs: 256 }),
+    );
+    expect(whole.stages[0]!.activationGiB).toBeGreaterThan(long.stages[0]!.activationGiB);
+    expect(whole.kvCacheTokens).toBeLessThan(dropped.kvCacheTokens);
+  });
+
+  it("a prompt that fits its share is profiled with its images in both releases", () => {
+    const small = { maxPixels: 1024 * 784, videoLimit: 0 }; // 1,024 tokens an image
+    for (const version of ["0.8.2", "0.8.3"])
+      expect(planMemory(t4(version, small)).profile.modality, version).toBe("image");
+    expect(planMemory(t4("0.8.2", small)).kvCacheTokens).toBe(
+      planMemory(t4("0.8.3", small)).kvCacheTokens,
+    );
+  });
+
+  it("the tower runs the images, then the video, one call each (get_input_embeddings_v0)", () => {
+    const p = modelledEncoderProfile(t4("0.8.3"), 8192, 256);
+    expect(p).toMatchObject({ items: 2, encoderCallTokens: 16384, sequences: 1 });
+    // Two images in one call: their tokens add up.
+    expect(modelledEncoderProfile(t4("0.8.3", { imageLimit: 2 }), 8192, 256)).toMatchObject({
+      items: 3,
+      encoderCallTokens: 2 * 16384,
+    });
+  });
+
+  it("the plan warns that 0.8.2's profile leaves the vision tower out", () => {
+    const p = planStack(
+      {
+        model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
+        target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.xlarge" },
+        vllm: { version: "0.8.2", maxModelLen: 20480, imageLimit: 1, videoLimit: 1 },
+        provisioning: { pythonLock: testLock("0.8.2").path },
+      },
+      { locks: testLock("0.8.2").locks },
+    );
+    expect(p.engine).toBe("v0");
+    expect(p.warnings.join("\n")).toMatch(
+      /vLLM 0\.8\.2 \(V0\) profiles no image: .*32768 tokens.*20480-token share/,
+    );
+    expect(planToText(p)).toContain("V0 drops its 32,768-token dummy prompt");
   });
 });
 

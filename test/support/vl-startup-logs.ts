@@ -94,7 +94,9 @@ export const VL_CASES: readonly VlCase[] = [
     // vllm #15783 (0.7.3, V0): "total_gpu_memory (79.32GiB) x gpu_memory_utilization (0.80)",
     // "model weights take 15.53GiB; non_torch_memory takes 0.09GiB; PyTorch activation peak memory
     // takes 1.72GiB; the rest of the memory reserved for KV Cache is 46.11GiB", "# cuda blocks:
-    // 53965"; max_model_len 10240 (its concurrency line), eager.
+    // 53965"; max_model_len 10240 (its concurrency line), eager. Limits 1 image and 1 video (V0's
+    // default): a 32,768-token dummy prompt, longer than the 10,240 tokens of its one sequence, so
+    // 0.7.3 profiles it as text (multimodal/profiling.py) and 1.72 GiB is a text profile's peak.
     source: "vllm-project/vllm#15783 (Qwen2-VL-7B, 80 GB, vLLM 0.7.3 V0)",
     setup: setup("Qwen/Qwen2-VL-7B-Instruct", customGpu(79.32, 8.0), "0.7.3", {
       maxModelLen: 10240,
@@ -222,8 +224,12 @@ export const VL_CASES: readonly VlCase[] = [
  * Logs that do not pin down the settings well enough to score the planner: printed, not asserted.
  *  - C07: the thread mixes 0.7.3/0.8.3/0.8.4 runs; this run's command is not in the excerpt and its
  *    "max_pixels": 1280 (pixels, i.e. one token per image) leaves the 2.51 GiB activation unexplained.
- *  - C09: GPUStack's utilization is not logged and V0 ran the vision tower on xformers ("vllm-flash-attn
- *    has a bug inside vision module"): the planner says 19.8k tokens where vLLM found 2400.
+ *  - C09: GPUStack's utilization is not logged (0.9 assumed). 0.8.4 profiles the whole 32,768-token
+ *    dummy prompt (an image and a 1-frame video at 16,384 tokens each) and holds their float32 pixel
+ *    values through the decoder's run: the planner says 9.5k tokens where vLLM found 2,400, 0.38 GiB
+ *    apart. vLLM's "model weights" run 0.16–0.23 GiB above the checkpoint on this family's logs
+ *    (C01, C22, C23), which the plan does not model; with that it would refuse, but that is not
+ *    shown for this log.
  */
 export const VL_LIMITS: readonly VlCase[] = [
   {
