@@ -90,21 +90,29 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
   // Up to 0.10.1 the video's frames fit what one image leaves of the context (0.10.2 dropped it).
   const imageFirst = s.features.videoAfterImage;
   if (s.features.engine === "v0") {
-    // Every dummy sequence carries each modality at its limit (0.6.x: images only), and the batch
-    // holds as many such sequences as max_num_batched_tokens covers, at least one
+    // Every dummy sequence carries each modality at its limit, videos too (0.6.x: images only),
+    // and the batch holds as many sequences as max_num_batched_tokens covers, at least one
     // (worker/model_runner.py `_dummy_run`: min(max_num_seqs, tokens // max_mm_tokens)).
     const images = s.imageLimit;
-    const left = s.maxModelLen - images * perImage;
-    // (`_get_max_video_frames` starts at one frame, so a video is there even when images fill it.)
-    const video = s.videoLimit > 0 && !s.features.mmProfileMustFitContext;
-    const frames = video ? profiledVideoFrames(v, pixels, left, maxFrames, how) : 0;
-    const perVideo = video ? videoTokens(v, pixels, frames, how) : 0;
-    const perSeq = images * perImage + perVideo;
-    const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, perSeq))));
-    const itemsPerSeq = images + (video ? 1 : 0);
-    // The dummy prompt is the placeholders alone (qwen2_vl.py: image_token × images + video_token).
-    const prompt = perSeq;
+    const videos = s.features.mmProfileMustFitContext ? 0 : Math.max(0, s.videoLimit);
+    // get_num_frames_with_most_features: the frames of one video whose tokens fit what the images
+    // leave of `seqLen` (`_get_max_video_frames`, two a visual token group), shared among the
+    // videos, 1 to _MAX_FRAMES_PER_VIDEO each.
+    const framesPerVideo = (seqLen: number) => {
+      const room = seqLen - images * perImage;
+      const total = room >= perImage ? 2 * Math.floor(room / perImage) : 0;
+      return Math.max(1, Math.min(Math.floor(total / videos), maxFrames));
+    };
+    const videoItem = (seqLen: number) =>
+      videos > 0 ? videoTokens(v, pixels, framesPerVideo(seqLen), how) : 0;
+    // max_mm_tokens counts the video at max_model_len; each dummy sequence builds it at its share.
+    const mmTokens = images * perImage + videos * videoItem(s.maxModelLen);
+    const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, mmTokens))));
     const share = Math.floor(tokens / seqCount);
+    const perVideo = videoItem(share);
+    // The dummy prompt is the placeholders alone (qwen2_vl.py: image_token × images + video_token
+    // × videos, each expanded to its tokens).
+    const prompt = images * perImage + videos * perVideo;
     if (
       prompt > share &&
       s.features.v0LongMmProfile === "text-only" &&
@@ -117,14 +125,14 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
         sequences: seqCount,
         droppedPrompt: { tokens: prompt, share },
       };
-    const items = seqCount * itemsPerSeq;
+    const items = seqCount * (images + videos);
     return {
-      modality: video && images === 0 ? "video" : "image",
+      modality: videos > 0 && images === 0 ? "video" : "image",
       items,
-      tokensPerItem: (seqCount * perSeq) / Math.max(1, items),
-      frames,
+      tokensPerItem: (seqCount * prompt) / Math.max(1, items),
+      frames: videos > 0 ? framesPerVideo(share) : 0,
       tokensPerImage: perImage,
-      encoderCallTokens: seqCount * Math.max(images * perImage, perVideo),
+      encoderCallTokens: seqCount * Math.max(images * perImage, videos * perVideo),
       decoderTokens: seqCount * Math.max(share, prompt),
       sequences: seqCount,
     };

@@ -263,6 +263,11 @@ describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_r
   it("the tower runs the images, then the video, one call each (get_input_embeddings_v0)", () => {
     const p = modelledEncoderProfile(t4("0.8.3"), 8192, 256);
     expect(p).toMatchObject({ items: 2, encoderCallTokens: 16384, sequences: 1 });
+    // Videos share the frames that fit what the images leave (get_num_frames_with_most_features):
+    // 7,168 tokens hold 14 frames of 1,024-token pairs, 7 a video; padded to 8, 4,096 tokens each.
+    expect(
+      modelledEncoderProfile(t4("0.8.3", { maxPixels: 1024 * 784, videoLimit: 2 }), 8192, 256),
+    ).toMatchObject({ items: 3, frames: 7, encoderCallTokens: 8192, decoderTokens: 9216 });
     // Two images in one call: their tokens add up.
     expect(modelledEncoderProfile(t4("0.8.3", { imageLimit: 2 }), 8192, 256)).toMatchObject({
       items: 3,
