@@ -11,6 +11,7 @@ import { planCommand } from "../cli/plan";
 import { planReply } from "../cli/main";
 import { planMemory, planStack, previewStack } from "../plan";
 import { VL_CASES } from "./support/vl-startup-logs";
+import { ERROR_BANDS, accuracyClass } from "../plan/accuracy";
 import { ConfigError } from "../config/errors";
 import { VLLM_RELEASES, vllmAtLeast } from "../catalogs/vllm";
 import { stackNames } from "../config/stack-file";
@@ -155,6 +156,15 @@ describe("fit", () => {
       ).output,
     );
     expect(dense.kvCacheTokens).toBe(planMemory(byId("C22").setup).kvCacheTokens);
+    // And so within the class's error band of what vLLM logged (100,752 and 62,736 tokens).
+    for (const [id, j] of [
+      ["C21", moe],
+      ["C22", dense],
+    ] as const) {
+      const c = byId(id);
+      const band = ERROR_BANDS[accuracyClass(c.setup.model)].error;
+      expect(Math.abs(j.kvCacheTokens / c.reportedTokens! - 1), id).toBeLessThanOrEqual(band);
+    }
     // The batch sizes and the KV cache's dtype are the log's too.
     const given = JSON.parse(
       fit(
