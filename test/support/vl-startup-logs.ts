@@ -222,8 +222,11 @@ export const VL_CASES: readonly VlCase[] = [
 
 /**
  * Logs that do not pin down the settings well enough to score the planner: printed, not asserted.
- *  - C07: the thread mixes 0.7.3/0.8.3/0.8.4 runs; this run's command is not in the excerpt and its
- *    "max_pixels": 1280 (pixels, i.e. one token per image) leaves the 2.51 GiB activation unexplained.
+ *  - C07: 72B at TP 4 on 40 GB cards, V0 0.8.3: its 16,384-token image outgrows the 5,120 batched
+ *    tokens, so 0.8.3 runs the whole prompt through the decoder; the plan reserves 1.97 GiB where vLLM
+ *    took 2.51 (and 34.19 GiB of weights where it took 34.43), so it plans 8,000 tokens where vLLM
+ *    had ~0.5k: at TP > 1 the V0 tower gathers its full qkv (qwen2_5_vl.py `split_qkv`) and more is
+ *    replicated than the per-patch figure's TP split assumes; not modelled.
  *  - C09: GPUStack's utilization is not logged (0.9 assumed). 0.8.4 profiles the whole 32,768-token
  *    dummy prompt (an image and a 1-frame video at 16,384 tokens each) and holds their float32 pixel
  *    values through the decoder's run: the planner says 9.5k tokens where vLLM found 2,400, 0.38 GiB
@@ -234,23 +237,29 @@ export const VL_CASES: readonly VlCase[] = [
 export const VL_LIMITS: readonly VlCase[] = [
   {
     id: "C07",
-    // vllm #16570 (V0 worker): "total_gpu_memory (39.38GiB) x gpu_memory_utilization (0.95)",
-    // "model weights take 34.43GiB; … PyTorch activation peak memory takes 2.51GiB; the rest of the
-    // memory reserved for KV Cache is 0.04GiB" (one rank; 0.09–0.13 on others); TP 4, max_model_len
-    // 8192, max_num_seqs 2, max_pixels 1280 (the description's command).
-    source: "vllm-project/vllm#16570 (Qwen2.5-VL-72B, 4 × A100-40GB TP 4, V0)",
-    setup: setup("Qwen/Qwen2.5-VL-72B-Instruct", customGpu(39.38, 8.0), "0.7.3", {
-      maxModelLen: 8192,
+    // vllm #16570, hanggun's comment of 2025-04-14 (vLLM 0.8.3, V0): `VLLM_USE_V1=0 vllm serve
+    // Qwen2.5-VL-72B-Instruct --dtype bfloat16 --tensor-parallel-size 4 --gpu-memory-utilization 0.95
+    // --max-num-seqs 2 --max-model-len 4096 --limit-mm-per-prompt image=1,video=0` on four
+    // A100-PCIE-40GB: "total_gpu_memory (39.38GiB) x gpu_memory_utilization (0.95) = 37.41GiB",
+    // "model weights take 34.43GiB; non_torch_memory takes 0.43GiB; PyTorch activation peak memory
+    // takes 2.51GiB; the rest of the memory reserved for KV Cache is 0.04GiB" (the driver rank;
+    // 0.09 and 0.13 on others), "still got OOM". max_pixels unset. (The issue's description is a V1
+    // run; this is the thread's V0 one.)
+    source: "vllm-project/vllm#16570 (Qwen2.5-VL-72B, 4 × A100-PCIE-40GB TP 4, vLLM 0.8.3 V0)",
+    setup: setup("Qwen/Qwen2.5-VL-72B-Instruct", customGpu(39.38, 8.0), "0.8.3", {
+      features: { ...vllmFeatures(parseVersion("0.8.3")!, 8.0), engine: "v0", swapSpace: true },
+      maxModelLen: 4096,
       util: 0.95,
       tp: 4,
       maxNumSeqs: 2,
       imageLimit: 1,
-      videoLimit: 1,
-      maxPixels: 1280,
+      videoLimit: 0,
+      maxPixelsSet: false,
     }),
     reportedTokens: Math.floor(
-      (0.09 * GiB) / kvBytesPerToken(model("Qwen/Qwen2.5-VL-72B-Instruct"), 80, 4, 2),
+      (0.04 * GiB) / kvBytesPerToken(model("Qwen/Qwen2.5-VL-72B-Instruct"), 80, 4, 2),
     ),
+    failed: true,
   },
   {
     id: "C09",
