@@ -308,6 +308,18 @@ export interface VllmFeatures {
    * runs all of it. (Before 0.7.0 Qwen2-VL refuses to start instead: `mmProfileMustFitContext`.)
    */
   readonly v0LongMmProfile: "text-only" | "whole";
+  /**
+   * V0's max_mm_tokens sizes each modality's item with one item a modality (0.8.4 on:
+   * multimodal/registry.py `get_max_tokens_per_item_by_modality` passes `{modality: 1}`), not with
+   * the limits (up to 0.8.3), before multiplying by the limits.
+   */
+  readonly v0MmTokensPerItemAtOne: boolean;
+  /**
+   * Multimodal inputs reach the model in its dtype (0.9.0 on: `MultiModalKwargs.as_kwargs(...,
+   * dtype=model_config.dtype)` in V0's model runner, then inputs/registry.py `maybe_cast_dtype`);
+   * before, the HF processor's float32 pixel values went to the GPU as they were.
+   */
+  readonly mmInputsInModelDtype: boolean;
   /** The shipped config needs the rope_scaling 'mrope' fix on disk (vllm #8281, fixed by PR #9250). */
   readonly needsRopeScalingFix: boolean;
   /** CUDA major version the PyPI wheels are built for. */
@@ -378,6 +390,8 @@ export function vllmFeatures(version: Version, computeCapability: number): VllmF
         : "timestamps",
     mmProfileMustFitContext: !atLeast(version, "0.7.0"),
     v0LongMmProfile: atLeast(version, "0.8.3") ? "whole" : "text-only",
+    v0MmTokensPerItemAtOne: atLeast(version, "0.8.4"),
+    mmInputsInModelDtype: atLeast(version, "0.9.0"),
     needsRopeScalingFix: !atLeast(version, "0.6.3"),
     cudaMajor,
     cudaVersion,

@@ -208,7 +208,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
   const dropped = memory.profile.droppedPrompt;
   if (dropped)
     warnings.push(
-      `vLLM ${v.version} (V0) profiles no image: its dummy prompt (${dropped.tokens} tokens: ${v.imageLimit} image(s) and ${v.videoLimit > 0 ? "a video" : "no video"} at max_pixels) outgrows its ${dropped.share}-token share of max_num_batched_tokens, so it is profiled as text: the vision tower's peak is not reserved, the KV cache takes that memory and an image request can then run out of memory; lower vllm.maxPixels or vllm.imageLimit / vllm.videoLimit until the prompt fits, or raise vllm.maxNumBatchedTokens`,
+      `vLLM ${v.version} (V0) profiles no image: its dummy prompt (${dropped.tokens} tokens: ${v.imageLimit} image(s) and ${v.videoLimit} video(s) at max_pixels) outgrows its ${dropped.share}-token share of max_num_batched_tokens, so it is profiled as text: the vision tower's peak is not reserved, the KV cache takes that memory and an image request can then run out of memory; lower vllm.maxPixels or vllm.imageLimit / vllm.videoLimit until the prompt fits, or raise vllm.maxNumBatchedTokens`,
     );
 
   const dir = modelDir(m.id, model.revision);

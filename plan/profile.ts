@@ -48,11 +48,11 @@ export interface EncoderProfile {
   /** V1: the profiled item's tokens as the budget counts them (Qwen3-VL video up to 0.12: × 12.5). */
   readonly itemBudgetTokens?: number;
   /**
-   * V0: the merged visual tokens of the largest single call to the vision tower: the images of all
-   * dummy sequences go through it in one call, then their videos in another (qwen2_vl.py /
-   * qwen2_5_vl.py `get_input_embeddings_v0`). V1 encodes its whole dummy batch at once.
+   * V0: the merged visual tokens of each call to the vision tower, in order: the images of all
+   * dummy sequences in one call, then their videos in another (qwen2_vl.py / qwen2_5_vl.py
+   * `get_input_embeddings_v0`). V1 encodes its whole dummy batch at once.
    */
-  readonly encoderCallTokens?: number;
+  readonly towerCalls?: readonly number[];
   /** V0: tokens through the decoder (the whole dummy prompts where they outgrow their share). */
   readonly decoderTokens?: number;
   /** V0: dummy sequences of the profile run, after the multimodal cap (`_dummy_run`). */
@@ -98,15 +98,19 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
     // get_num_frames_with_most_features: the frames of one video whose tokens fit what the images
     // leave of `seqLen` (`_get_max_video_frames`, two a visual token group), shared among the
     // videos, 1 to _MAX_FRAMES_PER_VIDEO each.
-    const framesPerVideo = (seqLen: number) => {
-      const room = seqLen - images * perImage;
+    const framesPerVideo = (seqLen: number, counts = { images, videos }) => {
+      const room = seqLen - counts.images * perImage;
       const total = room >= perImage ? 2 * Math.floor(room / perImage) : 0;
-      return Math.max(1, Math.min(Math.floor(total / videos), maxFrames));
+      return Math.max(1, Math.min(Math.floor(total / counts.videos), maxFrames));
     };
-    const videoItem = (seqLen: number) =>
-      videos > 0 ? videoTokens(v, pixels, framesPerVideo(seqLen), how) : 0;
-    // max_mm_tokens counts the video at max_model_len; each dummy sequence builds it at its share.
-    const mmTokens = images * perImage + videos * videoItem(s.maxModelLen);
+    const videoItem = (seqLen: number, counts = { images, videos }) =>
+      videos > 0 ? videoTokens(v, pixels, framesPerVideo(seqLen, counts), how) : 0;
+    // max_mm_tokens (multimodal/registry.py): each limit × its item's most tokens at max_model_len,
+    // the item sized with the limits up to 0.8.3 and with one item a modality from 0.8.4
+    // (`get_mm_max_tokens(seq_len, {modality: 1})`); each dummy sequence builds its videos with the
+    // limits at its share of the batch.
+    const itemCounts = s.features.v0MmTokensPerItemAtOne ? { images: 1, videos: 1 } : undefined;
+    const mmTokens = images * perImage + videos * videoItem(s.maxModelLen, itemCounts);
     const seqCount = Math.max(1, Math.min(seqs, Math.floor(tokens / Math.max(1, mmTokens))));
     const share = Math.floor(tokens / seqCount);
     const perVideo = videoItem(share);
@@ -132,7 +136,7 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
       tokensPerItem: (seqCount * prompt) / Math.max(1, items),
       frames: videos > 0 ? framesPerVideo(share) : 0,
       tokensPerImage: perImage,
-      encoderCallTokens: seqCount * Math.max(images * perImage, videos * perVideo),
+      towerCalls: [seqCount * images * perImage, seqCount * videos * perVideo],
       decoderTokens: seqCount * Math.max(share, prompt),
       sequences: seqCount,
     };
@@ -362,19 +366,33 @@ export function planMemory(s: Setup): MemoryPlan {
       : 0;
     const v = s.model.vision;
     const merge = v ? v.spatialMergeSize ** 2 : 0;
-    const patches = (enc.encoderCallTokens ?? visualTokens) * merge;
-    // V0 moves every dummy item's pixel values to the GPU before the forward, as the HF processor
-    // made them (float32: 3 × temporal patch × patch² values a patch; `MultiModalKwargs.as_kwargs`,
-    // no cast before `_process_image_input`), and holds them through the decoder's run.
-    const pixels =
-      encodes && v && hasVision && runner === "v0"
-        ? 3 * v.temporalPatchSize * v.patchSize ** 2 * 4
+    // V0 moves every dummy item's pixel values to the GPU before the forward (3 × temporal patch ×
+    // patch² values a patch, `MultiModalKwargs.as_kwargs`): float32 as the HF processor made them
+    // up to 0.8.x, cast to the model's dtype from 0.9.0 (as_kwargs(dtype=...), then
+    // `maybe_cast_dtype`); they stay alive through the decoder's run (forward's kwargs).
+    const pixelBytes =
+      encodes && v && hasVision && enc.towerCalls
+        ? 3 * v.temporalPatchSize * v.patchSize ** 2 * (s.features.mmInputsInModelDtype ? act : 4)
         : 0;
-    const heldPixels = pixels * visualTokens * merge;
-    const encoder =
-      encodes && v && hasVision
-        ? encoderActivationBytes(v, patches, s.tp, act) + pixels * (visualTokens * merge - patches)
-        : 0;
+    const heldPixels = pixelBytes * visualTokens * merge;
+    let encoder = 0;
+    if (encodes && v && hasVision && enc.towerCalls) {
+      // V0: each call beside the prompt's inputs_embeds, the embeddings of the calls before it and
+      // the other items' pixel values.
+      const embeds = (enc.decoderTokens ?? tokens) * s.model.hiddenSize * act;
+      let before = 0;
+      for (const call of enc.towerCalls) {
+        if (call <= 0) continue;
+        const peak =
+          encoderActivationBytes(v, call * merge, s.tp, act) +
+          embeds +
+          before * s.model.hiddenSize * act +
+          pixelBytes * (visualTokens - call) * merge;
+        encoder = Math.max(encoder, peak);
+        before += call;
+      }
+    } else if (encodes && v && hasVision)
+      encoder = encoderActivationBytes(v, visualTokens * merge, s.tp, act);
     // V1 keeps the dummy encoder outputs in its encoder cache through the decoder's and the
     // sampler's dummy runs, each padded to the encoder budget (0.11.x) or to the item's budget
     // tokens (0.12.x) where shorter.
@@ -389,7 +407,9 @@ export function planMemory(s: Setup): MemoryPlan {
     // Qwen3-VL's tower returns each token with its deepstack features concatenated:
     // out_hidden × (1 + deepstack levels) (qwen3_vl.py Qwen3_VisionTransformer.forward).
     const outputWidth = s.model.hiddenSize * (1 + (v?.deepstackMergers ?? 0));
-    const encoderOutputs = encodes && hasVision ? keptTokens * outputWidth * act : 0;
+    // (V0 merges them into the prompt's inputs_embeds, which the decoder's figure counts.)
+    const encoderOutputs =
+      encodes && hasVision && !enc.towerCalls ? keptTokens * outputWidth * act : 0;
     // The peak of the profile run: the encoder's own, or the kept outputs beside the decoder's
     // dummy run or the sampler's (no empty_cache or peak reset between them: gpu_model_runner
     // profile_run, 0.11.0–0.31.0).

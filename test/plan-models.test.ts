@@ -18,6 +18,7 @@ import {
   imageTokens,
   maxImageTokens,
   mostFeaturesImage,
+  GiB,
   modelParams,
   quantBytesPerWeight,
   visionBytes,
@@ -216,7 +217,7 @@ describe("the vision profile as vLLM V1 runs it, modelled (vllm 0.11.0 MultiModa
 });
 
 describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_run, multimodal/profiling.py of each release's sdist)", () => {
-  // Qwen2-VL-2B on a T4 (compute 7.5): vLLM 0.8.x runs V0 there. One image at max_pixels
+  // Qwen2-VL-2B on a T4 (compute 7.5): vLLM 0.8.x and 0.9.x run V0 there. One image at max_pixels
   // 16384 × 784 is 16,384 visual tokens; with a video allowed, one more item of as many.
   const t4 = (version: string, s: Partial<Setup> = {}): Setup =>
     setupFor("Qwen/Qwen2-VL-2B-Instruct", GPUS.get("T4")!, version, {
@@ -237,7 +238,8 @@ describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_r
       modality: "none",
       droppedPrompt: { tokens: 2 * 16384, share: 8192 },
     });
-    const text = planMemory(t4("0.8.2", { imageLimit: 0, videoLimit: 0 }));
+    // (The same one dummy sequence: its sampler samples one row.)
+    const text = planMemory(t4("0.8.2", { imageLimit: 0, videoLimit: 0, maxNumSeqs: 1 }));
     expect(dropped.stages[0]!.activationGiB).toBeCloseTo(text.stages[0]!.activationGiB, 6);
     // 0.8.3 on: the prompt stays whole, so the decoder runs all 32,768 tokens: more than a text
     // profile of that many tokens alone, since the images' pixel values are on the GPU beside it.
@@ -262,17 +264,43 @@ describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_r
 
   it("the tower runs the images, then the video, one call each (get_input_embeddings_v0)", () => {
     const p = modelledEncoderProfile(t4("0.8.3"), 8192, 256);
-    expect(p).toMatchObject({ items: 2, encoderCallTokens: 16384, sequences: 1 });
+    expect(p).toMatchObject({ items: 2, towerCalls: [16384, 16384], sequences: 1 });
     // Videos share the frames that fit what the images leave (get_num_frames_with_most_features):
     // 7,168 tokens hold 14 frames of 1,024-token pairs, 7 a video; padded to 8, 4,096 tokens each.
     expect(
       modelledEncoderProfile(t4("0.8.3", { maxPixels: 1024 * 784, videoLimit: 2 }), 8192, 256),
-    ).toMatchObject({ items: 3, frames: 7, encoderCallTokens: 8192, decoderTokens: 9216 });
+    ).toMatchObject({ items: 3, frames: 7, towerCalls: [1024, 8192], decoderTokens: 9216 });
     // Two images in one call: their tokens add up.
     expect(modelledEncoderProfile(t4("0.8.3", { imageLimit: 2 }), 8192, 256)).toMatchObject({
       items: 3,
-      encoderCallTokens: 2 * 16384,
+      towerCalls: [2 * 16384, 16384],
     });
+  });
+
+  it("max_mm_tokens sizes the video with the limits up to 0.8.3, with one item a modality from 0.8.4", () => {
+    // Two 1,024-token images and a video in 8,192 tokens, 32,768 batched: 0.8.3's video fits what
+    // two images leave (6,144 tokens), 8,192 a prompt, 4 sequences; 0.8.4's what one image leaves
+    // (7,168), 9,216, 3 sequences (multimodal/registry.py get_max_tokens_per_item_by_modality).
+    const two = {
+      maxPixels: 1024 * 784,
+      imageLimit: 2,
+      maxNumBatchedTokens: 32768,
+      maxNumSeqs: 256,
+    };
+    expect(modelledEncoderProfile(t4("0.8.3", two), 32768, 256).sequences).toBe(4);
+    expect(modelledEncoderProfile(t4("0.8.4", two), 32768, 256).sequences).toBe(3);
+  });
+
+  it("pixel values reach the GPU as float32 up to 0.8.x and in the model's dtype from 0.9.0", () => {
+    // Qwen2-VL-2B on a T4 runs V0 at 0.8.5 and 0.9.2 alike (compute 7.5), in float16. Its peak is
+    // the tower's call on one 16,384-token item, beside the other item's pixel values on the GPU:
+    // 65,536 patches of 1,176 values, at 4 bytes a value and then 2.
+    const at = (version: string) => planMemory(t4(version, { dtype: "float16" })).stages[0]!;
+    expect(t4("0.9.2").features.engine).toBe("v0");
+    expect((at("0.8.5").activationGiB - at("0.9.2").activationGiB) * GiB).toBeCloseTo(
+      65536 * 1176 * 2,
+      -3,
+    );
   });
 
   it("the plan warns that 0.8.2's profile leaves the vision tower out", () => {

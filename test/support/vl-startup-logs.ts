@@ -223,16 +223,16 @@ export const VL_CASES: readonly VlCase[] = [
 /**
  * Logs that do not pin down the settings well enough to score the planner: printed, not asserted.
  *  - C07: 72B at TP 4 on 40 GB cards, V0 0.8.3: its 16,384-token image outgrows the 5,120 batched
- *    tokens, so 0.8.3 runs the whole prompt through the decoder; the plan reserves 1.97 GiB where vLLM
- *    took 2.51 (and 34.19 GiB of weights where it took 34.43), so it plans 8,000 tokens where vLLM
- *    had ~0.5k: at TP > 1 the V0 tower gathers its full qkv (qwen2_5_vl.py `split_qkv`) and more is
- *    replicated than the per-patch figure's TP split assumes; not modelled.
+ *    tokens, so 0.8.3 runs the whole prompt through the decoder; the plan reserves 1.71 GiB where
+ *    vLLM took 2.51 (and 34.19 GiB of weights where it took 34.43), so it plans 11,280 tokens where
+ *    vLLM had 524. At TP > 1 the tower all-gathers its qkv (qwen2_5_vl.py `split_qkv`, V0 and V1)
+ *    and keeps more replicated than the per-patch figure's TP split assumes, but by the code's own
+ *    tensors that is ~20 kB a patch, not enough; the rest is not explained.
  *  - C09: GPUStack's utilization is not logged (0.9 assumed). 0.8.4 profiles the whole 32,768-token
- *    dummy prompt (an image and a 1-frame video at 16,384 tokens each) and holds their float32 pixel
- *    values through the decoder's run: the planner says 9.5k tokens where vLLM found 2,400, 0.38 GiB
- *    apart. vLLM's "model weights" run 0.16–0.23 GiB above the checkpoint on this family's logs
- *    (C01, C22, C23), which the plan does not model; with that it would refuse, but that is not
- *    shown for this log.
+ *    dummy prompt (an image and a 1-frame video at 16,384 tokens each, one tower call each) and
+ *    holds their float32 pixel values through the decoder's run: the planner says 13,616 tokens
+ *    where vLLM found 2,400, 0.62 GiB apart. vLLM's "model weights" run 0.16–0.23 GiB above the
+ *    checkpoint on this family's logs (C01, C22, C23), which the plan does not model.
  */
 export const VL_LIMITS: readonly VlCase[] = [
   {
