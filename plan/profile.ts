@@ -137,7 +137,8 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
       frames: videos > 0 ? framesPerVideo(share) : 0,
       tokensPerImage: perImage,
       towerCalls: [seqCount * images * perImage, seqCount * videos * perVideo],
-      decoderTokens: seqCount * Math.max(share, prompt),
+      // Sequence i is tokens // n (+1 for the first tokens % n) long, or its whole prompt.
+      decoderTokens: prompt > share ? seqCount * prompt : tokens,
       sequences: seqCount,
     };
   }
