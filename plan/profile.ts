@@ -57,6 +57,8 @@ export interface EncoderProfile {
   readonly decoderTokens?: number;
   /** V0: dummy sequences of the profile run, after the multimodal cap (`_dummy_run`). */
   readonly sequences?: number;
+  /** V0: how many of the items are videos (the rest are images). */
+  readonly videos?: number;
   /** V0 0.7.0–0.8.2: the dummy prompt that outgrew its share and was profiled as text only. */
   readonly droppedPrompt?: { readonly tokens: number; readonly share: number };
 }
@@ -137,6 +139,7 @@ export function modelledEncoderProfile(s: Setup, tokens: number, seqs: number): 
       frames: videos > 0 ? framesPerVideo(share) : 0,
       tokensPerImage: perImage,
       towerCalls: [seqCount * images * perImage, seqCount * videos * perVideo],
+      videos: seqCount * videos,
       // Sequence i is tokens // n (+1 for the first tokens % n) long, or its whole prompt.
       decoderTokens: prompt > share ? seqCount * prompt : tokens,
       sequences: seqCount,
@@ -454,6 +457,7 @@ export function planMemory(s: Setup): MemoryPlan {
       videoFrames: enc.frames,
       ...(enc.encoderBudget !== undefined ? { encoderBudget: enc.encoderBudget } : {}),
       ...(enc.droppedPrompt ? { droppedPrompt: enc.droppedPrompt } : {}),
+      ...(enc.videos && enc.videos < enc.items ? { videosProfiled: enc.videos } : {}),
       ...(graphSizes && !s.enforceEager
         ? { cudaGraphCaptureSizes: { count: graphSizes.length, largest: graphSizes.at(-1)! } }
         : {}),

@@ -100,6 +100,8 @@ function sourceText(s: PlanDraft["memory"]["profile"]["sources"]["batch"]): stri
   return s.source === "vllm" ? `vLLM's code (${s.computedWith})` : s.source;
 }
 
+const frames = (n: number) => `${fmt(n)} frame${n === 1 ? "" : "s"}`;
+
 /** What the startup profile runs, and where each input came from (the table or the model). */
 function profileText(p: PlanDraft): string {
   const f = p.memory.profile;
@@ -109,7 +111,9 @@ function profileText(p: PlanDraft): string {
       ? f.droppedPrompt
         ? `no vision profile (V0 drops its ${fmt(f.droppedPrompt.tokens)}-token dummy prompt, longer than its ${fmt(f.droppedPrompt.share)}-token share)`
         : "no vision profile"
-      : `${f.itemsProfiled} × ${f.modality}${f.videoFrames ? ` of ${f.videoFrames} frames` : ""}, ${fmt(f.tokensPerItem)} tokens each [${sourceText(f.sources.encoder)}]`;
+      : f.videosProfiled
+        ? `${f.itemsProfiled - f.videosProfiled} × image and ${f.videosProfiled} × video of ${frames(f.videoFrames)}, ${fmt(f.itemsProfiled * f.tokensPerItem)} visual tokens in all [${sourceText(f.sources.encoder)}]`
+        : `${f.itemsProfiled} × ${f.modality}${f.videoFrames ? ` of ${frames(f.videoFrames)}` : ""}, ${fmt(f.tokensPerItem)} tokens each [${sourceText(f.sources.encoder)}]`;
   const runner =
     p.memory.runner === "v0"
       ? "V0 engine"

@@ -62,6 +62,8 @@ export interface MemoryPlan {
     readonly videoFrames: number;
     /** min(encoder compute budget, encoder cache size), where vLLM's code computed it. */
     readonly encoderBudget?: number;
+    /** V0, images and videos together: how many of `itemsProfiled` are videos. */
+    readonly videosProfiled?: number;
     /** V0 0.7.0–0.8.2: the dummy multimodal prompt dropped for outgrowing its share of the batch. */
     readonly droppedPrompt?: { readonly tokens: number; readonly share: number };
     /** CUDA-graph capture sizes vLLM derives (their memory stays modelled: `cudaGraphBytes`). */

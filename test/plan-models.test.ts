@@ -318,6 +318,20 @@ describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_r
       /vLLM 0\.8\.2 \(V0\) profiles no image: .*32768 tokens.*20480-token share/,
     );
     expect(planToText(p)).toContain("V0 drops its 32,768-token dummy prompt");
+    // 0.8.3 profiles the image and the video, and says so.
+    const whole = planStack(
+      {
+        model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
+        target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.xlarge" },
+        vllm: { version: "0.8.3", maxModelLen: 20480, imageLimit: 1, videoLimit: 1 },
+        provisioning: { pythonLock: testLock("0.8.3").path },
+      },
+      { locks: testLock("0.8.3").locks },
+    );
+    expect(whole.warnings.join("\n")).not.toMatch(/profiles no image/);
+    expect(planToText(whole)).toContain(
+      "1 × image and 1 × video of 1 frame, 32,768 visual tokens in all [modelled]; V0 engine",
+    );
   });
 });
 
