@@ -346,6 +346,8 @@ export interface VllmFeatures {
  *  - V1 engine default from 0.8.0 (vLLM 0.8.0 release notes); V0 removed in 0.11.0 (release notes).
  *    Before 0.10, V1 needed compute capability ≥ 8.0 and fell back to V0 below it ⚠ (V1 FlashAttention
  *    requirement; fallback message "Compute Capability < 8.0 is not supported by the V1 Engine").
+ *    `engine` is the stack's vllm.engine, VLLM_USE_V1 in vLLM's environment (envs.py, 0.8.0–0.10.2;
+ *    engine/arg_utils.py asserts an explicit choice is honoured).
  *  - limit-mm-per-prompt key=value rejected from 0.10.0 (vllm #21615); JSON accepted since ≤ 0.9.1.
  *  - --swap-space removed with V1 (reference file §1).
  *  - --mm-processor-kwargs since 0.6.2 ⚠ (vllm PR #8657).
@@ -357,8 +359,15 @@ export interface VllmFeatures {
  *  - Compute capability: CMakeLists.txt CUDA_SUPPORTED_ARCHS for CUDA ≥ 13.0 starts at 7.5 (13.0
  *    dropped sm_70); CUDA 12 builds include 7.0.
  */
-export function vllmFeatures(version: Version, computeCapability: number): VllmFeatures {
-  const v1 = atLeast(version, "0.8.0") && (atLeast(version, "0.10.0") || computeCapability >= 8.0);
+export function vllmFeatures(
+  version: Version,
+  computeCapability: number,
+  engine?: "v0" | "v1",
+): VllmFeatures {
+  const v1 =
+    engine !== undefined
+      ? engine === "v1"
+      : atLeast(version, "0.8.0") && (atLeast(version, "0.10.0") || computeCapability >= 8.0);
   const cudaVersion = atRelease(version, BY_RELEASE.cuda);
   const cudaMajor = Number(cudaVersion.split(".")[0]);
   const vllmTransformers = atRelease(version, BY_RELEASE.transformers);

@@ -21,9 +21,11 @@ export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <
                      [--gpus-per-node N] [--nodes M] [--max-model-len L] [--gpu-memory-utilization U]
                      [--dtype auto|half|bfloat16|float32] [--vllm-version V] [--image-limit K]
                      [--video-limit K] [--max-pixels P] [--max-num-seqs S] [--max-num-batched-tokens B]
-                     [--kv-cache-dtype auto|fp8] [--tp T] [--pp P] [--enforce-eager] [--json]
+                     [--kv-cache-dtype auto|fp8] [--engine v0|v1] [--tp T] [--pp P] [--enforce-eager]
+                     [--json]
   A log's settings map onto these; what vLLM leaves at its defaults (limits 999 on V1, its batch
   sizes for the card) is planned as vLLM picks it, except --video-limit, 0 unless given.
+  --engine is VLLM_USE_V1 (0.8.0–0.10.x): v0 for a log whose run set VLLM_USE_V1=0.
   models: ${[...MODELS.keys()].join(", ")}
   GPUs:   ${GPU_NAMES.join(", ")}`;
 
@@ -45,6 +47,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   "vllm.maxNumSeqs": "--max-num-seqs",
   "vllm.maxNumBatchedTokens": "--max-num-batched-tokens",
   "vllm.kvCacheDtype": "--kv-cache-dtype",
+  "vllm.engine": "--engine",
   "vllm.tensorParallelSize": "--tp",
   "vllm.pipelineParallelSize": "--pp",
   "vllm.dtype": "--dtype",
@@ -104,6 +107,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
       "max-num-seqs",
       "max-num-batched-tokens",
       "kv-cache-dtype",
+      "engine",
       "tp",
       "pp",
     ),
@@ -210,6 +214,7 @@ export function fitCommand(argv: string[]): { code: number; output: string } {
   num("max-num-seqs", "maxNumSeqs");
   num("max-num-batched-tokens", "maxNumBatchedTokens");
   if (o["kv-cache-dtype"]) vllm["kvCacheDtype"] = o["kv-cache-dtype"];
+  if (o.engine) vllm["engine"] = o.engine;
   num("tp", "tensorParallelSize");
   num("pp", "pipelineParallelSize");
   if (o.dtype) vllm["dtype"] = o.dtype;

@@ -20,6 +20,7 @@ import {
   parseVersion,
   newestReleaseWhere,
   unreleasedProblem,
+  vllmAtLeast,
   vllmDefaults,
   vllmFeatures,
   type VllmFeatures,
@@ -240,7 +241,23 @@ export function checkVersion(
         message: unreleasedProblem(v.version)!,
       });
   }
-  const features = version && gpu ? vllmFeatures(version, gpu.computeCapability) : undefined;
+  if (version && v.engine !== undefined) {
+    const engineProblem =
+      v.engine === "v0" && vllmAtLeast(v.version, "0.11.0")
+        ? `vLLM ${v.version} has no V0 engine (removed in 0.11.0); remove vllm.engine or pin vLLM ≤ 0.10.2`
+        : v.engine === "v1" && !vllmAtLeast(v.version, "0.8.0")
+          ? `this project plans the V1 engine from vLLM 0.8.0, its first release by default; remove vllm.engine or pin vLLM ≥ 0.8.0`
+          : v.engine === "v1" &&
+              gpu &&
+              gpu.computeCapability < 8.0 &&
+              !vllmAtLeast(v.version, "0.10.0")
+            ? `vLLM ${v.version}'s V1 engine needs compute capability ≥ 8.0 ("Compute Capability < 8.0 is not supported by the V1 Engine"); ${gpu.name} has ${gpu.computeCapability}: remove vllm.engine or pin vLLM ≥ 0.10.0`
+            : undefined;
+    if (engineProblem)
+      issues.push({ path: "vllm.engine", value: v.engine, message: engineProblem });
+  }
+  const features =
+    version && gpu ? vllmFeatures(version, gpu.computeCapability, v.engine) : undefined;
   if (features && gpu && gpu.computeCapability < features.minComputeCapability)
     issues.push({
       path: "vllm.version",

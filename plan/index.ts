@@ -9,6 +9,7 @@
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { labVllmBuild } from "../catalogs/locks";
 import { ncclFloorGbps } from "../catalogs/tools";
+import { vllmAtLeast } from "../catalogs/vllm";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { StackConfig } from "../config/schema";
@@ -193,6 +194,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     blockSize: v.blockSize,
     ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),
     ...(v.maxNumSeqs !== undefined ? { maxNumSeqs: v.maxNumSeqs } : {}),
+    ...(v.engine !== undefined ? { engineSet: v.engine } : {}),
   };
   const memory = planMemory(setup);
   const binding = memory.stages.reduce((a, b) => (b.kvCacheTokens < a.kvCacheTokens ? b : a));
@@ -254,6 +256,11 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     dtype,
     vllmVersion: v.version,
     engine: features.engine,
+    ...(v.engine !== undefined &&
+    vllmAtLeast(v.version, "0.8.0") &&
+    !vllmAtLeast(v.version, "0.11.0")
+      ? { vllmUseV1: v.engine === "v0" ? ("0" as const) : ("1" as const) }
+      : {}),
     features,
     maxModelLen: v.maxModelLen,
     gpuMemoryUtilization: v.gpuMemoryUtilization,

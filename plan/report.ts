@@ -174,7 +174,10 @@ export function planToText(p: PlanDraft, problems: readonly Issue[] = []): strin
     );
   line("Verdict", verdictText(p));
   for (const w of p.waysOut) out.push(`    - ${w}`);
-  line("vLLM", `vllm ${shellJoin(p.vllmArgs)}`);
+  line(
+    "vLLM",
+    `${p.vllmUseV1 !== undefined ? `VLLM_USE_V1=${p.vllmUseV1} ` : ""}vllm ${shellJoin(p.vllmArgs)}`,
+  );
   const ports = p.ports.map((x) => `${x.port} ${x.name} (${x.exposure})`).join(", ");
   line("Ports", ports);
   const api = p.network.apiCidrs;

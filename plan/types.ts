@@ -140,6 +140,8 @@ export interface PlanDraft {
   readonly dtype: Dtype;
   readonly vllmVersion: string;
   readonly engine: "v0" | "v1";
+  /** VLLM_USE_V1 in vLLM's environment: vllm.engine where set, on the releases that read it (0.8.0–0.10.x). */
+  readonly vllmUseV1?: "0" | "1";
   readonly features: VllmFeatures;
   readonly maxModelLen: number;
   readonly gpuMemoryUtilization: number;
@@ -250,6 +252,8 @@ export interface Setup {
   readonly blockSize: number;
   readonly maxNumBatchedTokens?: number;
   readonly maxNumSeqs?: number;
+  /** vllm.engine where the stack sets it (VLLM_USE_V1); `features.engine` is what runs. */
+  readonly engineSet?: "v0" | "v1";
 }
 
 export interface PlanOptions {

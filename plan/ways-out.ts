@@ -35,7 +35,7 @@ function instanceWaysOut(s: Setup, hw: Hardware): string[] {
     )
       continue;
     const gpu = GPUS.get(it.gpu)!;
-    const features = vllmFeatures(s.features.version, gpu.computeCapability);
+    const features = vllmFeatures(s.features.version, gpu.computeCapability, s.engineSet);
     if (gpu.computeCapability < features.minComputeCapability) continue;
     for (const m of models) {
       if (m.quantization && quantizationProblem(m.quantization, gpu, it.gpuCount, []) !== undefined)

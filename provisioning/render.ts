@@ -509,7 +509,7 @@ StartLimitBurst=30
 Type=simple
 EnvironmentFile=${NODE_ETC}/cluster.env
 EnvironmentFile=-${NODE_ETC}/secrets.env
-${AS_SERVICE_USER}${plan.kvCachePlanned.cpuKvCacheGiB !== undefined ? `# vLLM's CPU build: its KV cache in GiB of host memory (vllm.cpuKvCacheGiB).\nEnvironment=VLLM_CPU_KVCACHE_SPACE=${plan.kvCachePlanned.cpuKvCacheGiB}\n` : ""}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
+${AS_SERVICE_USER}${plan.kvCachePlanned.cpuKvCacheGiB !== undefined ? `# vLLM's CPU build: its KV cache in GiB of host memory (vllm.cpuKvCacheGiB).\nEnvironment=VLLM_CPU_KVCACHE_SPACE=${plan.kvCachePlanned.cpuKvCacheGiB}\n` : ""}${plan.vllmUseV1 !== undefined ? `# The engine the plan was made for (vllm.engine).\nEnvironment=VLLM_USE_V1=${plan.vllmUseV1}\n` : ""}# Weights must match their manifest before every start (vllm PR #53537: silent corruption). As root
 # ("+"): it writes the report and the verified stamp beside root's weights.
 ExecStartPre=+${NODE_HOME}/bin/weights-check.sh --quick
 ${multiNode ? `ExecStartPre=${NODE_HOME}/bin/cluster-ready.sh\n` : ""}ExecStart=${NODE_HOME}/bin/run-vllm.sh ${NODE_ETC}/vllm.args

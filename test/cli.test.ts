@@ -10,7 +10,7 @@ import { QWEN25_VL_3B_AWQ_CONFIG } from "./support/hf-configs";
 import { planCommand } from "../cli/plan";
 import { planReply } from "../cli/main";
 import { planMemory, planStack, previewStack } from "../plan";
-import { VL_CASES } from "./support/vl-startup-logs";
+import { VL_CASES, VL_LIMITS } from "./support/vl-startup-logs";
 import { ERROR_BANDS, accuracyClass } from "../plan/accuracy";
 import { ConfigError } from "../config/errors";
 import { VLLM_RELEASES, vllmAtLeast } from "../catalogs/vllm";
@@ -165,6 +165,16 @@ describe("fit", () => {
       const band = ERROR_BANDS[accuracyClass(c.setup.model)].error;
       expect(Math.abs(j.kvCacheTokens / c.reportedTokens! - 1), id).toBeLessThanOrEqual(band);
     }
+    // A V0 run (VLLM_USE_V1=0 on 0.8.4, C09): --engine v0.
+    const v0 = JSON.parse(
+      fit(
+        "--model Qwen/Qwen2.5-VL-7B-Instruct --gpu RTX-3090 --max-model-len 8192 --vllm-version 0.8.4 --image-limit 1 --video-limit 1 --engine v0 --json",
+      ).output,
+    );
+    expect(v0.engine).toBe("v0");
+    expect(v0.kvCacheTokens).toBe(
+      planMemory(VL_LIMITS.find((c) => c.id === "C09")!.setup).kvCacheTokens,
+    );
     // The batch sizes and the KV cache's dtype are the log's too.
     const given = JSON.parse(
       fit(

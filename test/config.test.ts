@@ -228,6 +228,26 @@ describe("broken configs", () => {
     expect(p.engine).toBe("v0");
   });
 
+  it("vllm.engine: what VLLM_USE_V1 cannot choose is refused with the release and the way out", () => {
+    const engineIssue = (version: string, engine: string, instanceType = "g5.xlarge") =>
+      errorsOf({
+        ...good(),
+        target: { kind: "aws", region: "us-east-1", instanceType },
+        vllm: { version, maxModelLen: 8192, engine },
+      }).issues.find((i) => i.path === "vllm.engine");
+    // vLLM 0.11.0 removed V0 (release notes).
+    expect(engineIssue("0.11.0", "v0")!.message).toMatch(/no V0 engine.*pin vLLM ≤ 0.10.2/);
+    // Before 0.10.0 V1 needs compute capability 8.0: a T4 (g4dn) is 7.5.
+    expect(engineIssue("0.9.2", "v1", "g4dn.xlarge")!.message).toMatch(
+      /V1 engine needs compute capability ≥ 8.0.*T4 has 7.5.*pin vLLM ≥ 0.10.0/,
+    );
+    expect(engineIssue("0.7.3", "v1")!.message).toMatch(/V1 engine from vLLM 0.8.0/);
+    expect(
+      errorsOf({ ...good(), vllm: { engine: "v2" } }).issues.find((i) => i.path === "vllm.engine")!
+        .message,
+    ).toMatch(/"v0", "v1"/);
+  });
+
   it("a weights mirror is an http(s) URL or an S3 prefix, and is required by weightsSource: mirror", () => {
     expect(
       planStack({

@@ -10,6 +10,8 @@ import { STEPS, renderProvisioning, stepDigest, type NodeBundle } from "../provi
 import { NODE_ETC, NODE_HOME } from "../plan/layout";
 import { HOST_ADDRESS, MIRROR_PORT, NODE_ADDRESS } from "../lab/lab";
 import { MODEL_MIRROR_LAYOUT } from "../lab/mirror";
+import { planToText } from "../plan/report";
+import { testLock } from "./support/plans";
 
 const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
 const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
@@ -230,6 +232,60 @@ describe("renderProvisioning", () => {
       "vllm",
       "readiness",
     ]);
+  });
+
+  it("vllm.engine: VLLM_USE_V1 in the unit and before the plan's command line (0.8.0–0.10.x); unset, neither", () => {
+    const lock = testLock("0.9.2");
+    const stack = (engine?: "v0" | "v1") =>
+      planStack(
+        {
+          model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
+          target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+          vllm: {
+            version: "0.9.2",
+            maxModelLen: 8192,
+            maxPixels: 1003520,
+            ...(engine ? { engine } : {}),
+          },
+          provisioning: { pythonLock: lock.path },
+        },
+        { locks: lock.locks },
+      );
+    const unit = (p: ReturnType<typeof stack>) =>
+      file(
+        renderProvisioning(p, {
+          addresses: { [p.nodes[0]!.name]: "10.0.0.10" },
+          pythonLock: "vllm==0.9.2\n", // the test lock's text (its index entry is made up)
+        })[0]!,
+        `${NODE_HOME}/rendered/qwen-vl-vllm.service`,
+      )!;
+    const v0 = stack("v0");
+    expect(v0.engine).toBe("v0");
+    expect(unit(v0)).toMatch(/^Environment=VLLM_USE_V1=0$/m);
+    expect(planToText(v0)).toMatch(/vLLM {7}VLLM_USE_V1=0 vllm serve /);
+    // V0 keeps --swap-space; the V1 plan of the same stack refuses it.
+    expect(() =>
+      planStack(
+        {
+          model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
+          target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
+          vllm: {
+            version: "0.9.2",
+            maxModelLen: 8192,
+            maxPixels: 1003520,
+            engine: "v0",
+            swapSpaceGiB: 4,
+          },
+          provisioning: { pythonLock: lock.path },
+        },
+        { locks: lock.locks },
+      ),
+    ).not.toThrow();
+    expect(unit(stack("v1"))).toMatch(/^Environment=VLLM_USE_V1=1$/m);
+    const auto = stack();
+    expect(auto.engine).toBe("v1"); // an A10G (8.6) at 0.9.2
+    expect(unit(auto)).not.toMatch(/VLLM_USE_V1/);
+    expect(planToText(auto)).toMatch(/vLLM {7}vllm serve /);
   });
 
   it("vLLM's CPU build (the lab): VLLM_CPU_KVCACHE_SPACE in the unit, the build and the planned KV cache in node.env; the CUDA build's unit has no such line", () => {

@@ -247,7 +247,7 @@ export const VL_LIMITS: readonly VlCase[] = [
     // run; this is the thread's V0 one.)
     source: "vllm-project/vllm#16570 (Qwen2.5-VL-72B, 4 × A100-PCIE-40GB TP 4, vLLM 0.8.3 V0)",
     setup: setup("Qwen/Qwen2.5-VL-72B-Instruct", customGpu(39.38, 8.0), "0.8.3", {
-      features: { ...vllmFeatures(parseVersion("0.8.3")!, 8.0), engine: "v0", swapSpace: true },
+      features: vllmFeatures(parseVersion("0.8.3")!, 8.0, "v0"),
       maxModelLen: 4096,
       util: 0.95,
       tp: 4,
@@ -267,7 +267,7 @@ export const VL_LIMITS: readonly VlCase[] = [
     // maximum number of tokens that can be stored in KV cache (2400)". util not logged: 0.9.
     source: "gpustack/gpustack#1800 (Qwen2.5-VL-7B, RTX 3090, vLLM 0.8.4 V0)",
     setup: setup("Qwen/Qwen2.5-VL-7B-Instruct", GPUS.get("RTX-3090")!, "0.8.4", {
-      features: { ...vllmFeatures(parseVersion("0.8.4")!, 8.6), engine: "v0", swapSpace: true },
+      features: vllmFeatures(parseVersion("0.8.4")!, 8.6, "v0"),
       maxModelLen: 8192,
       util: 0.9,
       imageLimit: 1,
