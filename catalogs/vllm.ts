@@ -231,6 +231,10 @@ export interface VllmFeatures {
   readonly version: Version;
   /** Engine the version runs by default for this GPU. */
   readonly engine: "v0" | "v1";
+  /** vLLM reads VLLM_USE_V1 to pick its engine (0.8.0–0.10.x; 0.11.0 has V1 alone). */
+  readonly readsUseV1: boolean;
+  /** The V0 engine is there to run (up to 0.10.x). */
+  readonly hasV0: boolean;
   /** `--limit-mm-per-prompt image=4` (kv) or `'{"image": 4}'` (json). */
   readonly limitMmSyntax: "kv" | "json";
   /** `--swap-space` exists (V0 only; removed with V1). */
@@ -341,12 +345,47 @@ export interface VllmFeatures {
   readonly verified: boolean;
 }
 
+/** The settings vLLM's V1 oracle looks at that a stack can set. */
+export interface V1Settings {
+  readonly kvCacheFp8?: boolean;
+  readonly float32?: boolean;
+}
+
+/**
+ * Why vLLM 0.8.0–0.10.2 would not run V1 here (engine/arg_utils.py `_is_v1_supported_oracle`):
+ * the feature name it logs before falling back to V0 ("<feature> is not supported by the V1
+ * Engine. Falling back to V0.") and refuses with VLLM_USE_V1=1 ("VLLM_USE_V1=1 is not supported
+ * with <feature>."); undefined where V1 runs.
+ *  - compute capability < 8.0, up to 0.10.1 (the check is gone in 0.10.2);
+ *  - an fp8 KV cache: always up to 0.8.1; from 0.8.2 unless FlashAttention 3 takes fp8 (compute
+ *    9.x: fa_utils.py `flash_attn_supports_fp8`), and from 0.10.0 also on compute 10.0
+ *    (platforms/cuda.py `is_kv_cache_dtype_supported`);
+ *  - float32, up to 0.9.1 (`V1_SUPPORTED_DTYPES`).
+ * From 0.11.0 there is no V0 to fall back to.
+ */
+export function v1Unsupported(
+  version: Version,
+  computeCapability: number,
+  settings: V1Settings = {},
+): string | undefined {
+  if (!atLeast(version, "0.8.0") || atLeast(version, "0.11.0")) return undefined;
+  if (computeCapability < 8.0 && !atLeast(version, "0.10.2")) return "Compute Capability < 8.0";
+  if (settings.kvCacheFp8) {
+    const fa3 = Math.floor(computeCapability) === 9;
+    const ok =
+      atLeast(version, "0.8.2") &&
+      (fa3 || (atLeast(version, "0.10.0") && computeCapability === 10));
+    if (!ok) return "--kv-cache-dtype";
+  }
+  if (settings.float32 && !atLeast(version, "0.9.2")) return "--dtype torch.float32";
+  return undefined;
+}
+
 /**
  * Facts by version (sources):
  *  - V1 engine default from 0.8.0 (vLLM 0.8.0 release notes); V0 removed in 0.11.0 (release notes).
- *    Before 0.10, V1 needed compute capability ≥ 8.0 and fell back to V0 below it ⚠ (V1 FlashAttention
- *    requirement; fallback message "Compute Capability < 8.0 is not supported by the V1 Engine").
- *    `engine` is the stack's vllm.engine, VLLM_USE_V1 in vLLM's environment (envs.py, 0.8.0–0.10.2;
+ *    Where V1 does not support a setting vLLM falls back to V0 (`v1Unsupported`). `engine` is the
+ *    stack's vllm.engine, VLLM_USE_V1 in vLLM's environment (envs.py, 0.8.0–0.10.2;
  *    engine/arg_utils.py asserts an explicit choice is honoured).
  *  - limit-mm-per-prompt key=value rejected from 0.10.0 (vllm #21615); JSON accepted since ≤ 0.9.1.
  *  - --swap-space removed with V1 (reference file §1).
@@ -363,11 +402,13 @@ export function vllmFeatures(
   version: Version,
   computeCapability: number,
   engine?: "v0" | "v1",
+  settings: V1Settings = {},
 ): VllmFeatures {
   const v1 =
     engine !== undefined
       ? engine === "v1"
-      : atLeast(version, "0.8.0") && (atLeast(version, "0.10.0") || computeCapability >= 8.0);
+      : atLeast(version, "0.8.0") &&
+        v1Unsupported(version, computeCapability, settings) === undefined;
   const cudaVersion = atRelease(version, BY_RELEASE.cuda);
   const cudaMajor = Number(cudaVersion.split(".")[0]);
   const vllmTransformers = atRelease(version, BY_RELEASE.transformers);
@@ -376,6 +417,8 @@ export function vllmFeatures(
     engine: v1 ? "v1" : "v0",
     limitMmSyntax: atLeast(version, "0.10.0") ? "json" : "kv",
     swapSpace: !v1,
+    readsUseV1: atLeast(version, "0.8.0") && !atLeast(version, "0.11.0"),
+    hasV0: !atLeast(version, "0.11.0"),
     mmProcessorKwargs: atLeast(version, "0.6.2"),
     cudaGraphsInBudget: atLeast(version, "0.20.0"),
     v2RunnerDense: v1 && atLeast(version, "0.25.0"),

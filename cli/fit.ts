@@ -23,8 +23,9 @@ export const FIT_USAGE = `usage: npm run fit -- (--model <id> | --model-config <
                      [--video-limit K] [--max-pixels P] [--max-num-seqs S] [--max-num-batched-tokens B]
                      [--kv-cache-dtype auto|fp8] [--engine v0|v1] [--tp T] [--pp P] [--enforce-eager]
                      [--json]
-  A log's settings map onto these; what vLLM leaves at its defaults (limits 999 on V1, its batch
-  sizes for the card) is planned as vLLM picks it, except --video-limit, 0 unless given.
+  A log's settings map onto these; what vLLM leaves at its defaults (its batch sizes for the card,
+  its engine) is planned as vLLM picks it. The limits are the stacks' (4 images, no video) unless
+  given: vLLM's own are 999 each on V1 and 1 each on V0 (--image-limit 1 --video-limit 1).
   --engine is VLLM_USE_V1 (0.8.0–0.10.x): v0 for a log whose run set VLLM_USE_V1=0.
   models: ${[...MODELS.keys()].join(", ")}
   GPUs:   ${GPU_NAMES.join(", ")}`;

@@ -386,8 +386,10 @@ export const vllmSchema = z.strictObject({
   swapSpaceGiB: z.number().min(0).optional(),
   /**
    * The engine, as `VLLM_USE_V1` picks it in vLLM's environment (0.8.0–0.10.x, where both exist):
-   * "v0" renders VLLM_USE_V1=0, "v1" VLLM_USE_V1=1. Unset: vLLM's own choice (V1 from 0.8.0 on
-   * compute capability ≥ 8.0, everywhere from 0.10.0; V0 before, and alone up to 0.7.x).
+   * "v0" renders VLLM_USE_V1=0, "v1" VLLM_USE_V1=1. Unset: vLLM's own choice (V1 from 0.8.0 where
+   * it supports the settings, catalogs/vllm.ts `v1Unsupported`: compute capability ≥ 8.0 up to
+   * 0.10.1, an fp8 KV cache only on compute 9.x/10.0, no float32 up to 0.9.1; V0 otherwise, and
+   * alone up to 0.7.x).
    */
   engine: z.enum(["v0", "v1"]).optional(),
   /** vLLM runs as an unprivileged account: ports below 1024 need root (capabilities(7)). */

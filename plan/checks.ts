@@ -20,7 +20,7 @@ import {
   parseVersion,
   newestReleaseWhere,
   unreleasedProblem,
-  vllmAtLeast,
+  v1Unsupported,
   vllmDefaults,
   vllmFeatures,
   type VllmFeatures,
@@ -241,23 +241,24 @@ export function checkVersion(
         message: unreleasedProblem(v.version)!,
       });
   }
+  const v1Settings = { kvCacheFp8: v.kvCacheDtype === "fp8", float32: v.dtype === "float32" };
   if (version && v.engine !== undefined) {
+    // What this release has: V0 alone (before 0.8.0), both (0.8.0–0.10.x), V1 alone (0.11.0 on).
+    const base = vllmFeatures(version, gpu?.computeCapability ?? 8.0);
+    const unsupported = gpu ? v1Unsupported(version, gpu.computeCapability, v1Settings) : undefined;
     const engineProblem =
-      v.engine === "v0" && vllmAtLeast(v.version, "0.11.0")
+      v.engine === "v0" && !base.hasV0
         ? `vLLM ${v.version} has no V0 engine (removed in 0.11.0); remove vllm.engine or pin vLLM ≤ 0.10.2`
-        : v.engine === "v1" && !vllmAtLeast(v.version, "0.8.0")
+        : v.engine === "v1" && !base.readsUseV1 && base.hasV0
           ? `this project plans the V1 engine from vLLM 0.8.0, its first release by default; remove vllm.engine or pin vLLM ≥ 0.8.0`
-          : v.engine === "v1" &&
-              gpu &&
-              gpu.computeCapability < 8.0 &&
-              !vllmAtLeast(v.version, "0.10.0")
-            ? `vLLM ${v.version}'s V1 engine needs compute capability ≥ 8.0 ("Compute Capability < 8.0 is not supported by the V1 Engine"); ${gpu.name} has ${gpu.computeCapability}: remove vllm.engine or pin vLLM ≥ 0.10.0`
+          : v.engine === "v1" && unsupported
+            ? `vLLM ${v.version} refuses it here ("VLLM_USE_V1=1 is not supported with ${unsupported}.": engine/arg_utils.py); remove vllm.engine to let vLLM run V0${unsupported === "Compute Capability < 8.0" ? ", or pin vLLM ≥ 0.10.2" : ""}`
             : undefined;
     if (engineProblem)
       issues.push({ path: "vllm.engine", value: v.engine, message: engineProblem });
   }
   const features =
-    version && gpu ? vllmFeatures(version, gpu.computeCapability, v.engine) : undefined;
+    version && gpu ? vllmFeatures(version, gpu.computeCapability, v.engine, v1Settings) : undefined;
   if (features && gpu && gpu.computeCapability < features.minComputeCapability)
     issues.push({
       path: "vllm.version",
@@ -526,7 +527,7 @@ export function checkModelOnHardware(
       issues.push({
         path: "vllm.swapSpaceGiB",
         value: v.swapSpaceGiB,
-        message: `vLLM ${v.version} runs the V1 engine, which has no --swap-space; remove it`,
+        message: `vLLM ${v.version} runs the V1 engine, which has no --swap-space; remove it${features.hasV0 ? ", or set vllm.engine: v0" : ""}`,
       });
     if ((v.minPixels !== undefined || v.maxPixels !== undefined) && !features.mmProcessorKwargs)
       issues.push({

@@ -9,7 +9,6 @@
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { labVllmBuild } from "../catalogs/locks";
 import { ncclFloorGbps } from "../catalogs/tools";
-import { vllmAtLeast } from "../catalogs/vllm";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
 import type { StackConfig } from "../config/schema";
@@ -256,9 +255,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     dtype,
     vllmVersion: v.version,
     engine: features.engine,
-    ...(v.engine !== undefined &&
-    vllmAtLeast(v.version, "0.8.0") &&
-    !vllmAtLeast(v.version, "0.11.0")
+    ...(v.engine !== undefined && features.readsUseV1
       ? { vllmUseV1: v.engine === "v0" ? ("0" as const) : ("1" as const) }
       : {}),
     features,

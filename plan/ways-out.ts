@@ -4,7 +4,7 @@
 import { GPUS, supportsBf16 } from "../catalogs/gpus";
 import { INSTANCE_TYPES } from "../catalogs/instances";
 import { awqVariantOf, quantizedVariantsOf } from "../catalogs/models";
-import { vllmFeatures } from "../catalogs/vllm";
+import { v1Unsupported, vllmFeatures } from "../catalogs/vllm";
 import type { StackConfig } from "../config/schema";
 import { PIXELS_PER_VISUAL_TOKEN, maxImageTokens, type Dtype } from "./memory";
 import type { Setup } from "./types";
@@ -35,7 +35,19 @@ function instanceWaysOut(s: Setup, hw: Hardware): string[] {
     )
       continue;
     const gpu = GPUS.get(it.gpu)!;
-    const features = vllmFeatures(s.features.version, gpu.computeCapability, s.engineSet);
+    const v1Settings = { kvCacheFp8: s.kvBytes === 1, float32: s.dtype === "float32" };
+    // A stack that asks for V1 cannot move where vLLM refuses it (VLLM_USE_V1=1).
+    if (
+      s.engineSet === "v1" &&
+      v1Unsupported(s.features.version, gpu.computeCapability, v1Settings)
+    )
+      continue;
+    const features = vllmFeatures(
+      s.features.version,
+      gpu.computeCapability,
+      s.engineSet,
+      v1Settings,
+    );
     if (gpu.computeCapability < features.minComputeCapability) continue;
     for (const m of models) {
       if (m.quantization && quantizationProblem(m.quantization, gpu, it.gpuCount, []) !== undefined)

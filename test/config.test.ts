@@ -228,6 +228,32 @@ describe("broken configs", () => {
     expect(p.engine).toBe("v0");
   });
 
+  it("unset, the engine is the one vLLM falls back to: V0 where V1 does not support the settings (0.8–0.10)", () => {
+    const engineOf = (
+      version: string,
+      instanceType: string,
+      vllm: Record<string, unknown> = {},
+    ) => {
+      const lock = testLock(version);
+      return planStack(
+        {
+          ...good(),
+          target: { kind: "aws", region: "us-east-1", instanceType },
+          vllm: { version, maxModelLen: 16640, ...vllm },
+          provisioning: { pythonLock: lock.path },
+        },
+        { locks: lock.locks },
+      ).engine;
+    };
+    expect(engineOf("0.10.1", "g4dn.xlarge")).toBe("v0"); // "Compute Capability < 8.0" (T4)
+    expect(engineOf("0.10.2", "g4dn.xlarge")).toBe("v1");
+    expect(engineOf("0.9.2", "g5.xlarge", { kvCacheDtype: "fp8" })).toBe("v0"); // A10G, no FA3
+    expect(engineOf("0.9.2", "p5.48xlarge", { kvCacheDtype: "fp8", tensorParallelSize: 4 })).toBe(
+      "v1",
+    ); // H100
+    expect(engineOf("0.9.2", "g5.xlarge")).toBe("v1");
+  });
+
   it("vllm.engine: what VLLM_USE_V1 cannot choose is refused with the release and the way out", () => {
     const engineIssue = (version: string, engine: string, instanceType = "g5.xlarge") =>
       errorsOf({
@@ -237,10 +263,19 @@ describe("broken configs", () => {
       }).issues.find((i) => i.path === "vllm.engine");
     // vLLM 0.11.0 removed V0 (release notes).
     expect(engineIssue("0.11.0", "v0")!.message).toMatch(/no V0 engine.*pin vLLM ≤ 0.10.2/);
-    // Before 0.10.0 V1 needs compute capability 8.0: a T4 (g4dn) is 7.5.
-    expect(engineIssue("0.9.2", "v1", "g4dn.xlarge")!.message).toMatch(
-      /V1 engine needs compute capability ≥ 8.0.*T4 has 7.5.*pin vLLM ≥ 0.10.0/,
-    );
+    // Up to 0.10.1 V1 needs compute capability 8.0 (a T4, g4dn, is 7.5): forced, vLLM refuses.
+    for (const version of ["0.9.2", "0.10.1"])
+      expect(engineIssue(version, "v1", "g4dn.xlarge")!.message).toMatch(
+        /VLLM_USE_V1=1 is not supported with Compute Capability < 8.0.*pin vLLM ≥ 0.10.2/,
+      );
+    expect(engineIssue("0.10.2", "v1", "g4dn.xlarge")).toBeUndefined();
+    // An fp8 KV cache before Hopper, and float32 up to 0.9.1.
+    expect(
+      errorsOf({
+        ...good(),
+        vllm: { version: "0.9.2", maxModelLen: 8192, engine: "v1", kvCacheDtype: "fp8" },
+      }).issues.find((i) => i.path === "vllm.engine")!.message,
+    ).toMatch(/not supported with --kv-cache-dtype/);
     expect(engineIssue("0.7.3", "v1")!.message).toMatch(/V1 engine from vLLM 0.8.0/);
     expect(
       errorsOf({ ...good(), vllm: { engine: "v2" } }).issues.find((i) => i.path === "vllm.engine")!

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { PROJECT_ROOT, readStackFile } from "../config/stack-file";
-import { planStack } from "../plan";
+import { planStack, previewStack } from "../plan";
 import { STEPS, renderProvisioning, stepDigest, type NodeBundle } from "../provisioning/render";
 import { NODE_ETC, NODE_HOME } from "../plan/layout";
 import { HOST_ADDRESS, MIRROR_PORT, NODE_ADDRESS } from "../lab/lab";
@@ -263,9 +263,9 @@ describe("renderProvisioning", () => {
     expect(v0.engine).toBe("v0");
     expect(unit(v0)).toMatch(/^Environment=VLLM_USE_V1=0$/m);
     expect(planToText(v0)).toMatch(/vLLM {7}VLLM_USE_V1=0 vllm serve /);
-    // V0 keeps --swap-space; the V1 plan of the same stack refuses it.
-    expect(() =>
-      planStack(
+    // V0 keeps --swap-space; the V1 plan of the same stack refuses it and names vllm.engine.
+    const swap = (engine: "v0" | "v1") =>
+      previewStack(
         {
           model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
           target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
@@ -273,14 +273,18 @@ describe("renderProvisioning", () => {
             version: "0.9.2",
             maxModelLen: 8192,
             maxPixels: 1003520,
-            engine: "v0",
+            engine,
             swapSpaceGiB: 4,
           },
           provisioning: { pythonLock: lock.path },
         },
         { locks: lock.locks },
-      ),
-    ).not.toThrow();
+      );
+    expect(swap("v0").problems).toEqual([]);
+    expect(swap("v0").plan.vllmArgs.join(" ")).toContain("--swap-space 4");
+    expect(() => swap("v1")).toThrow(
+      /vllm.swapSpaceGiB: 4 — .*no --swap-space; remove it, or set vllm.engine: v0/,
+    );
     expect(unit(stack("v1"))).toMatch(/^Environment=VLLM_USE_V1=1$/m);
     const auto = stack();
     expect(auto.engine).toBe("v1"); // an A10G (8.6) at 0.9.2
