@@ -9,6 +9,7 @@ import {
   planProblems,
   SINGLE_GPU_7B_SETUP,
   setupFor,
+  stackAt,
   testLock,
 } from "./support/plans";
 import { MODELS, quantizedVariantsOf } from "../catalogs/models";
@@ -304,30 +305,15 @@ describe("the vision profile as vLLM V0 runs it (worker/model_runner.py _dummy_r
   });
 
   it("the plan warns that 0.8.2's profile leaves the vision tower out", () => {
-    const p = planStack(
-      {
-        model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
-        target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.xlarge" },
-        vllm: { version: "0.8.2", maxModelLen: 20480, imageLimit: 1, videoLimit: 1 },
-        provisioning: { pythonLock: testLock("0.8.2").path },
-      },
-      { locks: testLock("0.8.2").locks },
-    );
+    const settings = { maxModelLen: 20480, imageLimit: 1, videoLimit: 1 };
+    const p = planStack(...stackAt("0.8.2", settings, "g4dn.xlarge"));
     expect(p.engine).toBe("v0");
     expect(p.warnings.join("\n")).toMatch(
       /vLLM 0\.8\.2 \(V0\) profiles no image: .*32768 tokens.*20480-token share/,
     );
     expect(planToText(p)).toContain("V0 drops its 32,768-token dummy prompt");
     // 0.8.3 profiles the image and the video, and says so.
-    const whole = planStack(
-      {
-        model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
-        target: { kind: "aws", region: "us-east-1", instanceType: "g4dn.xlarge" },
-        vllm: { version: "0.8.3", maxModelLen: 20480, imageLimit: 1, videoLimit: 1 },
-        provisioning: { pythonLock: testLock("0.8.3").path },
-      },
-      { locks: testLock("0.8.3").locks },
-    );
+    const whole = planStack(...stackAt("0.8.3", settings, "g4dn.xlarge"));
     expect(whole.warnings.join("\n")).not.toMatch(/profiles no image/);
     expect(planToText(whole)).toContain(
       "1 × image and 1 × video of 1 frame, 32,768 visual tokens in all [modelled]; V0 engine",

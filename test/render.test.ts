@@ -11,7 +11,7 @@ import { NODE_ETC, NODE_HOME } from "../plan/layout";
 import { HOST_ADDRESS, MIRROR_PORT, NODE_ADDRESS } from "../lab/lab";
 import { MODEL_MIRROR_LAYOUT } from "../lab/mirror";
 import { planToText } from "../plan/report";
-import { testLock } from "./support/plans";
+import { stackAt } from "./support/plans";
 
 const plan = (stack: string) => planStack(readStackFile(stack).sections, { stack });
 const file = (b: NodeBundle, path: string) => b.files.find((f) => f.path === path)?.content;
@@ -235,22 +235,9 @@ describe("renderProvisioning", () => {
   });
 
   it("vllm.engine: VLLM_USE_V1 in the unit and before the plan's command line (0.8.0–0.10.x); unset, neither", () => {
-    const lock = testLock("0.9.2");
+    const base = { maxModelLen: 8192, maxPixels: 1003520 };
     const stack = (engine?: "v0" | "v1") =>
-      planStack(
-        {
-          model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
-          target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
-          vllm: {
-            version: "0.9.2",
-            maxModelLen: 8192,
-            maxPixels: 1003520,
-            ...(engine ? { engine } : {}),
-          },
-          provisioning: { pythonLock: lock.path },
-        },
-        { locks: lock.locks },
-      );
+      planStack(...stackAt("0.9.2", { ...base, ...(engine ? { engine } : {}) }));
     const unit = (p: ReturnType<typeof stack>) =>
       file(
         renderProvisioning(p, {
@@ -265,21 +252,7 @@ describe("renderProvisioning", () => {
     expect(planToText(v0)).toMatch(/vLLM {7}VLLM_USE_V1=0 vllm serve /);
     // V0 keeps --swap-space; the V1 plan of the same stack refuses it and names vllm.engine.
     const swap = (engine: "v0" | "v1") =>
-      previewStack(
-        {
-          model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
-          target: { kind: "aws", region: "us-east-1", instanceType: "g5.xlarge" },
-          vllm: {
-            version: "0.9.2",
-            maxModelLen: 8192,
-            maxPixels: 1003520,
-            engine,
-            swapSpaceGiB: 4,
-          },
-          provisioning: { pythonLock: lock.path },
-        },
-        { locks: lock.locks },
-      );
+      previewStack(...stackAt("0.9.2", { ...base, engine, swapSpaceGiB: 4 }));
     expect(swap("v0").problems).toEqual([]);
     expect(swap("v0").plan.vllmArgs.join(" ")).toContain("--swap-space 4");
     expect(() => swap("v1")).toThrow(

@@ -77,6 +77,28 @@ export function testLock(
 }
 
 /**
+ * A stack of Qwen2-VL-2B on an AWS instance (default g5.xlarge) at vLLM `version`, with a test lock
+ * for that release: the raw sections and the plan options that know the lock, for planStack or
+ * previewStack.
+ */
+export function stackAt(
+  version: string,
+  vllm: Record<string, unknown>,
+  instanceType = "g5.xlarge",
+): [Record<string, unknown>, PlanOptions] {
+  const lock = testLock(version);
+  return [
+    {
+      model: { id: "Qwen/Qwen2-VL-2B-Instruct", revision: "a".repeat(40) },
+      target: { kind: "aws", region: "us-east-1", instanceType },
+      vllm: { version, ...vllm },
+      provisioning: { pythonLock: lock.path },
+    },
+    { locks: lock.locks },
+  ];
+}
+
+/**
  * The single-gpu stack's memory setup: Qwen2-VL-7B on one A10G at vLLM 0.11.0, max-model-len 8192,
  * utilization 0.8, 4 images of at most 1003520 px, no video, eager (the hand-computed plan's case).
  */
