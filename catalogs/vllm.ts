@@ -351,6 +351,14 @@ export interface V1Settings {
   readonly float32?: boolean;
 }
 
+/** A stack's vllm section as the V1 oracle sees it. */
+export function v1SettingsOf(v: {
+  readonly kvCacheDtype: string;
+  readonly dtype: string;
+}): V1Settings {
+  return { kvCacheFp8: v.kvCacheDtype === "fp8", float32: v.dtype === "float32" };
+}
+
 /**
  * Why vLLM 0.8.0–0.10.2 would not run V1 here (engine/arg_utils.py `_is_v1_supported_oracle`):
  * the feature name it logs before falling back to V0 ("<feature> is not supported by the V1

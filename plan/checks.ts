@@ -20,6 +20,7 @@ import {
   parseVersion,
   newestReleaseWhere,
   unreleasedProblem,
+  v1SettingsOf,
   v1Unsupported,
   vllmDefaults,
   vllmFeatures,
@@ -241,7 +242,7 @@ export function checkVersion(
         message: unreleasedProblem(v.version)!,
       });
   }
-  const v1Settings = { kvCacheFp8: v.kvCacheDtype === "fp8", float32: v.dtype === "float32" };
+  const v1Settings = v1SettingsOf(v);
   if (version && v.engine !== undefined) {
     // What this release has: V0 alone (before 0.8.0), both (0.8.0–0.10.x), V1 alone (0.11.0 on).
     const base = vllmFeatures(version, gpu?.computeCapability ?? 8.0);

@@ -8,6 +8,7 @@
  */
 import { INSTANCE_TYPES, vcpuQuota } from "../catalogs/instances";
 import { labVllmBuild } from "../catalogs/locks";
+import { v1SettingsOf } from "../catalogs/vllm";
 import { ncclFloorGbps } from "../catalogs/tools";
 import { ConfigError, type Issue } from "../config/errors";
 import { parseSections } from "../config/parse";
@@ -194,6 +195,7 @@ export function previewConfig(c: StackConfig, opts: PlanOptions = {}): PlanPrevi
     ...(v.maxNumBatchedTokens !== undefined ? { maxNumBatchedTokens: v.maxNumBatchedTokens } : {}),
     ...(v.maxNumSeqs !== undefined ? { maxNumSeqs: v.maxNumSeqs } : {}),
     ...(v.engine !== undefined ? { engineSet: v.engine } : {}),
+    v1Settings: v1SettingsOf(v),
   };
   const memory = planMemory(setup);
   const binding = memory.stages.reduce((a, b) => (b.kvCacheTokens < a.kvCacheTokens ? b : a));

@@ -7,7 +7,7 @@ import type { DefaultedField } from "../catalogs/hf-config-defaults";
 import type { ModelSpec } from "../catalogs/models";
 import type { LockSummary } from "../catalogs/locks";
 import type { PortName } from "../catalogs/ports";
-import type { VllmFeatures } from "../catalogs/vllm";
+import type { V1Settings, VllmFeatures } from "../catalogs/vllm";
 import type {
   AwsTarget,
   HostConfig,
@@ -254,6 +254,8 @@ export interface Setup {
   readonly maxNumSeqs?: number;
   /** vllm.engine where the stack sets it (VLLM_USE_V1); `features.engine` is what runs. */
   readonly engineSet?: "v0" | "v1";
+  /** What vLLM's V1 oracle reads of the stack (`v1SettingsOf`), for other cards' engines. */
+  readonly v1Settings?: V1Settings;
 }
 
 export interface PlanOptions {

@@ -35,7 +35,7 @@ function instanceWaysOut(s: Setup, hw: Hardware): string[] {
     )
       continue;
     const gpu = GPUS.get(it.gpu)!;
-    const v1Settings = { kvCacheFp8: s.kvBytes === 1, float32: s.dtype === "float32" };
+    const v1Settings = s.v1Settings ?? {};
     // A stack that asks for V1 cannot move where vLLM refuses it (VLLM_USE_V1=1).
     if (
       s.engineSet === "v1" &&
