@@ -175,6 +175,13 @@ describe("fit", () => {
     expect(v0.kvCacheTokens).toBe(
       planMemory(VL_LIMITS.find((c) => c.id === "C09")!.setup).kvCacheTokens,
     );
+    // Ways out keep the engine asked for: no T4 (compute 7.5) for V1 at 0.9.2, which vLLM refuses.
+    const waysOut = (engine: string) =>
+      fit(
+        `--model Qwen/Qwen2.5-VL-7B-Instruct --instance-type g5.xlarge --max-model-len 128000 --vllm-version 0.9.2 --max-pixels 1003520${engine}`,
+      ).output;
+    expect(waysOut("")).toMatch(/on g4dn\.12xlarge \(4 × T4/);
+    expect(waysOut(" --engine v1")).not.toMatch(/g4dn/);
     // The batch sizes and the KV cache's dtype are the log's too.
     const given = JSON.parse(
       fit(
